@@ -1,0 +1,55 @@
+import Foundation
+import Logging
+import Store
+
+/// Deployment settings read from the environment (DESIGN §3); invalid values stop the process.
+struct AppConfiguration: Sendable {
+    var databaseURL: String?
+    var host: String
+    var port: Int
+    var maxConcurrency: Int
+    var poolSize: Int
+    var queues: [String]
+    var pollInterval: Duration
+    var heartbeatInterval: Duration
+    var heartbeatTTL: Duration
+    var electionInterval: Duration
+    var shutdownGrace: Duration
+    var jobRetention: Duration
+    var replicaName: String
+    var diagnosticJobs: Bool
+    var logLevel: Logger.Level
+
+    /// Reads and validates the environment.
+    init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let env = EnvironmentReader(values: environment)
+        databaseURL = env.string("ORCH_DATABASE_URL")
+        host = env.string("ORCH_HOST") ?? "0.0.0.0"
+        port = try env.integer("ORCH_PORT", default: 8080, range: 0...65535)
+        maxConcurrency = try env.integer("ORCH_MAX_CONCURRENCY", default: 4, range: 1...1024)
+        poolSize = try env.integer("ORCH_DB_POOL_SIZE", default: min(maxConcurrency, 16) + 4, range: 2...512)
+        queues = (env.string("ORCH_QUEUES") ?? "default").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if queues.isEmpty { throw ConfigurationError(key: "ORCH_QUEUES", problem: "names no queue") }
+        pollInterval = try env.duration("ORCH_POLL_INTERVAL", default: .seconds(2))
+        heartbeatInterval = try env.duration("ORCH_HEARTBEAT_INTERVAL", default: .seconds(5))
+        heartbeatTTL = try env.duration("ORCH_HEARTBEAT_TTL", default: heartbeatInterval * 3)
+        guard heartbeatTTL >= heartbeatInterval * 2 else {
+            throw ConfigurationError(key: "ORCH_HEARTBEAT_TTL", problem: "must be at least twice ORCH_HEARTBEAT_INTERVAL (\(heartbeatInterval)), or one late beat loses every lease")
+        }
+        electionInterval = try env.duration("ORCH_ELECTION_INTERVAL", default: heartbeatInterval)
+        shutdownGrace = try env.duration("ORCH_SHUTDOWN_GRACE", default: .seconds(20))
+        jobRetention = try env.duration("ORCH_JOB_RETENTION", default: .seconds(7 * 86400))
+        replicaName = env.string("ORCH_REPLICA_NAME") ?? ProcessInfo.processInfo.hostName
+        diagnosticJobs = try env.flag("ORCH_DIAGNOSTIC_JOBS", default: false)
+        let level = env.string("ORCH_LOG_LEVEL") ?? "info"
+        guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+            throw ConfigurationError(key: "ORCH_LOG_LEVEL", problem: "expected trace, debug, info, notice, warning, error or critical, got '\(level)'")
+        }
+        logLevel = parsed
+    }
+
+    /// The pool settings for this process.
+    func database(applicationName: String) -> DatabaseConfiguration {
+        DatabaseConfiguration(connectionString: databaseURL, applicationName: applicationName, maxConnections: poolSize)
+    }
+}

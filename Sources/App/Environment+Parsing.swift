@@ -1,0 +1,45 @@
+/// Typed reads of environment variables, each failing with the variable's name.
+struct EnvironmentReader {
+    let values: [String: String]
+
+    func string(_ key: String) -> String? {
+        guard let value = values[key]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        return value
+    }
+
+    func integer(_ key: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = string(key) else { return fallback }
+        guard let value = Int(text), range.contains(value) else {
+            throw ConfigurationError(key: key, problem: "expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+        }
+        return value
+    }
+
+    func flag(_ key: String, default fallback: Bool) throws -> Bool {
+        guard let text = string(key)?.lowercased() else { return fallback }
+        switch text {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ConfigurationError(key: key, problem: "expected 1/0, true/false, yes/no or on/off, got '\(text)'")
+        }
+    }
+
+    /// A duration: a number of seconds (`5`, `0.5`) or with a unit (`250ms`, `5s`, `2m`, `1h`).
+    func duration(_ key: String, default fallback: Duration) throws -> Duration {
+        guard let text = string(key) else { return fallback }
+        guard let value = Self.parseDuration(text), value > .zero else {
+            throw ConfigurationError(key: key, problem: "expected a positive duration such as 5, 250ms, 5s, 2m or 1h, got '\(text)'")
+        }
+        return value
+    }
+
+    static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            guard let number = Double(text.dropLast(suffix.count)), number.isFinite, number >= 0 else { return nil }
+            return .milliseconds(Int64(number * scale * 1000))
+        }
+        guard let number = Double(text), number.isFinite, number >= 0 else { return nil }
+        return .milliseconds(Int64(number * 1000))
+    }
+}

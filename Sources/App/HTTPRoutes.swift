@@ -1,0 +1,55 @@
+import Foundation
+import Hummingbird
+import Store
+
+/// `{"status":"ok","service":"orchestrator"}`: the seed service's liveness body.
+struct HealthBody: ResponseCodable {
+    let status: String
+    let service: String
+}
+
+/// The readiness body.
+struct ReadyBody: ResponseCodable {
+    let status: String
+    let database: String
+}
+
+/// The seed's error shape: `{"ok":false,"error":"…"}`.
+struct ErrorBody: ResponseCodable {
+    let ok: Bool
+    let error: String
+
+    init(_ error: String) {
+        self.ok = false
+        self.error = error
+    }
+}
+
+/// Builds the HTTP router.
+enum HTTPRoutes {
+    static func router(pool: ConnectionPool) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ in
+            HealthBody(status: "ok", service: "orchestrator")
+        }
+        router.get("/health/ready") { _, context -> Response in
+            do {
+                try await pool.query("SELECT 1")
+                return json(ReadyBody(status: "ready", database: "ok"))
+            } catch {
+                context.logger.warning("readiness check failed", metadata: ["db.error": "\(error)"])
+                return json(ErrorBody("database unavailable"), status: .serviceUnavailable)
+            }
+        }
+        return router
+    }
+}
+
+/// A JSON response with an explicit status (never a bodiless error).
+func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+    let data = (try? JSONEncoder().encode(value)) ?? Data(#"{"ok":false,"error":"response encoding failed"}"#.utf8)
+    return Response(
+        status: status,
+        headers: [.contentType: "application/json; charset=utf-8"],
+        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import Store
+import Workers
+
+/// Wires one replica: pool, migrations, registration, startup recovery and the service group.
+enum ReplicaRuntime {
+    static func run(configuration: AppConfiguration, role: ReplicaRole, migrate: Bool, logger baseLogger: Logger) async throws {
+        let pid = Int(ProcessInfo.processInfo.processIdentifier)
+        let host = ProcessInfo.processInfo.hostName
+        let replicaID = "\(configuration.replicaName.prefix(40))-\(UUID().uuidString.prefix(8).lowercased())"
+        var logger = baseLogger
+        logger[metadataKey: "replica.id"] = "\(replicaID)"
+        let pool = ConnectionPool(
+            configuration: configuration.database(applicationName: "orchestrator \(replicaID)".prefix(63).description), logger: logger)
+        do {
+            try await waitForDatabase(pool: pool, logger: logger)
+            if migrate {
+                try await Migrator(pool: pool, directory: Migrator.defaultDirectory(), logger: logger).migrate()
+            }
+            try await serve(configuration: configuration, role: role, replicaID: replicaID, pid: pid, host: host, pool: pool, logger: logger)
+        } catch {
+            await pool.close()
+            throw error
+        }
+        await pool.close()
+    }
+
+    /// Waits (with backoff, up to a minute) for the database, so replicas can start before it.
+    private static func waitForDatabase(pool: ConnectionPool, logger: Logger) async throws {
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while true {
+            do {
+                try await pool.query("SELECT 1")
+                return
+            } catch let error as PostgresError where error.isConnectionLost && ContinuousClock.now < deadline {
+                logger.warning("database not reachable yet", metadata: ["db.error": "\(error)"])
+                try await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+
+    private static func serve(
+        configuration: AppConfiguration, role: ReplicaRole, replicaID: String, pid: Int, host: String, pool: ConnectionPool, logger: Logger
+    ) async throws {
+        let jobs = JobStore(pool: pool)
+        let replicas = ReplicaStore(pool: pool)
+        try await replicas.register(id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue)
+        let recovered = try await replicas.recoverPreviousIncarnations(
+            id: replicaID, name: configuration.replicaName, host: host, staleAfter: configuration.heartbeatTTL,
+            isDead: { otherPID in otherPID == pid || (kill(pid_t(otherPID), 0) != 0 && errno == ESRCH) })
+        if !recovered.isEmpty {
+            logger.warning("requeued jobs of a previous incarnation", metadata: ["job.ids": "\(recovered.prefix(20))", "job.count": "\(recovered.count)"])
+        }
+
+        let listener = Listener(pool: pool, logger: logger)
+        var services: [any Service] = [ListenerService(listener: listener)]
+        var worker: QueueWorker?
+        if role.runsWorkers {
+            var registry = JobRegistry()
+            if configuration.diagnosticJobs {
+                try await DiagnosticStore(pool: pool).prepare()
+                DiagnosticJobs.register(in: &registry, pool: pool, replicaID: replicaID)
+            }
+            worker = QueueWorker(
+                configuration: .init(
+                    replicaID: replicaID, queues: configuration.queues, maxConcurrency: configuration.maxConcurrency,
+                    batchSize: min(configuration.maxConcurrency, 10), pollInterval: configuration.pollInterval,
+                    leaseDuration: configuration.heartbeatTTL, gracePeriod: configuration.shutdownGrace),
+                store: jobs, registry: registry, listener: listener, logger: logger)
+        }
+        let runningWorker = worker
+        services.append(ReplicaHeartbeat(
+            identity: .init(id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue),
+            interval: configuration.heartbeatInterval, lease: configuration.heartbeatTTL, jobs: jobs, replicas: replicas, logger: logger,
+            onCancelRequested: { runningWorker?.cancel(jobIDs: $0) }))
+        if role.runsWorkers {
+            services.append(LeaderElector(
+                replicaID: replicaID, pool: pool, interval: configuration.electionInterval,
+                duties: QueueMaintenance.duties(
+                    pool: pool, heartbeatInterval: configuration.heartbeatInterval, heartbeatTTL: configuration.heartbeatTTL,
+                    retention: configuration.jobRetention, logger: logger),
+                logger: logger))
+        }
+        if let worker { services.append(worker) }
+        if role.servesHTTP {
+            services.append(Application(
+                router: HTTPRoutes.router(pool: pool),
+                configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orchestrator"),
+                logger: logger))
+        }
+        logger.info("replica starting", metadata: [
+            "replica.role": "\(role.rawValue)", "replica.name": "\(configuration.replicaName)", "replica.pid": "\(pid)",
+        ])
+        // Shutdown runs in reverse order: HTTP first, then the worker hands its jobs back, then the
+        // leader steps down, the heartbeat marks the replica stopped, and the listener closes last.
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}

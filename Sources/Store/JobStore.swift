@@ -1,0 +1,305 @@
+import Foundation
+
+/// The job queue's SQL: enqueue, claim, fenced completion, retry, cancel, rescue and pruning.
+public struct JobStore: Sendable {
+    let pool: ConnectionPool
+
+    /// Creates a store over a pool.
+    public init(pool: ConnectionPool) {
+        self.pool = pool
+    }
+
+    /// The outcome of a failure report.
+    public enum FailOutcome: Sendable, Equatable {
+        /// Back in the queue, due at `runAt`.
+        case retrying(runAt: Date)
+        /// Attempts exhausted (or not retryable): the job is `failed` with its error kept.
+        case failed
+        /// The job is no longer ours (rescued and re-claimed, cancelled, …); nothing was written.
+        case notOwner
+    }
+
+    /// The outcome of a cancel request.
+    public enum CancelOutcome: String, Sendable {
+        /// It was queued and is now cancelled.
+        case cancelled
+        /// It is running; its owner was signalled to stop it.
+        case signalled
+        /// It had already finished.
+        case alreadyFinished
+        /// No such job.
+        case notFound
+    }
+
+    // MARK: Enqueue
+
+    /// Enqueues jobs on the caller's connection (so inside the caller's transaction, if any) and
+    /// notifies listeners in the same transaction. Returns the new ids in order; `nil` where a
+    /// `dedupeKey` already had a queued or running job.
+    @discardableResult
+    public func enqueue(_ jobs: [NewJob], on connection: Connection) async throws -> [Int64?] {
+        guard !jobs.isEmpty else { return [] }
+        let result = try await connection.query("""
+            WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int[], $5::timestamptz[], $6::int[], $7::text[])
+                    WITH ORDINALITY AS t(kind, queue, payload, priority, run_at, max_attempts, dedupe_key, ord)
+            ), inserted AS (
+                INSERT INTO jobs (kind, queue, payload, priority, run_at, max_attempts, dedupe_key)
+                SELECT kind, queue, payload, priority, coalesce(run_at, now()), max_attempts, dedupe_key
+                FROM input ORDER BY ord
+                ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
+                RETURNING id, queue, run_at, dedupe_key
+            ), notified AS (
+                SELECT pg_notify('orch_jobs', q.queue) FROM (SELECT DISTINCT queue FROM inserted WHERE run_at <= now()) q
+            )
+            SELECT id, dedupe_key, (SELECT count(*) FROM notified) AS notified FROM inserted ORDER BY id
+            """,
+            [
+                PostgresArray(jobs.map(\.kind)), PostgresArray(jobs.map(\.queue)), PostgresArray(jobs.map(\.payload)),
+                PostgresArray(jobs.map(\.priority)), PostgresArray(jobs.map(\.runAt)), PostgresArray(jobs.map(\.maxAttempts)),
+                PostgresArray(jobs.map(\.dedupeKey)),
+            ])
+        // Rows come back in insertion order (ids are increasing); keyed rows are matched by key.
+        var byKey: [String: Int64] = [:]
+        var unkeyed: [Int64] = []
+        for row in result.rows {
+            let id: Int64 = try row.decode("id")
+            if let key: String = try row.decode("dedupe_key") { byKey[key] = id } else { unkeyed.append(id) }
+        }
+        var unkeyedIterator = unkeyed.makeIterator()
+        return jobs.map { job in
+            if let key = job.dedupeKey { return byKey.removeValue(forKey: key) }
+            return unkeyedIterator.next()
+        }
+    }
+
+    /// Enqueues one job in a transaction of its own.
+    @discardableResult
+    public func enqueue(_ job: NewJob) async throws -> Int64? {
+        try await pool.withConnection { try await enqueue([job], on: $0).first ?? nil }
+    }
+
+    /// Enqueues jobs in a transaction of their own.
+    @discardableResult
+    public func enqueue(_ jobs: [NewJob]) async throws -> [Int64?] {
+        try await pool.withConnection { try await enqueue(jobs, on: $0) }
+    }
+
+    // MARK: Claim and finish
+
+    /// Claims up to `limit` due jobs from `queues` for `replicaID`, leasing them for `lease`.
+    public func claim(queues: [String], replicaID: String, limit: Int, lease: Duration) async throws -> [Job] {
+        guard limit > 0 else { return [] }
+        let result = try await pool.query("""
+            WITH candidates AS (
+                SELECT id FROM jobs
+                WHERE status = 'queued' AND run_at <= now() AND queue = ANY($1::text[])
+                ORDER BY priority, run_at, id
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE jobs j
+            SET status = 'running', attempt = j.attempt + 1, locked_by = $3, claimed_at = now(),
+                lease_expires_at = now() + make_interval(secs => $4::float8), finished_at = NULL
+            FROM candidates c
+            WHERE j.id = c.id
+            RETURNING j.*
+            """,
+            [PostgresArray(queues), limit, replicaID, lease])
+        return try result.rows.map(Job.init(row:)).sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
+    }
+
+    /// Marks claimed jobs completed in one statement. Fenced: only rows still running under the
+    /// same replica and attempt change. Returns the ids that were completed.
+    @discardableResult
+    public func complete(_ leases: [JobLease]) async throws -> Set<Int64> {
+        guard !leases.isEmpty else { return [] }
+        let result = try await pool.query("""
+            UPDATE jobs j
+            SET status = 'completed', finished_at = now(), lease_expires_at = NULL
+            FROM unnest($1::bigint[], $2::text[], $3::int[]) AS f(id, replica, attempt)
+            WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = f.replica AND j.attempt = f.attempt
+            RETURNING j.id
+            """,
+            [PostgresArray(leases.map(\.jobID)), PostgresArray(leases.map(\.replicaID)), PostgresArray(leases.map(\.attempt))])
+        return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
+    }
+
+    /// Marks one claimed job completed; `false` when the lease was no longer ours.
+    public func complete(_ lease: JobLease) async throws -> Bool {
+        try await complete([lease]).contains(lease.jobID)
+    }
+
+    /// Records a failed attempt: back to the queue after `retryDelay` while attempts remain (and
+    /// `retryable`), else `failed`. `error` is kept in `last_error` either way. Fenced.
+    public func fail(_ lease: JobLease, error: String, retryDelay: Duration, retryable: Bool = true) async throws -> FailOutcome {
+        let result = try await pool.query("""
+            WITH target AS (
+                SELECT id, (NOT $5::bool OR attempt >= max_attempts) AS final FROM jobs
+                WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempt = $3
+                FOR UPDATE
+            )
+            UPDATE jobs j
+            SET status = CASE WHEN t.final THEN 'failed' ELSE 'queued' END,
+                run_at = CASE WHEN t.final THEN j.run_at ELSE now() + make_interval(secs => $4::float8) END,
+                finished_at = CASE WHEN t.final THEN now() END,
+                lease_expires_at = NULL,
+                last_error = $6
+            FROM target t
+            WHERE j.id = t.id
+            RETURNING j.status, j.run_at
+            """,
+            [lease.jobID, lease.replicaID, lease.attempt, retryDelay, retryable, String(error.prefix(8000))])
+        guard let row = result.first else { return .notOwner }
+        let status: JobStatus = try row.decode("status")
+        return status == .failed ? .failed : .retrying(runAt: try row.decode("run_at"))
+    }
+
+    /// Gives a running job back to the queue at once without spending an attempt (graceful shutdown).
+    public func handBack(_ leases: [JobLease], reason: String) async throws -> Set<Int64> {
+        guard !leases.isEmpty else { return [] }
+        let result = try await pool.query("""
+            WITH returned AS (
+                UPDATE jobs j
+                SET status = 'queued', attempt = j.attempt - 1, run_at = now(), lease_expires_at = NULL,
+                    locked_by = NULL, last_error = $4
+                FROM unnest($1::bigint[], $2::text[], $3::int[]) AS f(id, replica, attempt)
+                WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = f.replica AND j.attempt = f.attempt
+                RETURNING j.id, j.queue
+            ), notified AS (
+                SELECT pg_notify('orch_jobs', q.queue) FROM (SELECT DISTINCT queue FROM returned) q
+            )
+            SELECT id, (SELECT count(*) FROM notified) AS notified FROM returned
+            """,
+            [PostgresArray(leases.map(\.jobID)), PostgresArray(leases.map(\.replicaID)), PostgresArray(leases.map(\.attempt)), reason])
+        return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
+    }
+
+    /// Marks a running job cancelled after its owner stopped it. Fenced.
+    public func markCancelled(_ lease: JobLease, reason: String) async throws -> Bool {
+        let result = try await pool.query("""
+            UPDATE jobs SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL, last_error = $4
+            WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempt = $3
+            """,
+            [lease.jobID, lease.replicaID, lease.attempt, reason])
+        return result.affectedRows == 1
+    }
+
+    /// Cancels a job: a queued one in place; a running one is flagged and its owner notified on
+    /// `orch_cancel` so it kills the work (the owner then records `cancelled`).
+    public func cancel(jobID: Int64, reason: String = "cancelled by operator") async throws -> CancelOutcome {
+        try await pool.withTransaction { connection in
+            guard let row = try await connection.query("SELECT status FROM jobs WHERE id = $1 FOR UPDATE", [jobID]).first else {
+                return .notFound
+            }
+            switch try row.decode("status", as: JobStatus.self) {
+            case .queued:
+                try await connection.query(
+                    "UPDATE jobs SET status = 'cancelled', finished_at = now(), last_error = $2 WHERE id = $1", [jobID, reason])
+                return .cancelled
+            case .running:
+                try await connection.query("UPDATE jobs SET cancel_requested = true WHERE id = $1", [jobID])
+                try await connection.query("SELECT pg_notify('orch_cancel', $1)", [String(jobID)])
+                return .signalled
+            case .completed, .failed, .cancelled:
+                return .alreadyFinished
+            }
+        }
+    }
+
+    // MARK: Liveness
+
+    /// Extends the leases of every job `replicaID` is running and stamps its heartbeat, in one
+    /// statement. Returns whether the replica row still exists and the ids of its running jobs
+    /// whose cancellation was requested.
+    public func heartbeat(replicaID: String, lease: Duration) async throws -> (replicaKnown: Bool, cancelRequested: [Int64]) {
+        let result = try await pool.query("""
+            WITH replica AS (
+                UPDATE replicas SET heartbeat_at = now() WHERE id = $1 RETURNING id
+            ), extended AS (
+                UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2::float8)
+                WHERE status = 'running' AND locked_by = $1 AND EXISTS (SELECT 1 FROM replica)
+                RETURNING id, cancel_requested
+            )
+            SELECT (SELECT count(*) FROM replica) AS known, id, cancel_requested
+            FROM (SELECT 1) one LEFT JOIN extended ON true
+            """,
+            [replicaID, lease])
+        let known = try result.first?.decode("known", as: Int.self) ?? 0
+        let cancelled = try result.rows.compactMap { row -> Int64? in
+            guard try row.decode("cancel_requested", as: Bool?.self) == true else { return nil }
+            return try row.decode("id", as: Int64?.self)
+        }
+        return (known > 0, cancelled)
+    }
+
+    /// Leader duty: puts back every running job whose lease expired or whose replica stopped
+    /// heartbeating for `staleAfter` (by the database clock); a job out of attempts becomes failed.
+    /// Returns the ids rescued.
+    public func rescueAbandoned(staleAfter: Duration) async throws -> [Int64] {
+        let result = try await pool.query("""
+            WITH stale AS (
+                SELECT id FROM replicas WHERE heartbeat_at < now() - make_interval(secs => $1::float8) OR stopped_at IS NOT NULL
+            ), abandoned AS (
+                SELECT id FROM jobs
+                WHERE status = 'running'
+                  AND (lease_expires_at < now()
+                       OR locked_by IN (SELECT id FROM stale)
+                       OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = jobs.locked_by))
+                FOR UPDATE SKIP LOCKED
+            ), rescued AS (
+                UPDATE jobs j
+                SET status = CASE WHEN j.attempt >= j.max_attempts THEN 'failed' ELSE 'queued' END,
+                    finished_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,
+                    last_error = 'abandoned by replica ' || coalesce(j.locked_by, '?') || ' (lease expired or replica stale)',
+                    locked_by = CASE WHEN j.attempt >= j.max_attempts THEN j.locked_by END,
+                    lease_expires_at = NULL, run_at = now()
+                FROM abandoned a WHERE j.id = a.id
+                RETURNING j.id, j.queue, j.status
+            ), notified AS (
+                SELECT pg_notify('orch_jobs', q.queue) FROM (SELECT DISTINCT queue FROM rescued WHERE status = 'queued') q
+            )
+            SELECT id, (SELECT count(*) FROM notified) AS notified FROM rescued
+            """,
+            [staleAfter])
+        return try result.rows.map { try $0.decode("id") }
+    }
+
+    /// Leader duty: deletes finished jobs older than `retention`, `batchSize` rows per statement so
+    /// no long lock is held. Returns how many rows were deleted.
+    public func prune(retention: Duration, batchSize: Int = 1000) async throws -> Int {
+        var total = 0
+        while true {
+            let result = try await pool.query("""
+                DELETE FROM jobs WHERE id IN (
+                    SELECT id FROM jobs
+                    WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < now() - make_interval(secs => $1::float8)
+                    LIMIT $2 FOR UPDATE SKIP LOCKED)
+                """,
+                [retention, batchSize])
+            total += result.affectedRows
+            if result.affectedRows < batchSize { return total }
+        }
+    }
+
+    // MARK: Reading
+
+    /// One job by id.
+    public func job(id: Int64) async throws -> Job? {
+        try await pool.query("SELECT * FROM jobs WHERE id = $1", [id]).first.map(Job.init(row:))
+    }
+
+    /// Job counts by status (every status present, zero when none).
+    public func countsByStatus() async throws -> [JobStatus: Int] {
+        var counts = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0, 0) })
+        for row in try await pool.query("SELECT status, count(*) AS n FROM jobs GROUP BY status").rows {
+            counts[try row.decode("status", as: JobStatus.self)] = try row.decode("n")
+        }
+        return counts
+    }
+
+    /// The most recently created jobs.
+    public func recent(limit: Int = 10) async throws -> [Job] {
+        try await pool.query("SELECT * FROM jobs ORDER BY id DESC LIMIT $1", [limit]).rows.map(Job.init(row:))
+    }
+}

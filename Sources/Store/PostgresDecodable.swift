@@ -1,0 +1,112 @@
+import Foundation
+
+/// A Swift type that can be read from PostgreSQL's text result format.
+public protocol PostgresDecodable: Sendable {
+    /// Decodes from the column's text; `nil` is SQL NULL.
+    static func decode(postgresText: String?) throws -> Self
+    /// Decodes from non-NULL text.
+    init(postgresText: String) throws
+}
+
+extension PostgresDecodable {
+    public static func decode(postgresText: String?) throws -> Self {
+        guard let postgresText else {
+            throw PostgresError(kind: .decoding, message: "unexpected NULL for \(Self.self)")
+        }
+        return try Self(postgresText: postgresText)
+    }
+}
+
+extension Optional: PostgresDecodable where Wrapped: PostgresDecodable {
+    public static func decode(postgresText: String?) throws -> Self {
+        guard let postgresText else { return nil }
+        return try Wrapped(postgresText: postgresText)
+    }
+
+    public init(postgresText: String) throws {
+        self = try Wrapped(postgresText: postgresText)
+    }
+}
+
+private func decodingError<T>(_ text: String, _ type: T.Type) -> PostgresError {
+    PostgresError(kind: .decoding, message: "cannot read '\(text.prefix(64))' as \(type)")
+}
+
+extension String: PostgresDecodable {
+    public init(postgresText: String) { self = postgresText }
+}
+
+extension Int: PostgresDecodable {
+    public init(postgresText: String) throws {
+        guard let value = Int(postgresText) else { throw decodingError(postgresText, Int.self) }
+        self = value
+    }
+}
+
+extension Int32: PostgresDecodable {
+    public init(postgresText: String) throws {
+        guard let value = Int32(postgresText) else { throw decodingError(postgresText, Int32.self) }
+        self = value
+    }
+}
+
+extension Int64: PostgresDecodable {
+    public init(postgresText: String) throws {
+        guard let value = Int64(postgresText) else { throw decodingError(postgresText, Int64.self) }
+        self = value
+    }
+}
+
+extension Double: PostgresDecodable {
+    public init(postgresText: String) throws {
+        guard let value = Double(postgresText) else { throw decodingError(postgresText, Double.self) }
+        self = value
+    }
+}
+
+extension Bool: PostgresDecodable {
+    public init(postgresText: String) throws {
+        switch postgresText {
+        case "t", "true": self = true
+        case "f", "false": self = false
+        default: throw decodingError(postgresText, Bool.self)
+        }
+    }
+}
+
+extension UUID: PostgresDecodable {
+    public init(postgresText: String) throws {
+        guard let value = UUID(uuidString: postgresText) else { throw decodingError(postgresText, UUID.self) }
+        self = value
+    }
+}
+
+extension Date: PostgresDecodable {
+    public init(postgresText: String) throws {
+        guard let value = PostgresTimestamp.parse(postgresText) else { throw decodingError(postgresText, Date.self) }
+        self = value
+    }
+}
+
+/// A `json`/`jsonb` value kept as its text; decode it into a `Decodable` type when needed.
+public struct JSONB: PostgresEncodable, PostgresDecodable, Hashable {
+    /// The JSON text.
+    public var text: String
+
+    /// Wraps JSON text as is.
+    public init(text: String) { self.text = text }
+
+    /// Encodes a value as JSON.
+    public init<T: Encodable>(encoding value: T) throws {
+        let data = try JSONEncoder().encode(value)
+        self.text = String(decoding: data, as: UTF8.self)
+    }
+
+    public init(postgresText: String) { self.text = postgresText }
+    public var postgresText: String? { text }
+
+    /// Decodes the JSON into `T`.
+    public func decode<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(text.utf8))
+    }
+}

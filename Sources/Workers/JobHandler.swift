@@ -1,0 +1,61 @@
+import Logging
+import Store
+
+/// What a handler gets: the job, its fencing token and a logger carrying `job.*` metadata.
+public struct JobContext: Sendable {
+    /// The claimed job.
+    public let job: Job
+    /// The fencing token of this claim.
+    public let lease: JobLease
+    /// A logger with `job.id`, `job.kind` and `job.attempt` attached.
+    public let logger: Logger
+}
+
+/// Code that runs one kind of job. Handlers must be idempotent: delivery is at-least-once.
+public struct JobHandler: Sendable {
+    /// The job kind this handler serves.
+    public let kind: String
+    /// Wall-clock limit for one attempt; past it the attempt fails and is retried with backoff.
+    public let timeout: Duration
+    let body: @Sendable (JobContext) async throws -> Void
+
+    /// Creates a handler.
+    public init(kind: String, timeout: Duration = .seconds(300), _ body: @escaping @Sendable (JobContext) async throws -> Void) {
+        self.kind = kind
+        self.timeout = timeout
+        self.body = body
+    }
+}
+
+/// Thrown by a handler to fail the job without further retries.
+public struct PermanentJobFailure: Error, CustomStringConvertible {
+    /// Why the job cannot succeed.
+    public let description: String
+
+    /// Creates a permanent failure.
+    public init(_ description: String) { self.description = description }
+}
+
+/// The handlers a worker can run, by job kind.
+public struct JobRegistry: Sendable {
+    private var handlers: [String: JobHandler] = [:]
+
+    /// An empty registry.
+    public init() {}
+
+    /// Adds (or replaces) the handler for its kind.
+    public mutating func register(_ handler: JobHandler) {
+        handlers[handler.kind] = handler
+    }
+
+    /// Adds a handler built from a closure.
+    public mutating func register(_ kind: String, timeout: Duration = .seconds(300), _ body: @escaping @Sendable (JobContext) async throws -> Void) {
+        register(JobHandler(kind: kind, timeout: timeout, body))
+    }
+
+    /// The handler for a kind.
+    public func handler(for kind: String) -> JobHandler? { handlers[kind] }
+
+    /// Registered kinds, sorted.
+    public var kinds: [String] { handlers.keys.sorted() }
+}

@@ -1,0 +1,273 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Store
+import Synchronization
+
+/// Claims jobs from the shared queue and runs their handlers with bounded concurrency.
+///
+/// Woken by `orch_jobs` notifications (a hint) with a polling backstop, and after every listener
+/// reconnect. On graceful shutdown it stops claiming, lets running jobs finish for `gracePeriod`,
+/// then stops the rest and hands them back to the queue so another replica starts them at once.
+public final class QueueWorker: Service, Sendable {
+    /// Tuning for one worker.
+    public struct Configuration: Sendable {
+        /// This process's replica id (the `locked_by` of its claims).
+        public var replicaID: String
+        /// Queues to claim from.
+        public var queues: [String]
+        /// Jobs run at once (`ORCH_MAX_CONCURRENCY`).
+        public var maxConcurrency: Int
+        /// Most jobs claimed per round trip.
+        public var batchSize: Int
+        /// Backstop poll when no notification arrives.
+        public var pollInterval: Duration
+        /// Lease granted by a claim; the heartbeat extends it while the job runs.
+        public var leaseDuration: Duration
+        /// How long running jobs may finish after shutdown starts.
+        public var gracePeriod: Duration
+        /// First retry delay; doubles per attempt, with jitter, up to `retryMaximum`.
+        public var retryInitial: Duration
+        /// Cap on the retry delay.
+        public var retryMaximum: Duration
+
+        /// Creates a configuration.
+        public init(
+            replicaID: String, queues: [String] = ["default"], maxConcurrency: Int = 4, batchSize: Int = 10,
+            pollInterval: Duration = .seconds(2), leaseDuration: Duration = .seconds(30), gracePeriod: Duration = .seconds(20),
+            retryInitial: Duration = .seconds(1), retryMaximum: Duration = .seconds(300)
+        ) {
+            self.replicaID = replicaID
+            self.queues = queues
+            self.maxConcurrency = max(1, maxConcurrency)
+            self.batchSize = max(1, batchSize)
+            self.pollInterval = pollInterval
+            self.leaseDuration = leaseDuration
+            self.gracePeriod = gracePeriod
+            self.retryInitial = retryInitial
+            self.retryMaximum = retryMaximum
+        }
+    }
+
+    private enum Outcome: Sendable {
+        case succeeded
+        case threw(String, retryable: Bool)
+        case timedOut
+        case stopped(StopReason)
+    }
+
+    private let configuration: Configuration
+    private let store: JobStore
+    private let registry: JobRegistry
+    private let listener: Listener?
+    private let logger: Logger
+    private let completer: JobCompleter
+    private let running = Mutex<[Int64: (lease: JobLease, signal: JobStopSignal)]>([:])
+    private let claimedTotal = Atomic<Int>(0)
+
+    /// Creates a worker. Without a listener it relies on polling alone.
+    public init(configuration: Configuration, store: JobStore, registry: JobRegistry, listener: Listener?, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.registry = registry
+        self.listener = listener
+        var logger = logger
+        logger[metadataKey: "replica.id"] = "\(configuration.replicaID)"
+        self.logger = logger
+        self.completer = JobCompleter(store: store, retryWindow: configuration.leaseDuration, logger: logger)
+    }
+
+    /// Jobs this worker is running now.
+    public var runningCount: Int { running.withLock { $0.count } }
+
+    /// Jobs claimed since start.
+    public var claimedCount: Int { claimedTotal.load(ordering: .relaxed) }
+
+    /// Asks this worker to stop the given jobs if it runs them (cancel requests).
+    public func cancel(jobIDs: [Int64]) {
+        let signals = running.withLock { running in jobIDs.compactMap { running[$0]?.signal } }
+        signals.forEach { $0.fire(.cancelRequested) }
+    }
+
+    public func run() async throws {
+        let (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let events = listener?.events()
+        let queues = Set(configuration.queues)
+        logger.info("queue worker started", metadata: [
+            "worker.queues": "\(configuration.queues)", "worker.concurrency": "\(configuration.maxConcurrency)",
+            "worker.kinds": "\(registry.kinds)",
+        ])
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.completer.run() }
+            if let events {
+                group.addTask {
+                    for await event in events {
+                        switch event {
+                        case .reconnected:
+                            wake.yield()
+                        case .notification(.jobs, let queue) where queues.contains(queue):
+                            wake.yield()
+                        case .notification(.cancel, let payload):
+                            if let id = Int64(payload) { self.cancel(jobIDs: [id]) }
+                        case .notification:
+                            break
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: self.configuration.pollInterval)
+                    wake.yield()
+                }
+            }
+
+            await withGracefulShutdownHandler {
+                await self.claimLoop(wakes: wakes, wake: wake, group: &group)
+            } onGracefulShutdown: {
+                wake.finish()
+            }
+            await self.drain()
+            group.cancelAll()
+        }
+        logger.info("queue worker stopped")
+    }
+
+    private func claimLoop(wakes: AsyncStream<Void>, wake: AsyncStream<Void>.Continuation, group: inout DiscardingTaskGroup) async {
+        var failures = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
+        for await _ in wakes {
+            while !Task.isCancelled {
+                let free = configuration.maxConcurrency - runningCount
+                guard free > 0 else { break }
+                let limit = min(free, configuration.batchSize)
+                let jobs: [Job]
+                do {
+                    jobs = try await store.claim(
+                        queues: configuration.queues, replicaID: configuration.replicaID, limit: limit,
+                        lease: configuration.leaseDuration)
+                    failures.reset()
+                } catch {
+                    let delay = failures.next()
+                    logger.warning("claim failed; backing off", metadata: ["db.error": "\(error)", "retry.delay": "\(delay)"])
+                    try? await Task.sleep(for: delay)
+                    break
+                }
+                claimedTotal.add(jobs.count, ordering: .relaxed)
+                for job in jobs {
+                    guard let lease = job.lease else { continue }
+                    let signal = JobStopSignal()
+                    running.withLock { $0[job.id] = (lease, signal) }
+                    group.addTask {
+                        await self.execute(job, lease: lease, signal: signal)
+                        self.running.withLock { _ = $0.removeValue(forKey: job.id) }
+                        wake.yield()
+                    }
+                }
+                if jobs.count < limit { break }
+            }
+        }
+    }
+
+    /// Waits for running jobs up to the grace period, then stops the rest (they are handed back).
+    private func drain() async {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: configuration.gracePeriod)
+        if runningCount > 0 {
+            logger.info("waiting for running jobs to finish", metadata: ["worker.running": "\(runningCount)", "worker.grace": "\(configuration.gracePeriod)"])
+        }
+        while runningCount > 0, clock.now < deadline, !Task.isCancelled {
+            try? await clock.sleep(for: .milliseconds(50))
+        }
+        let signals = running.withLock { $0.values.map(\.signal) }
+        if !signals.isEmpty {
+            logger.warning("grace period over; handing unfinished jobs back", metadata: ["worker.running": "\(signals.count)"])
+            signals.forEach { $0.fire(.shutdown) }
+        }
+        while runningCount > 0 {
+            try? await clock.sleep(for: .milliseconds(20))
+            if Task.isCancelled { break }
+        }
+    }
+
+    private func execute(_ job: Job, lease: JobLease, signal: JobStopSignal) async {
+        var logger = self.logger
+        logger[metadataKey: "job.id"] = "\(job.id)"
+        logger[metadataKey: "job.kind"] = "\(job.kind)"
+        logger[metadataKey: "job.attempt"] = "\(job.attempt)"
+        guard let handler = registry.handler(for: job.kind) else {
+            await record(.threw("no handler registered for job kind '\(job.kind)'", retryable: false), job: job, lease: lease, logger: logger)
+            return
+        }
+        let context = JobContext(job: job, lease: lease, logger: logger)
+        let started = ContinuousClock.now
+        let outcome = await withTaskGroup(of: Outcome?.self) { group -> Outcome in
+            group.addTask {
+                do {
+                    try await handler.body(context)
+                    return .succeeded
+                } catch let error as PermanentJobFailure {
+                    return .threw(error.description, retryable: false)
+                } catch is CancellationError where Task.isCancelled {
+                    return nil
+                } catch {
+                    return .threw(String(describing: error), retryable: true)
+                }
+            }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: handler.timeout)
+                    return .timedOut
+                } catch {
+                    return nil
+                }
+            }
+            group.addTask {
+                await signal.wait().map(Outcome.stopped)
+            }
+            var first: Outcome?
+            while first == nil, let next = await group.next() {
+                first = next
+            }
+            group.cancelAll()
+            // Only the parent being cancelled leaves no result: treat it as a shutdown.
+            return first ?? .stopped(.shutdown)
+        }
+        logger.debug("job finished", metadata: ["job.outcome": "\(outcome)", "job.duration": "\(ContinuousClock.now - started)"])
+        await record(outcome, job: job, lease: lease, logger: logger)
+    }
+
+    private func record(_ outcome: Outcome, job: Job, lease: JobLease, logger: Logger) async {
+        do {
+            switch outcome {
+            case .succeeded:
+                _ = await completer.complete(lease)
+            case .threw(let message, let retryable):
+                try await fail(job, lease: lease, message: message, retryable: retryable, logger: logger)
+            case .timedOut:
+                try await fail(job, lease: lease, message: "timed out after \(registry.handler(for: job.kind)?.timeout ?? .zero)", retryable: true, logger: logger)
+            case .stopped(.cancelRequested):
+                let recorded = try await store.markCancelled(lease, reason: "cancelled while running")
+                logger.info("job cancelled", metadata: ["job.recorded": "\(recorded)"])
+            case .stopped(.shutdown):
+                let returned = try await store.handBack([lease], reason: "handed back at shutdown of \(lease.replicaID)")
+                logger.info("job handed back to the queue", metadata: ["job.recorded": "\(returned.contains(job.id))"])
+            }
+        } catch {
+            // The lease will expire and the leader rescues the job: nothing is lost.
+            logger.error("could not record job outcome", metadata: ["db.error": "\(error)", "job.outcome": "\(outcome)"])
+        }
+    }
+
+    private func fail(_ job: Job, lease: JobLease, message: String, retryable: Bool, logger: Logger) async throws {
+        let delay = Backoff.delay(attempt: job.attempt - 1, initial: configuration.retryInitial, maximum: configuration.retryMaximum)
+        let result = try await store.fail(lease, error: message, retryDelay: delay, retryable: retryable)
+        switch result {
+        case .retrying(let runAt):
+            logger.warning("job failed; will retry", metadata: ["job.error": "\(message)", "job.retry_at": "\(runAt)"])
+        case .failed:
+            logger.error("job failed for good", metadata: ["job.error": "\(message)", "job.max_attempts": "\(job.maxAttempts)"])
+        case .notOwner:
+            logger.warning("failure not recorded: the job is no longer held by this replica", metadata: ["job.error": "\(message)"])
+        }
+    }
+}

@@ -1,0 +1,77 @@
+# Shared helpers for scripts/*.sh: system packages and a throwaway PostgreSQL cluster.
+# Sourced, not executed.
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Installs the Debian packages the build and tests need, if any is missing.
+ensure_packages() {
+  local missing=()
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+  [ -f /usr/include/openssl/hmac.h ] || missing+=(libssl-dev)
+  command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+  find_pg_bin >/dev/null 2>&1 || missing+=(postgresql)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# Prints the directory holding initdb/pg_ctl (PATH first, then Debian's versioned layout).
+find_pg_bin() {
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(command -v pg_ctl)"
+    return 0
+  fi
+  local dir
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then echo "$dir"; return 0; fi
+  done
+  return 1
+}
+
+# Runs a command as the postgres user when we are root (the server refuses to run as root).
+as_pg_user() {
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# Picks a free TCP port on 127.0.0.1.
+free_port() {
+  python3 - <<'PY' 2>/dev/null || echo 55432
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+# pg_start DATA_DIR PORT: initialises DATA_DIR if needed and starts a server on 127.0.0.1:PORT.
+pg_start() {
+  local data="$1" port="$2" bin
+  bin="$(find_pg_bin)" || { log "PostgreSQL server binaries not found"; return 1; }
+  mkdir -p "$data"
+  [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$data" "$(dirname "$data")" 2>/dev/null
+  chmod 700 "$data"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    as_pg_user "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$data.initdb.log" 2>&1 \
+      || as_pg_user "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 >"$data.initdb.log" 2>&1 \
+      || { cat "$data.initdb.log" >&2; return 1; }
+  fi
+  as_pg_user "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+    -o "-p $port -c listen_addresses=127.0.0.1 -k $data -c max_connections=300 -c shared_buffers=256MB" start >/dev/null \
+    || { cat "$data/server.log" >&2; return 1; }
+  log "PostgreSQL running on 127.0.0.1:$port (data $data)"
+}
+
+# pg_stop DATA_DIR: stops the server started by pg_start.
+pg_stop() {
+  local data="$1" bin
+  bin="$(find_pg_bin)" || return 0
+  [ -f "$data/postmaster.pid" ] && as_pg_user "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
