@@ -55,12 +55,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "StoreTests", dependencies: ["Store"]),
-        .testTarget(name: "WorkersTests", dependencies: ["Workers", "Store"]),
+        .target(
+            name: "TestSupport",
+            dependencies: ["Store", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
+        .testTarget(name: "WorkersTests", dependencies: ["Workers", "Store", "TestSupport"]),
         .testTarget(
             name: "AppTests",
             dependencies: [
-                "App", "Store",
+                "App", "Store", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -64,10 +64,12 @@ public final class Listener: Sendable {
             }
         }
         connectedBackend.store(0, ordering: .relaxed)
-        subscribers.withLock { subscribers in
-            subscribers.values.forEach { $0.finish() }
-            subscribers.removeAll()
+        // Finish outside the lock: `finish()` runs `onTermination`, which takes the lock itself.
+        let finished = subscribers.withLock { subscribers in
+            defer { subscribers.removeAll() }
+            return Array(subscribers.values)
         }
+        finished.forEach { $0.finish() }
     }
 
     private func listenUntilFailure(onConnected: () -> Void) async throws {
@@ -95,8 +97,7 @@ public final class Listener: Sendable {
     }
 
     private func broadcast(_ event: Event) {
-        subscribers.withLock { subscribers in
-            for continuation in subscribers.values { continuation.yield(event) }
-        }
+        let targets = subscribers.withLock { Array($0.values) }
+        for continuation in targets { continuation.yield(event) }
     }
 }

@@ -90,7 +90,17 @@ final class PGConnection: @unchecked Sendable {
     /// FATAL message of a restart) so a dead socket is noticed before the connection is handed out.
     func probeIdle() -> Bool {
         guard let handle, !isBroken else { return false }
-        if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK {
+        // A terminated session sends a FATAL message and then EOF; EOF is only seen by a second
+        // read, so keep reading while the socket says there is more.
+        for _ in 0..<4 {
+            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 0) > 0 else { break }
+            if PQconsumeInput(handle) == 0 {
+                isBroken = true
+                return false
+            }
+        }
+        if PQstatus(handle) != CONNECTION_OK {
             isBroken = true
             return false
         }
