@@ -23,6 +23,8 @@ if [ -z "${ORCH_TEST_DATABASE_URL:-}" ]; then
   port="$(free_port)"
   pg_start "$started_dir/data" "$port"
   export ORCH_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+  # Lets the restart tests bounce this server (they skip against a server they do not own).
+  export ORCH_TEST_PG_DATA="$started_dir/data"
 fi
 log "tests use $ORCH_TEST_DATABASE_URL"
 
