@@ -86,26 +86,18 @@ final class PGConnection: @unchecked Sendable {
         return PQstatus(handle) == CONNECTION_OK && PQtransactionStatus(handle) == PQTRANS_IDLE
     }
 
-    /// Non-blocking check of an idle connection: reads whatever the server sent (for example the
-    /// FATAL message of a restart) so a dead socket is noticed before the connection is handed out.
+    /// Non-blocking check of an idle pooled connection before it is handed out.
+    ///
+    /// A pooled connection never LISTENs, so while idle the server has nothing to say to it except
+    /// the FATAL message it sends just before it closes the session (terminate, restart). Any
+    /// readable byte therefore means the session is ending: discard it rather than race the EOF.
     func probeIdle() -> Bool {
         guard let handle, !isBroken else { return false }
-        // A terminated session sends a FATAL message and then EOF; EOF is only seen by a second
-        // read, so keep reading while the socket says there is more.
-        for _ in 0..<4 {
-            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-            guard poll(&descriptor, 1, 0) > 0 else { break }
-            if PQconsumeInput(handle) == 0 {
-                isBroken = true
-                return false
-            }
-        }
-        if PQstatus(handle) != CONNECTION_OK {
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        if poll(&descriptor, 1, 0) != 0 || PQstatus(handle) != CONNECTION_OK {
             isBroken = true
             return false
         }
-        // Notifications are only consumed by the dedicated listener; drop any stray ones here.
-        while let note = PQnotifies(handle) { PQfreemem(note) }
         return true
     }
 

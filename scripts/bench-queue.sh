@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Queue benchmark, figures printed: this machine's PostgreSQL ceiling (../shared/bench/pg-limits.sh)
+# and, right after on the same server, `orchestrator bench queue` in drain and steady modes, then
+# an idle replica's CPU and memory over IDLE_SECONDS (default 60).
+# Uses ORCH_DATABASE_URL when set, else a throwaway PostgreSQL it starts and stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+ensure_packages
+
+started_dir=""
+cleanup() { [ -n "$started_dir" ] && { pg_stop "$started_dir/data"; rm -rf "$started_dir"; }; }
+trap cleanup EXIT
+if [ -z "${ORCH_DATABASE_URL:-}" ]; then
+  started_dir="$(mktemp -d /tmp/orch-bench-pg.XXXXXX)"
+  chmod 755 "$started_dir"
+  port="$(free_port)"
+  pg_start "$started_dir/data" "$port"
+  export ORCH_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+fi
+# pg-limits.sh and psql read the PG* variables.
+export PGHOST="$(python3 -c 'import sys,urllib.parse as u; print(u.urlparse(sys.argv[1]).hostname or "")' "$ORCH_DATABASE_URL")"
+export PGPORT="$(python3 -c 'import sys,urllib.parse as u; print(u.urlparse(sys.argv[1]).port or 5432)' "$ORCH_DATABASE_URL")"
+export PGUSER="$(python3 -c 'import sys,urllib.parse as u; print(u.urlparse(sys.argv[1]).username or "postgres")' "$ORCH_DATABASE_URL")"
+export PGDATABASE="$(python3 -c 'import sys,urllib.parse as u; print(u.urlparse(sys.argv[1]).path.lstrip("/") or "postgres")' "$ORCH_DATABASE_URL")"
+
+scratch="${ORCH_RELEASE_SCRATCH:-.build-release}"
+swift build -c release --product orchestrator --scratch-path "$scratch" >/dev/null
+bin="$scratch/release/orchestrator"
+"$bin" migrate >/dev/null
+
+limits="../shared/bench/pg-limits.sh"
+if [ -x "$limits" ] || [ -f "$limits" ]; then
+  echo "== ../shared/bench/pg-limits.sh 5 15"
+  bash "$limits" 5 15
+fi
+echo "== orchestrator bench queue --jobs 20000 --workers 5 --batch 10"
+"$bin" bench queue --jobs 20000 --workers 5 --batch 10
+echo "== orchestrator bench queue --duration 20 --workers 5 --batch 10 --rate ${RATE:-500}"
+"$bin" bench queue --duration 20 --workers 5 --batch 10 --rate "${RATE:-500}"
+
+idle="${IDLE_SECONDS:-60}"
+echo "== idle replica over ${idle}s"
+ORCH_PORT="$(free_port)" "$bin" serve >/tmp/orch-idle.log 2>&1 &
+pid=$!
+sleep 5
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+t0=$(ticks $pid); sleep "$idle"; t1=$(ticks $pid)
+hz=$(getconf CLK_TCK)
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+kill -TERM $pid; wait $pid || true
+awk -v d=$((t1 - t0)) -v hz="$hz" -v s="$idle" -v rss="$rss" \
+  'BEGIN { printf "idle replica: CPU %.2f s over %d s (%.3f%%), RSS %.1f MB\n", d/hz, s, 100*d/hz/s, rss/1024 }'
