@@ -8,15 +8,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
 
-started_dir=""
-cleanup() { [ -n "$started_dir" ] && { pg_stop "$started_dir/data"; rm -rf "$started_dir"; }; }
-trap cleanup EXIT
+trap throwaway_pg_stop EXIT
 if [ -z "${ORCH_DATABASE_URL:-}" ]; then
-  started_dir="$(mktemp -d /tmp/orch-bench-pg.XXXXXX)"
-  chmod 755 "$started_dir"
-  port="$(free_port)"
-  pg_start "$started_dir/data" "$port"
-  export ORCH_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+  throwaway_pg_start
+  export ORCH_DATABASE_URL="$THROWAWAY_URL"
 fi
 # pg-limits.sh and psql read the PG* variables.
 export PGHOST="$(python3 -c 'import sys,urllib.parse as u; print(u.urlparse(sys.argv[1]).hostname or "")' "$ORCH_DATABASE_URL")"

@@ -8,26 +8,29 @@ source scripts/lib/common.sh
 
 ensure_packages
 
-started_dir=""
-cleanup() {
-  if [ -n "$started_dir" ]; then
-    pg_stop "$started_dir/data"
-    rm -rf "$started_dir"
-  fi
-}
-trap cleanup EXIT
-
+trap throwaway_pg_stop EXIT
 if [ -z "${ORCH_TEST_DATABASE_URL:-}" ]; then
-  started_dir="$(mktemp -d /tmp/orch-test-pg.XXXXXX)"
-  chmod 755 "$started_dir"
-  port="$(free_port)"
-  pg_start "$started_dir/data" "$port"
-  export ORCH_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+  throwaway_pg_start
+  export ORCH_TEST_DATABASE_URL="$THROWAWAY_URL"
   # Lets the restart tests bounce this server (they skip against a server they do not own).
-  export ORCH_TEST_PG_DATA="$started_dir/data"
+  export ORCH_TEST_PG_DATA="$THROWAWAY_DIR/data"
 fi
 log "tests use $ORCH_TEST_DATABASE_URL"
 
 # Multi-replica tests start the real binary; build it (and the tests) first.
 swift build --build-tests
-swift test --skip-build "$@"
+# The suites are XCTest; Swift Testing would only add a closing "0 tests" line.
+log_file="$(mktemp /tmp/orch-test-log.XXXXXX)"
+set +e
+swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log_file"
+status=${PIPESTATUS[0]}
+set -e
+summary="$(grep -aE 'Executed [0-9]+ tests?, with ' "$log_file" | tail -1)"
+rm -f "$log_file"
+if [ -n "$summary" ]; then
+  total="$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")"
+  failed="$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")"
+  skipped="$(grep -oE '[0-9]+ tests? skipped' <<<"$summary" | grep -oE '^[0-9]+' || echo 0)"
+  echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
+fi
+exit "$status"

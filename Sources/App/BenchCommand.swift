@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks against the configured database.",
-        subcommands: [QueueBenchCommand.self]
+        subcommands: [QueueBenchCommand.self, RoundTripBenchCommand.self]
     )
 }
 
@@ -156,9 +156,39 @@ struct QueueBenchCommand: AsyncParsableCommand {
     private func waitUntilDrained(statistics: QueueStatistics, queue: String, limit: Duration) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: limit)
-        while try await statistics.unfinished(queue: queue) > 0 {
+        while try await statistics.hasUnfinished(queue: queue) {
             guard clock.now < deadline else { throw ValidationError("queue did not drain within \(limit)") }
-            try await clock.sleep(for: .milliseconds(20))
+            try await clock.sleep(for: .milliseconds(50))
         }
+    }
+}
+
+/// `orchestrator bench roundtrip`: sequential `SELECT 1` through the pool, to see what one database
+/// round trip costs from Swift (thread hops included) next to `pgbench` on the same server.
+struct RoundTripBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "roundtrip",
+        abstract: "Sequential SELECT 1 through the connection pool: prints round trips/s and mean latency."
+    )
+
+    @Option(help: "Round trips to time.")
+    var count: Int = 5000
+
+    func run() async throws {
+        let configuration = try loadConfiguration()
+        let logger = makeLogger(label: "orchestrator.bench", level: .warning)
+        let pool = ConnectionPool(configuration: configuration.database(applicationName: "orchestrator-bench"), logger: logger)
+        do {
+            try await pool.query("SELECT 1")
+            let clock = ContinuousClock()
+            let started = clock.now
+            for _ in 0..<count { try await pool.query("SELECT 1") }
+            let seconds = (clock.now - started).seconds
+            print(String(format: "roundtrip: %d × SELECT 1 in %.2f s: %.0f/s, mean %.3f ms", count, seconds, Double(count) / seconds, seconds * 1000 / Double(count)))
+        } catch {
+            await pool.close()
+            throw error
+        }
+        await pool.close()
     }
 }

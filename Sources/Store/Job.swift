@@ -89,6 +89,18 @@ public struct Job: Sendable {
         return JobLease(jobID: id, replicaID: lockedBy, attempt: attempt)
     }
 
+    /// The columns `init(row:)` reads, listed explicitly so prepared statements keep their result
+    /// type when a later migration adds a column.
+    static let columns = """
+        id, kind, queue, payload, status, priority, attempt, max_attempts, dedupe_key, locked_by, last_error, \
+        cancel_requested, run_at, created_at, claimed_at, finished_at, lease_expires_at
+        """
+
+    /// `columns`, each qualified with a table alias.
+    static func columns(qualifiedBy alias: String) -> String {
+        columns.split(separator: ",").map { "\(alias).\($0.trimmingCharacters(in: .whitespaces))" }.joined(separator: ", ")
+    }
+
     init(row: Row) throws {
         id = try row.decode("id")
         kind = try row.decode("kind")

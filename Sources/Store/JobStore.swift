@@ -87,13 +87,23 @@ public struct JobStore: Sendable {
 
     // MARK: Claim and finish
 
-    /// Claims up to `limit` due jobs from `queues` for `replicaID`, leasing them for `lease`.
+    /// Claims up to `limit` due jobs from `queues` (taken in the order given) for `replicaID`,
+    /// leasing them for `lease`.
     public func claim(queues: [String], replicaID: String, limit: Int, lease: Duration) async throws -> [Job] {
+        var claimed: [Job] = []
+        for queue in queues where claimed.count < limit {
+            claimed += try await claim(queue: queue, replicaID: replicaID, limit: limit - claimed.count, lease: lease)
+        }
+        return claimed
+    }
+
+    /// Claims up to `limit` due jobs from one queue: one statement, served by `jobs_claim_idx`.
+    public func claim(queue: String, replicaID: String, limit: Int, lease: Duration) async throws -> [Job] {
         guard limit > 0 else { return [] }
         let result = try await pool.query("""
             WITH candidates AS (
                 SELECT id FROM jobs
-                WHERE status = 'queued' AND run_at <= now() AND queue = ANY($1::text[])
+                WHERE status = 'queued' AND queue = $1 AND run_at <= now()
                 ORDER BY priority, run_at, id
                 LIMIT $2
                 FOR UPDATE SKIP LOCKED
@@ -103,9 +113,9 @@ public struct JobStore: Sendable {
                 lease_expires_at = now() + make_interval(secs => $4::float8), finished_at = NULL
             FROM candidates c
             WHERE j.id = c.id
-            RETURNING j.*
+            RETURNING \(Job.columns(qualifiedBy: "j"))
             """,
-            [PostgresArray(queues), limit, replicaID, lease])
+            [queue, limit, replicaID, lease])
         return try result.rows.map(Job.init(row:)).sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
     }
 
@@ -286,7 +296,7 @@ public struct JobStore: Sendable {
 
     /// One job by id.
     public func job(id: Int64) async throws -> Job? {
-        try await pool.query("SELECT * FROM jobs WHERE id = $1", [id]).first.map(Job.init(row:))
+        try await pool.query("SELECT \(Job.columns) FROM jobs WHERE id = $1", [id]).first.map(Job.init(row:))
     }
 
     /// Job counts by status (every status present, zero when none).
@@ -300,6 +310,6 @@ public struct JobStore: Sendable {
 
     /// The most recently created jobs.
     public func recent(limit: Int = 10) async throws -> [Job] {
-        try await pool.query("SELECT * FROM jobs ORDER BY id DESC LIMIT $1", [limit]).rows.map(Job.init(row:))
+        try await pool.query("SELECT \(Job.columns) FROM jobs ORDER BY id DESC LIMIT $1", [limit]).rows.map(Job.init(row:))
     }
 }

@@ -16,6 +16,10 @@ final class PGConnection: @unchecked Sendable {
     private let cancelHandle: OpaquePointer?
     /// Set once a statement found the socket broken; the pool discards such connections.
     private(set) var isBroken = false
+    /// Server-side prepared statements of this session, by SQL text. The Store's SQL is a fixed
+    /// set of constant strings, so this stays small; the cap only guards against misuse.
+    private var preparedStatements: [String: String] = [:]
+    private static let preparedStatementLimit = 256
     let backendPID: Int32
 
     private final class NoticeBox {
@@ -102,13 +106,26 @@ final class PGConnection: @unchecked Sendable {
     }
 
     /// Runs one parameterised statement (blocking) with text-format parameters and results.
+    ///
+    /// The statement is prepared once per session and executed by name afterwards, which saves
+    /// the server a parse and plan on every call of the hot queue statements.
     func exec(_ sql: String, _ parameters: [String?]) throws -> QueryResult {
         guard let handle else { throw PostgresError(kind: .connectionLost, message: "connection is closed") }
+        var statement = preparedStatements[sql]
+        if statement == nil, preparedStatements.count < Self.preparedStatementLimit {
+            let name = "orch_\(preparedStatements.count)"
+            _ = try consume(PQprepare(handle, name, sql, Int32(parameters.count), nil))
+            preparedStatements[sql] = name
+            statement = name
+        }
         let cValues = parameters.map { $0.map { strdup($0) } ?? nil }
         defer { cValues.forEach { free($0) } }
         let pointers: [UnsafePointer<CChar>?] = cValues.map { $0.map { UnsafePointer($0) } }
         let result = pointers.withUnsafeBufferPointer { buffer in
-            PQexecParams(handle, sql, Int32(parameters.count), nil, buffer.baseAddress, nil, nil, 0)
+            if let statement {
+                return PQexecPrepared(handle, statement, Int32(parameters.count), buffer.baseAddress, nil, nil, 0)
+            }
+            return PQexecParams(handle, sql, Int32(parameters.count), nil, buffer.baseAddress, nil, nil, 0)
         }
         return try consume(result)
     }
@@ -144,6 +161,10 @@ final class PGConnection: @unchecked Sendable {
             if error.isConnectionLost {
                 isBroken = true
                 error.kind = .connectionLost
+            }
+            if sqlState == "0A000", message.contains("cached plan") {
+                // A migration changed a table under a prepared statement: retire this session.
+                isBroken = true
             }
             throw error
         }

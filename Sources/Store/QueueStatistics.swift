@@ -42,6 +42,15 @@ public struct QueueStatistics: Sendable {
         ).first!.decode("n")
     }
 
+    /// Whether `queue` has a queued or running job; cheap enough to poll (both partial indexes serve it).
+    public func hasUnfinished(queue: String) async throws -> Bool {
+        try await pool.query("""
+            SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND queue = $1)
+                OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running' AND queue = $1) AS pending
+            """,
+            [queue]).first!.decode("pending")
+    }
+
     /// Jobs in `queue` completed.
     public func completed(queue: String) async throws -> Int {
         try await pool.query("SELECT count(*) AS n FROM jobs WHERE queue = $1 AND status = 'completed'", [queue]).first!.decode("n")

@@ -98,7 +98,9 @@ public struct ReplicaStore: Sendable {
     /// Replicas not stopped, with their heartbeat age by the database clock.
     public func live() async throws -> [Replica] {
         try await pool.query("""
-            SELECT *, extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age FROM replicas
+            SELECT id, name, host, pid, role, started_at, heartbeat_at, stopped_at, leader_since,
+                   extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age
+            FROM replicas
             WHERE stopped_at IS NULL ORDER BY started_at
             """).rows.map(Replica.init(row:))
     }

@@ -75,3 +75,22 @@ pg_stop() {
   bin="$(find_pg_bin)" || return 0
   [ -f "$data/postmaster.pid" ] && as_pg_user "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
 }
+
+# throwaway_pg_start: starts a server in a new temporary folder on a free port and sets
+# THROWAWAY_DIR and THROWAWAY_URL; throwaway_pg_stop stops it and removes the folder.
+throwaway_pg_start() {
+  THROWAWAY_DIR="$(mktemp -d /tmp/orch-pg.XXXXXX)"
+  chmod 755 "$THROWAWAY_DIR"
+  local port
+  port="$(free_port)"
+  pg_start "$THROWAWAY_DIR/data" "$port"
+  THROWAWAY_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+}
+
+throwaway_pg_stop() {
+  if [ -n "${THROWAWAY_DIR:-}" ]; then
+    pg_stop "$THROWAWAY_DIR/data"
+    rm -rf "$THROWAWAY_DIR"
+    THROWAWAY_DIR=""
+  fi
+}
