@@ -119,6 +119,45 @@ public struct JobStore: Sendable {
         return try result.rows.map(Job.init(row:)).sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
     }
 
+    /// Completes `finished` (jobs `replicaID` ran to success; fenced by attempt) and claims up to
+    /// `limit` due jobs from `queue`, in one statement and one commit: a busy worker pays one
+    /// round trip per batch instead of two. Returns the ids actually completed and the new claims.
+    public func completeAndClaim(
+        finished: [JobLease], replicaID: String, queue: String, limit: Int, lease: Duration
+    ) async throws -> (completed: Set<Int64>, claimed: [Job]) {
+        let result = try await pool.query("""
+            WITH done AS (
+                UPDATE jobs j
+                SET status = 'completed', finished_at = now(), lease_expires_at = NULL
+                FROM unnest($1::bigint[], $2::int[]) AS f(id, attempt)
+                WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = $3 AND j.attempt = f.attempt
+                RETURNING j.id
+            ), candidates AS (
+                SELECT id FROM jobs
+                WHERE status = 'queued' AND queue = $4 AND run_at <= now()
+                ORDER BY priority, run_at, id
+                LIMIT $5
+                FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE jobs j
+                SET status = 'running', attempt = j.attempt + 1, locked_by = $3, claimed_at = now(),
+                    lease_expires_at = now() + make_interval(secs => $6::float8), finished_at = NULL
+                FROM candidates c
+                WHERE j.id = c.id
+                RETURNING \(Job.columns(qualifiedBy: "j"))
+            )
+            SELECT d.completed_ids, \(Job.columns(qualifiedBy: "claimed"))
+            FROM (SELECT coalesce(array_agg(id), '{}') AS completed_ids FROM done) d
+            LEFT JOIN claimed ON true
+            """,
+            [PostgresArray(finished.map(\.jobID)), PostgresArray(finished.map(\.attempt)), replicaID, queue, max(0, limit), lease])
+        let rows = result.rows
+        let completed = Set(try rows.first?.decode("completed_ids", as: PostgresIntegerArray.self).values ?? [])
+        let claimed = try rows.filter { $0["id"] != nil }.map(Job.init(row:))
+            .sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
+        return (completed, claimed)
+    }
+
     /// Marks claimed jobs completed in one statement. Fenced: only rows still running under the
     /// same replica and attempt change. Returns the ids that were completed.
     @discardableResult

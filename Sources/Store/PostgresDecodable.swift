@@ -110,3 +110,22 @@ public struct JSONB: PostgresEncodable, PostgresDecodable, Hashable {
         try JSONDecoder().decode(T.self, from: Data(text.utf8))
     }
 }
+
+/// A one-dimensional integer array (`bigint[]`, `int[]`) read from its text form, e.g. `{1,2,3}`.
+public struct PostgresIntegerArray: PostgresDecodable, Equatable {
+    /// The elements (NULL elements are not allowed).
+    public let values: [Int64]
+
+    public init(postgresText: String) throws {
+        guard postgresText.hasPrefix("{"), postgresText.hasSuffix("}") else {
+            throw PostgresError(kind: .decoding, message: "cannot read '\(postgresText.prefix(64))' as an integer array")
+        }
+        let body = postgresText.dropFirst().dropLast()
+        values = try body.isEmpty ? [] : body.split(separator: ",").map { element in
+            guard let value = Int64(element) else {
+                throw PostgresError(kind: .decoding, message: "cannot read array element '\(element.prefix(32))' as an integer")
+            }
+            return value
+        }
+    }
+}

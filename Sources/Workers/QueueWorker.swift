@@ -61,7 +61,7 @@ public final class QueueWorker: Service, Sendable {
     private let registry: JobRegistry
     private let listener: Listener?
     private let logger: Logger
-    private let completer: JobCompleter
+    private let finished = FinishedJobs()
     private let running: RunningJobs
     private let claimedTotal = Atomic<Int>(0)
 
@@ -74,9 +74,7 @@ public final class QueueWorker: Service, Sendable {
         var logger = logger
         logger[metadataKey: "replica.id"] = "\(configuration.replicaID)"
         self.logger = logger
-        let running = RunningJobs()
-        self.running = running
-        self.completer = JobCompleter(store: store, retryWindow: configuration.leaseDuration, logger: logger) { running.count }
+        self.running = RunningJobs()
     }
 
     /// Jobs this worker is running now.
@@ -99,7 +97,6 @@ public final class QueueWorker: Service, Sendable {
             "worker.kinds": "\(registry.kinds)",
         ])
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.completer.run() }
             if let events {
                 group.addTask {
                     for await event in events {
@@ -136,25 +133,38 @@ public final class QueueWorker: Service, Sendable {
 
     private func claimLoop(wakes: AsyncStream<Void>, wake: AsyncStream<Void>.Continuation, group: inout DiscardingTaskGroup) async {
         var failures = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
+        let batch = min(configuration.batchSize, configuration.maxConcurrency)
         for await _ in wakes {
+            var queueExhausted = false
             while !Task.isCancelled {
-                var free = configuration.maxConcurrency - runningCount
-                guard free > 0 else { break }
-                if free < min(configuration.batchSize, configuration.maxConcurrency) {
-                    // Busy with only part of a batch free: completions arrive in clusters, so wait
-                    // a moment (at most 2 ms) and claim a whole batch instead of a few jobs per
-                    // round trip. Idle workers (everything free) never wait.
+                var done = finished.takeAll()
+                var free = configuration.maxConcurrency - (runningCount - done.count)
+                if !queueExhausted, free > 0, free < batch {
+                    // Busy with only part of a batch free: jobs claimed together finish together,
+                    // so wait a moment (at most 2 ms) and then complete and claim a whole batch in
+                    // one round trip. An idle worker (every slot free) never waits.
                     try? await Task.sleep(for: .milliseconds(2))
-                    free = configuration.maxConcurrency - runningCount
+                    done += finished.takeAll()
+                    free = configuration.maxConcurrency - (runningCount - done.count)
                 }
-                let limit = min(free, configuration.batchSize)
+                let limit = queueExhausted ? 0 : min(max(free, 0), configuration.batchSize)
+                if done.isEmpty && limit == 0 { break }
                 let jobs: [Job]
                 do {
-                    jobs = try await store.claim(
-                        queues: configuration.queues, replicaID: configuration.replicaID, limit: limit,
-                        lease: configuration.leaseDuration)
+                    let result = try await store.completeAndClaim(
+                        finished: done.map(\.lease), replicaID: configuration.replicaID, queue: configuration.queues[0],
+                        limit: limit, lease: configuration.leaseDuration)
+                    var claimed = result.claimed
+                    if claimed.count < limit, configuration.queues.count > 1 {
+                        claimed += try await store.claim(
+                            queues: Array(configuration.queues.dropFirst()), replicaID: configuration.replicaID,
+                            limit: limit - claimed.count, lease: configuration.leaseDuration)
+                    }
+                    settle(done, completed: result.completed)
+                    jobs = claimed
                     failures.reset()
                 } catch {
+                    finished.putBack(done)
                     let delay = failures.next()
                     logger.warning("claim failed; backing off", metadata: ["db.error": "\(error)", "retry.delay": "\(delay)"])
                     try? await Task.sleep(for: delay)
@@ -166,13 +176,41 @@ public final class QueueWorker: Service, Sendable {
                     let signal = JobStopSignal()
                     running.insert(job.id, signal: signal)
                     group.addTask {
-                        await self.execute(job, lease: lease, signal: signal)
+                        await self.execute(job, lease: lease, signal: signal, wake: wake)
                         self.running.remove(job.id)
                         wake.yield()
                     }
                 }
-                if jobs.count < limit { break }
+                if jobs.count < limit { queueExhausted = true }
             }
+        }
+    }
+
+    /// Frees the slots of written completions and tells their jobs the outcome.
+    private func settle(_ done: [FinishedJobs.Entry], completed: Set<Int64>) {
+        for entry in done {
+            running.remove(entry.lease.jobID)
+            let recorded = completed.contains(entry.lease.jobID)
+            if !recorded {
+                logger.warning("completion not recorded: the job is no longer held by this replica", metadata: [
+                    "job.id": "\(entry.lease.jobID)", "job.attempt": "\(entry.lease.attempt)",
+                ])
+            }
+            entry.continuation.resume(returning: recorded)
+        }
+    }
+
+    /// Writes completions without claiming (shutdown); a failed write leaves the jobs to be rescued.
+    private func flushFinished() async {
+        let done = finished.takeAll()
+        guard !done.isEmpty else { return }
+        do {
+            settle(done, completed: try await store.complete(done.map(\.lease)))
+        } catch {
+            logger.error("could not record completions at shutdown; the jobs will be rescued and run again", metadata: [
+                "db.error": "\(error)", "job.count": "\(done.count)",
+            ])
+            settle(done, completed: [])
         }
     }
 
@@ -184,26 +222,29 @@ public final class QueueWorker: Service, Sendable {
             logger.info("waiting for running jobs to finish", metadata: ["worker.running": "\(runningCount)", "worker.grace": "\(configuration.gracePeriod)"])
         }
         while runningCount > 0, clock.now < deadline, !Task.isCancelled {
-            try? await clock.sleep(for: .milliseconds(50))
+            await flushFinished()
+            try? await clock.sleep(for: .milliseconds(20))
         }
         let signals = running.allSignals
         if !signals.isEmpty {
             logger.warning("grace period over; handing unfinished jobs back", metadata: ["worker.running": "\(signals.count)"])
             signals.forEach { $0.fire(.shutdown) }
         }
+        // Every job task must end before the worker returns: keep writing what finishes meanwhile.
         while runningCount > 0 {
+            await flushFinished()
             try? await clock.sleep(for: .milliseconds(20))
-            if Task.isCancelled { break }
+            await Task.yield()
         }
     }
 
-    private func execute(_ job: Job, lease: JobLease, signal: JobStopSignal) async {
+    private func execute(_ job: Job, lease: JobLease, signal: JobStopSignal, wake: AsyncStream<Void>.Continuation) async {
         var logger = self.logger
         logger[metadataKey: "job.id"] = "\(job.id)"
         logger[metadataKey: "job.kind"] = "\(job.kind)"
         logger[metadataKey: "job.attempt"] = "\(job.attempt)"
         guard let handler = registry.handler(for: job.kind) else {
-            await record(.threw("no handler registered for job kind '\(job.kind)'", retryable: false), job: job, lease: lease, logger: logger)
+            await record(.threw("no handler registered for job kind '\(job.kind)'", retryable: false), job: job, lease: lease, wake: wake, logger: logger)
             return
         }
         let context = JobContext(job: job, lease: lease, logger: logger)
@@ -241,14 +282,14 @@ public final class QueueWorker: Service, Sendable {
             return first ?? .stopped(.shutdown)
         }
         logger.debug("job finished", metadata: ["job.outcome": "\(outcome)", "job.duration": "\(ContinuousClock.now - started)"])
-        await record(outcome, job: job, lease: lease, logger: logger)
+        await record(outcome, job: job, lease: lease, wake: wake, logger: logger)
     }
 
-    private func record(_ outcome: Outcome, job: Job, lease: JobLease, logger: Logger) async {
+    private func record(_ outcome: Outcome, job: Job, lease: JobLease, wake: AsyncStream<Void>.Continuation, logger: Logger) async {
         do {
             switch outcome {
             case .succeeded:
-                _ = await completer.complete(lease)
+                _ = await finished.waitForCompletion(lease, wake: wake)
             case .threw(let message, let retryable):
                 try await fail(job, lease: lease, message: message, retryable: retryable, logger: logger)
             case .timedOut:

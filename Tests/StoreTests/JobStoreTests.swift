@@ -114,6 +114,29 @@ final class JobStoreTests: XCTestCase {
         XCTAssertTrue(value10)
     }
 
+    func testCompleteAndClaimIsOneFencedStatement() async throws {
+        let ids = try await jobs.enqueue(Array(repeating: NewJob(kind: "k"), count: 5)).compactMap { $0 }
+        let first = try await jobs.completeAndClaim(finished: [], replicaID: "replica-a", queue: "default", limit: 2, lease: .seconds(30))
+        XCTAssertEqual(first.completed, [])
+        XCTAssertEqual(first.claimed.map(\.id), Array(ids.prefix(2)))
+        // One of the two was rescued and re-claimed by B meanwhile: A's completion of it is refused.
+        let stolen = first.claimed[1].lease!
+        try await database.pool.query("UPDATE jobs SET locked_by = 'replica-b', attempt = attempt + 1 WHERE id = $1", [stolen.jobID])
+        let second = try await jobs.completeAndClaim(
+            finished: first.claimed.compactMap(\.lease), replicaID: "replica-a", queue: "default", limit: 10, lease: .seconds(30))
+        XCTAssertEqual(second.completed, [ids[0]])
+        XCTAssertEqual(second.claimed.map(\.id), Array(ids.suffix(3)))
+        let value1 = try await jobs.job(id: ids[0])!.status
+        XCTAssertEqual(value1, .completed)
+        let value2 = try await jobs.job(id: ids[1])!.lockedBy
+        XCTAssertEqual(value2, "replica-b")
+        // Nothing left: completions alone still go through.
+        let third = try await jobs.completeAndClaim(
+            finished: second.claimed.compactMap(\.lease), replicaID: "replica-a", queue: "default", limit: 10, lease: .seconds(30))
+        XCTAssertEqual(third.completed, Set(ids.suffix(3)))
+        XCTAssertTrue(third.claimed.isEmpty)
+    }
+
     func testNonRetryableFailureIsFinalAtOnce() async throws {
         let id = try await jobs.enqueue(NewJob(kind: "k", maxAttempts: 5))!
         let claimed = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))
