@@ -96,7 +96,7 @@ public struct Job: Sendable {
         cancel_requested, run_at, created_at, claimed_at, finished_at, lease_expires_at
         """
 
-    /// `columns`, each qualified with a table alias.
+    /// `columns`, each qualified with a table alias (used to build constant statements once).
     static func columns(qualifiedBy alias: String) -> String {
         columns.split(separator: ",").map { "\(alias).\($0.trimmingCharacters(in: .whitespaces))" }.joined(separator: ", ")
     }

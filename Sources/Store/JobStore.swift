@@ -9,6 +9,49 @@ public struct JobStore: Sendable {
         self.pool = pool
     }
 
+    // The hot statements, built once: each call would otherwise rebuild and rehash the text.
+    private static let claimSQL = """
+            WITH candidates AS (
+                SELECT id FROM jobs
+                WHERE status = 'queued' AND queue = $1 AND run_at <= now()
+                ORDER BY priority, run_at, id
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE jobs j
+            SET status = 'running', attempt = j.attempt + 1, locked_by = $3, claimed_at = now(),
+                lease_expires_at = now() + make_interval(secs => $4::float8), finished_at = NULL
+            FROM candidates c
+            WHERE j.id = c.id
+            RETURNING \(Job.columns(qualifiedBy: "j"))
+            """
+
+    private static let completeAndClaimSQL = """
+            WITH done AS (
+                UPDATE jobs j
+                SET status = 'completed', finished_at = now(), lease_expires_at = NULL
+                FROM unnest($1::bigint[], $2::int[]) AS f(id, attempt)
+                WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = $3 AND j.attempt = f.attempt
+                RETURNING j.id
+            ), candidates AS (
+                SELECT id FROM jobs
+                WHERE status = 'queued' AND queue = $4 AND run_at <= now()
+                ORDER BY priority, run_at, id
+                LIMIT $5
+                FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE jobs j
+                SET status = 'running', attempt = j.attempt + 1, locked_by = $3, claimed_at = now(),
+                    lease_expires_at = now() + make_interval(secs => $6::float8), finished_at = NULL
+                FROM candidates c
+                WHERE j.id = c.id
+                RETURNING \(Job.columns(qualifiedBy: "j"))
+            )
+            SELECT d.completed_ids, \(Job.columns(qualifiedBy: "claimed"))
+            FROM (SELECT coalesce(array_agg(id), '{}') AS completed_ids FROM done) d
+            LEFT JOIN claimed ON true
+            """
+
     /// The outcome of a failure report.
     public enum FailOutcome: Sendable, Equatable {
         /// Back in the queue, due at `runAt`.
@@ -100,21 +143,7 @@ public struct JobStore: Sendable {
     /// Claims up to `limit` due jobs from one queue: one statement, served by `jobs_claim_idx`.
     public func claim(queue: String, replicaID: String, limit: Int, lease: Duration) async throws -> [Job] {
         guard limit > 0 else { return [] }
-        let result = try await pool.query("""
-            WITH candidates AS (
-                SELECT id FROM jobs
-                WHERE status = 'queued' AND queue = $1 AND run_at <= now()
-                ORDER BY priority, run_at, id
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE jobs j
-            SET status = 'running', attempt = j.attempt + 1, locked_by = $3, claimed_at = now(),
-                lease_expires_at = now() + make_interval(secs => $4::float8), finished_at = NULL
-            FROM candidates c
-            WHERE j.id = c.id
-            RETURNING \(Job.columns(qualifiedBy: "j"))
-            """,
+        let result = try await pool.query(Self.claimSQL,
             [queue, limit, replicaID, lease])
         return try result.rows.map(Job.init(row:)).sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
     }
@@ -125,31 +154,7 @@ public struct JobStore: Sendable {
     public func completeAndClaim(
         finished: [JobLease], replicaID: String, queue: String, limit: Int, lease: Duration
     ) async throws -> (completed: Set<Int64>, claimed: [Job]) {
-        let result = try await pool.query("""
-            WITH done AS (
-                UPDATE jobs j
-                SET status = 'completed', finished_at = now(), lease_expires_at = NULL
-                FROM unnest($1::bigint[], $2::int[]) AS f(id, attempt)
-                WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = $3 AND j.attempt = f.attempt
-                RETURNING j.id
-            ), candidates AS (
-                SELECT id FROM jobs
-                WHERE status = 'queued' AND queue = $4 AND run_at <= now()
-                ORDER BY priority, run_at, id
-                LIMIT $5
-                FOR UPDATE SKIP LOCKED
-            ), claimed AS (
-                UPDATE jobs j
-                SET status = 'running', attempt = j.attempt + 1, locked_by = $3, claimed_at = now(),
-                    lease_expires_at = now() + make_interval(secs => $6::float8), finished_at = NULL
-                FROM candidates c
-                WHERE j.id = c.id
-                RETURNING \(Job.columns(qualifiedBy: "j"))
-            )
-            SELECT d.completed_ids, \(Job.columns(qualifiedBy: "claimed"))
-            FROM (SELECT coalesce(array_agg(id), '{}') AS completed_ids FROM done) d
-            LEFT JOIN claimed ON true
-            """,
+        let result = try await pool.query(Self.completeAndClaimSQL,
             [PostgresArray(finished.map(\.jobID)), PostgresArray(finished.map(\.attempt)), replicaID, queue, max(0, limit), lease])
         let rows = result.rows
         let completed = Set(try rows.first?.decode("completed_ids", as: PostgresIntegerArray.self).values ?? [])

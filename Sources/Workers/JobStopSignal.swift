@@ -6,6 +6,8 @@ enum StopReason: Sendable, Equatable {
     case cancelRequested
     /// The replica is shutting down and the grace period ran out.
     case shutdown
+    /// The handler ran past its kind's timeout.
+    case timedOut
 }
 
 /// A one-shot signal a running job waits on alongside its handler.

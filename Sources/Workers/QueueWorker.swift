@@ -62,6 +62,8 @@ public final class QueueWorker: Service, Sendable {
     private let listener: Listener?
     private let logger: Logger
     private let finished = FinishedJobs()
+    /// How often job deadlines are checked; a timeout fires at most this late.
+    static let timeoutResolution: Duration = .milliseconds(100)
     private let running: RunningJobs
     private let claimedTotal = Atomic<Int>(0)
 
@@ -119,6 +121,13 @@ public final class QueueWorker: Service, Sendable {
                     wake.yield()
                 }
             }
+            // One watchdog for every job's timeout, rather than a timer task per job.
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.timeoutResolution)
+                    self.running.overdue(at: .now).forEach { $0.fire(.timedOut) }
+                }
+            }
 
             await withGracefulShutdownHandler {
                 await self.claimLoop(wakes: wakes, wake: wake, group: &group)
@@ -174,7 +183,8 @@ public final class QueueWorker: Service, Sendable {
                 for job in jobs {
                     guard let lease = job.lease else { continue }
                     let signal = JobStopSignal()
-                    running.insert(job.id, signal: signal)
+                    let timeout = registry.handler(for: job.kind)?.timeout ?? .seconds(86400)
+                    running.insert(job.id, signal: signal, deadline: .now.advanced(by: timeout))
                     group.addTask {
                         await self.execute(job, lease: lease, signal: signal, wake: wake)
                         self.running.remove(job.id)
@@ -263,15 +273,11 @@ public final class QueueWorker: Service, Sendable {
                 }
             }
             group.addTask {
-                do {
-                    try await Task.sleep(for: handler.timeout)
-                    return .timedOut
-                } catch {
-                    return nil
+                switch await signal.wait() {
+                case .timedOut: return .timedOut
+                case let reason?: return .stopped(reason)
+                case nil: return nil
                 }
-            }
-            group.addTask {
-                await signal.wait().map(Outcome.stopped)
             }
             var first: Outcome?
             while first == nil, let next = await group.next() {
@@ -292,7 +298,7 @@ public final class QueueWorker: Service, Sendable {
                 _ = await finished.waitForCompletion(lease, wake: wake)
             case .threw(let message, let retryable):
                 try await fail(job, lease: lease, message: message, retryable: retryable, logger: logger)
-            case .timedOut:
+            case .timedOut, .stopped(.timedOut):
                 try await fail(job, lease: lease, message: "timed out after \(registry.handler(for: job.kind)?.timeout ?? .zero)", retryable: true, logger: logger)
             case .stopped(.cancelRequested):
                 let recorded = try await store.markCancelled(lease, reason: "cancelled while running")

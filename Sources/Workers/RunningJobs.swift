@@ -1,14 +1,19 @@
 import Store
 import Synchronization
 
-/// The jobs one worker is running, with the signal that stops each; shared with its completer.
+/// The jobs one worker is running: the signal that stops each, and when its time is up.
 final class RunningJobs: Sendable {
-    private let jobs = Mutex<[Int64: JobStopSignal]>([:])
+    private struct Entry {
+        let signal: JobStopSignal
+        let deadline: ContinuousClock.Instant
+    }
+
+    private let jobs = Mutex<[Int64: Entry]>([:])
 
     var count: Int { jobs.withLock { $0.count } }
 
-    func insert(_ id: Int64, signal: JobStopSignal) {
-        jobs.withLock { $0[id] = signal }
+    func insert(_ id: Int64, signal: JobStopSignal, deadline: ContinuousClock.Instant) {
+        jobs.withLock { $0[id] = Entry(signal: signal, deadline: deadline) }
     }
 
     func remove(_ id: Int64) {
@@ -16,8 +21,13 @@ final class RunningJobs: Sendable {
     }
 
     func signals(for ids: [Int64]) -> [JobStopSignal] {
-        jobs.withLock { jobs in ids.compactMap { jobs[$0] } }
+        jobs.withLock { jobs in ids.compactMap { jobs[$0]?.signal } }
     }
 
-    var allSignals: [JobStopSignal] { jobs.withLock { Array($0.values) } }
+    var allSignals: [JobStopSignal] { jobs.withLock { $0.values.map(\.signal) } }
+
+    /// Signals of jobs past their deadline.
+    func overdue(at now: ContinuousClock.Instant) -> [JobStopSignal] {
+        jobs.withLock { jobs in jobs.values.filter { $0.deadline <= now }.map(\.signal) }
+    }
 }
