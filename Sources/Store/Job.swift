@@ -79,6 +79,7 @@ public struct Job: Sendable {
     public let cancelRequested: Bool
     public let runAt: Date
     public let createdAt: Date
+    /// When the latest claim happened (not filled in on the `Job` a claim returns; read the row for it).
     public let claimedAt: Date?
     public let finishedAt: Date?
     public let leaseExpiresAt: Date?
@@ -96,9 +97,34 @@ public struct Job: Sendable {
         cancel_requested, run_at, created_at, claimed_at, finished_at, lease_expires_at
         """
 
-    /// `columns`, each qualified with a table alias (used to build constant statements once).
-    static func columns(qualifiedBy alias: String) -> String {
+    /// A column list with each column qualified by a table alias (used to build constant statements once).
+    static func qualified(_ columns: String, by alias: String) -> String {
         columns.split(separator: ",").map { "\(alias).\($0.trimmingCharacters(in: .whitespaces))" }.joined(separator: ", ")
+    }
+
+    /// The columns a claim returns: what a handler needs. The rest is known to the claimer
+    /// (status running, locked by itself) and not worth formatting and parsing for every job.
+    static let claimedColumns = "id, kind, queue, payload, priority, attempt, max_attempts, dedupe_key, last_error, run_at, created_at"
+
+    /// A row returned by a claim for `replicaID` (see `claimedColumns`).
+    init(claimedRow row: Row, replicaID: String) throws {
+        id = try row.decode("id")
+        kind = try row.decode("kind")
+        queue = try row.decode("queue")
+        payload = try row.decode("payload")
+        status = .running
+        priority = try row.decode("priority")
+        attempt = try row.decode("attempt")
+        maxAttempts = try row.decode("max_attempts")
+        dedupeKey = try row.decode("dedupe_key")
+        lockedBy = replicaID
+        lastError = try row.decode("last_error")
+        cancelRequested = false
+        runAt = try row.decode("run_at")
+        createdAt = try row.decode("created_at")
+        claimedAt = nil
+        finishedAt = nil
+        leaseExpiresAt = nil
     }
 
     init(row: Row) throws {

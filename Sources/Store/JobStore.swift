@@ -23,7 +23,7 @@ public struct JobStore: Sendable {
                 lease_expires_at = now() + make_interval(secs => $4::float8), finished_at = NULL
             FROM candidates c
             WHERE j.id = c.id
-            RETURNING \(Job.columns(qualifiedBy: "j"))
+            RETURNING \(Job.qualified(Job.claimedColumns, by: "j"))
             """
 
     private static let completeAndClaimSQL = """
@@ -45,9 +45,9 @@ public struct JobStore: Sendable {
                     lease_expires_at = now() + make_interval(secs => $6::float8), finished_at = NULL
                 FROM candidates c
                 WHERE j.id = c.id
-                RETURNING \(Job.columns(qualifiedBy: "j"))
+                RETURNING \(Job.qualified(Job.claimedColumns, by: "j"))
             )
-            SELECT d.completed_ids, \(Job.columns(qualifiedBy: "claimed"))
+            SELECT d.completed_ids, \(Job.qualified(Job.claimedColumns, by: "claimed"))
             FROM (SELECT coalesce(array_agg(id), '{}') AS completed_ids FROM done) d
             LEFT JOIN claimed ON true
             """
@@ -145,7 +145,8 @@ public struct JobStore: Sendable {
         guard limit > 0 else { return [] }
         let result = try await pool.query(Self.claimSQL,
             [queue, limit, replicaID, lease])
-        return try result.rows.map(Job.init(row:)).sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
+        return try result.rows.map { try Job(claimedRow: $0, replicaID: replicaID) }
+            .sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
     }
 
     /// Completes `finished` (jobs `replicaID` ran to success; fenced by attempt) and claims up to
@@ -158,7 +159,7 @@ public struct JobStore: Sendable {
             [PostgresArray(finished.map(\.jobID)), PostgresArray(finished.map(\.attempt)), replicaID, queue, max(0, limit), lease])
         let rows = result.rows
         let completed = Set(try rows.first?.decode("completed_ids", as: PostgresIntegerArray.self).values ?? [])
-        let claimed = try rows.filter { $0["id"] != nil }.map(Job.init(row:))
+        let claimed = try rows.filter { $0["id"] != nil }.map { try Job(claimedRow: $0, replicaID: replicaID) }
             .sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
         return (completed, claimed)
     }
