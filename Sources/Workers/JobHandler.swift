@@ -7,8 +7,29 @@ public struct JobContext: Sendable {
     public let job: Job
     /// The fencing token of this claim.
     public let lease: JobLease
-    /// A logger with `job.id`, `job.kind` and `job.attempt` attached.
-    public let logger: Logger
+    let baseLogger: Logger
+
+    /// A logger with `job.id`, `job.kind` and `job.attempt` attached. Built on first use: setting
+    /// metadata on a logger is not free, and most jobs never log.
+    public var logger: Logger {
+        var logger = baseLogger
+        for (key, value) in JobLog.metadata(of: job) { logger[metadataKey: key] = value }
+        return logger
+    }
+}
+
+/// Logs about one job, attaching its `job.*` metadata only when a message is actually emitted.
+struct JobLog {
+    let base: Logger
+    let job: Job
+
+    static func metadata(of job: Job) -> Logger.Metadata {
+        ["job.id": "\(job.id)", "job.kind": "\(job.kind)", "job.attempt": "\(job.attempt)"]
+    }
+
+    func callAsFunction(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, _ extra: @autoclosure () -> Logger.Metadata = [:]) {
+        base.log(level: level, message(), metadata: Self.metadata(of: job).merging(extra()) { $1 })
+    }
 }
 
 /// Code that runs one kind of job. Handlers must be idempotent: delivery is at-least-once.

@@ -249,15 +249,12 @@ public final class QueueWorker: Service, Sendable {
     }
 
     private func execute(_ job: Job, lease: JobLease, signal: JobStopSignal, wake: AsyncStream<Void>.Continuation) async {
-        var logger = self.logger
-        logger[metadataKey: "job.id"] = "\(job.id)"
-        logger[metadataKey: "job.kind"] = "\(job.kind)"
-        logger[metadataKey: "job.attempt"] = "\(job.attempt)"
+        let log = JobLog(base: logger, job: job)
         guard let handler = registry.handler(for: job.kind) else {
-            await record(.threw("no handler registered for job kind '\(job.kind)'", retryable: false), job: job, lease: lease, wake: wake, logger: logger)
+            await record(.threw("no handler registered for job kind '\(job.kind)'", retryable: false), job: job, lease: lease, wake: wake, log: log)
             return
         }
-        let context = JobContext(job: job, lease: lease, logger: logger)
+        let context = JobContext(job: job, lease: lease, baseLogger: logger)
         let started = ContinuousClock.now
         let outcome = await withTaskGroup(of: Outcome?.self) { group -> Outcome in
             group.addTask {
@@ -287,42 +284,42 @@ public final class QueueWorker: Service, Sendable {
             // Only the parent being cancelled leaves no result: treat it as a shutdown.
             return first ?? .stopped(.shutdown)
         }
-        logger.debug("job finished", metadata: ["job.outcome": "\(outcome)", "job.duration": "\(ContinuousClock.now - started)"])
-        await record(outcome, job: job, lease: lease, wake: wake, logger: logger)
+        log(.debug, "job finished", ["job.outcome": "\(outcome)", "job.duration": "\(ContinuousClock.now - started)"])
+        await record(outcome, job: job, lease: lease, wake: wake, log: log)
     }
 
-    private func record(_ outcome: Outcome, job: Job, lease: JobLease, wake: AsyncStream<Void>.Continuation, logger: Logger) async {
+    private func record(_ outcome: Outcome, job: Job, lease: JobLease, wake: AsyncStream<Void>.Continuation, log: JobLog) async {
         do {
             switch outcome {
             case .succeeded:
                 _ = await finished.waitForCompletion(lease, wake: wake)
             case .threw(let message, let retryable):
-                try await fail(job, lease: lease, message: message, retryable: retryable, logger: logger)
+                try await fail(job, lease: lease, message: message, retryable: retryable, log: log)
             case .timedOut, .stopped(.timedOut):
-                try await fail(job, lease: lease, message: "timed out after \(registry.handler(for: job.kind)?.timeout ?? .zero)", retryable: true, logger: logger)
+                try await fail(job, lease: lease, message: "timed out after \(registry.handler(for: job.kind)?.timeout ?? .zero)", retryable: true, log: log)
             case .stopped(.cancelRequested):
                 let recorded = try await store.markCancelled(lease, reason: "cancelled while running")
-                logger.info("job cancelled", metadata: ["job.recorded": "\(recorded)"])
+                log(.info, "job cancelled", ["job.recorded": "\(recorded)"])
             case .stopped(.shutdown):
                 let returned = try await store.handBack([lease], reason: "handed back at shutdown of \(lease.replicaID)")
-                logger.info("job handed back to the queue", metadata: ["job.recorded": "\(returned.contains(job.id))"])
+                log(.info, "job handed back to the queue", ["job.recorded": "\(returned.contains(job.id))"])
             }
         } catch {
             // The lease will expire and the leader rescues the job: nothing is lost.
-            logger.error("could not record job outcome", metadata: ["db.error": "\(error)", "job.outcome": "\(outcome)"])
+            log(.error, "could not record job outcome", ["db.error": "\(error)", "job.outcome": "\(outcome)"])
         }
     }
 
-    private func fail(_ job: Job, lease: JobLease, message: String, retryable: Bool, logger: Logger) async throws {
+    private func fail(_ job: Job, lease: JobLease, message: String, retryable: Bool, log: JobLog) async throws {
         let delay = Backoff.delay(attempt: job.attempt - 1, initial: configuration.retryInitial, maximum: configuration.retryMaximum)
         let result = try await store.fail(lease, error: message, retryDelay: delay, retryable: retryable)
         switch result {
         case .retrying(let runAt):
-            logger.warning("job failed; will retry", metadata: ["job.error": "\(message)", "job.retry_at": "\(runAt)"])
+            log(.warning, "job failed; will retry", ["job.error": "\(message)", "job.retry_at": "\(runAt)"])
         case .failed:
-            logger.error("job failed for good", metadata: ["job.error": "\(message)", "job.max_attempts": "\(job.maxAttempts)"])
+            log(.error, "job failed for good", ["job.error": "\(message)", "job.max_attempts": "\(job.maxAttempts)"])
         case .notOwner:
-            logger.warning("failure not recorded: the job is no longer held by this replica", metadata: ["job.error": "\(message)"])
+            log(.warning, "failure not recorded: the job is no longer held by this replica", ["job.error": "\(message)"])
         }
     }
 }
