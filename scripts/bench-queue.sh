@@ -25,12 +25,25 @@ bin="$scratch/release/orchestrator"
 "$bin" migrate >/dev/null
 
 limits="../shared/bench/pg-limits.sh"
-if [ -x "$limits" ] || [ -f "$limits" ]; then
+raw=""
+if [ -f "$limits" ]; then
   echo "== ../shared/bench/pg-limits.sh 5 15"
-  bash "$limits" 5 15
+  bash "$limits" 5 15 | tee /tmp/orch-pg-limits.txt
+  raw="$(awk '/raw.claim_then_done_2tx/ {print $2}' /tmp/orch-pg-limits.txt)"
 fi
-echo "== orchestrator bench queue --jobs 20000 --workers 5 --batch 10"
-"$bin" bench queue --jobs 20000 --workers 5 --batch 10
+runs="${DRAIN_RUNS:-3}"
+rates=()
+for i in $(seq 1 "$runs"); do
+  echo "== orchestrator bench queue --jobs 20000 --workers 5 --batch 10   (run $i of $runs)"
+  out="$("$bin" bench queue --jobs 20000 --workers 5 --batch 10)"
+  echo "$out"
+  rates+=("$(awk '/^drained/ {print $4}' <<<"$out")")
+done
+median="$(printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
+echo "drain median of $runs runs: $median jobs/s"
+if [ -n "$raw" ]; then
+  awk -v m="$median" -v r="$raw" 'BEGIN { printf "drain / raw.claim_then_done_2tx: %.0f%%\n", 100 * m / r }'
+fi
 echo "== orchestrator bench queue --duration 20 --workers 5 --batch 10 --rate ${RATE:-500}"
 "$bin" bench queue --duration 20 --workers 5 --batch 10 --rate "${RATE:-500}"
 
