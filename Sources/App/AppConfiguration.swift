@@ -19,6 +19,10 @@ struct AppConfiguration: Sendable {
     var replicaName: String
     var diagnosticJobs: Bool
     var logLevel: Logger.Level
+    var planeWebhookSecret: String?
+    var giteaWebhookSecret: String?
+    var insecureWebhooks: Bool
+    var webhookMaxBodyBytes: Int
 
     /// Reads and validates the environment.
     init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
@@ -46,6 +50,18 @@ struct AppConfiguration: Sendable {
             throw ConfigurationError(key: "ORCH_LOG_LEVEL", problem: "expected trace, debug, info, notice, warning, error or critical, got '\(level)'")
         }
         logLevel = parsed
+        planeWebhookSecret = environment["ORCH_PLANE_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+        giteaWebhookSecret = environment["ORCH_GITEA_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+        insecureWebhooks = try env.flag("ORCH_INSECURE_WEBHOOKS", default: false)
+        webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))
+    }
+
+    /// The configured webhook secret of a source.
+    func webhookSecret(for source: WebhookPayload.Source) -> String? {
+        switch source {
+        case .plane: return planeWebhookSecret
+        case .gitea: return giteaWebhookSecret
+        }
     }
 
     /// The pool settings for this process.

@@ -27,8 +27,9 @@ struct ErrorBody: ResponseCodable {
 
 /// Builds the HTTP router.
 enum HTTPRoutes {
-    static func router(pool: ConnectionPool) -> Router<BasicRequestContext> {
+    static func router(pool: ConnectionPool, configuration: AppConfiguration) -> Router<BasicRequestContext> {
         let router = Router()
+        WebhookRoutes(store: WebhookStore(pool: pool), configuration: configuration).register(on: router)
         router.get("/health") { _, _ in
             HealthBody(status: "ok", service: "orchestrator")
         }

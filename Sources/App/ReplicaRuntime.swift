@@ -88,7 +88,7 @@ enum ReplicaRuntime {
         if let worker { services.append(worker) }
         if role.servesHTTP {
             services.append(Application(
-                router: HTTPRoutes.router(pool: pool),
+                router: HTTPRoutes.router(pool: pool, configuration: configuration),
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orchestrator"),
                 logger: logger))
         }

@@ -11,7 +11,7 @@ final class HTTPTests: XCTestCase {
     func testHealthNeedsNoDatabase() async throws {
         let pool = ConnectionPool(configuration: DatabaseConfiguration(connectionString: "postgresql://postgres@127.0.0.1:1/none"), logger: testLogger)
         defer { Task { await pool.close() } }
-        let app = Application(router: HTTPRoutes.router(pool: pool))
+        let app = Application(router: HTTPRoutes.router(pool: pool, configuration: try AppConfiguration(environment: [:])))
         try await app.test(.router) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 XCTAssertEqual(response.status, .ok)
@@ -30,7 +30,7 @@ final class HTTPTests: XCTestCase {
 
     func testReadyWhenTheDatabaseAnswers() async throws {
         let database = try await TestDatabase.create(suite: "http", migrate: false)
-        let app = Application(router: HTTPRoutes.router(pool: database.pool))
+        let app = Application(router: HTTPRoutes.router(pool: database.pool, configuration: try AppConfiguration(environment: [:])))
         do {
             try await app.test(.router) { client in
                 try await client.execute(uri: "/health/ready", method: .get) { response in

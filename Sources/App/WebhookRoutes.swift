@@ -1,0 +1,103 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Store
+
+/// `POST /webhook/plane` and `POST /webhook/gitea` (DESIGN §6).
+///
+/// Order matters: size limit, then the signature over the raw bytes, then parsing. A request
+/// rejected at any step writes nothing. An accepted delivery is stored with its processing job in
+/// one transaction and answered 202; a repeat is answered 200 `{"ok":true,"duplicate":true}`.
+struct WebhookRoutes: Sendable {
+    let store: WebhookStore
+    let configuration: AppConfiguration
+
+    private struct Accepted: Encodable {
+        let ok = true
+        let id: Int64
+        let status: String
+    }
+
+    private struct Duplicate: Encodable {
+        let ok = true
+        let duplicate = true
+    }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/webhook/plane") { request, context in
+            await handle(.plane, request: request, context: context)
+        }
+        router.post("/webhook/gitea") { request, context in
+            await handle(.gitea, request: request, context: context)
+        }
+    }
+
+    func handle(_ source: WebhookPayload.Source, request: Request, context: BasicRequestContext) async -> Response {
+        let limit = configuration.webhookMaxBodyBytes
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            return json(ErrorBody("body larger than \(limit) bytes"), status: .contentTooLarge)
+        }
+        var request = request
+        let body: [UInt8]
+        do {
+            body = Array(buffer: try await request.collectBody(upTo: limit))
+        } catch is NIOTooManyBytesError {
+            return json(ErrorBody("body larger than \(limit) bytes"), status: .contentTooLarge)
+        } catch {
+            return json(ErrorBody("could not read the body"), status: .badRequest)
+        }
+
+        let signatureHeader = source == .plane ? "X-Plane-Signature" : "X-Gitea-Signature"
+        if let secret = configuration.webhookSecret(for: source) {
+            guard let signature = header(request, signatureHeader) else {
+                return json(ErrorBody("missing \(signatureHeader)"), status: .unauthorized)
+            }
+            guard WebhookSignature.verify(signature: signature, secret: secret, body: body) else {
+                context.logger.warning("webhook signature mismatch", metadata: ["webhook.source": "\(source.rawValue)"])
+                return json(ErrorBody("invalid \(signatureHeader)"), status: .unauthorized)
+            }
+        } else if !configuration.insecureWebhooks {
+            let variable = source == .plane ? "ORCH_PLANE_WEBHOOK_SECRET" : "ORCH_GITEA_WEBHOOK_SECRET"
+            return json(ErrorBody("webhook secret not configured: set \(variable) (ORCH_INSECURE_WEBHOOKS=1 accepts unsigned deliveries, for testing only)"), status: .unauthorized)
+        }
+
+        let classification: WebhookPayload.Classification
+        do {
+            classification = try WebhookPayload.classify(
+                source: source, headerEvent: header(request, "X-Gitea-Event"), body: body)
+        } catch {
+            return json(ErrorBody("\(error)"), status: .badRequest)
+        }
+        guard let text = String(validating: body, as: UTF8.self) else {
+            return json(ErrorBody("body is not UTF-8"), status: .badRequest)
+        }
+        let deliveryHeader = source == .plane ? "X-Plane-Delivery" : "X-Gitea-Delivery"
+        let deliveryID = header(request, deliveryHeader).map { String($0.prefix(200)) }
+        let delivery = WebhookStore.Delivery(
+            source: source.rawValue, deliveryID: deliveryID, bodySHA256: WebhookSignature.sha256Hex(body),
+            event: classification.event, payload: JSONB(text: text), ignoredReason: classification.ignoredReason)
+        do {
+            switch try await store.record(delivery) {
+            case .accepted(let id, _):
+                return json(Accepted(id: id, status: "accepted"), status: .accepted)
+            case .ignored(let id):
+                return json(Accepted(id: id, status: "ignored"), status: .accepted)
+            case .duplicate:
+                return json(Duplicate(), status: .ok)
+            }
+        } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
+            // JSON that PostgreSQL's jsonb refuses (a \u0000 escape, a lone surrogate): bad input.
+            return json(ErrorBody("body is not storable JSON: \(error.message)"), status: .badRequest)
+        } catch {
+            context.logger.error("could not store webhook delivery", metadata: ["webhook.source": "\(source.rawValue)", "db.error": "\(error)"])
+            return json(ErrorBody("database unavailable"), status: .serviceUnavailable)
+        }
+    }
+
+    /// A request header by case-insensitive name.
+    private func header(_ request: Request, _ name: String) -> String? {
+        let wanted = name.lowercased()
+        return request.headers.first { $0.name.canonicalName == wanted }?.value
+    }
+}
