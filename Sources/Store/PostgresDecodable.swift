@@ -129,3 +129,39 @@ public struct PostgresIntegerArray: PostgresDecodable, Equatable {
         }
     }
 }
+
+/// A one-dimensional `text[]` read from its text form (`{a,"b c",NULL}`); NULL elements are dropped.
+public struct PostgresTextArray: PostgresDecodable, Equatable {
+    /// The elements.
+    public let values: [String]
+
+    public init(postgresText: String) throws {
+        guard postgresText.hasPrefix("{"), postgresText.hasSuffix("}") else {
+            throw PostgresError(kind: .decoding, message: "cannot read '\(postgresText.prefix(64))' as a text array")
+        }
+        var values: [String] = []
+        var current = ""
+        var quoted = false
+        var wasQuoted = false
+        var escaped = false
+        for character in postgresText.dropFirst().dropLast() {
+            if escaped {
+                current.append(character)
+                escaped = false
+            } else if character == "\\" && quoted {
+                escaped = true
+            } else if character == "\"" {
+                quoted.toggle()
+                wasQuoted = true
+            } else if character == "," && !quoted {
+                if wasQuoted || current != "NULL" { values.append(current) }
+                current = ""
+                wasQuoted = false
+            } else {
+                current.append(character)
+            }
+        }
+        if postgresText.count > 2, wasQuoted || current != "NULL" { values.append(current) }
+        self.values = values
+    }
+}

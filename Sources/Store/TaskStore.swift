@@ -1,0 +1,119 @@
+import Foundation
+
+/// A task row.
+public struct TaskRecord: Sendable {
+    public let id: Int64
+    public let workItem: String
+    public let repo: String?
+    public let title: String
+    public let description: String
+    public let labels: [String]
+    public let state: TaskState
+    public let prNumber: Int?
+    public let headSHA: String?
+    public let mergeSHA: String?
+    public let createdAt: Date
+    public let updatedAt: Date
+
+    static let columns = "id, work_item, repo, title, description, labels, stage, status, track, auto, pr_number, head_sha, merge_sha, created_at, updated_at"
+
+    init(row: Row) throws {
+        id = try row.decode("id")
+        workItem = try row.decode("work_item")
+        repo = try row.decode("repo")
+        title = try row.decode("title")
+        description = try row.decode("description")
+        labels = try row.decode("labels", as: PostgresTextArray.self).values
+        state = TaskState(stage: try row.decode("stage"), status: try row.decode("status"), track: try row.decode("track"), auto: try row.decode("auto"))
+        prNumber = try row.decode("pr_number")
+        headSHA = try row.decode("head_sha")
+        mergeSHA = try row.decode("merge_sha")
+        createdAt = try row.decode("created_at")
+        updatedAt = try row.decode("updated_at")
+    }
+}
+
+/// One entry of a task's history.
+public struct TaskHistoryEntry: Sendable {
+    public let event: String
+    public let fromStage: String
+    public let toStage: String
+    public let fromStatus: String
+    public let toStatus: String
+    public let reason: String?
+    public let actor: String
+    public let at: Date
+}
+
+/// The `tasks` and `task_events` tables. Stage and status change only through `TaskLifecycle`.
+public struct TaskStore: Sendable {
+    let pool: ConnectionPool
+
+    /// Creates the store.
+    public init(pool: ConnectionPool) {
+        self.pool = pool
+    }
+
+    /// Creates the task if new (in `TaskState.initial`) or refreshes its work-item facts; the
+    /// stage and status of an existing task are left to the state machine. Returns the task and
+    /// whether it was created.
+    public func upsert(
+        workItem: String, repo: String?, title: String, description: String, labels: [String],
+        track: TaskTrack, auto: Bool, planeIssueID: String?, planeProjectID: String?, planeState: String?
+    ) async throws -> (task: TaskRecord, created: Bool) {
+        let row = try await pool.query("""
+            INSERT INTO tasks (work_item, repo, title, description, labels, track, auto, plane_issue_id, plane_project_id, plane_state)
+            VALUES ($1, $2, $3, $4, $5::text[], $6, $7, $8, $9, $10)
+            ON CONFLICT (work_item) DO UPDATE SET
+                repo = coalesce(EXCLUDED.repo, tasks.repo), title = EXCLUDED.title, description = EXCLUDED.description,
+                labels = EXCLUDED.labels, auto = EXCLUDED.auto, plane_state = coalesce(EXCLUDED.plane_state, tasks.plane_state),
+                plane_issue_id = coalesce(EXCLUDED.plane_issue_id, tasks.plane_issue_id), updated_at = now()
+            RETURNING \(TaskRecord.columns), (xmax = 0) AS created
+            """,
+            [workItem, repo, title, description, PostgresArray(labels), track.rawValue, auto, planeIssueID, planeProjectID, planeState]).first!
+        return (try TaskRecord(row: row), try row.decode("created", as: Bool.self))
+    }
+
+    /// Applies a state-machine event under a row lock and records it in `task_events`, in one
+    /// transaction. Throws `IllegalTransition` (nothing changed) or returns the new task.
+    @discardableResult
+    public func apply(_ event: TaskEvent, workItem: String, actor: String, reason: String? = nil) async throws -> TaskRecord? {
+        try await pool.withTransaction { connection in
+            guard let row = try await connection.query(
+                "SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]).first
+            else { return nil }
+            let task = try TaskRecord(row: row)
+            let next = try TaskLifecycle.apply(event, to: task.state)
+            let updated = try await connection.query("""
+                UPDATE tasks SET stage = $2, status = $3, track = $4, updated_at = now() WHERE id = $1
+                RETURNING \(TaskRecord.columns)
+                """,
+                [task.id, next.stage.rawValue, next.status.rawValue, next.track.rawValue]).first!
+            try await connection.query("""
+                INSERT INTO task_events (task_id, event, from_stage, to_stage, from_status, to_status, reason, actor)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                """,
+                [task.id, event.name, task.state.stage.rawValue, next.stage.rawValue, task.state.status.rawValue, next.status.rawValue, reason, actor])
+            return try TaskRecord(row: updated)
+        }
+    }
+
+    /// One task by work item.
+    public func task(workItem: String) async throws -> TaskRecord? {
+        try await pool.query("SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1", [workItem]).first.map(TaskRecord.init(row:))
+    }
+
+    /// A task's history, oldest first.
+    public func history(workItem: String) async throws -> [TaskHistoryEntry] {
+        try await pool.query("""
+            SELECT e.event, e.from_stage, e.to_stage, e.from_status, e.to_status, e.reason, e.actor, e.at
+            FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE t.work_item = $1 ORDER BY e.id
+            """,
+            [workItem]).rows.map { row in
+            TaskHistoryEntry(
+                event: try row.decode("event"), fromStage: try row.decode("from_stage"), toStage: try row.decode("to_stage"),
+                fromStatus: try row.decode("from_status"), toStatus: try row.decode("to_status"), reason: try row.decode("reason"),
+                actor: try row.decode("actor"), at: try row.decode("at"))
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Store
+import TestSupport
+import XCTest
+
+final class TaskStoreTests: XCTestCase {
+    var database: TestDatabase!
+    var tasks: TaskStore!
+
+    override func setUp() async throws {
+        database = try await TestDatabase.create(suite: "tasks")
+        tasks = TaskStore(pool: database.pool)
+    }
+
+    override func tearDown() async throws {
+        await database?.drop()
+    }
+
+    private func createTask(_ workItem: String = "ORCH-98", track: TaskTrack = .full, auto: Bool = false) async throws -> TaskRecord {
+        try await tasks.upsert(
+            workItem: workItem, repo: "acme/orch", title: "Crash when saving a draft", description: "Steps…",
+            labels: ["bug", "needs \"quotes\", commas", "auto"], track: track, auto: auto, planeIssueID: "c0ffee00",
+            planeProjectID: "9d8c7b6a", planeState: "Todo").task
+    }
+
+    func testUpsertCreatesOnceAndKeepsFactsCurrent() async throws {
+        let first = try await tasks.upsert(
+            workItem: "ORCH-98", repo: "acme/orch", title: "Old title", description: "", labels: ["bug"], track: .bug, auto: false,
+            planeIssueID: "c0ffee00", planeProjectID: "9d8c7b6a", planeState: "Todo")
+        XCTAssertTrue(first.created)
+        XCTAssertEqual(first.task.state, TaskState.initial(track: .bug, auto: false))
+        try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
+        let second = try await tasks.upsert(
+            workItem: "ORCH-98", repo: nil, title: "New title", description: "d", labels: ["bug", "auto"], track: .full, auto: true,
+            planeIssueID: nil, planeProjectID: nil, planeState: "In Progress")
+        XCTAssertFalse(second.created)
+        XCTAssertEqual(second.task.title, "New title")
+        XCTAssertEqual(second.task.repo, "acme/orch", "a missing repo does not erase the known one")
+        XCTAssertEqual(second.task.labels, ["bug", "auto"])
+        XCTAssertTrue(second.task.state.auto)
+        XCTAssertEqual(second.task.state.stage, .development, "an update never moves the stage")
+        XCTAssertEqual(second.task.state.track, .bug, "the track changes only by escalation")
+    }
+
+    func testTransitionsAreRecordedAndIllegalOnesChangeNothing() async throws {
+        let created = try await createTask()
+        XCTAssertEqual(created.labels, ["bug", "needs \"quotes\", commas", "auto"])
+        let awaiting = try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system", reason: "spec.md written")
+        XCTAssertEqual(awaiting?.state.status, .awaitingApproval)
+        do {
+            try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
+            XCTFail("expected an illegal transition")
+        } catch let error as IllegalTransition {
+            XCTAssertEqual(error.reason, "needs status active")
+        }
+        try await tasks.apply(.approved, workItem: "ORCH-98", actor: "plane:alice")
+        let history = try await tasks.history(workItem: "ORCH-98")
+        XCTAssertEqual(history.map(\.event), ["stage_passed", "approved"])
+        XCTAssertEqual(history[0].fromStage, "analysis")
+        XCTAssertEqual(history[0].toStage, "architecture")
+        XCTAssertEqual(history[0].reason, "spec.md written")
+        XCTAssertEqual(history[1].actor, "plane:alice")
+        let unknown = try await tasks.apply(.cancel, workItem: "ORCH-404", actor: "admin")
+        XCTAssertNil(unknown)
+    }
+
+    func testConcurrentApprovalsApplyOnce() async throws {
+        _ = try await createTask()
+        try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
+        let store = tasks!
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 {
+                group.addTask { (try? await store.apply(.approved, workItem: "ORCH-98", actor: "admin")) != nil }
+            }
+            var all: [Bool] = []
+            for await result in group { all.append(result) }
+            return all
+        }
+        XCTAssertEqual(results.filter { $0 }.count, 1, "the row lock serialises them; the rest are illegal")
+        let approvals = try await tasks.history(workItem: "ORCH-98").filter { $0.event == "approved" }.count
+        XCTAssertEqual(approvals, 1)
+    }
+}
