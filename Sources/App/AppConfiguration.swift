@@ -23,6 +23,8 @@ struct AppConfiguration: Sendable {
     var giteaWebhookSecret: String?
     var insecureWebhooks: Bool
     var webhookMaxBodyBytes: Int
+    /// Repositories, agents and labels from the `ORCH_CONFIG` YAML file (empty without one).
+    var file: ConfigFile
 
     /// Reads and validates the environment.
     init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
@@ -54,6 +56,7 @@ struct AppConfiguration: Sendable {
         giteaWebhookSecret = environment["ORCH_GITEA_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
         insecureWebhooks = try env.flag("ORCH_INSECURE_WEBHOOKS", default: false)
         webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))
+        file = try env.string("ORCH_CONFIG").map(ConfigFile.load(path:)) ?? ConfigFile()
     }
 
     /// The configured webhook secret of a source.

@@ -1,0 +1,138 @@
+import Foundation
+import Workers
+import Yams
+
+/// The optional YAML file named by `ORCH_CONFIG`: repositories, agents and label names.
+/// Every problem is reported with the key path, e.g. `repos[1].test_command: must be a non-empty list`.
+struct ConfigFile: Sendable, Equatable {
+    var repos: [RepositorySettings] = []
+    var agents: [String: AgentSettings] = [:]
+    var labels = LabelSettings()
+
+    /// An agent CLI per role.
+    struct AgentSettings: Sendable, Equatable {
+        var command: [String]
+        var timeout: Duration?
+    }
+
+    private struct Raw: Decodable {
+        struct Repo: Decodable {
+            var project: String
+            var plane_project_id: String?
+            var repo: String
+            var clone_url: String
+            var default_branch: String?
+            var test_command: [String]?
+            var coverage_command: [String]?
+            var deploy_command: [String]?
+            var health_url: String?
+        }
+        struct Agent: Decodable {
+            var command: [String]
+            var timeout: String?
+        }
+        struct Labels: Decodable {
+            var auto: String?
+            var bug: String?
+            var stop: String?
+        }
+        var repos: [Repo]?
+        var agents: [String: Agent]?
+        var labels: Labels?
+    }
+
+    /// Reads and validates the file.
+    static func load(path: String) throws -> ConfigFile {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigurationError(key: "ORCH_CONFIG", problem: "cannot read \(path)")
+        }
+        return try parse(text)
+    }
+
+    /// Parses and validates YAML text.
+    static func parse(_ text: String) throws -> ConfigFile {
+        let raw: Raw
+        do {
+            raw = try YAMLDecoder().decode(Raw.self, from: text)
+        } catch let error as DecodingError {
+            throw describe(error)
+        } catch {
+            throw ConfigurationError(key: "ORCH_CONFIG", problem: "not valid YAML: \(error)")
+        }
+        var file = ConfigFile()
+        var projects = Set<String>()
+        for (index, repo) in (raw.repos ?? []).enumerated() {
+            let key = "repos[\(index)]"
+            guard repo.project.range(of: "^[A-Z][A-Z0-9]{0,19}$", options: .regularExpression) != nil else {
+                throw ConfigurationError(key: "\(key).project", problem: "must be a Plane project identifier such as ORCH (capitals and digits)")
+            }
+            guard projects.insert(repo.project).inserted else {
+                throw ConfigurationError(key: "\(key).project", problem: "\(repo.project) is configured twice")
+            }
+            guard repo.repo.range(of: "^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", options: .regularExpression) != nil else {
+                throw ConfigurationError(key: "\(key).repo", problem: "must be owner/name")
+            }
+            guard !repo.clone_url.isEmpty else { throw ConfigurationError(key: "\(key).clone_url", problem: "must not be empty") }
+            for (name, command) in [("test_command", repo.test_command), ("coverage_command", repo.coverage_command), ("deploy_command", repo.deploy_command)] {
+                if let command, command.isEmpty || command[0].isEmpty {
+                    throw ConfigurationError(key: "\(key).\(name)", problem: "must be a non-empty argv list such as [\"swift\", \"test\"]")
+                }
+            }
+            if let health = repo.health_url {
+                guard let url = URL(string: health), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                    throw ConfigurationError(key: "\(key).health_url", problem: "must be an http(s) URL")
+                }
+            }
+            file.repos.append(RepositorySettings(
+                project: repo.project, planeProjectID: repo.plane_project_id, repo: repo.repo, cloneURL: repo.clone_url,
+                defaultBranch: repo.default_branch ?? "main", testCommand: repo.test_command, coverageCommand: repo.coverage_command,
+                deployCommand: repo.deploy_command, healthURL: repo.health_url))
+        }
+        for (role, agent) in raw.agents ?? [:] {
+            guard !agent.command.isEmpty, !agent.command[0].isEmpty else {
+                throw ConfigurationError(key: "agents.\(role).command", problem: "must be a non-empty argv list")
+            }
+            var timeout: Duration?
+            if let text = agent.timeout {
+                guard let parsed = EnvironmentReader.parseDuration(text), parsed > .zero else {
+                    throw ConfigurationError(key: "agents.\(role).timeout", problem: "expected a duration such as 45m, got '\(text)'")
+                }
+                timeout = parsed
+            }
+            file.agents[role] = AgentSettings(command: agent.command, timeout: timeout)
+        }
+        if let labels = raw.labels {
+            file.labels = LabelSettings(auto: labels.auto ?? "auto", bug: labels.bug ?? "bug", stop: labels.stop ?? "STOP")
+        }
+        return file
+    }
+
+    private static func describe(_ error: DecodingError) -> ConfigurationError {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            var text = ""
+            for key in codingPath {
+                if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+            }
+            return text.isEmpty ? "ORCH_CONFIG" : text
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return ConfigurationError(key: path(context.codingPath + [key]), problem: "missing")
+        case .typeMismatch(let type, let context):
+            let expected: String
+            switch "\(type)" {
+            case "String": expected = "a string"
+            case "Array<String>", "Sequence", "UnkeyedDecodingContainer": expected = "a list of strings"
+            case "Dictionary<String, Any>", "KeyedDecodingContainer", "Mapping": expected = "a mapping"
+            default: expected = "\(type)"
+            }
+            return ConfigurationError(key: path(context.codingPath), problem: "must be \(expected)")
+        case .valueNotFound(_, let context):
+            return ConfigurationError(key: path(context.codingPath), problem: "must not be empty")
+        case .dataCorrupted(let context):
+            return ConfigurationError(key: path(context.codingPath), problem: context.debugDescription)
+        @unknown default:
+            return ConfigurationError(key: "ORCH_CONFIG", problem: "\(error)")
+        }
+    }
+}

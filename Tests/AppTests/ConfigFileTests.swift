@@ -1,0 +1,65 @@
+import Foundation
+import XCTest
+
+@testable import App
+
+final class ConfigFileTests: XCTestCase {
+    func testTheDesignExampleParses() throws {
+        let file = try ConfigFile.parse("""
+            repos:
+              - project: ORCH
+                plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
+                repo: acme/orch
+                clone_url: https://git.example.com/acme/orch.git
+                default_branch: main
+                test_command: ["swift", "test"]
+                coverage_command: ["scripts/coverage.sh"]
+                deploy_command: ["scripts/deploy.sh"]
+                health_url: https://orch.example.com/health
+            agents:
+              default: { command: ["claude", "-p", "--output-format", "json"], timeout: 45m }
+              reviewer: { command: ["claude", "-p", "--output-format", "json", "--permission-mode", "plan"] }
+            labels: { stop: HALT }
+            """)
+        XCTAssertEqual(file.repos.count, 1)
+        XCTAssertEqual(file.repos[0].project, "ORCH")
+        XCTAssertEqual(file.repos[0].planeProjectID, "9d8c7b6a-5f4e-4d3c-8b2a-190817263544")
+        XCTAssertEqual(file.repos[0].testCommand, ["swift", "test"])
+        XCTAssertEqual(file.agents["default"]?.timeout, .seconds(45 * 60))
+        XCTAssertNil(file.agents["reviewer"]?.timeout)
+        XCTAssertEqual(file.labels.stop, "HALT")
+        XCTAssertEqual(file.labels.auto, "auto")
+        XCTAssertEqual(try ConfigFile.parse("repos: []").repos, [])
+    }
+
+    func testProblemsNameTheKey() {
+        let base = "    clone_url: /srv/git/orch\n"
+        let cases: [(String, String)] = [
+            ("repos:\n  - project: ORCH\n" + base, "repos[0].repo: missing"),
+            ("repos:\n  - project: orch\n    repo: acme/orch\n" + base, "repos[0].project:"),
+            ("repos:\n  - project: ORCH\n    repo: acme\n" + base, "repos[0].repo: must be owner/name"),
+            ("repos:\n  - project: ORCH\n    repo: acme/orch\n    test_command: \"swift test\"\n" + base, "repos[0].test_command: must be a list of strings"),
+            ("repos:\n  - project: ORCH\n    repo: acme/orch\n    test_command: []\n" + base, "repos[0].test_command: must be a non-empty argv list"),
+            ("repos:\n  - project: ORCH\n    repo: acme/orch\n    health_url: nope\n" + base, "repos[0].health_url: must be an http(s) URL"),
+            ("repos:\n  - project: ORCH\n    repo: a/b\n" + base + "  - project: ORCH\n    repo: c/d\n" + base, "repos[1].project: ORCH is configured twice"),
+            ("agents:\n  default: { command: [claude], timeout: soon }\n", "agents.default.timeout:"),
+            ("repos: [", "ORCH_CONFIG"),
+        ]
+        for (yaml, expected) in cases {
+            XCTAssertThrowsError(try ConfigFile.parse(yaml), expected) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
+            }
+        }
+    }
+
+    func testTheBinaryRefusesABadConfigFile() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("orch-bad-\(UUID().uuidString).yaml").path
+        try "repos:\n  - project: ORCH\n    repo: nope\n    clone_url: x\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_CONFIG": path])) { error in
+            XCTAssertTrue("\(error)".contains("repos[0].repo"), "\(error)")
+        }
+        XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_CONFIG": "/nonexistent/orch.yaml"])) { error in
+            XCTAssertTrue("\(error)".contains("ORCH_CONFIG"), "\(error)")
+        }
+    }
+}
