@@ -98,6 +98,21 @@ public struct TaskStore: Sendable {
         }
     }
 
+    /// The task of a Plane issue uuid.
+    public func task(planeIssueID: String) async throws -> TaskRecord? {
+        try await pool.query("SELECT \(TaskRecord.columns) FROM tasks WHERE plane_issue_id = $1", [planeIssueID]).first.map(TaskRecord.init(row:))
+    }
+
+    /// Records a pull request's facts on the task (from Gitea `pull_request` events).
+    @discardableResult
+    public func recordPullRequest(workItem: String, number: Int, headSHA: String, mergeSHA: String?) async throws -> Bool {
+        try await pool.query("""
+            UPDATE tasks SET pr_number = $2, head_sha = $3, merge_sha = coalesce($4, merge_sha), updated_at = now()
+            WHERE work_item = $1
+            """,
+            [workItem, number, headSHA, mergeSHA]).affectedRows == 1
+    }
+
     /// One task by work item.
     public func task(workItem: String) async throws -> TaskRecord? {
         try await pool.query("SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1", [workItem]).first.map(TaskRecord.init(row:))

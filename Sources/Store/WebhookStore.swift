@@ -68,6 +68,29 @@ public struct WebhookStore: Sendable {
         }
     }
 
+    /// A stored delivery, for its processing job.
+    public struct Stored: Sendable {
+        public let id: Int64
+        public let source: String
+        public let event: String
+        public let status: String
+        public let payload: JSONB
+    }
+
+    /// One stored delivery.
+    public func delivery(id: Int64) async throws -> Stored? {
+        guard let row = try await pool.query(
+            "SELECT id, source, event, status, payload FROM webhook_deliveries WHERE id = $1", [id]).first else { return nil }
+        return Stored(id: try row.decode("id"), source: try row.decode("source"), event: try row.decode("event"),
+                      status: try row.decode("status"), payload: try row.decode("payload"))
+    }
+
+    /// Records how processing ended: `processed` (with an optional note) or `ignored` with the reason.
+    public func finish(id: Int64, status: String, reason: String?) async throws {
+        try await pool.query(
+            "UPDATE webhook_deliveries SET status = $2, reason = $3, processed_at = now() WHERE id = $1", [id, status, reason])
+    }
+
     /// Deliveries stored, by source and status (for `/queue` and tests).
     public func counts() async throws -> [String: Int] {
         var counts: [String: Int] = [:]

@@ -1,0 +1,147 @@
+import Foundation
+import Logging
+import Store
+
+/// The `process_webhook` job: turns a stored delivery into task changes (DESIGN §6).
+///
+/// Plane `issue` events create or refresh the task (labels choose the track and auto mode; `STOP`
+/// cancels); Plane comments starting `/approve`, `/retry` or `/stop` are commands; the service's
+/// own comments are skipped. Gitea `pull_request` events record the PR number and head/merge
+/// commits on the task of branch `orch/<WORK-ITEM>`. Idempotent: a repeated run finds the task
+/// already in the resulting state and records nothing twice.
+public struct WebhookProcessor: Sendable {
+    /// Marks comments the orchestrator itself posts, so their webhooks are skipped.
+    public static let ownCommentMarker = "<!-- orchestrator -->"
+
+    let deliveries: WebhookStore
+    let tasks: TaskStore
+    let repos: [RepositorySettings]
+    let labels: LabelSettings
+
+    /// Creates the processor.
+    public init(pool: ConnectionPool, repos: [RepositorySettings], labels: LabelSettings) {
+        self.deliveries = WebhookStore(pool: pool)
+        self.tasks = TaskStore(pool: pool)
+        self.repos = repos
+        self.labels = labels
+    }
+
+    /// The job handler.
+    public var handler: JobHandler {
+        JobHandler(kind: WebhookStore.processJobKind, timeout: .seconds(60)) { context in
+            struct Payload: Decodable { let delivery_id: Int64 }
+            let id = try context.job.payload.decode(Payload.self).delivery_id
+            try await process(deliveryID: id, logger: context.logger)
+        }
+    }
+
+    /// Processes one stored delivery.
+    public func process(deliveryID: Int64, logger: Logger) async throws {
+        guard let delivery = try await deliveries.delivery(id: deliveryID) else {
+            throw PermanentJobFailure("webhook delivery \(deliveryID) does not exist")
+        }
+        guard delivery.status == "pending" else { return }  // already done by an earlier attempt
+        guard let object = try JSONSerialization.jsonObject(with: Data(delivery.payload.text.utf8)) as? [String: Any] else {
+            throw PermanentJobFailure("delivery \(deliveryID) is not a JSON object")
+        }
+        let outcome: (status: String, reason: String?)
+        switch (delivery.source, delivery.event) {
+        case ("plane", let event) where event.hasPrefix("issue."):
+            outcome = try await planeIssue(object, action: String(event.dropFirst("issue.".count)))
+        case ("plane", let event) where event.hasPrefix("issue_comment."):
+            outcome = try await planeComment(object)
+        case ("gitea", "pull_request"):
+            outcome = try await giteaPullRequest(object)
+        case ("gitea", _):
+            outcome = ("processed", "no task change for a Gitea \(delivery.event) event yet")
+        default:
+            outcome = ("ignored", "no processor for \(delivery.source) \(delivery.event)")
+        }
+        try await deliveries.finish(id: deliveryID, status: outcome.status, reason: outcome.reason)
+        logger.info("webhook processed", metadata: [
+            "webhook.id": "\(deliveryID)", "webhook.event": "\(delivery.event)", "webhook.outcome": "\(outcome.status)",
+            "webhook.reason": "\(outcome.reason ?? "")",
+        ])
+    }
+
+    private func planeIssue(_ object: [String: Any], action: String) async throws -> (String, String?) {
+        guard let data = object["data"] as? [String: Any], let issueID = data["id"] as? String else {
+            throw PermanentJobFailure("Plane issue event without data.id")
+        }
+        if action == "deleted" {
+            guard let task = try await tasks.task(planeIssueID: issueID) else { return ("ignored", "no task for deleted Plane issue \(issueID)") }
+            if !task.state.status.isTerminal {
+                try await tasks.apply(.cancel, workItem: task.workItem, actor: "plane", reason: "work item deleted in Plane")
+            }
+            return ("processed", nil)
+        }
+        guard let projectID = data["project"] as? String, let sequence = (data["sequence_id"] as? NSNumber)?.intValue else {
+            throw PermanentJobFailure("Plane issue event without data.project or data.sequence_id")
+        }
+        guard let repo = repos.first(where: { $0.planeProjectID == projectID }) else {
+            return ("ignored", "Plane project \(projectID) is not configured (repos[].plane_project_id)")
+        }
+        let workItem = "\(repo.project)-\(sequence)"
+        let names = (data["labels"] as? [Any] ?? []).compactMap { ($0 as? [String: Any])?["name"] as? String ?? $0 as? String }
+        let lower = Set(names.map { $0.lowercased() })
+        let state = (data["state"] as? [String: Any])?["name"] as? String ?? data["state"] as? String
+        let (task, created) = try await tasks.upsert(
+            workItem: workItem, repo: repo.repo, title: data["name"] as? String ?? "",
+            description: data["description_stripped"] as? String ?? "", labels: names,
+            track: lower.contains(labels.bug.lowercased()) ? .bug : .full, auto: lower.contains(labels.auto.lowercased()),
+            planeIssueID: issueID, planeProjectID: projectID, planeState: state)
+        if names.contains(labels.stop), !task.state.status.isTerminal {
+            try await tasks.apply(.cancel, workItem: workItem, actor: "plane", reason: "\(labels.stop) label")
+            return ("processed", "\(workItem) cancelled by the \(labels.stop) label")
+        }
+        return ("processed", created ? "\(workItem) created" : "\(workItem) updated")
+    }
+
+    private func planeComment(_ object: [String: Any]) async throws -> (String, String?) {
+        guard let data = object["data"] as? [String: Any], let issueID = data["issue"] as? String else {
+            throw PermanentJobFailure("Plane comment event without data.issue")
+        }
+        let html = data["comment_html"] as? String ?? ""
+        if html.contains(Self.ownCommentMarker) { return ("ignored", "the orchestrator's own comment") }
+        let text = (data["comment_stripped"] as? String) ?? Self.stripTags(html)
+        let command = text.trimmingCharacters(in: .whitespacesAndNewlines).split(whereSeparator: \.isWhitespace).first.map(String.init) ?? ""
+        let event: TaskEvent
+        switch command.lowercased() {
+        case "/approve": event = .approved
+        case "/retry": event = .retry
+        case "/stop": event = .cancel
+        default: return ("processed", "not a command")
+        }
+        guard let task = try await tasks.task(planeIssueID: issueID) else { return ("ignored", "no task for Plane issue \(issueID)") }
+        let actor = "plane:\((object["activity"] as? [String: Any]).flatMap { ($0["actor"] as? [String: Any])?["display_name"] as? String } ?? "user")"
+        do {
+            try await tasks.apply(event, workItem: task.workItem, actor: actor, reason: "\(command) comment")
+            return ("processed", "\(command) applied to \(task.workItem)")
+        } catch let error as IllegalTransition {
+            // Not an error of the delivery: the command does not fit the task's state (or a
+            // redelivery already applied it). Record why and move on.
+            return ("processed", "\(command) refused: \(error)")
+        }
+    }
+
+    private func giteaPullRequest(_ object: [String: Any]) async throws -> (String, String?) {
+        guard let pull = object["pull_request"] as? [String: Any], let head = pull["head"] as? [String: Any],
+              let sha = head["sha"] as? String, let number = (object["number"] as? NSNumber)?.intValue
+        else { throw PermanentJobFailure("Gitea pull_request event without pull_request.head.sha or number") }
+        guard let ref = head["ref"] as? String, ref.hasPrefix("orch/") else {
+            return ("ignored", "pull request #\(number) is not from an orch/<WORK-ITEM> branch")
+        }
+        let workItem = String(ref.dropFirst("orch/".count))
+        let merged = (pull["merged"] as? Bool) == true
+        let mergeSHA = merged ? pull["merge_commit_sha"] as? String : nil
+        guard try await tasks.recordPullRequest(workItem: workItem, number: number, headSHA: sha, mergeSHA: mergeSHA) else {
+            return ("ignored", "no task \(workItem)")
+        }
+        return ("processed", "\(workItem): PR #\(number) head \(sha.prefix(12))" + (mergeSHA.map { ", merged as \($0.prefix(12))" } ?? ""))
+    }
+
+    static func stripTags(_ html: String) -> String {
+        html.replacingOccurrences(of: "<[^>]*>", with: " ", options: .regularExpression)
+            .replacingOccurrences(of: "&nbsp;", with: " ")
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+import Store
+import TestSupport
+import Workers
+import XCTest
+
+@testable import App
+
+/// Stored deliveries turned into task changes by the `process_webhook` handler.
+final class WebhookProcessingTests: XCTestCase {
+    var database: TestDatabase!
+    var processor: WebhookProcessor!
+    var tasks: TaskStore!
+    static let projectID = "9d8c7b6a-5f4e-4d3c-8b2a-190817263544"
+
+    override func setUp() async throws {
+        database = try await TestDatabase.create(suite: "processing")
+        let repo = RepositorySettings(
+            project: "ORCH", planeProjectID: Self.projectID, repo: "acme/orch", cloneURL: "/srv/git/orch", defaultBranch: "main",
+            testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
+        processor = WebhookProcessor(pool: database.pool, repos: [repo], labels: LabelSettings())
+        tasks = TaskStore(pool: database.pool)
+    }
+
+    override func tearDown() async throws {
+        await database?.drop()
+    }
+
+    /// Stores a body as a delivery and runs its processing; returns the delivery's status and reason.
+    @discardableResult
+    private func deliver(_ source: String, _ event: String, _ body: [UInt8]) async throws -> (String, String?) {
+        let outcome = try await WebhookStore(pool: database.pool).record(.init(
+            source: source, deliveryID: UUID().uuidString, bodySHA256: WebhookSignature.sha256Hex(body + Array(UUID().uuidString.utf8)),
+            event: event, payload: JSONB(text: String(decoding: body, as: UTF8.self))))
+        guard case .accepted(let id, _) = outcome else { throw TestSetupError("not accepted: \(outcome)") }
+        try await processor.process(deliveryID: id, logger: testLogger)
+        // A second run (a redelivered job) changes nothing.
+        try await processor.process(deliveryID: id, logger: testLogger)
+        let row = try await database.pool.query("SELECT status, reason FROM webhook_deliveries WHERE id = $1", [id]).first!
+        return (try row.decode("status"), try row.decode("reason"))
+    }
+
+    private func fixture(_ path: String) throws -> [UInt8] {
+        try WebhookTests.fixture(path)
+    }
+
+    func testPlaneIssueCreatesTheTaskFromItsLabels() async throws {
+        let (status, reason) = try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        XCTAssertEqual(status, "processed")
+        XCTAssertEqual(reason, "ORCH-98 created")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.title, "Crash when saving a draft")
+        XCTAssertEqual(task?.repo, "acme/orch")
+        XCTAssertEqual(task?.state, TaskState(stage: .analysis, status: .active, track: .bug, auto: true), "label bug → bug track; auto → auto")
+        XCTAssertEqual(TaskTrack.bug.stages.contains(.architecture), false)
+        // An update keeps the task current without moving its stage.
+        let update = try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_state.json"))
+        XCTAssertEqual(update.1, "ORCH-98 updated")
+        let count = try await database.pool.query("SELECT count(*) AS n FROM tasks").first!.decode("n", as: Int.self)
+        XCTAssertEqual(count, 1)
+    }
+
+    func testStopLabelCancelsTheTask() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        let (_, reason) = try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_stop_label.json"))
+        XCTAssertEqual(reason, "ORCH-98 cancelled by the STOP label")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .cancelled)
+        let history = try await tasks.history(workItem: "ORCH-98")
+        XCTAssertEqual(history.map(\.event), ["cancel"], "the redelivered STOP did not cancel twice")
+    }
+
+    func testApproveCommentAdvancesAnAwaitingTask() async throws {
+        _ = try await tasks.upsert(
+            workItem: "ORCH-98", repo: "acme/orch", title: "t", description: "", labels: [], track: .full, auto: false,
+            planeIssueID: "c0ffee00-1111-4222-8333-444455556666", planeProjectID: Self.projectID, planeState: nil)
+        try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
+        let (status, reason) = try await deliver("plane", "issue_comment.created", try fixture("plane/comment_created.json"))
+        XCTAssertEqual(status, "processed")
+        XCTAssertEqual(reason, "/approve applied to ORCH-98")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state, TaskState(stage: .architecture, status: .active, track: .full, auto: false))
+        let value1 = try await tasks.history(workItem: "ORCH-98").last?.actor
+        XCTAssertEqual(value1, "plane:dana")
+    }
+
+    func testOwnCommentsAndOtherProjectsAreSkipped() async throws {
+        let own = Array(#"{"event":"issue_comment","action":"created","data":{"id":"x","issue":"i","project":"p","comment_html":"<p>Stage done</p><!-- orchestrator -->"}}"#.utf8)
+        let ownResult = try await deliver("plane", "issue_comment.created", own)
+        XCTAssertEqual(ownResult.0, "ignored")
+        let elsewhere = Array(#"{"event":"issue","action":"created","data":{"id":"y","sequence_id":5,"project":"another","name":"n"}}"#.utf8)
+        let result = try await deliver("plane", "issue.created", elsewhere)
+        XCTAssertEqual(result.0, "ignored")
+        XCTAssertEqual(result.1, "Plane project another is not configured (repos[].plane_project_id)")
+        let count = try await database.pool.query("SELECT count(*) AS n FROM tasks").first!.decode("n", as: Int.self)
+        XCTAssertEqual(count, 0)
+    }
+
+    func testGiteaPullRequestRecordsThePRFactsOnTheTask() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        let (status, _) = try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_merged.json"))
+        XCTAssertEqual(status, "processed")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.prNumber, 42)
+        XCTAssertEqual(task?.headSHA, "2222222222222222222222222222222222222222")
+        XCTAssertEqual(task?.mergeSHA, "3333333333333333333333333333333333333333")
+    }
+}
