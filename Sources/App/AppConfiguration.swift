@@ -23,6 +23,7 @@ struct AppConfiguration: Sendable {
     var giteaWebhookSecret: String?
     var insecureWebhooks: Bool
     var webhookMaxBodyBytes: Int
+    var adminToken: String?
     /// Repositories, agents and labels from the `ORCH_CONFIG` YAML file (empty without one).
     var file: ConfigFile
 
@@ -56,6 +57,7 @@ struct AppConfiguration: Sendable {
         giteaWebhookSecret = environment["ORCH_GITEA_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
         insecureWebhooks = try env.flag("ORCH_INSECURE_WEBHOOKS", default: false)
         webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))
+        adminToken = environment["ORCH_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         file = try env.string("ORCH_CONFIG").map(ConfigFile.load(path:)) ?? ConfigFile()
     }
 

@@ -30,6 +30,7 @@ enum HTTPRoutes {
     static func router(pool: ConnectionPool, configuration: AppConfiguration) -> Router<BasicRequestContext> {
         let router = Router()
         WebhookRoutes(store: WebhookStore(pool: pool), configuration: configuration).register(on: router)
+        AdminRoutes(pool: pool, configuration: configuration).register(on: router)
         router.get("/health") { _, _ in
             HealthBody(status: "ok", service: "orchestrator")
         }

@@ -353,6 +353,13 @@ public struct JobStore: Sendable {
         return counts
     }
 
+    /// Jobs about one task (their payload names its `work_item`), newest first.
+    public func jobs(workItem: String, limit: Int = 50) async throws -> [Job] {
+        try await pool.query(
+            "SELECT \(Job.columns) FROM jobs WHERE payload->>'work_item' = $1 ORDER BY id DESC LIMIT $2", [workItem, limit]
+        ).rows.map(Job.init(row:))
+    }
+
     /// The most recently created jobs.
     public func recent(limit: Int = 10) async throws -> [Job] {
         try await pool.query("SELECT \(Job.columns) FROM jobs ORDER BY id DESC LIMIT $1", [limit]).rows.map(Job.init(row:))

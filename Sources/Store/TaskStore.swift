@@ -113,6 +113,13 @@ public struct TaskStore: Sendable {
             [workItem, number, headSHA, mergeSHA]).affectedRows == 1
     }
 
+    /// Tasks not done, newest first (`GET /status`).
+    public func notDone(limit: Int) async throws -> [TaskRecord] {
+        try await pool.query(
+            "SELECT \(TaskRecord.columns) FROM tasks WHERE status <> 'done' ORDER BY created_at DESC, id DESC LIMIT $1", [limit]
+        ).rows.map(TaskRecord.init(row:))
+    }
+
     /// One task by work item.
     public func task(workItem: String) async throws -> TaskRecord? {
         try await pool.query("SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1", [workItem]).first.map(TaskRecord.init(row:))

@@ -1,0 +1,209 @@
+import COpenSSL
+import Foundation
+import Hummingbird
+import Store
+
+/// The admin API (DESIGN §3): every route needs `Authorization: Bearer $ORCH_ADMIN_TOKEN`.
+/// Without a configured token the routes answer 503: the API is never open by default.
+struct AdminRoutes: Sendable {
+    let pool: ConnectionPool
+    let configuration: AppConfiguration
+
+    private var tasks: TaskStore { TaskStore(pool: pool) }
+    private var jobs: JobStore { JobStore(pool: pool) }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/status") { request, context in
+            await admin(request, context) { try await status() }
+        }
+        router.get("/queue") { request, context in
+            await admin(request, context) { try await queue() }
+        }
+        router.get("/tasks/:work_item") { request, context in
+            await admin(request, context) { try await task(context.parameters.get("work_item") ?? "") }
+        }
+        for (action, event) in [("approve", TaskEvent.approved), ("retry", .retry), ("cancel", .cancel)] {
+            router.post("/tasks/:work_item/\(action)") { request, context in
+                await admin(request, context) { try await apply(event, to: context.parameters.get("work_item") ?? "") }
+            }
+        }
+        router.post("/bug-fast-track/escalate") { request, context in
+            await admin(request, context) {
+                guard let workItem = request.uri.queryParameters.get("work_item"), !workItem.isEmpty else {
+                    return json(ErrorBody("missing 'work_item'"), status: .badRequest)
+                }
+                return try await apply(.escalate, to: workItem)
+            }
+        }
+    }
+
+    // MARK: Auth and errors
+
+    private func admin(_ request: Request, _ context: BasicRequestContext, _ body: () async throws -> Response) async -> Response {
+        guard let token = configuration.adminToken else {
+            return json(ErrorBody("admin API disabled: set ORCH_ADMIN_TOKEN"), status: .serviceUnavailable)
+        }
+        let header = request.headers.first { $0.name.canonicalName == "authorization" }?.value ?? ""
+        guard header.hasPrefix("Bearer "), Self.constantTimeEqual(String(header.dropFirst("Bearer ".count)), token) else {
+            return json(ErrorBody("missing or invalid bearer token"), status: .unauthorized)
+        }
+        do {
+            return try await body()
+        } catch let error as PostgresError where error.isConnectionLost || error.kind == .poolTimeout {
+            return json(ErrorBody("database unavailable"), status: .serviceUnavailable)
+        } catch {
+            context.logger.error("admin request failed", metadata: ["error": "\(error)"])
+            return json(ErrorBody("internal error"), status: .internalServerError)
+        }
+    }
+
+    static func constantTimeEqual(_ given: String, _ expected: String) -> Bool {
+        let a = Array(given.utf8)
+        let b = Array(expected.utf8)
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 } }
+    }
+
+    // MARK: Bodies
+
+    struct TaskBody: Encodable {
+        let work_item: String
+        let repo: String?
+        let title: String
+        let stage: String
+        let status: String
+        let track: String
+        let auto: Bool
+        let labels: [String]
+        let pr_number: Int?
+        let head_sha: String?
+        let merge_sha: String?
+        let created_at: String
+        let updated_at: String
+
+        init(_ task: TaskRecord) {
+            work_item = task.workItem
+            repo = task.repo
+            title = task.title
+            stage = task.state.stage.rawValue
+            status = task.state.status.rawValue
+            track = task.state.track.rawValue
+            auto = task.state.auto
+            labels = task.labels
+            pr_number = task.prNumber
+            head_sha = task.headSHA
+            merge_sha = task.mergeSHA
+            created_at = iso(task.createdAt)
+            updated_at = iso(task.updatedAt)
+        }
+    }
+
+    struct JobBody: Encodable {
+        let id: Int64
+        let kind: String
+        let queue: String
+        let status: String
+        let attempt: Int
+        let max_attempts: Int
+        let last_error: String?
+        let locked_by: String?
+        let created_at: String
+        let finished_at: String?
+
+        init(_ job: Job) {
+            id = job.id
+            kind = job.kind
+            queue = job.queue
+            status = job.status.rawValue
+            attempt = job.attempt
+            max_attempts = job.maxAttempts
+            last_error = job.lastError
+            locked_by = job.lockedBy
+            created_at = iso(job.createdAt)
+            finished_at = job.finishedAt.map(iso)
+        }
+    }
+
+    private func status() async throws -> Response {
+        struct Body: Encodable { let active_tasks: [TaskBody] }
+        return json(Body(active_tasks: try await tasks.notDone(limit: 10).map(TaskBody.init)))
+    }
+
+    private func queue() async throws -> Response {
+        struct ReplicaBody: Encodable {
+            let id: String
+            let name: String
+            let host: String
+            let pid: Int
+            let role: String
+            let leader: Bool
+            let heartbeat_age_seconds: Double
+            let started_at: String
+        }
+        struct Body: Encodable {
+            let counts: [String: Int]
+            let max_concurrency: Int
+            let poll_interval: Double
+            let replicas: [ReplicaBody]
+            let leader: String?
+            let recent: [JobBody]
+        }
+        let counts = try await jobs.countsByStatus()
+        let replicas = try await ReplicaStore(pool: pool).live()
+        return json(Body(
+            counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
+            max_concurrency: configuration.maxConcurrency, poll_interval: configuration.pollInterval.seconds,
+            replicas: replicas.map {
+                ReplicaBody(id: $0.id, name: $0.name, host: $0.host, pid: $0.pid, role: $0.role, leader: $0.leaderSince != nil,
+                            heartbeat_age_seconds: ($0.heartbeatAgeSeconds * 1000).rounded() / 1000, started_at: iso($0.startedAt))
+            },
+            leader: replicas.first { $0.leaderSince != nil }?.id,
+            recent: try await jobs.recent(limit: 10).map(JobBody.init)))
+    }
+
+    private func task(_ workItem: String) async throws -> Response {
+        struct HistoryBody: Encodable {
+            let event: String
+            let from_stage: String
+            let to_stage: String
+            let from_status: String
+            let to_status: String
+            let reason: String?
+            let actor: String
+            let at: String
+        }
+        struct Body: Encodable {
+            let task: TaskBody
+            let history: [HistoryBody]
+            let jobs: [JobBody]
+        }
+        guard let task = try await tasks.task(workItem: workItem) else {
+            return json(ErrorBody("unknown task '\(workItem.prefix(64))'"), status: .notFound)
+        }
+        let history = try await tasks.history(workItem: workItem).map {
+            HistoryBody(event: $0.event, from_stage: $0.fromStage, to_stage: $0.toStage, from_status: $0.fromStatus,
+                        to_status: $0.toStatus, reason: $0.reason, actor: $0.actor, at: iso($0.at))
+        }
+        return json(Body(task: TaskBody(task), history: history, jobs: try await jobs.jobs(workItem: workItem).map(JobBody.init)))
+    }
+
+    private func apply(_ event: TaskEvent, to workItem: String) async throws -> Response {
+        struct Body: Encodable {
+            let ok = true
+            let task: TaskBody
+        }
+        do {
+            guard let task = try await tasks.apply(event, workItem: workItem, actor: "admin", reason: "admin API") else {
+                return json(ErrorBody("unknown task '\(workItem.prefix(64))'"), status: .notFound)
+            }
+            return json(Body(task: TaskBody(task)))
+        } catch let error as IllegalTransition {
+            return json(ErrorBody(error.description), status: .conflict)
+        }
+    }
+}
+
+/// ISO 8601 with milliseconds, UTC.
+func iso(_ date: Date) -> String {
+    date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+}
