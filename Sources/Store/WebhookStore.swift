@@ -43,29 +43,34 @@ public struct WebhookStore: Sendable {
     /// The job kind that processes a stored delivery.
     public static let processJobKind = "process_webhook"
 
-    /// Stores the delivery and, unless ignored, enqueues its processing job, in one transaction.
-    /// Two replicas receiving the same delivery at once: one stores it, the other gets `.duplicate`.
+    /// Stores the delivery and, unless ignored, enqueues its processing job (and notifies the
+    /// workers) in one statement, so one round trip and one commit per delivery. Two replicas
+    /// receiving the same delivery at once: one stores it, the other gets `.duplicate`.
     public func record(_ delivery: Delivery) async throws -> Outcome {
-        try await pool.withTransaction { connection in
-            let inserted = try await connection.query("""
-                INSERT INTO webhook_deliveries (source, delivery_id, body_sha256, event, status, reason, payload)
-                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+        // The job id is drawn first so the delivery row can name its job without a second write.
+        let row = try await pool.query("""
+            WITH delivery AS (
+                INSERT INTO webhook_deliveries (source, delivery_id, body_sha256, event, status, reason, payload, job_id)
+                VALUES ($1, $2, $3, $4, CASE WHEN $6::text IS NULL THEN 'pending' ELSE 'ignored' END, $6, $5::jsonb,
+                        CASE WHEN $6::text IS NULL THEN nextval(pg_get_serial_sequence('jobs', 'id')) END)
                 ON CONFLICT DO NOTHING
+                RETURNING id, job_id
+            ), job AS (
+                INSERT INTO jobs (id, kind, queue, payload, max_attempts, dedupe_key)
+                SELECT job_id, $7, 'default', jsonb_build_object('delivery_id', id), 10, 'webhook:' || id
+                FROM delivery WHERE job_id IS NOT NULL
                 RETURNING id
-                """,
-                [delivery.source, delivery.deliveryID, delivery.bodySHA256, delivery.event,
-                 delivery.ignoredReason == nil ? "pending" : "ignored", delivery.ignoredReason, delivery.payload])
-            guard let id = try inserted.first?.decode("id", as: Int64.self) else { return .duplicate }
-            if delivery.ignoredReason != nil { return .ignored(deliveryID: id) }
-            let job = NewJob(
-                kind: Self.processJobKind, payload: JSONB(text: #"{"delivery_id": \#(id)}"#), maxAttempts: 10,
-                dedupeKey: "webhook:\(id)")
-            guard let jobID = try await JobStore(pool: pool).enqueue([job], on: connection).first ?? nil else {
-                throw PostgresError(kind: .server, message: "processing job for delivery \(id) was not enqueued")
-            }
-            try await connection.query("UPDATE webhook_deliveries SET job_id = $2 WHERE id = $1", [id, jobID])
-            return .accepted(deliveryID: id, jobID: jobID)
-        }
+            ), notified AS (
+                SELECT pg_notify('orch_jobs', 'default') FROM job
+            )
+            SELECT d.id, d.job_id, (SELECT count(*) FROM job) AS jobs, (SELECT count(*) FROM notified) AS notified
+            FROM (SELECT 1) one LEFT JOIN delivery d ON true
+            """,
+            [delivery.source, delivery.deliveryID, delivery.bodySHA256, delivery.event, delivery.payload,
+             delivery.ignoredReason, Self.processJobKind]).first!
+        guard let id = try row.decode("id", as: Int64?.self) else { return .duplicate }
+        guard let jobID = try row.decode("job_id", as: Int64?.self) else { return .ignored(deliveryID: id) }
+        return .accepted(deliveryID: id, jobID: jobID)
     }
 
     /// A stored delivery, for its processing job.
