@@ -13,11 +13,7 @@ if [ -z "${ORCH_DATABASE_URL:-}" ]; then
   throwaway_pg_start
   export ORCH_DATABASE_URL="$THROWAWAY_URL"
 fi
-# pg-limits.sh and psql read the PG* variables.
-export PGHOST="$(python3 -c 'import sys,urllib.parse as u; print(u.urlparse(sys.argv[1]).hostname or "")' "$ORCH_DATABASE_URL")"
-export PGPORT="$(python3 -c 'import sys,urllib.parse as u; print(u.urlparse(sys.argv[1]).port or 5432)' "$ORCH_DATABASE_URL")"
-export PGUSER="$(python3 -c 'import sys,urllib.parse as u; print(u.urlparse(sys.argv[1]).username or "postgres")' "$ORCH_DATABASE_URL")"
-export PGDATABASE="$(python3 -c 'import sys,urllib.parse as u; print(u.urlparse(sys.argv[1]).path.lstrip("/") or "postgres")' "$ORCH_DATABASE_URL")"
+export_pg_env "$ORCH_DATABASE_URL"
 
 scratch="${ORCH_RELEASE_SCRATCH:-.build-release}"
 swift build -c release --product orchestrator --scratch-path "$scratch" >/dev/null

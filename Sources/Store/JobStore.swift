@@ -9,23 +9,7 @@ public struct JobStore: Sendable {
         self.pool = pool
     }
 
-    // The hot statements, built once: each call would otherwise rebuild and rehash the text.
-    private static let claimSQL = """
-            WITH candidates AS (
-                SELECT id FROM jobs
-                WHERE status = 'queued' AND queue = $1 AND run_at <= now()
-                ORDER BY priority, run_at, id
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE jobs j
-            SET status = 'running', attempt = j.attempt + 1, locked_by = $3, claimed_at = now(),
-                lease_expires_at = now() + make_interval(secs => $4::float8), finished_at = NULL
-            FROM candidates c
-            WHERE j.id = c.id
-            RETURNING \(Job.qualified(Job.claimedColumns, by: "j"))
-            """
-
+    // The hot statement, built once: each call would otherwise rebuild and rehash the text.
     private static let completeAndClaimSQL = """
             WITH done AS (
                 UPDATE jobs j
@@ -143,10 +127,7 @@ public struct JobStore: Sendable {
     /// Claims up to `limit` due jobs from one queue: one statement, served by `jobs_claim_idx`.
     public func claim(queue: String, replicaID: String, limit: Int, lease: Duration) async throws -> [Job] {
         guard limit > 0 else { return [] }
-        let result = try await pool.query(Self.claimSQL,
-            [queue, limit, replicaID, lease])
-        return try result.rows.map { try Job(claimedRow: $0, replicaID: replicaID) }
-            .sorted { ($0.priority, $0.runAt, $0.id) < ($1.priority, $1.runAt, $1.id) }
+        return try await completeAndClaim(finished: [], replicaID: replicaID, queue: queue, limit: limit, lease: lease).claimed
     }
 
     /// Completes `finished` (jobs `replicaID` ran to success; fenced by attempt) and claims up to

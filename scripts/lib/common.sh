@@ -94,3 +94,17 @@ throwaway_pg_stop() {
     THROWAWAY_DIR=""
   fi
 }
+
+# export_pg_env URL: sets PGHOST, PGPORT, PGUSER and PGDATABASE from a postgresql:// URI, for
+# psql, pgbench and ../shared/bench/pg-limits.sh.
+export_pg_env() {
+  local parsed
+  parsed="$(python3 - "$1" <<'PY'
+import sys, urllib.parse as u
+p = u.urlparse(sys.argv[1])
+print(p.hostname or "", p.port or 5432, p.username or "postgres", p.path.lstrip("/") or "postgres")
+PY
+)"
+  read -r PGHOST PGPORT PGUSER PGDATABASE <<<"$parsed"
+  export PGHOST PGPORT PGUSER PGDATABASE
+}
