@@ -27,6 +27,7 @@ struct AdminRoutes: Sendable {
                 await admin(request, context) { try await apply(event, to: context.parameters.get("work_item") ?? "") }
             }
         }
+        registerLessons(on: router)
         router.post("/bug-fast-track/escalate") { request, context in
             await admin(request, context) {
                 guard let workItem = request.uri.queryParameters.get("work_item"), !workItem.isEmpty else {
@@ -39,7 +40,7 @@ struct AdminRoutes: Sendable {
 
     // MARK: Auth and errors
 
-    private func admin(_ request: Request, _ context: BasicRequestContext, _ body: () async throws -> Response) async -> Response {
+    func admin(_ request: Request, _ context: BasicRequestContext, _ body: () async throws -> Response) async -> Response {
         guard let token = configuration.adminToken else {
             return json(ErrorBody("admin API disabled: set ORCH_ADMIN_TOKEN"), status: .serviceUnavailable)
         }

@@ -1,0 +1,101 @@
+import Foundation
+
+/// A lessons-journal entry.
+public struct Lesson: Sendable {
+    public static let types = ["gate_failure", "merge_hold", "transient_exhaustion", "degraded_deploy", "process", "other"]
+    public static let statuses = ["open", "accepted", "rejected", "fixed", "duplicate"]
+
+    public var id: Int64 = 0
+    public var type: String
+    public var source: String = "manual"
+    public var status: String = "open"
+    public var workItem: String?
+    public var stage: String?
+    public var agent: String?
+    public var repo: String?
+    public var rootCause: String
+    public var suggestion: String?
+    public var attribution: String?
+    public var targetRepo: String?
+    public var targetDomain: String?
+    public var relatedTask: String?
+    public var detail: JSONB = JSONB(text: "{}")
+    public var createdAt: Date = Date()
+    public var updatedAt: Date = Date()
+
+    /// Creates a lesson to record.
+    public init(type: String, rootCause: String) {
+        self.type = type
+        self.rootCause = rootCause
+    }
+
+    static let columns = """
+        id, type, source, status, work_item, stage, agent, repo, root_cause, suggestion, attribution, target_repo, \
+        target_domain, related_task, detail, created_at, updated_at
+        """
+
+    init(row: Row) throws {
+        id = try row.decode("id")
+        type = try row.decode("type")
+        source = try row.decode("source")
+        status = try row.decode("status")
+        workItem = try row.decode("work_item")
+        stage = try row.decode("stage")
+        agent = try row.decode("agent")
+        repo = try row.decode("repo")
+        rootCause = try row.decode("root_cause")
+        suggestion = try row.decode("suggestion")
+        attribution = try row.decode("attribution")
+        targetRepo = try row.decode("target_repo")
+        targetDomain = try row.decode("target_domain")
+        relatedTask = try row.decode("related_task")
+        detail = try row.decode("detail")
+        createdAt = try row.decode("created_at")
+        updatedAt = try row.decode("updated_at")
+    }
+}
+
+/// The `lessons` table.
+public struct LessonStore: Sendable {
+    let pool: ConnectionPool
+
+    /// Creates the store.
+    public init(pool: ConnectionPool) {
+        self.pool = pool
+    }
+
+    /// Records a lesson (linked to its task when the work item is known); returns it as stored.
+    public func record(_ lesson: Lesson) async throws -> Lesson {
+        try Lesson(row: try await pool.query("""
+            INSERT INTO lessons (type, source, status, work_item, task_id, stage, agent, repo, root_cause, suggestion,
+                                 attribution, target_repo, target_domain, related_task, detail)
+            VALUES ($1, $2, $3, $4, (SELECT id FROM tasks WHERE work_item = $4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+            RETURNING \(Lesson.columns)
+            """,
+            [lesson.type, lesson.source, lesson.status, lesson.workItem, lesson.stage, lesson.agent, lesson.repo, lesson.rootCause,
+             lesson.suggestion, lesson.attribution, lesson.targetRepo, lesson.targetDomain, lesson.relatedTask, lesson.detail]).first!)
+    }
+
+    /// Lessons matching every given filter, newest first.
+    public func list(type: String?, status: String?, repo: String?, workItem: String?, limit: Int) async throws -> [Lesson] {
+        try await pool.query("""
+            SELECT \(Lesson.columns) FROM lessons
+            WHERE ($1::text IS NULL OR type = $1) AND ($2::text IS NULL OR status = $2)
+              AND ($3::text IS NULL OR repo = $3) AND ($4::text IS NULL OR work_item = $4)
+            ORDER BY created_at DESC, id DESC LIMIT $5
+            """,
+            [type, status, repo, workItem, limit]).rows.map(Lesson.init(row:))
+    }
+
+    /// Re-classifies a lesson: each non-nil field replaces the stored one. Returns nil for an unknown id.
+    public func reclassify(id: Int64, status: String?, type: String?, attribution: String?, suggestion: String?, targetRepo: String?, targetDomain: String?) async throws -> Lesson? {
+        try await pool.query("""
+            UPDATE lessons SET status = coalesce($2, status), type = coalesce($3, type), attribution = coalesce($4, attribution),
+                suggestion = coalesce($5, suggestion), target_repo = coalesce($6, target_repo),
+                target_domain = coalesce($7, target_domain), updated_at = now()
+            WHERE id = $1
+            RETURNING \(Lesson.columns)
+            """,
+            [id, status, type, attribution, suggestion, targetRepo, targetDomain]).first.map(Lesson.init(row:))
+    }
+}
