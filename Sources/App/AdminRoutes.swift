@@ -44,7 +44,7 @@ struct AdminRoutes: Sendable {
         guard let token = configuration.adminToken else {
             return json(ErrorBody("admin API disabled: set ORCH_ADMIN_TOKEN"), status: .serviceUnavailable)
         }
-        let header = request.headers.first { $0.name.canonicalName == "authorization" }?.value ?? ""
+        let header = request.header(named: "Authorization") ?? ""
         guard header.hasPrefix("Bearer "), Self.constantTimeEqual(String(header.dropFirst("Bearer ".count)), token) else {
             return json(ErrorBody("missing or invalid bearer token"), status: .unauthorized)
         }

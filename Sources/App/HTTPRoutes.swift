@@ -47,6 +47,14 @@ enum HTTPRoutes {
     }
 }
 
+extension Request {
+    /// A header by case-insensitive name (without naming HTTPTypes' field type).
+    func header(named name: String) -> String? {
+        let wanted = name.lowercased()
+        return headers.first { $0.name.canonicalName == wanted }?.value
+    }
+}
+
 /// A JSON response with an explicit status (never a bodiless error).
 func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
     let data = (try? JSONEncoder().encode(value)) ?? Data(#"{"ok":false,"error":"response encoding failed"}"#.utf8)

@@ -83,11 +83,9 @@ extension AdminRoutes {
                     }
                     limit = value
                 }
-                if let type = filter("type"), !Lesson.types.contains(type) {
-                    return json(ErrorBody("unknown 'type' \(type.prefix(40)); one of \(Lesson.types.joined(separator: ", "))"), status: .badRequest)
-                }
-                if let status = filter("status"), !Lesson.statuses.contains(status) {
-                    return json(ErrorBody("unknown 'status' \(status.prefix(40)); one of \(Lesson.statuses.joined(separator: ", "))"), status: .badRequest)
+                if let refusal = Self.refuseUnknown("type", filter("type"), allowed: Lesson.types)
+                    ?? Self.refuseUnknown("status", filter("status"), allowed: Lesson.statuses) {
+                    return refusal
                 }
                 struct Body: Encodable { let lessons: [LessonBody] }
                 let found = try await lessons.list(
@@ -97,20 +95,14 @@ extension AdminRoutes {
         }
         router.post("/lessons") { request, context in
             await admin(request, context) {
-                var request = request
-                let body: NewLesson
-                do {
-                    body = try JSONDecoder().decode(NewLesson.self, from: Data(buffer: try await request.collectBody(upTo: 64 * 1024)))
-                } catch {
+                guard let body = await Self.decodeBody(NewLesson.self, from: request) else {
                     return json(ErrorBody("body must be a JSON object of lesson fields (at most 64 KiB)"), status: .badRequest)
                 }
                 guard let rootCause = body.root_cause?.trimmingCharacters(in: .whitespacesAndNewlines), !rootCause.isEmpty else {
                     return json(ErrorBody("missing 'root_cause'"), status: .badRequest)
                 }
                 let type = body.type ?? "other"
-                guard Lesson.types.contains(type) else {
-                    return json(ErrorBody("unknown 'type' \(type.prefix(40)); one of \(Lesson.types.joined(separator: ", "))"), status: .badRequest)
-                }
+                if let refusal = Self.refuseUnknown("type", type, allowed: Lesson.types) { return refusal }
                 var lesson = Lesson(type: type, rootCause: rootCause)
                 lesson.source = "manual"
                 lesson.workItem = body.work_item
@@ -130,18 +122,12 @@ extension AdminRoutes {
                 guard let id = context.parameters.get("id").flatMap(Int64.init) else {
                     return json(ErrorBody("lesson id must be an integer"), status: .badRequest)
                 }
-                var request = request
-                let body: Reclassification
-                do {
-                    body = try JSONDecoder().decode(Reclassification.self, from: Data(buffer: try await request.collectBody(upTo: 64 * 1024)))
-                } catch {
+                guard let body = await Self.decodeBody(Reclassification.self, from: request) else {
                     return json(ErrorBody("body must be a JSON object with status, type, attribution, suggestion, target_repo or target_domain"), status: .badRequest)
                 }
-                if let status = body.status, !Lesson.statuses.contains(status) {
-                    return json(ErrorBody("unknown 'status' \(status.prefix(40)); one of \(Lesson.statuses.joined(separator: ", "))"), status: .badRequest)
-                }
-                if let type = body.type, !Lesson.types.contains(type) {
-                    return json(ErrorBody("unknown 'type' \(type.prefix(40)); one of \(Lesson.types.joined(separator: ", "))"), status: .badRequest)
+                if let refusal = Self.refuseUnknown("status", body.status, allowed: Lesson.statuses)
+                    ?? Self.refuseUnknown("type", body.type, allowed: Lesson.types) {
+                    return refusal
                 }
                 guard let lesson = try await lessons.reclassify(
                     id: id, status: body.status, type: body.type, attribution: body.attribution, suggestion: body.suggestion,
@@ -150,5 +136,18 @@ extension AdminRoutes {
                 return json(LessonEnvelope(lesson: LessonBody(lesson)))
             }
         }
+    }
+
+    /// A 400 naming the field and the allowed values when `value` is set but not one of them.
+    private static func refuseUnknown(_ field: String, _ value: String?, allowed: [String]) -> Response? {
+        guard let value, !allowed.contains(value) else { return nil }
+        return json(ErrorBody("unknown '\(field)' \(value.prefix(40)); one of \(allowed.joined(separator: ", "))"), status: .badRequest)
+    }
+
+    /// The request body (at most 64 KiB) decoded as JSON, or nil when it is not that.
+    private static func decodeBody<T: Decodable>(_ type: T.Type, from request: Request) async -> T? {
+        var request = request
+        guard let buffer = try? await request.collectBody(upTo: 64 * 1024) else { return nil }
+        return try? JSONDecoder().decode(T.self, from: Data(buffer: buffer))
     }
 }

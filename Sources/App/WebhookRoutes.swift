@@ -50,7 +50,7 @@ struct WebhookRoutes: Sendable {
 
         let signatureHeader = source == .plane ? "X-Plane-Signature" : "X-Gitea-Signature"
         if let secret = configuration.webhookSecret(for: source) {
-            guard let signature = header(request, signatureHeader) else {
+            guard let signature = request.header(named: signatureHeader) else {
                 return json(ErrorBody("missing \(signatureHeader)"), status: .unauthorized)
             }
             guard WebhookSignature.verify(signature: signature, secret: secret, body: body) else {
@@ -65,7 +65,7 @@ struct WebhookRoutes: Sendable {
         let classification: WebhookPayload.Classification
         do {
             classification = try WebhookPayload.classify(
-                source: source, headerEvent: header(request, "X-Gitea-Event"), body: body)
+                source: source, headerEvent: request.header(named: "X-Gitea-Event"), body: body)
         } catch {
             return json(ErrorBody("\(error)"), status: .badRequest)
         }
@@ -73,7 +73,7 @@ struct WebhookRoutes: Sendable {
             return json(ErrorBody("body is not UTF-8"), status: .badRequest)
         }
         let deliveryHeader = source == .plane ? "X-Plane-Delivery" : "X-Gitea-Delivery"
-        let deliveryID = header(request, deliveryHeader).map { String($0.prefix(200)) }
+        let deliveryID = request.header(named: deliveryHeader).map { String($0.prefix(200)) }
         let delivery = WebhookStore.Delivery(
             source: source.rawValue, deliveryID: deliveryID, bodySHA256: WebhookSignature.sha256Hex(body),
             event: classification.event, payload: JSONB(text: text), ignoredReason: classification.ignoredReason)
@@ -95,9 +95,4 @@ struct WebhookRoutes: Sendable {
         }
     }
 
-    /// A request header by case-insensitive name.
-    private func header(_ request: Request, _ name: String) -> String? {
-        let wanted = name.lowercased()
-        return request.headers.first { $0.name.canonicalName == wanted }?.value
-    }
 }
