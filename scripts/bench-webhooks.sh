@@ -24,3 +24,70 @@ if [ -z "${ORCH_DATABASE_URL:-}" ]; then
   export ORCH_DATABASE_URL="$THROWAWAY_URL"
 fi
 export_pg_env "$ORCH_DATABASE_URL"
+
+scratch="${ORCH_RELEASE_SCRATCH:-.build-release}"
+swift build -c release --product orchestrator --scratch-path "$scratch" >/dev/null
+bin="$scratch/release/orchestrator"
+"$bin" migrate >/dev/null
+
+work="$(mktemp -d /tmp/orch-bench-webhooks.XXXXXX)"
+secret="bench-secret"
+duration="${DURATION:-15}"
+connections="${CONNECTIONS:-32}"
+
+# One file of distinct signed bodies per run (the database remembers earlier bodies as duplicates).
+make_bodies() {
+  python3 - "$1" "$2" "$secret" <<'PY'
+import hashlib, hmac, json, sys
+path, prefix, secret = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+with open(path, "w") as out:
+    for i in range(200000):
+        body = json.dumps({"event": "issue", "action": "created", "data": {
+            "id": f"{prefix}-{i}", "sequence_id": i, "project": "bench-project", "name": f"bench {prefix} {i}",
+            "labels": [], "description_stripped": "load test"}})
+        out.write(hmac.new(secret, body.encode(), hashlib.sha256).hexdigest() + "\t" + body + "\n")
+PY
+}
+
+start_replica() {
+  local port="$1"
+  ORCH_PLANE_WEBHOOK_SECRET="$secret" ORCH_LOG_LEVEL=warning "$bin" serve --role api --host 127.0.0.1 --port "$port" --no-migrate \
+    >"$work/replica-$port.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  log "replica on $port did not start"; cat "$work/replica-$port.log"; return 1
+}
+
+rows() { psql -X -A -t -c "SELECT count(*) FROM webhook_deliveries"; }
+
+# run LABEL CONNECTIONS PORT...: wrk against each port at once, then accepted/s from the database.
+run() {
+  local label="$1" conns="$2"; shift 2
+  local before after
+  before="$(rows)"
+  for port in "$@"; do
+    make_bodies "$work/bodies-$port.txt" "$label-$port-$RANDOM"
+  done
+  local loaders=()
+  for port in "$@"; do
+    wrk -t2 -c"$conns" -d"${duration}s" --latency -s scripts/bench/webhooks.lua "http://127.0.0.1:$port" -- "$work/bodies-$port.txt" 2 \
+      >"$work/wrk-$port.txt" 2>&1 &
+    loaders+=($!)
+  done
+  wait "${loaders[@]}"
+  after="$(rows)"
+  echo "== $label: $# replica(s), $conns connections each, ${duration}s"
+  for port in "$@"; do sed 's/^/  /' "$work/wrk-$port.txt" | grep -E "wrk:|latency"; done
+  awk -v n=$((after - before)) -v s="$duration" 'BEGIN { printf "  accepted (stored) deliveries: %d = %.0f/s\n", n, n / s }'
+}
+
+limits="../shared/bench/pg-limits.sh"
+if [ -f "$limits" ]; then
+  echo "== ../shared/bench/pg-limits.sh 5 15"
+  bash "$limits" 5 15 | grep insert_1row
+fi
+start_replica 18081
+run "one replica, full load" "$connections" 18081
+run "one replica, light load" 2 18081
+start_replica 18082
+run "two replicas, full load" $((connections / 2)) 18081 18082
