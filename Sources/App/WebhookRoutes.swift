@@ -10,8 +10,15 @@ import Store
 /// rejected at any step writes nothing. An accepted delivery is stored with its processing job in
 /// one transaction and answered 202; a repeat is answered 200 `{"ok":true,"duplicate":true}`.
 struct WebhookRoutes: Sendable {
-    let store: WebhookStore
+    /// Concurrent deliveries share one statement and one commit; each still gets its own answer
+    /// only after its row is durable.
+    let inbox: GroupCommit<WebhookStore.Delivery, WebhookStore.Outcome>
     let configuration: AppConfiguration
+
+    init(store: WebhookStore, configuration: AppConfiguration) {
+        self.inbox = GroupCommit(maxBatch: 64, maxConcurrentFlushes: 2) { try await store.record(batch: $0) }
+        self.configuration = configuration
+    }
 
     private struct Accepted: Encodable {
         let ok = true
@@ -78,7 +85,7 @@ struct WebhookRoutes: Sendable {
             source: source.rawValue, deliveryID: deliveryID, bodySHA256: WebhookSignature.sha256Hex(body),
             event: classification.event, payload: JSONB(text: text), ignoredReason: classification.ignoredReason)
         do {
-            switch try await store.record(delivery) {
+            switch try await inbox.submit(delivery) {
             case .accepted(let id, _):
                 return json(Accepted(id: id, status: "accepted"), status: .accepted)
             case .ignored(let id):

@@ -70,20 +70,24 @@ public struct PostgresArray: PostgresEncodable {
     }
 
     public var postgresText: String? {
-        var text = "{"
+        // Built on UTF-8 bytes: elements can be whole webhook bodies, and per-Character iteration
+        // of a large string is far slower than a byte loop.
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        bytes.reserveCapacity(elements.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
         for (offset, element) in elements.enumerated() {
-            if offset > 0 { text += "," }
+            if offset > 0 { bytes.append(UInt8(ascii: ",")) }
             guard let element else {
-                text += "NULL"
+                bytes.append(contentsOf: "NULL".utf8)
                 continue
             }
-            text += "\""
-            for character in element {
-                if character == "\"" || character == "\\" { text += "\\" }
-                text.append(character)
+            bytes.append(UInt8(ascii: "\""))
+            for byte in element.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { bytes.append(UInt8(ascii: "\\")) }
+                bytes.append(byte)
             }
-            text += "\""
+            bytes.append(UInt8(ascii: "\""))
         }
-        return text + "}"
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

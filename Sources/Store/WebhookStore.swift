@@ -47,30 +47,81 @@ public struct WebhookStore: Sendable {
     /// workers) in one statement, so one round trip and one commit per delivery. Two replicas
     /// receiving the same delivery at once: one stores it, the other gets `.duplicate`.
     public func record(_ delivery: Delivery) async throws -> Outcome {
-        // The job id is drawn first so the delivery row can name its job without a second write.
-        let row = try await pool.query("""
-            WITH delivery AS (
+        try await record(batch: [delivery])[0].get()
+    }
+
+    /// Records several deliveries with one statement and one commit (see ``GroupCommit``), each
+    /// with the same effect and outcome as ``record(_:)`` would give it alone.
+    ///
+    /// Rows are inserted in a fixed key order, so two replicas writing overlapping batches wait
+    /// for each other instead of deadlocking. If a batch of several fails for a reason other than
+    /// a lost connection (one body PostgreSQL's `jsonb` refuses, say), every delivery is retried
+    /// alone so that one bad delivery fails only itself. A batch of one throws its error.
+    public func record(batch deliveries: [Delivery]) async throws -> [Result<Outcome, any Error>] {
+        do {
+            return try await insert(deliveries).map { .success($0) }
+        } catch let error as PostgresError where deliveries.count > 1 && !error.isConnectionLost && error.kind != .poolTimeout {
+            var results: [Result<Outcome, any Error>] = []
+            for delivery in deliveries {
+                do {
+                    results.append(.success(try await insert([delivery])[0]))
+                } catch {
+                    results.append(.failure(error))
+                }
+            }
+            return results
+        }
+    }
+
+    private func insert(_ deliveries: [Delivery]) async throws -> [Outcome] {
+        let order = deliveries.indices.sorted {
+            let a = deliveries[$0], b = deliveries[$1]
+            return (a.source, a.bodySHA256, a.deliveryID ?? "") < (b.source, b.bodySHA256, b.deliveryID ?? "")
+        }
+        let sorted = order.map { deliveries[$0] }
+        // Job ids are drawn first so each delivery row names its job without a second write.
+        let rows = try await pool.query("""
+            WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                    WITH ORDINALITY AS i (source, delivery_id, body_sha256, event, payload, reason, ord)
+            ), delivery AS (
                 INSERT INTO webhook_deliveries (source, delivery_id, body_sha256, event, status, reason, payload, job_id)
-                VALUES ($1, $2, $3, $4, CASE WHEN $6::text IS NULL THEN 'pending' ELSE 'ignored' END, $6, $5::jsonb,
-                        CASE WHEN $6::text IS NULL THEN nextval(pg_get_serial_sequence('jobs', 'id')) END)
+                SELECT source, delivery_id, body_sha256, event, CASE WHEN reason IS NULL THEN 'pending' ELSE 'ignored' END,
+                       reason, payload::jsonb, CASE WHEN reason IS NULL THEN nextval(pg_get_serial_sequence('jobs', 'id')) END
+                FROM input ORDER BY ord
                 ON CONFLICT DO NOTHING
-                RETURNING id, job_id
+                RETURNING id, job_id, source, delivery_id, body_sha256
             ), job AS (
                 INSERT INTO jobs (id, kind, queue, payload, max_attempts, dedupe_key)
                 SELECT job_id, $7, 'default', jsonb_build_object('delivery_id', id), 10, 'webhook:' || id
                 FROM delivery WHERE job_id IS NOT NULL
                 RETURNING id
             ), notified AS (
-                SELECT pg_notify('orch_jobs', 'default') FROM job
+                SELECT pg_notify('orch_jobs', 'default') WHERE EXISTS (SELECT 1 FROM job)
             )
-            SELECT d.id, d.job_id, (SELECT count(*) FROM job) AS jobs, (SELECT count(*) FROM notified) AS notified
-            FROM (SELECT 1) one LEFT JOIN delivery d ON true
+            SELECT d.id, d.job_id, d.source, d.delivery_id, d.body_sha256, (SELECT count(*) FROM notified) AS notified
+            FROM delivery d
             """,
-            [delivery.source, delivery.deliveryID, delivery.bodySHA256, delivery.event, delivery.payload,
-             delivery.ignoredReason, Self.processJobKind]).first!
-        guard let id = try row.decode("id", as: Int64?.self) else { return .duplicate }
-        guard let jobID = try row.decode("job_id", as: Int64?.self) else { return .ignored(deliveryID: id) }
-        return .accepted(deliveryID: id, jobID: jobID)
+            [PostgresArray(sorted.map(\.source)), PostgresArray(sorted.map(\.deliveryID)),
+             PostgresArray(sorted.map(\.bodySHA256)), PostgresArray(sorted.map(\.event)),
+             PostgresArray(sorted.map(\.payload.text)), PostgresArray(sorted.map(\.ignoredReason)), Self.processJobKind])
+        // Match stored rows back to deliveries by their key. A delivery with no row was a duplicate
+        // (of an earlier delivery or of another one in this batch).
+        struct Key: Hashable { let source: String, deliveryID: String?, body: String }
+        var stored: [Key: [(id: Int64, jobID: Int64?)]] = [:]
+        for row in rows.rows {
+            let key = Key(source: try row.decode("source"), deliveryID: try row.decode("delivery_id"), body: try row.decode("body_sha256"))
+            stored[key, default: []].append((try row.decode("id"), try row.decode("job_id")))
+        }
+        var outcomes = [Outcome](repeating: .duplicate, count: deliveries.count)
+        for index in order {
+            let delivery = deliveries[index]
+            let key = Key(source: delivery.source, deliveryID: delivery.deliveryID, body: delivery.bodySHA256)
+            guard let row = stored[key]?.first else { continue }
+            stored[key]?.removeFirst()
+            outcomes[index] = row.jobID.map { .accepted(deliveryID: row.id, jobID: $0) } ?? .ignored(deliveryID: row.id)
+        }
+        return outcomes
     }
 
     /// A stored delivery, for its processing job.

@@ -1,6 +1,7 @@
 -- wrk script for scripts/bench-webhooks.sh: POSTs pre-signed, distinct Plane webhook bodies read
 -- from the file given after `--` (one "signature<TAB>body" per line), each wrk thread taking its
--- own share of the lines so no two requests carry the same body.
+-- own share of the lines so no two requests carry the same body. An optional third argument paces
+-- each connection (see delay()).
 local threads = {}
 local counter = 0
 
@@ -22,6 +23,12 @@ function init(args)
     n = n + 1
   end
   index = 0
+  -- optional third argument: milliseconds each connection waits between requests (a paced load)
+  pause = tonumber(args[3]) or 0
+end
+
+function delay()
+  return pause
 end
 
 function request()
