@@ -79,6 +79,8 @@ struct AdminRoutes: Sendable {
         let pr_number: Int?
         let head_sha: String?
         let merge_sha: String?
+        let head_ci_state: String?
+        let merge_ci_state: String?
         let created_at: String
         let updated_at: String
 
@@ -94,6 +96,8 @@ struct AdminRoutes: Sendable {
             pr_number = task.prNumber
             head_sha = task.headSHA
             merge_sha = task.mergeSHA
+            head_ci_state = task.headCIState
+            merge_ci_state = task.mergeCIState
             created_at = iso(task.createdAt)
             updated_at = iso(task.updatedAt)
         }

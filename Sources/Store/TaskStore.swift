@@ -12,10 +12,14 @@ public struct TaskRecord: Sendable {
     public let prNumber: Int?
     public let headSHA: String?
     public let mergeSHA: String?
+    /// Combined CI state of the PR head (`pending`, `success`, `failure`; nil before any status).
+    public let headCIState: String?
+    /// Combined CI state of the merge commit.
+    public let mergeCIState: String?
     public let createdAt: Date
     public let updatedAt: Date
 
-    static let columns = "id, work_item, repo, title, description, labels, stage, status, track, auto, pr_number, head_sha, merge_sha, created_at, updated_at"
+    static let columns = "id, work_item, repo, title, description, labels, stage, status, track, auto, pr_number, head_sha, merge_sha, head_ci_state, merge_ci_state, created_at, updated_at"
 
     init(row: Row) throws {
         id = try row.decode("id")
@@ -28,6 +32,8 @@ public struct TaskRecord: Sendable {
         prNumber = try row.decode("pr_number")
         headSHA = try row.decode("head_sha")
         mergeSHA = try row.decode("merge_sha")
+        headCIState = try row.decode("head_ci_state")
+        mergeCIState = try row.decode("merge_ci_state")
         createdAt = try row.decode("created_at")
         updatedAt = try row.decode("updated_at")
     }
@@ -107,10 +113,63 @@ public struct TaskStore: Sendable {
     @discardableResult
     public func recordPullRequest(workItem: String, number: Int, headSHA: String, mergeSHA: String?) async throws -> Bool {
         try await pool.query("""
-            UPDATE tasks SET pr_number = $2, head_sha = $3, merge_sha = coalesce($4, merge_sha), updated_at = now()
+            UPDATE tasks SET pr_number = $2, head_sha = $3, merge_sha = coalesce($4, merge_sha),
+                   head_ci_state = combined_ci_state(repo, $3), merge_ci_state = combined_ci_state(repo, coalesce($4, merge_sha)),
+                   updated_at = now()
             WHERE work_item = $1
             """,
             [workItem, number, headSHA, mergeSHA]).affectedRows == 1
+    }
+
+    /// Records a push to a task's branch: the new head (statuses already known for it count at
+    /// once). Returns false when there is no such task in that repository.
+    @discardableResult
+    public func recordPush(workItem: String, repo: String, headSHA: String) async throws -> Bool {
+        try await pool.query("""
+            UPDATE tasks SET head_sha = $3, head_ci_state = combined_ci_state(repo, $3), pushed_at = now(), updated_at = now()
+            WHERE work_item = $1 AND (repo = $2 OR repo IS NULL)
+            """,
+            [workItem, repo, headSHA]).affectedRows == 1
+    }
+
+    /// A task whose CI facts a commit status changed.
+    public struct CIUpdate: Sendable, Equatable {
+        public let workItem: String
+        /// `head` or `merge`: which of the task's commits the status is for.
+        public let commit: String
+        /// The commit's combined state after this status.
+        public let combinedState: String
+    }
+
+    /// Stores a Gitea commit status (a later status id for the same context wins; an older one
+    /// arriving late changes nothing) and refreshes the combined CI state of every task whose PR
+    /// head or merge commit is that sha, in one transaction. Returns the tasks it touched.
+    public func recordCommitStatus(
+        repo: String, sha: String, context: String, state: String, statusID: Int64, targetURL: String?, description: String?
+    ) async throws -> [CIUpdate] {
+        try await pool.withTransaction { connection in
+            try await connection.query("""
+                INSERT INTO commit_statuses (repo, sha, context, state, status_id, target_url, description)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (repo, sha, context) DO UPDATE
+                SET state = excluded.state, status_id = excluded.status_id, target_url = excluded.target_url,
+                    description = excluded.description, received_at = now()
+                WHERE excluded.status_id >= commit_statuses.status_id
+                """,
+                [repo, sha, context, state, statusID, targetURL, description])
+            return try await connection.query("""
+                UPDATE tasks SET
+                    head_ci_state = CASE WHEN head_sha = $2 THEN combined_ci_state(repo, $2) ELSE head_ci_state END,
+                    merge_ci_state = CASE WHEN merge_sha = $2 THEN combined_ci_state(repo, $2) ELSE merge_ci_state END,
+                    updated_at = now()
+                WHERE repo = $1 AND (head_sha = $2 OR merge_sha = $2)
+                RETURNING work_item, CASE WHEN merge_sha = $2 THEN 'merge' ELSE 'head' END AS commit,
+                          combined_ci_state(repo, $2) AS combined
+                """,
+                [repo, sha]).rows.map {
+                CIUpdate(workItem: try $0.decode("work_item"), commit: try $0.decode("commit"), combinedState: try $0.decode("combined"))
+            }
+        }
     }
 
     /// Tasks not done, newest first (`GET /status`).

@@ -7,7 +7,9 @@ import Store
 /// Plane `issue` events create or refresh the task (labels choose the track and auto mode; `STOP`
 /// cancels); Plane comments starting `/approve`, `/retry` or `/stop` are commands; the service's
 /// own comments are skipped. Gitea `pull_request` events record the PR number and head/merge
-/// commits on the task of branch `orch/<WORK-ITEM>`. Idempotent: a repeated run finds the task
+/// commits on the task of branch `orch/<WORK-ITEM>`, `push` events to that branch its new head,
+/// and `status` events the CI state of whichever task has that commit as head or merge commit.
+/// Events for a repository that is not configured are stored as ignored, with the reason. Idempotent: a repeated run finds the task
 /// already in the resulting state and records nothing twice.
 public struct WebhookProcessor: Sendable {
     /// Marks comments the orchestrator itself posts, so their webhooks are skipped.
@@ -50,10 +52,8 @@ public struct WebhookProcessor: Sendable {
             outcome = try await planeIssue(object, action: String(event.dropFirst("issue.".count)))
         case ("plane", let event) where event.hasPrefix("issue_comment."):
             outcome = try await planeComment(object)
-        case ("gitea", "pull_request"):
-            outcome = try await giteaPullRequest(object)
-        case ("gitea", _):
-            outcome = ("processed", "no task change for a Gitea \(delivery.event) event yet")
+        case ("gitea", let event):
+            outcome = try await gitea(object, event: event)
         default:
             outcome = ("ignored", "no processor for \(delivery.source) \(delivery.event)")
         }
@@ -122,6 +122,52 @@ public struct WebhookProcessor: Sendable {
             // redelivery already applied it). Record why and move on.
             return ("processed", "\(command) refused: \(error)")
         }
+    }
+
+    private func gitea(_ object: [String: Any], event: String) async throws -> (String, String?) {
+        guard let fullName = (object["repository"] as? [String: Any])?["full_name"] as? String else {
+            throw PermanentJobFailure("Gitea event without repository.full_name")
+        }
+        guard repos.contains(where: { $0.repo == fullName }) else {
+            return ("ignored", "repository \(fullName) is not configured (repos[].repo)")
+        }
+        switch event {
+        case "pull_request": return try await giteaPullRequest(object)
+        case "status": return try await giteaStatus(object, repo: fullName)
+        case "push": return try await giteaPush(object, repo: fullName)
+        default: return ("ignored", "no processor for Gitea \(event)")
+        }
+    }
+
+    private func giteaStatus(_ object: [String: Any], repo: String) async throws -> (String, String?) {
+        guard let sha = object["sha"] as? String, let context = object["context"] as? String, let state = object["state"] as? String else {
+            throw PermanentJobFailure("Gitea status event without sha, context or state")
+        }
+        guard ["pending", "success", "failure", "error", "warning"].contains(state) else {
+            return ("ignored", "unknown commit status state '\(state.prefix(40))'")
+        }
+        let updates = try await tasks.recordCommitStatus(
+            repo: repo, sha: sha, context: context, state: state, statusID: (object["id"] as? NSNumber)?.int64Value ?? 0,
+            targetURL: object["target_url"] as? String, description: object["description"] as? String)
+        let what = "\(context) \(state) on \(sha.prefix(12))"
+        guard !updates.isEmpty else {
+            // Kept anyway: the pull request naming this sha may arrive later and will pick it up.
+            return ("processed", "\(what): no task has this commit yet (status kept)")
+        }
+        return ("processed", "\(what): " + updates.map { "\($0.workItem) \($0.commit) CI \($0.combinedState)" }.joined(separator: ", "))
+    }
+
+    private func giteaPush(_ object: [String: Any], repo: String) async throws -> (String, String?) {
+        guard let ref = object["ref"] as? String, let after = object["after"] as? String else {
+            throw PermanentJobFailure("Gitea push event without ref or after")
+        }
+        guard ref.hasPrefix("refs/heads/orch/") else { return ("processed", "push to \(ref): not a task branch") }
+        let workItem = String(ref.dropFirst("refs/heads/orch/".count))
+        if after.allSatisfy({ $0 == "0" }) { return ("processed", "\(workItem): branch deleted") }
+        guard try await tasks.recordPush(workItem: workItem, repo: repo, headSHA: after) else {
+            return ("ignored", "no task \(workItem) in \(repo)")
+        }
+        return ("processed", "\(workItem): branch pushed, head \(after.prefix(12))")
     }
 
     private func giteaPullRequest(_ object: [String: Any]) async throws -> (String, String?) {

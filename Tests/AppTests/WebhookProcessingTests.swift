@@ -106,4 +106,65 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(task?.headSHA, "2222222222222222222222222222222222222222")
         XCTAssertEqual(task?.mergeSHA, "3333333333333333333333333333333333333333")
     }
+
+    /// A fixture with some top-level fields replaced (a later or older status, another repo).
+    private func fixture(_ path: String, replacing changes: [String: Any]) throws -> [UInt8] {
+        var object = try JSONSerialization.jsonObject(with: Data(try fixture(path))) as! [String: Any]
+        for (key, value) in changes { object[key] = value }
+        return Array(try JSONSerialization.data(withJSONObject: object))
+    }
+
+    func testGiteaStatusesAndPushesKeepTheTaskCIFactsCurrentInAnyOrder() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        // The status for the PR head arrives before the pull request itself: kept, then counted.
+        let early = try await deliver("gitea", "status", try fixture("gitea/status_success.json"))
+        XCTAssertEqual(early.0, "processed")
+        XCTAssertEqual(early.1, "ci/build success on 222222222222: no task has this commit yet (status kept)")
+        try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_opened.json"))
+        var task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.headSHA, "2222222222222222222222222222222222222222")
+        XCTAssertEqual(task?.headCIState, "success")
+
+        // A push moves the head; CI of the new head is unknown until its statuses come.
+        let push = try await deliver("gitea", "push", try fixture("gitea/push.json"))
+        XCTAssertEqual(push.1, "ORCH-98: branch pushed, head 444444444444")
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.headSHA, "4444444444444444444444444444444444444444")
+        XCTAssertNil(task?.headCIState)
+        let failure = try await deliver("gitea", "status", try fixture("gitea/status_failure.json"))
+        XCTAssertEqual(failure.1, "ci/build failure on 444444444444: ORCH-98 head CI failure")
+        // An older status of the same context arriving late changes nothing; another context's
+        // pending does not hide the failure.
+        try await deliver("gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 800, "state": "success"]))
+        try await deliver("gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 903, "context": "ci/lint", "state": "pending"]))
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.headCIState, "failure")
+        // A newer build of ci/build passes: the head is pending on ci/lint, then green.
+        try await deliver("gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 904, "state": "success"]))
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.headCIState, "pending")
+        try await deliver("gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 905, "context": "ci/lint", "state": "success"]))
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.headCIState, "success")
+
+        // The merge commit's CI is tracked separately.
+        try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_merged.json"))
+        let merged = try await deliver("gitea", "status", try fixture("gitea/status_success.json", replacing: ["id": 906, "sha": "3333333333333333333333333333333333333333"]))
+        XCTAssertEqual(merged.1, "ci/build success on 333333333333: ORCH-98 merge CI success")
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.mergeCIState, "success")
+    }
+
+    func testGiteaEventsForUnconfiguredRepositoriesOrOtherBranchesAreRecordedWithTheReason() async throws {
+        let otherRepo = try await deliver("gitea", "status", try fixture("gitea/status_success.json", replacing: ["repository": ["full_name": "someone/else"]]))
+        XCTAssertEqual(otherRepo.0, "ignored")
+        XCTAssertEqual(otherRepo.1, "repository someone/else is not configured (repos[].repo)")
+        let main = try await deliver("gitea", "push", try fixture("gitea/push.json", replacing: ["ref": "refs/heads/main"]))
+        XCTAssertEqual(main.1, "push to refs/heads/main: not a task branch")
+        let noTask = try await deliver("gitea", "push", try fixture("gitea/push.json"))
+        XCTAssertEqual(noTask.0, "ignored")
+        XCTAssertEqual(noTask.1, "no task ORCH-98 in acme/orch")
+        let statuses = try await database.pool.query("SELECT count(*) AS n FROM commit_statuses").first!.decode("n", as: Int.self)
+        XCTAssertEqual(statuses, 0, "nothing kept for an unconfigured repository")
+    }
 }
