@@ -10,7 +10,7 @@ struct AdminRoutes: Sendable {
     let configuration: AppConfiguration
 
     private var tasks: TaskStore { TaskStore(pool: pool) }
-    private var jobs: JobStore { JobStore(pool: pool) }
+    var jobs: JobStore { JobStore(pool: pool) }
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/status") { request, context in
@@ -28,6 +28,7 @@ struct AdminRoutes: Sendable {
             }
         }
         registerLessons(on: router)
+        registerMetrics(on: router)
         router.post("/bug-fast-track/escalate") { request, context in
             await admin(request, context) {
                 guard let workItem = request.uri.queryParameters.get("work_item"), !workItem.isEmpty else {
@@ -145,16 +146,51 @@ struct AdminRoutes: Sendable {
             let heartbeat_age_seconds: Double
             let started_at: String
         }
+        struct DutyBody: Encodable {
+            let replica: String
+            let last_run_at: String
+            let last_affected: Int
+            let total_affected: Int
+            let runs: Int
+            let last_error: String?
+        }
+        struct ReaperBody: Encodable {
+            let enabled: Bool
+            let scope = "all"
+            let leader: String?
+            let heartbeat_ttl_seconds: Double
+            let job_retention_hours: Double
+            let duties: [String: DutyBody]
+        }
+        struct LessonsBody: Encodable {
+            let scope = "all"
+            let by_status: [String: Int]
+            let by_type: [String: Int]
+            let last_at: String?
+        }
+        struct WebhooksBody: Encodable {
+            let deliveries: [String: Int]
+            let plane_secret_set: Bool
+            let gitea_secret_set: Bool
+            let insecure: Bool
+            let max_body_bytes: Int
+        }
         struct Body: Encodable {
             let counts: [String: Int]
             let max_concurrency: Int
             let poll_interval: Double
             let replicas: [ReplicaBody]
             let leader: String?
+            let reaper: ReaperBody
+            let lessons: LessonsBody
+            let webhooks: WebhooksBody
             let recent: [JobBody]
         }
         let counts = try await jobs.countsByStatus()
         let replicas = try await ReplicaStore(pool: pool).live()
+        let leader = replicas.first { $0.leaderSince != nil }?.id
+        let duties = try await MaintenanceStore(pool: pool).runs()
+        let lessons = try await LessonStore(pool: pool).summary()
         return json(Body(
             counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
             max_concurrency: configuration.maxConcurrency, poll_interval: configuration.pollInterval.seconds,
@@ -162,7 +198,20 @@ struct AdminRoutes: Sendable {
                 ReplicaBody(id: $0.id, name: $0.name, host: $0.host, pid: $0.pid, role: $0.role, leader: $0.leaderSince != nil,
                             heartbeat_age_seconds: ($0.heartbeatAgeSeconds * 1000).rounded() / 1000, started_at: iso($0.startedAt))
             },
-            leader: replicas.first { $0.leaderSince != nil }?.id,
+            leader: leader,
+            reaper: ReaperBody(
+                enabled: configuration.reaperEnabled, leader: leader, heartbeat_ttl_seconds: configuration.heartbeatTTL.seconds,
+                job_retention_hours: configuration.jobRetention.seconds / 3600,
+                duties: Dictionary(uniqueKeysWithValues: duties.map {
+                    ($0.duty, DutyBody(replica: $0.replicaID, last_run_at: iso($0.lastRunAt), last_affected: $0.lastAffected,
+                                       total_affected: $0.totalAffected, runs: $0.runs, last_error: $0.lastError))
+                })),
+            lessons: LessonsBody(by_status: lessons.byStatus, by_type: lessons.byType, last_at: lessons.lastAt.map(iso)),
+            webhooks: WebhooksBody(
+                deliveries: try await WebhookStore(pool: pool).counts(),
+                plane_secret_set: configuration.webhookSecret(for: .plane) != nil,
+                gitea_secret_set: configuration.webhookSecret(for: .gitea) != nil,
+                insecure: configuration.insecureWebhooks, max_body_bytes: configuration.webhookMaxBodyBytes),
             recent: try await jobs.recent(limit: 10).map(JobBody.init)))
     }
 

@@ -24,6 +24,12 @@ struct AppConfiguration: Sendable {
     var insecureWebhooks: Bool
     var webhookMaxBodyBytes: Int
     var adminToken: String?
+    /// `ORCH_METRICS_PUBLIC=1` serves `GET /metrics/prometheus` without the admin token (for a
+    /// scraper on a private network); every other admin route still needs it.
+    var metricsPublic: Bool
+    /// `ORCH_REAPER_ENABLED=0` stops the leader's maintenance (rescue of abandoned jobs, replica
+    /// sweep, pruning): the kill switch of the `reaper` subsystem. On by default.
+    var reaperEnabled: Bool
     /// Repositories, agents and labels from the `ORCH_CONFIG` YAML file (empty without one).
     var file: ConfigFile
 
@@ -56,6 +62,8 @@ struct AppConfiguration: Sendable {
         planeWebhookSecret = environment["ORCH_PLANE_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
         giteaWebhookSecret = environment["ORCH_GITEA_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
         insecureWebhooks = try env.flag("ORCH_INSECURE_WEBHOOKS", default: false)
+        metricsPublic = try env.flag("ORCH_METRICS_PUBLIC", default: false)
+        reaperEnabled = try env.flag("ORCH_REAPER_ENABLED", default: true)
         webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))
         adminToken = environment["ORCH_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         file = try env.string("ORCH_CONFIG").map(ConfigFile.load(path:)) ?? ConfigFile()

@@ -28,7 +28,10 @@ struct ErrorBody: ResponseCodable {
 /// Builds the HTTP router.
 enum HTTPRoutes {
     static func router(pool: ConnectionPool, configuration: AppConfiguration) -> Router<BasicRequestContext> {
+        _ = Telemetry.registry
         let router = Router()
+        // Request counts and durations by route template (`http.route`), for /metrics/prometheus.
+        router.add(middleware: MetricsMiddleware())
         WebhookRoutes(store: WebhookStore(pool: pool), configuration: configuration).register(on: router)
         AdminRoutes(pool: pool, configuration: configuration).register(on: router)
         router.get("/health") { _, _ in

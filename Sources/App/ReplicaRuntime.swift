@@ -81,9 +81,9 @@ enum ReplicaRuntime {
         if role.runsWorkers {
             services.append(LeaderElector(
                 replicaID: replicaID, pool: pool, interval: configuration.electionInterval,
-                duties: QueueMaintenance.duties(
-                    pool: pool, heartbeatInterval: configuration.heartbeatInterval, heartbeatTTL: configuration.heartbeatTTL,
-                    retention: configuration.jobRetention, logger: logger),
+                duties: configuration.reaperEnabled ? QueueMaintenance.duties(
+                    pool: pool, replicaID: replicaID, heartbeatInterval: configuration.heartbeatInterval,
+                    heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention, logger: logger) : [],
                 logger: logger))
         }
         if let worker { services.append(worker) }

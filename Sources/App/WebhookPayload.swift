@@ -3,7 +3,7 @@ import Foundation
 /// Checks a webhook body's shape and names its event, before anything is stored.
 enum WebhookPayload {
     /// Where the delivery came from.
-    enum Source: String, Sendable {
+    enum Source: String, Sendable, CaseIterable {
         case plane, gitea
     }
 

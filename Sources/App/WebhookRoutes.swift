@@ -14,6 +14,7 @@ struct WebhookRoutes: Sendable {
     /// only after its row is durable.
     let inbox: GroupCommit<WebhookStore.Delivery, WebhookStore.Outcome>
     let configuration: AppConfiguration
+    let metrics = WebhookMetrics()
 
     init(store: WebhookStore, configuration: AppConfiguration) {
         self.inbox = GroupCommit(maxBatch: 64, maxConcurrentFlushes: 2) { try await store.record(batch: $0) }
@@ -41,32 +42,40 @@ struct WebhookRoutes: Sendable {
     }
 
     func handle(_ source: WebhookPayload.Source, request: Request, context: BasicRequestContext) async -> Response {
+        let (response, outcome) = await respond(source, request: request, context: context)
+        metrics.count(source, outcome)
+        return response
+    }
+
+    private func respond(
+        _ source: WebhookPayload.Source, request: Request, context: BasicRequestContext
+    ) async -> (Response, WebhookMetrics.Outcome) {
         let limit = configuration.webhookMaxBodyBytes
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
-            return json(ErrorBody("body larger than \(limit) bytes"), status: .contentTooLarge)
+            return (json(ErrorBody("body larger than \(limit) bytes"), status: .contentTooLarge), .tooLarge)
         }
         var request = request
         let body: [UInt8]
         do {
             body = Array(buffer: try await request.collectBody(upTo: limit))
         } catch is NIOTooManyBytesError {
-            return json(ErrorBody("body larger than \(limit) bytes"), status: .contentTooLarge)
+            return (json(ErrorBody("body larger than \(limit) bytes"), status: .contentTooLarge), .tooLarge)
         } catch {
-            return json(ErrorBody("could not read the body"), status: .badRequest)
+            return (json(ErrorBody("could not read the body"), status: .badRequest), .invalid)
         }
 
         let signatureHeader = source == .plane ? "X-Plane-Signature" : "X-Gitea-Signature"
         if let secret = configuration.webhookSecret(for: source) {
             guard let signature = request.header(named: signatureHeader) else {
-                return json(ErrorBody("missing \(signatureHeader)"), status: .unauthorized)
+                return (json(ErrorBody("missing \(signatureHeader)"), status: .unauthorized), .unauthorized)
             }
             guard WebhookSignature.verify(signature: signature, secret: secret, body: body) else {
                 context.logger.warning("webhook signature mismatch", metadata: ["webhook.source": "\(source.rawValue)"])
-                return json(ErrorBody("invalid \(signatureHeader)"), status: .unauthorized)
+                return (json(ErrorBody("invalid \(signatureHeader)"), status: .unauthorized), .unauthorized)
             }
         } else if !configuration.insecureWebhooks {
             let variable = source == .plane ? "ORCH_PLANE_WEBHOOK_SECRET" : "ORCH_GITEA_WEBHOOK_SECRET"
-            return json(ErrorBody("webhook secret not configured: set \(variable) (ORCH_INSECURE_WEBHOOKS=1 accepts unsigned deliveries, for testing only)"), status: .unauthorized)
+            return (json(ErrorBody("webhook secret not configured: set \(variable) (ORCH_INSECURE_WEBHOOKS=1 accepts unsigned deliveries, for testing only)"), status: .unauthorized), .unauthorized)
         }
 
         let classification: WebhookPayload.Classification
@@ -74,10 +83,10 @@ struct WebhookRoutes: Sendable {
             classification = try WebhookPayload.classify(
                 source: source, headerEvent: request.header(named: "X-Gitea-Event"), body: body)
         } catch {
-            return json(ErrorBody("\(error)"), status: .badRequest)
+            return (json(ErrorBody("\(error)"), status: .badRequest), .invalid)
         }
         guard let text = String(validating: body, as: UTF8.self) else {
-            return json(ErrorBody("body is not UTF-8"), status: .badRequest)
+            return (json(ErrorBody("body is not UTF-8"), status: .badRequest), .invalid)
         }
         let deliveryHeader = source == .plane ? "X-Plane-Delivery" : "X-Gitea-Delivery"
         let deliveryID = request.header(named: deliveryHeader).map { String($0.prefix(200)) }
@@ -87,18 +96,18 @@ struct WebhookRoutes: Sendable {
         do {
             switch try await inbox.submit(delivery) {
             case .accepted(let id, _):
-                return json(Accepted(id: id, status: "accepted"), status: .accepted)
+                return (json(Accepted(id: id, status: "accepted"), status: .accepted), .accepted)
             case .ignored(let id):
-                return json(Accepted(id: id, status: "ignored"), status: .accepted)
+                return (json(Accepted(id: id, status: "ignored"), status: .accepted), .ignored)
             case .duplicate:
-                return json(Duplicate(), status: .ok)
+                return (json(Duplicate(), status: .ok), .duplicate)
             }
         } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
             // JSON that PostgreSQL's jsonb refuses (a \u0000 escape, a lone surrogate): bad input.
-            return json(ErrorBody("body is not storable JSON: \(error.message)"), status: .badRequest)
+            return (json(ErrorBody("body is not storable JSON: \(error.message)"), status: .badRequest), .invalid)
         } catch {
             context.logger.error("could not store webhook delivery", metadata: ["webhook.source": "\(source.rawValue)", "db.error": "\(error)"])
-            return json(ErrorBody("database unavailable"), status: .serviceUnavailable)
+            return (json(ErrorBody("database unavailable"), status: .serviceUnavailable), .unavailable)
         }
     }
 

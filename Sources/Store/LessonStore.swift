@@ -76,6 +76,22 @@ public struct LessonStore: Sendable {
              lesson.suggestion, lesson.attribution, lesson.targetRepo, lesson.targetDomain, lesson.relatedTask, lesson.detail]).first!)
     }
 
+    /// Lesson counts by status and by type, and the last one's time (the `/queue` `lessons` block).
+    public func summary() async throws -> (byStatus: [String: Int], byType: [String: Int], lastAt: Date?) {
+        var byStatus: [String: Int] = [:]
+        var byType: [String: Int] = [:]
+        var lastAt: Date?
+        for row in try await pool.query(
+            "SELECT status, type, count(*) AS n, max(created_at) AS last FROM lessons GROUP BY status, type").rows {
+            let n: Int = try row.decode("n")
+            byStatus[try row.decode("status"), default: 0] += n
+            byType[try row.decode("type"), default: 0] += n
+            let last: Date = try row.decode("last")
+            lastAt = max(lastAt ?? last, last)
+        }
+        return (byStatus, byType, lastAt)
+    }
+
     /// Lessons matching every given filter, newest first.
     public func list(type: String?, status: String?, repo: String?, workItem: String?, limit: Int) async throws -> [Lesson] {
         try await pool.query("""

@@ -1,30 +1,53 @@
 import Logging
 import Store
 
-/// The leader's queue duties: rescue abandoned jobs, sweep dead replicas, prune old rows.
+/// The leader's queue duties (the reaper): rescue abandoned jobs, sweep dead replicas, prune old
+/// rows. Each run is recorded in `maintenance_runs` for the `/queue` `reaper` block.
 public enum QueueMaintenance {
     /// The duties, for a `LeaderElector`.
     public static func duties(
-        pool: ConnectionPool, heartbeatInterval: Duration, heartbeatTTL: Duration, retention: Duration, logger: Logger
+        pool: ConnectionPool, replicaID: String, heartbeatInterval: Duration, heartbeatTTL: Duration, retention: Duration, logger: Logger
     ) -> [LeaderDuty] {
         let jobs = JobStore(pool: pool)
         let replicas = ReplicaStore(pool: pool)
+        let runs = MaintenanceStore(pool: pool)
+        /// Runs a duty body and records its outcome; a failed record is only logged (the duty's
+        /// own work is done, and the next run records again).
+        func recorded(_ name: String, interval: Duration, _ body: @escaping @Sendable () async throws -> Int) -> LeaderDuty {
+            LeaderDuty(name: name, interval: interval) {
+                let affected: Int
+                do {
+                    affected = try await body()
+                } catch {
+                    try? await runs.record(duty: name, replicaID: replicaID, affected: 0, error: "\(error)")
+                    throw error
+                }
+                do {
+                    try await runs.record(duty: name, replicaID: replicaID, affected: affected, error: nil)
+                } catch {
+                    logger.warning("could not record a maintenance run", metadata: ["duty": "\(name)", "db.error": "\(error)"])
+                }
+            }
+        }
         return [
-            LeaderDuty(name: "rescue", interval: heartbeatInterval) {
+            recorded("rescue", interval: heartbeatInterval) {
                 let rescued = try await jobs.rescueAbandoned(staleAfter: heartbeatTTL)
                 if !rescued.isEmpty {
                     logger.warning("rescued abandoned jobs", metadata: ["job.ids": "\(rescued.prefix(20))", "job.count": "\(rescued.count)"])
                 }
+                return rescued.count
             },
-            LeaderDuty(name: "replica-sweep", interval: heartbeatTTL) {
+            recorded("replica-sweep", interval: heartbeatTTL) {
                 let swept = try await replicas.sweep(staleAfter: heartbeatTTL, retention: .seconds(86400))
                 if swept.marked > 0 {
                     logger.warning("replicas stopped heartbeating", metadata: ["replica.count": "\(swept.marked)"])
                 }
+                return swept.marked
             },
-            LeaderDuty(name: "prune", interval: .seconds(600)) {
+            recorded("prune", interval: .seconds(600)) {
                 let pruned = try await jobs.prune(retention: retention)
                 if pruned > 0 { logger.info("pruned finished jobs", metadata: ["job.count": "\(pruned)"]) }
+                return pruned
             },
         ]
     }

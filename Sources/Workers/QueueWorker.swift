@@ -62,6 +62,7 @@ public final class QueueWorker: Service, Sendable {
     private let listener: Listener?
     private let logger: Logger
     private let finished = FinishedJobs()
+    private let metrics = JobMetrics()
     /// How often job deadlines are checked; a timeout fires at most this late.
     static let timeoutResolution: Duration = .milliseconds(100)
     private let running: RunningJobs
@@ -292,16 +293,19 @@ public final class QueueWorker: Service, Sendable {
         do {
             switch outcome {
             case .succeeded:
-                _ = await finished.waitForCompletion(lease, wake: wake)
+                let recorded = await finished.waitForCompletion(lease, wake: wake)
+                metrics.count(kind: job.kind, recorded ? .completed : .notOwner)
             case .threw(let message, let retryable):
                 try await fail(job, lease: lease, message: message, retryable: retryable, log: log)
             case .timedOut, .stopped(.timedOut):
                 try await fail(job, lease: lease, message: "timed out after \(registry.handler(for: job.kind)?.timeout ?? .zero)", retryable: true, log: log)
             case .stopped(.cancelRequested):
                 let recorded = try await store.markCancelled(lease, reason: "cancelled while running")
+                metrics.count(kind: job.kind, recorded ? .cancelled : .notOwner)
                 log(.info, "job cancelled", ["job.recorded": "\(recorded)"])
             case .stopped(.shutdown):
                 let returned = try await store.handBack([lease], reason: "handed back at shutdown of \(lease.replicaID)")
+                metrics.count(kind: job.kind, returned.contains(job.id) ? .handedBack : .notOwner)
                 log(.info, "job handed back to the queue", ["job.recorded": "\(returned.contains(job.id))"])
             }
         } catch {
@@ -315,10 +319,13 @@ public final class QueueWorker: Service, Sendable {
         let result = try await store.fail(lease, error: message, retryDelay: delay, retryable: retryable)
         switch result {
         case .retrying(let runAt):
+            metrics.count(kind: job.kind, .retrying)
             log(.warning, "job failed; will retry", ["job.error": "\(message)", "job.retry_at": "\(runAt)"])
         case .failed:
+            metrics.count(kind: job.kind, .failed)
             log(.error, "job failed for good", ["job.error": "\(message)", "job.max_attempts": "\(job.maxAttempts)"])
         case .notOwner:
+            metrics.count(kind: job.kind, .notOwner)
             log(.warning, "failure not recorded: the job is no longer held by this replica", ["job.error": "\(message)"])
         }
     }

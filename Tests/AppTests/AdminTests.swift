@@ -45,6 +45,7 @@ final class AdminTests: XCTestCase {
     static let endpoints: [(HTTPRequest.Method, String)] = [
         (.get, "/status"), (.get, "/queue"), (.get, "/tasks/ORCH-7"), (.post, "/tasks/ORCH-7/approve"),
         (.post, "/tasks/ORCH-7/retry"), (.post, "/tasks/ORCH-7/cancel"), (.post, "/bug-fast-track/escalate?work_item=ORCH-7"),
+        (.get, "/metrics"), (.get, "/metrics/prometheus"),
     ]
 
     func testEveryAdminEndpointNeedsTheToken() async throws {
@@ -73,6 +74,10 @@ final class AdminTests: XCTestCase {
     }
 
     func testStatusQueueAndTask() async throws {
+        let runs = MaintenanceStore(pool: database.pool)
+        try await runs.record(duty: "rescue", replicaID: "replica-1", affected: 2, error: nil)
+        try await runs.record(duty: "rescue", replicaID: "replica-1", affected: 3, error: nil)
+        _ = try await LessonStore(pool: database.pool).record(Lesson(type: "gate_failure", rootCause: "spec.md missing"))
         try await app().test(.router) { client in
             try await client.execute(uri: "/status", method: .get, headers: Self.auth(Self.token)) { response in
                 XCTAssertEqual(response.status, .ok)
@@ -88,6 +93,16 @@ final class AdminTests: XCTestCase {
                 XCTAssertEqual((body["counts"] as? [String: Int])?["queued"], 0)
                 XCTAssertNotNil(body["replicas"] as? [Any])
                 XCTAssertNotNil(body["recent"] as? [Any])
+                let reaper = body["reaper"] as? [String: Any]
+                XCTAssertEqual(reaper?["enabled"] as? Bool, true)
+                let rescue = (reaper?["duties"] as? [String: [String: Any]])?["rescue"]
+                XCTAssertEqual(rescue?["replica"] as? String, "replica-1")
+                XCTAssertEqual(rescue?["total_affected"] as? Int, 5)
+                XCTAssertEqual(rescue?["runs"] as? Int, 2)
+                XCTAssertEqual(((body["lessons"] as? [String: Any])?["by_type"] as? [String: Int])?["gate_failure"], 1)
+                let webhooks = body["webhooks"] as? [String: Any]
+                XCTAssertEqual(webhooks?["plane_secret_set"] as? Bool, false)
+                XCTAssertNotNil(webhooks?["deliveries"] as? [String: Int])
             }
             try await client.execute(uri: "/tasks/ORCH-7", method: .get, headers: Self.auth(Self.token)) { response in
                 XCTAssertEqual(response.status, .ok)
@@ -135,5 +150,54 @@ final class AdminTests: XCTestCase {
         }
         let history = try await TaskStore(pool: database.pool).history(workItem: "ORCH-7").map(\.event)
         XCTAssertEqual(history, ["stage_passed", "approved", "cancel"])
+    }
+
+    func testMetricsEnvelopeAndPrometheusExposition() async throws {
+        try await JobStore(pool: database.pool).enqueue(NewJob(kind: "metrics.probe", payload: JSONB(text: "{}")))
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/metrics", method: .get, headers: Self.auth(Self.token)) { response in
+                XCTAssertEqual(response.status, .ok)
+                let body = Self.object(response.body)
+                XCTAssertEqual(body["schema_version"] as? Int, 1)
+                XCTAssertNotNil(body["generated_at"] as? String)
+                XCTAssertEqual(body["clk_tck"] as? Int, sysconf(Int32(_SC_CLK_TCK)))
+                let stages = body["stages"] as? [[String: Any]] ?? []
+                XCTAssertEqual(stages.map { $0["stage"] as? String }, TaskStage.allCases.map(\.rawValue))
+                // ORCH-7 left analysis (bug track: straight to development, awaiting approval).
+                XCTAssertEqual(stages.first?["exits"] as? Int, 1)
+                XCTAssertEqual((stages.first { $0["stage"] as? String == "development" }?["tasks"] as? [String: Int])?["awaiting_approval"], 1)
+                let queue = body["queue"] as? [String: Any]
+                XCTAssertEqual((queue?["counts"] as? [String: Int])?["queued"], 1)
+                XCTAssertEqual((queue?["by_kind"] as? [String: [String: Int]])?["metrics.probe"]?["queued"], 1)
+                XCTAssertNotNil(queue?["oldest_ready_seconds"] as? Double)
+                XCTAssertEqual((body["agents"] as? [Any])?.count, 0)
+                XCTAssertEqual((body["cost"] as? [String: Any])?["runs"] as? Int, 0)
+            }
+            // A rejected webhook, then the scrape: deliveries by source/outcome, queue depth, and
+            // request durations by route template.
+            try await client.execute(uri: "/webhook/plane", method: .post, body: ByteBuffer(string: "{}")) { response in
+                XCTAssertEqual(response.status, .unauthorized)
+            }
+            try await client.execute(uri: "/metrics/prometheus", method: .get, headers: Self.auth(Self.token)) { response in
+                XCTAssertEqual(response.status, .ok)
+                XCTAssertEqual(response.headers[.contentType], "text/plain; version=0.0.4; charset=utf-8")
+                let text = String(buffer: response.body)
+                XCTAssertTrue(text.contains(#"orch_queue_jobs{status="queued"} 1"#), text)
+                XCTAssertTrue(text.range(of: #"orch_webhook_deliveries_total\{source="plane",outcome="unauthorized"\} [1-9]"#, options: .regularExpression) != nil, text)
+                XCTAssertTrue(text.contains(#"http_route="/metrics""#), text)
+                XCTAssertTrue(text.contains("http_server_request_duration"), text)
+            }
+        }
+        // ORCH_METRICS_PUBLIC opens the exposition only.
+        let open = Application(router: HTTPRoutes.router(
+            pool: database.pool, configuration: try AppConfiguration(environment: ["ORCH_ADMIN_TOKEN": Self.token, "ORCH_METRICS_PUBLIC": "1"])))
+        try await open.test(.router) { client in
+            try await client.execute(uri: "/metrics/prometheus", method: .get) { response in
+                XCTAssertEqual(response.status, .ok)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                XCTAssertEqual(response.status, .unauthorized)
+            }
+        }
     }
 }

@@ -136,6 +136,10 @@ final class MultiReplicaTests: XCTestCase {
         XCTAssertEqual(job.attempt, 2)
         XCTAssertNotEqual(job.lockedBy, victimID)
         print("killed replica's job completed elsewhere after \(took)")
+        // The reaper recorded its work for GET /queue.
+        let rescue = try await MaintenanceStore(pool: database.pool).runs().first { $0.duty == "rescue" }
+        XCTAssertGreaterThanOrEqual(rescue?.totalAffected ?? 0, 1, "the rescue is recorded in maintenance_runs")
+        XCTAssertNil(rescue?.lastError)
     }
 
     func testLeaderLockIsFreedWhenItsProcessDiesAndLeadershipMoves() async throws {
