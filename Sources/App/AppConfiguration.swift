@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Store
+import Workers
 
 /// Deployment settings read from the environment (DESIGN §3); invalid values stop the process.
 struct AppConfiguration: Sendable {
@@ -30,6 +31,10 @@ struct AppConfiguration: Sendable {
     /// `ORCH_REAPER_ENABLED=0` stops the leader's maintenance (rescue of abandoned jobs, replica
     /// sweep, pruning): the kill switch of the `reaper` subsystem. On by default.
     var reaperEnabled: Bool
+    /// The Plane REST API, when `ORCH_PLANE_API_URL`, `ORCH_PLANE_API_KEY` and
+    /// `ORCH_PLANE_WORKSPACE` are all set (used to resolve projects configured without
+    /// `plane_project_id`).
+    var planeAPI: PlaneAPISettings?
     /// Repositories, agents and labels from the `ORCH_CONFIG` YAML file (empty without one).
     var file: ConfigFile
 
@@ -64,9 +69,23 @@ struct AppConfiguration: Sendable {
         insecureWebhooks = try env.flag("ORCH_INSECURE_WEBHOOKS", default: false)
         metricsPublic = try env.flag("ORCH_METRICS_PUBLIC", default: false)
         reaperEnabled = try env.flag("ORCH_REAPER_ENABLED", default: true)
+        planeAPI = try Self.planeAPI(env)
         webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))
         adminToken = environment["ORCH_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         file = try env.string("ORCH_CONFIG").map(ConfigFile.load(path:)) ?? ConfigFile()
+    }
+
+    private static func planeAPI(_ env: EnvironmentReader) throws -> PlaneAPISettings? {
+        let keys = ["ORCH_PLANE_API_URL", "ORCH_PLANE_API_KEY", "ORCH_PLANE_WORKSPACE"]
+        let values = keys.map { env.string($0) }
+        if values.allSatisfy({ $0 == nil }) { return nil }
+        if let missing = zip(keys, values).first(where: { $0.1 == nil })?.0 {
+            throw ConfigurationError(key: missing, problem: "must be set together with \(keys.filter { $0 != missing }.joined(separator: " and "))")
+        }
+        guard let url = URL(string: values[0]!), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+            throw ConfigurationError(key: "ORCH_PLANE_API_URL", problem: "expected the server's http(s) base URL such as https://plane.example.com, got '\(values[0]!)'")
+        }
+        return PlaneAPISettings(baseURL: url, apiKey: values[1]!, workspace: values[2]!)
     }
 
     /// The configured webhook secret of a source.

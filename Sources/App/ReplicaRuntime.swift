@@ -61,7 +61,8 @@ enum ReplicaRuntime {
         var worker: QueueWorker?
         if role.runsWorkers {
             var registry = JobRegistry()
-            registry.register(WebhookProcessor(pool: pool, repos: configuration.file.repos, labels: configuration.file.labels).handler)
+            registry.register(WebhookProcessor(
+                pool: pool, repos: configuration.file.repos, labels: configuration.file.labels, planeAPI: configuration.planeAPI).handler)
             if configuration.diagnosticJobs {
                 try await DiagnosticStore(pool: pool).prepare()
                 DiagnosticJobs.register(in: &registry, pool: pool, replicaID: replicaID)

@@ -19,13 +19,16 @@ public struct WebhookProcessor: Sendable {
     let tasks: TaskStore
     let repos: [RepositorySettings]
     let labels: LabelSettings
+    let projects: PlaneProjectResolver
 
-    /// Creates the processor.
-    public init(pool: ConnectionPool, repos: [RepositorySettings], labels: LabelSettings) {
+    /// Creates the processor; `planeAPI` lets it resolve Plane projects configured without
+    /// `plane_project_id`.
+    public init(pool: ConnectionPool, repos: [RepositorySettings], labels: LabelSettings, planeAPI: PlaneAPISettings? = nil) {
         self.deliveries = WebhookStore(pool: pool)
         self.tasks = TaskStore(pool: pool)
         self.repos = repos
         self.labels = labels
+        self.projects = PlaneProjectResolver(repos: repos, api: planeAPI, pool: pool)
     }
 
     /// The job handler.
@@ -78,8 +81,10 @@ public struct WebhookProcessor: Sendable {
         guard let projectID = data["project"] as? String, let sequence = (data["sequence_id"] as? NSNumber)?.intValue else {
             throw PermanentJobFailure("Plane issue event without data.project or data.sequence_id")
         }
-        guard let repo = repos.first(where: { $0.planeProjectID == projectID }) else {
-            return ("ignored", "Plane project \(projectID) is not configured (repos[].plane_project_id)")
+        let repo: RepositorySettings
+        switch try await projects.resolve(projectID: projectID) {
+        case .repository(let found): repo = found
+        case .unknown(let reason): return ("ignored", reason)
         }
         let workItem = "\(repo.project)-\(sequence)"
         let names = (data["labels"] as? [Any] ?? []).compactMap { ($0 as? [String: Any])?["name"] as? String ?? $0 as? String }
