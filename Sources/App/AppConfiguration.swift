@@ -35,6 +35,14 @@ struct AppConfiguration: Sendable {
     /// `ORCH_PLANE_WORKSPACE` are all set (used to resolve projects configured without
     /// `plane_project_id`).
     var planeAPI: PlaneAPISettings?
+    /// The Gitea REST API (`ORCH_GITEA_API_URL` + `ORCH_GITEA_TOKEN`), for the pipeline's pushes,
+    /// pull requests and merges.
+    var giteaAPI: (url: URL, token: String)?
+    /// Telegram notifications (`ORCH_TELEGRAM_BOT_TOKEN` + `ORCH_TELEGRAM_CHAT_ID`; the API URL
+    /// defaults to https://api.telegram.org). Unset token = notifications off.
+    var telegram: (url: URL, token: String, chatID: String)?
+    /// Where clones, worktrees and per-run agent logs live (`ORCH_WORKDIR`).
+    var workdir: String
     /// Repositories, agents and labels from the `ORCH_CONFIG` YAML file (empty without one).
     var file: ConfigFile
 
@@ -70,22 +78,19 @@ struct AppConfiguration: Sendable {
         metricsPublic = try env.flag("ORCH_METRICS_PUBLIC", default: false)
         reaperEnabled = try env.flag("ORCH_REAPER_ENABLED", default: true)
         planeAPI = try Self.planeAPI(env)
+        giteaAPI = try env.group(["ORCH_GITEA_API_URL", "ORCH_GITEA_TOKEN"]).map { (try env.httpURL("ORCH_GITEA_API_URL", $0[0]), $0[1]) }
+        telegram = try env.group(["ORCH_TELEGRAM_BOT_TOKEN", "ORCH_TELEGRAM_CHAT_ID"]).map {
+            (try env.httpURL("ORCH_TELEGRAM_API_URL", env.string("ORCH_TELEGRAM_API_URL") ?? "https://api.telegram.org"), $0[0], $0[1])
+        }
+        workdir = env.string("ORCH_WORKDIR") ?? FileManager.default.currentDirectoryPath + "/.orchestrator"
         webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))
         adminToken = environment["ORCH_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         file = try env.string("ORCH_CONFIG").map(ConfigFile.load(path:)) ?? ConfigFile()
     }
 
     private static func planeAPI(_ env: EnvironmentReader) throws -> PlaneAPISettings? {
-        let keys = ["ORCH_PLANE_API_URL", "ORCH_PLANE_API_KEY", "ORCH_PLANE_WORKSPACE"]
-        let values = keys.map { env.string($0) }
-        if values.allSatisfy({ $0 == nil }) { return nil }
-        if let missing = zip(keys, values).first(where: { $0.1 == nil })?.0 {
-            throw ConfigurationError(key: missing, problem: "must be set together with \(keys.filter { $0 != missing }.joined(separator: " and "))")
-        }
-        guard let url = URL(string: values[0]!), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
-            throw ConfigurationError(key: "ORCH_PLANE_API_URL", problem: "expected the server's http(s) base URL such as https://plane.example.com, got '\(values[0]!)'")
-        }
-        return PlaneAPISettings(baseURL: url, apiKey: values[1]!, workspace: values[2]!)
+        guard let values = try env.group(["ORCH_PLANE_API_URL", "ORCH_PLANE_API_KEY", "ORCH_PLANE_WORKSPACE"]) else { return nil }
+        return PlaneAPISettings(baseURL: try env.httpURL("ORCH_PLANE_API_URL", values[0]), apiKey: values[1], workspace: values[2])
     }
 
     /// The configured webhook secret of a source.

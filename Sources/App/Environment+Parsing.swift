@@ -1,3 +1,5 @@
+import Foundation
+
 /// Typed reads of environment variables, each failing with the variable's name.
 struct EnvironmentReader {
     let values: [String: String]
@@ -22,6 +24,25 @@ struct EnvironmentReader {
         case "0", "false", "no", "off": return false
         default: throw ConfigurationError(key: key, problem: "expected 1/0, true/false, yes/no or on/off, got '\(text)'")
         }
+    }
+
+    /// Variables that only make sense together: all their values, nil when none is set, an error
+    /// naming the first missing one when only some are.
+    func group(_ keys: [String]) throws -> [String]? {
+        let values = keys.map { string($0) }
+        if values.allSatisfy({ $0 == nil }) { return nil }
+        if let missing = zip(keys, values).first(where: { $0.1 == nil })?.0 {
+            throw ConfigurationError(key: missing, problem: "must be set together with \(keys.filter { $0 != missing }.joined(separator: " and "))")
+        }
+        return values.map { $0! }
+    }
+
+    /// An http(s) base URL such as `https://plane.example.com`.
+    func httpURL(_ key: String, _ text: String) throws -> URL {
+        guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+            throw ConfigurationError(key: key, problem: "expected an http(s) base URL such as https://host.example.com, got '\(text)'")
+        }
+        return url
     }
 
     /// A duration: a number of seconds (`5`, `0.5`) or with a unit (`250ms`, `5s`, `2m`, `1h`).

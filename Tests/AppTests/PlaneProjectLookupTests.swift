@@ -125,7 +125,7 @@ final class PlaneProjectLookupTests: XCTestCase {
         XCTAssertEqual(reason, "Plane project \(Self.webProject) is not configured (repos[].plane_project_id), and the Plane API is not set up to look it up (ORCH_PLANE_API_URL, ORCH_PLANE_API_KEY, ORCH_PLANE_WORKSPACE)")
     }
 
-    func testPlaneAPISettingsAreAllOrNothing() throws {
+    func testOutsideServiceSettingsAreAllOrNothing() throws {
         XCTAssertNil(try AppConfiguration(environment: [:]).planeAPI)
         let full = try AppConfiguration(environment: [
             "ORCH_PLANE_API_URL": "https://plane.example.com", "ORCH_PLANE_API_KEY": "k", "ORCH_PLANE_WORKSPACE": "acme",
@@ -139,6 +139,16 @@ final class PlaneProjectLookupTests: XCTestCase {
         ])) { error in
             XCTAssertTrue("\(error)".contains("ORCH_PLANE_API_URL"), "\(error)")
         }
+        // The other outside services follow the same rule.
+        XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_GITEA_TOKEN": "t"])) { error in
+            XCTAssertTrue("\(error)".contains("ORCH_GITEA_API_URL"), "\(error)")
+        }
+        XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_TELEGRAM_BOT_TOKEN": "t"])) { error in
+            XCTAssertTrue("\(error)".contains("ORCH_TELEGRAM_CHAT_ID"), "\(error)")
+        }
+        let telegram = try AppConfiguration(environment: ["ORCH_TELEGRAM_BOT_TOKEN": "t", "ORCH_TELEGRAM_CHAT_ID": "42"]).telegram
+        XCTAssertEqual(telegram?.url.absoluteString, "https://api.telegram.org")
+        XCTAssertEqual(try AppConfiguration(environment: ["ORCH_WORKDIR": "/srv/orch"]).workdir, "/srv/orch")
     }
 }
 
