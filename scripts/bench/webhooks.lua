@@ -1,7 +1,7 @@
 -- wrk script for scripts/bench-webhooks.sh: POSTs pre-signed, distinct Plane webhook bodies read
 -- from the file given after `--` (one "signature<TAB>body" per line), each wrk thread taking its
--- own share of the lines so no two requests carry the same body. An optional third argument paces
--- each connection (see delay()).
+-- own share of the lines so no two requests carry the same body. An optional third argument holds a
+-- total request rate (see delay()).
 local threads = {}
 local counter = 0
 
@@ -23,12 +23,32 @@ function init(args)
     n = n + 1
   end
   index = 0
-  -- optional third argument: milliseconds each connection waits between requests (a paced load)
-  pause = tonumber(args[3]) or 0
+  -- optional third argument: a total request rate to hold (requests/s over all threads); each
+  -- thread spaces its requests evenly on a wall-clock schedule (LuaJIT ffi gettimeofday), so the
+  -- load is paced rather than as fast as the server answers
+  local rate = tonumber(args[3]) or 0
+  interval = rate > 0 and (nthreads * 1000 / rate) or 0
+  next_slot = 0
+end
+
+local ffi = require("ffi")
+ffi.cdef[[
+  typedef struct { long tv_sec; long tv_usec; } bench_timeval;
+  int gettimeofday(bench_timeval *tv, void *tz);
+]]
+local tv = ffi.new("bench_timeval")
+local function now_ms()
+  ffi.C.gettimeofday(tv, nil)
+  return tonumber(tv.tv_sec) * 1000 + tonumber(tv.tv_usec) / 1000
 end
 
 function delay()
-  return pause
+  if interval == 0 then return 0 end
+  local now = now_ms()
+  if next_slot < now then next_slot = now end
+  local wait = next_slot - now
+  next_slot = next_slot + interval
+  return wait
 end
 
 function request()
