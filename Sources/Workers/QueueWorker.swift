@@ -151,11 +151,16 @@ public final class QueueWorker: Service, Sendable {
                 var free = configuration.maxConcurrency - (runningCount - done.count)
                 if !queueExhausted, free > 0, free < batch {
                     // Busy with only part of a batch free: jobs claimed together finish together,
-                    // so wait a moment (at most 2 ms) and then complete and claim a whole batch in
-                    // one round trip. An idle worker (every slot free) never waits.
-                    try? await Task.sleep(for: .milliseconds(2))
-                    done += finished.takeAll()
-                    free = configuration.maxConcurrency - (runningCount - done.count)
+                    // so wait a moment (until a whole batch is free, at most 2 ms) and then
+                    // complete and claim a whole batch in one round trip. Checked every 100 µs so
+                    // a batch of quick jobs is not held for the full 2 ms. An idle worker (every
+                    // slot free) never waits.
+                    let deadline = ContinuousClock.now.advanced(by: .milliseconds(2))
+                    repeat {
+                        try? await Task.sleep(for: .microseconds(100))
+                        done += finished.takeAll()
+                        free = configuration.maxConcurrency - (runningCount - done.count)
+                    } while free < batch && ContinuousClock.now < deadline && !Task.isCancelled
                 }
                 let limit = queueExhausted ? 0 : min(max(free, 0), configuration.batchSize)
                 if done.isEmpty && limit == 0 { break }
