@@ -31,6 +31,7 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        .target(name: "CProcess"),
         .target(
             name: "Store",
             dependencies: [
@@ -43,8 +44,10 @@ let package = Package(
             name: "Workers",
             dependencies: [
                 "Store",
+                "CProcess",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

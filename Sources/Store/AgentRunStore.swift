@@ -1,0 +1,172 @@
+import Foundation
+
+/// Token and cost figures an agent reported (Claude Code's JSON result), all optional.
+public struct AgentUsage: Sendable, Equatable {
+    public var inputTokens: Int?
+    public var outputTokens: Int?
+    public var cacheReadTokens: Int?
+    public var cacheWriteTokens: Int?
+    public var costUSD: Double?
+    public var model: String?
+    public var subtype: String?
+    public var numTurns: Int?
+    public var isError: Bool?
+    /// The agent's final text (`result`), for the stage's output.
+    public var resultText: String?
+
+    /// Creates figures.
+    public init(
+        inputTokens: Int? = nil, outputTokens: Int? = nil, cacheReadTokens: Int? = nil, cacheWriteTokens: Int? = nil,
+        costUSD: Double? = nil, model: String? = nil, subtype: String? = nil, numTurns: Int? = nil, isError: Bool? = nil,
+        resultText: String? = nil
+    ) {
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.cacheReadTokens = cacheReadTokens
+        self.cacheWriteTokens = cacheWriteTokens
+        self.costUSD = costUSD
+        self.model = model
+        self.subtype = subtype
+        self.numTurns = numTurns
+        self.isError = isError
+        self.resultText = resultText
+    }
+}
+
+/// One agent run as recorded.
+public struct AgentRun: Sendable {
+    public let id: Int64
+    public let workItem: String?
+    public let stage: String?
+    public let role: String
+    public let replicaID: String
+    public let host: String
+    public let pid: Int?
+    public let processStart: Int64?
+    public let logPath: String?
+    public let startedAt: Date
+    public let endedAt: Date?
+    public let exitCode: Int?
+    public let timedOut: Bool
+    public let usage: AgentUsage
+    public let error: String?
+
+    static let columns = """
+        id, work_item, stage, role, replica_id, host, pid, process_start, log_path, started_at, ended_at, exit_code, timed_out, \
+        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd::float8 AS cost_usd, model, result_subtype, \
+        num_turns, is_error, error
+        """
+
+    init(row: Row) throws {
+        id = try row.decode("id")
+        workItem = try row.decode("work_item")
+        stage = try row.decode("stage")
+        role = try row.decode("role")
+        replicaID = try row.decode("replica_id")
+        host = try row.decode("host")
+        pid = try row.decode("pid")
+        processStart = try row.decode("process_start")
+        logPath = try row.decode("log_path")
+        startedAt = try row.decode("started_at")
+        endedAt = try row.decode("ended_at")
+        exitCode = try row.decode("exit_code")
+        timedOut = try row.decode("timed_out")
+        usage = AgentUsage(
+            inputTokens: try row.decode("input_tokens"), outputTokens: try row.decode("output_tokens"),
+            cacheReadTokens: try row.decode("cache_read_tokens"), cacheWriteTokens: try row.decode("cache_write_tokens"),
+            costUSD: try row.decode("cost_usd"), model: try row.decode("model"), subtype: try row.decode("result_subtype"),
+            numTurns: try row.decode("num_turns"), isError: try row.decode("is_error"))
+        error = try row.decode("error")
+    }
+}
+
+/// The `agent_runs` table.
+public struct AgentRunStore: Sendable {
+    let pool: ConnectionPool
+
+    /// Creates the store.
+    public init(pool: ConnectionPool) {
+        self.pool = pool
+    }
+
+    /// What is known when an agent is about to start.
+    public struct Start: Sendable {
+        public var workItem: String?
+        public var jobID: Int64?
+        public var stage: String?
+        public var role: String
+        public var replicaID: String
+        public var host: String
+        public var command: [String]
+        public var logPath: String?
+
+        /// Creates a start record.
+        public init(workItem: String?, jobID: Int64?, stage: String?, role: String, replicaID: String, host: String, command: [String], logPath: String?) {
+            self.workItem = workItem
+            self.jobID = jobID
+            self.stage = stage
+            self.role = role
+            self.replicaID = replicaID
+            self.host = host
+            self.command = command
+            self.logPath = logPath
+        }
+    }
+
+    /// Records a run about to start; returns its id.
+    public func begin(_ start: Start) async throws -> Int64 {
+        try await pool.query("""
+            INSERT INTO agent_runs (task_id, work_item, job_id, stage, role, replica_id, host, command, log_path)
+            VALUES ((SELECT id FROM tasks WHERE work_item = $1), $1, $2, $3, $4, $5, $6, $7::text[], $8)
+            RETURNING id
+            """,
+            [start.workItem, start.jobID, start.stage, start.role, start.replicaID, start.host, PostgresArray(start.command), start.logPath]
+        ).first!.decode("id")
+    }
+
+    /// Records the process once spawned (pid and its start time, to recognise it later).
+    public func started(id: Int64, pid: Int, processStart: Int64?) async throws {
+        try await pool.query("UPDATE agent_runs SET pid = $2, process_start = $3 WHERE id = $1", [id, pid, processStart])
+    }
+
+    /// Records how a run ended.
+    public func finish(id: Int64, exitCode: Int, timedOut: Bool, usage: AgentUsage?, error: String?) async throws {
+        try await pool.query("""
+            UPDATE agent_runs SET ended_at = now(), exit_code = $2, timed_out = $3, input_tokens = $4, output_tokens = $5,
+                   cache_read_tokens = $6, cache_write_tokens = $7, cost_usd = $8::float8, model = $9, result_subtype = $10,
+                   num_turns = $11, is_error = $12, error = $13
+            WHERE id = $1 AND ended_at IS NULL
+            """,
+            [id, exitCode, timedOut, usage?.inputTokens, usage?.outputTokens, usage?.cacheReadTokens, usage?.cacheWriteTokens,
+             usage?.costUSD, usage?.model, usage?.subtype, usage?.numTurns, usage?.isError, error])
+    }
+
+    /// One run.
+    public func run(id: Int64) async throws -> AgentRun? {
+        try await pool.query("SELECT \(AgentRun.columns) FROM agent_runs WHERE id = $1", [id]).first.map(AgentRun.init(row:))
+    }
+
+    /// Runs not ended yet, of one replica or all.
+    public func live(replicaID: String? = nil) async throws -> [AgentRun] {
+        try await pool.query(
+            "SELECT \(AgentRun.columns) FROM agent_runs WHERE ended_at IS NULL AND ($1::text IS NULL OR replica_id = $1) ORDER BY id",
+            [replicaID]).rows.map(AgentRun.init(row:))
+    }
+
+    /// Runs of one task, oldest first.
+    public func runs(workItem: String) async throws -> [AgentRun] {
+        try await pool.query("SELECT \(AgentRun.columns) FROM agent_runs WHERE work_item = $1 ORDER BY id", [workItem]).rows.map(AgentRun.init(row:))
+    }
+
+    /// Aggregate cost: runs, USD (known costs only) and tokens.
+    public func totals() async throws -> (runs: Int, costUSD: Double, input: Int, output: Int, cacheRead: Int, cacheWrite: Int) {
+        let row = try await pool.query("""
+            SELECT count(*) AS runs, coalesce(sum(cost_usd), 0)::float8 AS usd, coalesce(sum(input_tokens), 0)::bigint AS input,
+                   coalesce(sum(output_tokens), 0)::bigint AS output, coalesce(sum(cache_read_tokens), 0)::bigint AS cache_read,
+                   coalesce(sum(cache_write_tokens), 0)::bigint AS cache_write
+            FROM agent_runs
+            """).first!
+        return (try row.decode("runs"), try row.decode("usd"), try row.decode("input"), try row.decode("output"),
+                try row.decode("cache_read"), try row.decode("cache_write"))
+    }
+}

@@ -1,0 +1,233 @@
+import Foundation
+import Logging
+import NIOPosix
+import Store
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts agent processes (DESIGN §7): argv from the configuration (never a shell), the prompt on
+/// stdin only, a scrubbed environment, a process group of its own, a wall-clock timeout (SIGTERM
+/// to the group, then SIGKILL after a grace period), stdout and stderr in a per-run log file, and
+/// an `agent_runs` row with exit status, tokens and cost.
+public struct AgentLauncher: Sendable {
+    /// Launcher settings.
+    public struct Settings: Sendable {
+        /// Where per-run logs go.
+        public var logDirectory: String
+        public var replicaID: String
+        public var host: String
+        /// Between SIGTERM and SIGKILL on a timeout.
+        public var terminationGrace: Duration
+        /// Logs older than this are deleted when a run starts.
+        public var logRetention: Duration
+        /// At most this many logs are kept (the oldest go first).
+        public var maxLogs: Int
+
+        /// Creates settings.
+        public init(
+            logDirectory: String, replicaID: String, host: String, terminationGrace: Duration = .seconds(5),
+            logRetention: Duration = .seconds(14 * 86400), maxLogs: Int = 2000
+        ) {
+            self.logDirectory = logDirectory
+            self.replicaID = replicaID
+            self.host = host
+            self.terminationGrace = terminationGrace
+            self.logRetention = logRetention
+            self.maxLogs = maxLogs
+        }
+    }
+
+    /// One agent run to start.
+    public struct Request: Sendable {
+        public var command: [String]
+        public var timeout: Duration
+        /// Reaches the agent on stdin only.
+        public var prompt: String
+        public var directory: String
+        /// Task variables for the agent (`ORCH_WORK_ITEM`, `ORCH_STAGE`, …); only `ORCH_*` names.
+        public var variables: [String: String]
+        public var workItem: String?
+        public var jobID: Int64?
+        public var stage: String?
+        public var role: String
+
+        /// Creates a request.
+        public init(
+            command: [String], timeout: Duration, prompt: String, directory: String, variables: [String: String],
+            workItem: String?, jobID: Int64?, stage: String?, role: String
+        ) {
+            self.command = command
+            self.timeout = timeout
+            self.prompt = prompt
+            self.directory = directory
+            self.variables = variables
+            self.workItem = workItem
+            self.jobID = jobID
+            self.stage = stage
+            self.role = role
+        }
+    }
+
+    /// How a run ended.
+    public struct Outcome: Sendable {
+        public let runID: Int64
+        /// The exit status, or 128 + signal.
+        public let exitCode: Int
+        public let timedOut: Bool
+        /// Stopped because the caller's task was cancelled (STOP, shutdown).
+        public let cancelled: Bool
+        /// From the agent's JSON result; nil for a plain-text agent.
+        public let usage: AgentUsage?
+        public let logPath: String
+
+        /// Exited 0, in time, and did not report an error.
+        public var succeeded: Bool { exitCode == 0 && !timedOut && !cancelled && usage?.isError != true }
+    }
+
+    /// Environment variables an agent inherits from the orchestrator; everything else (database
+    /// URL, admin token, webhook secrets, API keys) stays out.
+    public static let inheritedEnvironment: Set<String> = [
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "TMPDIR",
+    ]
+
+    let settings: Settings
+    let runs: AgentRunStore
+    let logger: Logger
+
+    /// Creates a launcher.
+    public init(settings: Settings, pool: ConnectionPool, logger: Logger) {
+        self.settings = settings
+        self.runs = AgentRunStore(pool: pool)
+        self.logger = logger
+        Self.ignoreSIGPIPE
+    }
+
+    /// Writing an agent's stdin after it exited must fail with EPIPE, not kill the orchestrator.
+    private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
+    /// The child's environment: the allowlist from this process plus the task's `ORCH_*` variables.
+    static func environment(variables: [String: String], runID: Int64) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment.filter { inheritedEnvironment.contains($0.key) }
+        for (key, value) in variables where key.hasPrefix("ORCH_") { environment[key] = value }
+        environment["ORCH_RUN_ID"] = String(runID)
+        return environment
+    }
+
+    /// Runs the agent to its end (exit, timeout or cancellation of the calling task) and records it.
+    public func run(_ request: Request) async throws -> Outcome {
+        try FileManager.default.createDirectory(atPath: settings.logDirectory, withIntermediateDirectories: true)
+        AgentLogRotation.prune(directory: settings.logDirectory, olderThan: settings.logRetention, keep: settings.maxLogs)
+        let stamp = Date().formatted(Date.ISO8601FormatStyle().year().month().day().time(includingFractionalSeconds: false))
+            .replacingOccurrences(of: ":", with: "")
+        let label = [request.workItem, request.stage, request.role].compactMap { $0 }.joined(separator: "-")
+            .filter { $0.isLetter || $0.isNumber || $0 == "-" }
+        let logPath = "\(settings.logDirectory)/\(stamp)-\(label)-\(UUID().uuidString.prefix(8).lowercased()).log"
+        let runID = try await runs.begin(.init(
+            workItem: request.workItem, jobID: request.jobID, stage: request.stage, role: request.role, replicaID: settings.replicaID,
+            host: settings.host, command: request.command, logPath: logPath))
+        var log = logger
+        log[metadataKey: "agent.run"] = "\(runID)"
+        log[metadataKey: "agent.role"] = "\(request.role)"
+
+        let child: ChildProcess
+        let stdin: Int32
+        do {
+            (child, stdin) = try ChildProcess.spawn(
+                arguments: request.command, environment: Self.environment(variables: request.variables, runID: runID),
+                directory: request.directory, logPath: logPath)
+        } catch {
+            try? await runs.finish(id: runID, exitCode: -1, timedOut: false, usage: nil, error: "\(error)")
+            throw error
+        }
+        try? await runs.started(id: runID, pid: Int(child.pid), processStart: ChildProcess.startTime(pid: Int(child.pid)))
+        log.info("agent started", metadata: ["agent.pid": "\(child.pid)", "agent.log": "\(logPath)"])
+
+        // Whatever the agent left running in its group (a dev server, a watcher) goes with it.
+        let (exitCode, timedOut, cancelled) = await supervise(child, stdin: stdin, prompt: request.prompt, timeout: request.timeout)
+
+        let usage = AgentResultParser.parse(logPath: logPath)
+        let error: String? = timedOut ? "timed out after \(request.timeout)" : cancelled ? "cancelled" : nil
+        // Recorded even when the caller was cancelled (STOP): the partial cost must not be lost.
+        // The write runs in a task of its own, awaited right here, which the caller's
+        // cancellation does not reach.
+        let runs = self.runs
+        let recorded = await Task {
+            do {
+                try await runs.finish(id: runID, exitCode: Int(exitCode), timedOut: timedOut, usage: usage, error: error)
+                return nil as String?
+            } catch {
+                return "\(error)"
+            }
+        }.value
+        if let recorded { log.error("could not record the agent's end", metadata: ["db.error": "\(recorded)"]) }
+        log.info("agent ended", metadata: [
+            "agent.exit": "\(exitCode)", "agent.timed_out": "\(timedOut)", "agent.cancelled": "\(cancelled)",
+            "agent.cost_usd": "\(usage?.costUSD.map { String($0) } ?? "unknown")",
+        ])
+        return Outcome(runID: runID, exitCode: Int(exitCode), timedOut: timedOut, cancelled: cancelled, usage: usage, logPath: logPath)
+    }
+
+    private enum Event: Sendable {
+        case exited(Int32)
+        case timedOut
+        case cancelled
+        case other
+    }
+
+    /// Feeds stdin, waits for the exit, and enforces the timeout; a cancelled caller stops the
+    /// agent at once. The blocking write and wait run on the thread pool, never on the
+    /// cooperative executor.
+    private func supervise(_ child: ChildProcess, stdin: Int32, prompt: String, timeout: Duration) async -> (Int32, Bool, Bool) {
+        let threads = NIOThreadPool.singleton
+        let grace = settings.terminationGrace
+        return await withTaskGroup(of: Event.self) { group in
+            // Futures, not `runIfActive(_:) async`: that one gives up when the task is cancelled
+            // before the work starts, and the child must be fed (or its pipe closed) and reaped
+            // whatever happens.
+            let loop = MultiThreadedEventLoopGroup.singleton.any()
+            group.addTask {
+                _ = try? await threads.runIfActive(eventLoop: loop) { ChildProcess.writeAndClose(stdin, prompt) }.get()
+                return .other
+            }
+            group.addTask {
+                .exited((try? await threads.runIfActive(eventLoop: loop) { child.waitBlocking() }.get()) ?? -1)
+            }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: timeout)
+                    return .timedOut
+                } catch {
+                    return .cancelled
+                }
+            }
+            var exit: Int32?
+            var timedOut = false
+            var cancelled = false
+            while let event = await group.next() {
+                switch event {
+                case .exited(let code):
+                    exit = code
+                    // Stray members of the group go now: one holding stdin open would otherwise
+                    // keep the stdin writer blocked.
+                    child.signalGroup(SIGKILL)
+                    group.cancelAll()
+                case .timedOut where exit == nil, .cancelled where exit == nil:
+                    if case .timedOut = event { timedOut = true } else { cancelled = true }
+                    // SIGTERM first so the agent can clean up; SIGKILL after the grace period, or
+                    // at once when the caller is cancelled (the sleep then ends immediately).
+                    child.signalGroup(SIGTERM)
+                    group.addTask {
+                        try? await Task.sleep(for: grace)
+                        child.signalGroup(SIGKILL)
+                        return .other
+                    }
+                default:
+                    break
+                }
+            }
+            return (exit ?? -1, timedOut, cancelled)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import Store
+
+/// Reads an agent's result from its log: Claude Code's `--output-format json` object, or the last
+/// line of `--output-format stream-json` (a `{"type":"result",…}` event). A plain-text agent has
+/// no result: cost and tokens stay unknown (nil).
+enum AgentResultParser {
+    /// Only the end of a long log is read: the result is the last thing an agent prints.
+    static let tailBytes = 1 << 20
+
+    static func parse(logPath: String) -> AgentUsage? {
+        guard let handle = FileHandle(forReadingAtPath: logPath) else { return nil }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        try? handle.seek(toOffset: size > UInt64(tailBytes) ? size - UInt64(tailBytes) : 0)
+        guard let data = try? handle.readToEnd(), !data.isEmpty else { return nil }
+        return parse(String(decoding: data, as: UTF8.self))
+    }
+
+    static func parse(_ output: String) -> AgentUsage? {
+        // Last line first: stream-json ends with the result event; json mode prints one line.
+        for line in output.split(whereSeparator: \.isNewline).reversed() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard trimmed.hasPrefix("{"), let usage = usage(fromJSON: Data(trimmed.utf8)) else { continue }
+            return usage
+        }
+        // A pretty-printed object spanning several lines: from the last line that opens one.
+        if let start = output.range(of: "\n{", options: .backwards)?.lowerBound ?? (output.hasPrefix("{") ? output.startIndex : nil) {
+            return usage(fromJSON: Data(output[start...].utf8))
+        }
+        return nil
+    }
+
+    private static func usage(fromJSON data: Data) -> AgentUsage? {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        let isResult = object["type"] as? String == "result"
+        guard isResult || object["total_cost_usd"] != nil || object["usage"] != nil else { return nil }
+        let usage = object["usage"] as? [String: Any] ?? [:]
+        func int(_ value: Any?) -> Int? { (value as? NSNumber)?.intValue }
+        let model = (object["model"] as? String) ?? (object["modelUsage"] as? [String: Any])?.keys.sorted().first
+        return AgentUsage(
+            inputTokens: int(usage["input_tokens"]), outputTokens: int(usage["output_tokens"]),
+            cacheReadTokens: int(usage["cache_read_input_tokens"]), cacheWriteTokens: int(usage["cache_creation_input_tokens"]),
+            costUSD: (object["total_cost_usd"] as? NSNumber)?.doubleValue ?? (object["cost_usd"] as? NSNumber)?.doubleValue,
+            model: model, subtype: object["subtype"] as? String, numTurns: int(object["num_turns"]),
+            isError: object["is_error"] as? Bool, resultText: object["result"] as? String)
+    }
+}
+
+/// Deletes old per-run agent logs: older than a retention, and beyond a count (oldest first).
+enum AgentLogRotation {
+    static func prune(directory: String, olderThan retention: Duration, keep maxCount: Int) {
+        let manager = FileManager.default
+        guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return }
+        let logs = names.filter { $0.hasSuffix(".log") }.compactMap { name -> (path: String, modified: Date)? in
+            let path = "\(directory)/\(name)"
+            guard let modified = (try? manager.attributesOfItem(atPath: path))?[.modificationDate] as? Date else { return nil }
+            return (path, modified)
+        }.sorted { $0.modified > $1.modified }
+        let cutoff = Date().addingTimeInterval(-retention.seconds)
+        for (index, log) in logs.enumerated() where index >= maxCount || log.modified < cutoff {
+            try? manager.removeItem(atPath: log.path)
+        }
+    }
+}

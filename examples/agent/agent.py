@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Example agent: behaves like a coding agent for each orchestrator stage, with no model and no network.
+
+The orchestrator starts it with the prompt on stdin and ORCH_WORK_ITEM, ORCH_STAGE, ORCH_ROLE,
+ORCH_REPO, ORCH_BRANCH, ORCH_TASK_DIR, ORCH_RUN_ID in its environment, in the task's worktree.
+Per stage it writes what the stage's gate looks for:
+
+  analysis      docs/tasks/<WI>/spec.md
+  architecture  docs/tasks/<WI>/design.md
+  development   src/<wi>.txt and tests/<wi>_test.txt (code + test)
+  review        docs/tasks/<WI>/review.md, first line APPROVE (or REQUEST_CHANGES)
+
+and prints a Claude-Code-style JSON result (usage, cost) on stdout.
+
+Options (in the agent's argv, from the orchestrator's configuration):
+  --sleep S                 sleep S seconds first (a slow or hung agent)
+  --fail-gate STAGE         in STAGE, write nothing (the gate fails every time)
+  --fail-gate-once STAGE    in STAGE, write nothing the first time only
+  --request-changes-once    the first review asks for changes, later ones approve
+  --spawn-child             leave a background `sleep` running in the process group
+  --plain                   print plain text instead of JSON (cost unknown)
+  --transient               fail like a rate-limited API call (exit 1, is_error result)
+  --exit CODE               exit with CODE after doing the work
+  --dump DIR                write the prompt, argv and environment to DIR (for tests)
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def main(argv):
+    options = {"sleep": 0.0, "fail": set(), "fail_once": set(), "request_changes_once": False,
+               "spawn_child": False, "plain": False, "transient": False, "exit": 0, "dump": None}
+    args = list(argv[1:])
+    while args:
+        arg = args.pop(0)
+        if arg == "--sleep":
+            options["sleep"] = float(args.pop(0))
+        elif arg == "--fail-gate":
+            options["fail"].add(args.pop(0))
+        elif arg == "--fail-gate-once":
+            options["fail_once"].add(args.pop(0))
+        elif arg == "--request-changes-once":
+            options["request_changes_once"] = True
+        elif arg == "--spawn-child":
+            options["spawn_child"] = True
+        elif arg == "--plain":
+            options["plain"] = True
+        elif arg == "--transient":
+            options["transient"] = True
+        elif arg == "--exit":
+            options["exit"] = int(args.pop(0))
+        elif arg == "--dump":
+            options["dump"] = args.pop(0)
+        else:
+            print(f"example agent: unknown option {arg}", file=sys.stderr)
+            return 2
+
+    prompt = sys.stdin.read()
+    stage = os.environ.get("ORCH_STAGE", "analysis")
+    work_item = os.environ.get("ORCH_WORK_ITEM", "WI-0")
+    task_dir = os.path.join("docs", "tasks", work_item)
+    os.makedirs(task_dir, exist_ok=True)
+
+    if options["dump"]:
+        os.makedirs(options["dump"], exist_ok=True)
+        with open(os.path.join(options["dump"], "prompt.txt"), "w") as f:
+            f.write(prompt)
+        with open(os.path.join(options["dump"], "argv.json"), "w") as f:
+            json.dump(argv, f)
+        with open(os.path.join(options["dump"], "env.json"), "w") as f:
+            json.dump(dict(os.environ), f)
+
+    if options["spawn_child"]:
+        subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if options["sleep"] > 0:
+        time.sleep(options["sleep"])
+
+    if options["transient"]:
+        print(json.dumps({"type": "result", "subtype": "error_during_execution", "is_error": True, "num_turns": 1,
+                          "result": "API Error: 429 rate_limit_error: Number of request tokens has exceeded your rate limit",
+                          "total_cost_usd": 0.0, "usage": {"input_tokens": 0, "output_tokens": 0}}))
+        return 1
+
+    def once(name):
+        marker = os.path.join(task_dir, f".{name}-{stage}")
+        if os.path.exists(marker):
+            return False
+        open(marker, "w").close()
+        return True
+
+    skip = stage in options["fail"] or (stage in options["fail_once"] and once("failed"))
+    summary = f"{stage} for {work_item}: nothing written (told to fail the gate)"
+    if not skip:
+        title = prompt.strip().splitlines()[0] if prompt.strip() else work_item
+        if stage == "analysis":
+            write(os.path.join(task_dir, "spec.md"), f"# Spec for {work_item}\n\n{title}\n\nAcceptance: the behaviour described works.\n")
+        elif stage == "architecture":
+            write(os.path.join(task_dir, "design.md"), f"# Design for {work_item}\n\nOne small change, tested.\n")
+        elif stage == "development":
+            slug = work_item.lower().replace("-", "_")
+            write(os.path.join("src", f"{slug}.txt"), f"implementation of {work_item}\n")
+            write(os.path.join("tests", f"{slug}_test.txt"), f"test of {work_item}\n")
+        elif stage == "review":
+            verdict = "REQUEST_CHANGES" if options["request_changes_once"] and once("reviewed") else "APPROVE"
+            write(os.path.join(task_dir, "review.md"), f"{verdict}\n\nReviewed {work_item}.\n")
+        summary = f"{stage} for {work_item} done"
+
+    if options["plain"]:
+        print(summary)
+    else:
+        print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "num_turns": 3, "result": summary,
+                          "total_cost_usd": 0.0123,
+                          "usage": {"input_tokens": 1200, "output_tokens": 340, "cache_read_input_tokens": 800,
+                                    "cache_creation_input_tokens": 100},
+                          "modelUsage": {"example-agent-1": {}}}))
+    return options["exit"]
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
