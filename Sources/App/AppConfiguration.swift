@@ -43,6 +43,8 @@ struct AppConfiguration: Sendable {
     var telegram: (url: URL, token: String, chatID: String)?
     /// Where clones, worktrees and per-run agent logs live (`ORCH_WORKDIR`).
     var workdir: String
+    /// Stage instruction templates (`ORCH_PROMPTS_DIR`, else `./prompts` when it exists).
+    var promptsDirectory: String?
     /// Repositories, agents and labels from the `ORCH_CONFIG` YAML file (empty without one).
     var file: ConfigFile
 
@@ -83,6 +85,8 @@ struct AppConfiguration: Sendable {
             (try env.httpURL("ORCH_TELEGRAM_API_URL", env.string("ORCH_TELEGRAM_API_URL") ?? "https://api.telegram.org"), $0[0], $0[1])
         }
         workdir = env.string("ORCH_WORKDIR") ?? FileManager.default.currentDirectoryPath + "/.orchestrator"
+        promptsDirectory = env.string("ORCH_PROMPTS_DIR")
+            ?? (FileManager.default.fileExists(atPath: "prompts/analysis.md") ? FileManager.default.currentDirectoryPath + "/prompts" : nil)
         webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))
         adminToken = environment["ORCH_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         file = try env.string("ORCH_CONFIG").map(ConfigFile.load(path:)) ?? ConfigFile()

@@ -63,6 +63,15 @@ enum ReplicaRuntime {
             var registry = JobRegistry()
             registry.register(WebhookProcessor(
                 pool: pool, repos: configuration.file.repos, labels: configuration.file.labels, planeAPI: configuration.planeAPI).handler)
+            registry.register(StageRunner(
+                settings: .init(
+                    repos: configuration.file.repos,
+                    agents: configuration.file.agents.mapValues { AgentCommand(command: $0.command, timeout: $0.timeout) },
+                    promptTemplates: configuration.promptsDirectory),
+                pool: pool,
+                launcher: AgentLauncher(
+                    settings: .init(logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host), pool: pool, logger: logger),
+                workspace: Workspace(root: configuration.workdir)).handler)
             if configuration.diagnosticJobs {
                 try await DiagnosticStore(pool: pool).prepare()
                 DiagnosticJobs.register(in: &registry, pool: pool, replicaID: replicaID)

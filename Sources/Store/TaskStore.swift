@@ -67,17 +67,57 @@ public struct TaskStore: Sendable {
         workItem: String, repo: String?, title: String, description: String, labels: [String],
         track: TaskTrack, auto: Bool, planeIssueID: String?, planeProjectID: String?, planeState: String?
     ) async throws -> (task: TaskRecord, created: Bool) {
-        let row = try await pool.query("""
-            INSERT INTO tasks (work_item, repo, title, description, labels, track, auto, plane_issue_id, plane_project_id, plane_state)
-            VALUES ($1, $2, $3, $4, $5::text[], $6, $7, $8, $9, $10)
-            ON CONFLICT (work_item) DO UPDATE SET
-                repo = coalesce(EXCLUDED.repo, tasks.repo), title = EXCLUDED.title, description = EXCLUDED.description,
-                labels = EXCLUDED.labels, auto = EXCLUDED.auto, plane_state = coalesce(EXCLUDED.plane_state, tasks.plane_state),
-                plane_issue_id = coalesce(EXCLUDED.plane_issue_id, tasks.plane_issue_id), updated_at = now()
-            RETURNING \(TaskRecord.columns), (xmax = 0) AS created
-            """,
-            [workItem, repo, title, description, PostgresArray(labels), track.rawValue, auto, planeIssueID, planeProjectID, planeState]).first!
-        return (try TaskRecord(row: row), try row.decode("created", as: Bool.self))
+        try await pool.withTransaction { connection in
+            let row = try await connection.query("""
+                INSERT INTO tasks (work_item, repo, title, description, labels, track, auto, plane_issue_id, plane_project_id, plane_state)
+                VALUES ($1, $2, $3, $4, $5::text[], $6, $7, $8, $9, $10)
+                ON CONFLICT (work_item) DO UPDATE SET
+                    repo = coalesce(EXCLUDED.repo, tasks.repo), title = EXCLUDED.title, description = EXCLUDED.description,
+                    labels = EXCLUDED.labels, auto = EXCLUDED.auto, plane_state = coalesce(EXCLUDED.plane_state, tasks.plane_state),
+                    plane_issue_id = coalesce(EXCLUDED.plane_issue_id, tasks.plane_issue_id), updated_at = now()
+                RETURNING \(TaskRecord.columns), (xmax = 0) AS created
+                """,
+                [workItem, repo, title, description, PostgresArray(labels), track.rawValue, auto, planeIssueID, planeProjectID, planeState]).first!
+            let task = try TaskRecord(row: row)
+            let created = try row.decode("created", as: Bool.self)
+            // A new task's first stage starts in the same transaction: created ⇔ its job exists.
+            if created { try await enqueueStage(task.state.stage, workItem: workItem, on: connection) }
+            return (task, created)
+        }
+    }
+
+    /// The job kind that runs one stage of one task.
+    public static let stageJobKind = "run_stage"
+
+    /// Enqueues the `run_stage` job of `stage` (try `attempt`, with the gate's `feedback` on a
+    /// retry). The dedupe key makes a second enqueue of the same try a no-op while it is queued or
+    /// running.
+    func enqueueStage(
+        _ stage: TaskStage, workItem: String, attempt: Int = 0, feedback: String? = nil, on connection: Connection
+    ) async throws {
+        struct Payload: Encodable {
+            let work_item: String
+            let stage: String
+            let attempt: Int
+            let feedback: String?
+        }
+        let payload = JSONB(text: String(decoding: try JSONEncoder().encode(
+            Payload(work_item: workItem, stage: stage.rawValue, attempt: attempt, feedback: feedback)), as: UTF8.self))
+        try await JobStore(pool: pool).enqueue(
+            [NewJob(kind: Self.stageJobKind, payload: payload, maxAttempts: 5, dedupeKey: "stage:\(workItem):\(stage.rawValue):\(attempt)")],
+            on: connection)
+    }
+
+    /// Enqueues a retry of the task's current stage with the gate's feedback, if the task is still
+    /// active in that stage.
+    public func retryStage(_ stage: TaskStage, workItem: String, attempt: Int, feedback: String) async throws {
+        try await pool.withTransaction { connection in
+            guard let row = try await connection.query(
+                "SELECT stage, status FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]).first,
+                try row.decode("stage", as: String.self) == stage.rawValue, try row.decode("status", as: String.self) == "active"
+            else { return }
+            try await enqueueStage(stage, workItem: workItem, attempt: attempt, feedback: feedback, on: connection)
+        }
     }
 
     /// Applies a state-machine event under a row lock and records it in `task_events`, in one
@@ -100,8 +140,35 @@ public struct TaskStore: Sendable {
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                 """,
                 [task.id, event.name, task.state.stage.rawValue, next.stage.rawValue, task.state.status.rawValue, next.status.rawValue, reason, actor])
+            // The task's next job is part of the transition: a task that becomes active in a
+            // stage (new stage, approval, retry, gate opened) gets that stage's job, exactly once.
+            if next.status == .active, next.stage != .done, next.stage != task.state.stage || task.state.status != .active {
+                try await enqueueStage(next.stage, workItem: workItem, on: connection)
+            }
+            if next.status == .cancelled {
+                try await Self.cancelJobs(workItem: workItem, reason: reason ?? "task cancelled", on: connection)
+            }
             return try TaskRecord(row: updated)
         }
+    }
+
+    /// Cancels a task's queued jobs at once and asks the replicas running its running jobs to stop
+    /// them (`orch_cancel`; the owner kills the agent's process group). Returns the running ids.
+    @discardableResult
+    static func cancelJobs(workItem: String, reason: String, on connection: Connection) async throws -> [Int64] {
+        try await connection.query("""
+            UPDATE jobs SET status = 'cancelled', finished_at = now(), last_error = $2
+            WHERE status = 'queued' AND payload->>'work_item' = $1
+            """,
+            [workItem, reason])
+        let running = try await connection.query("""
+            UPDATE jobs SET cancel_requested = true WHERE status = 'running' AND payload->>'work_item' = $1 RETURNING id
+            """,
+            [workItem]).rows.map { try $0.decode("id", as: Int64.self) }
+        for id in running {
+            try await connection.query("SELECT pg_notify('orch_cancel', $1)", [String(id)])
+        }
+        return running
     }
 
     /// The task of a Plane issue uuid.
@@ -130,6 +197,14 @@ public struct TaskStore: Sendable {
             WHERE work_item = $1 AND (repo = $2 OR repo IS NULL)
             """,
             [workItem, repo, headSHA]).affectedRows == 1
+    }
+
+    /// Records the merge commit of the task's branch (merged by the orchestrator itself).
+    public func recordMerge(workItem: String, sha: String) async throws {
+        try await pool.query("""
+            UPDATE tasks SET merge_sha = $2, merge_ci_state = combined_ci_state(repo, $2), updated_at = now() WHERE work_item = $1
+            """,
+            [workItem, sha])
     }
 
     /// A task whose CI facts a commit status changed.

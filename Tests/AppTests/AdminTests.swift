@@ -90,7 +90,8 @@ final class AdminTests: XCTestCase {
                 XCTAssertEqual(response.status, .ok)
                 let body = Self.object(response.body)
                 XCTAssertEqual(body["max_concurrency"] as? Int, 4)
-                XCTAssertEqual((body["counts"] as? [String: Int])?["queued"], 0)
+                // ORCH-7's first stage job, enqueued with the task (it awaits approval since).
+                XCTAssertEqual((body["counts"] as? [String: Int])?["queued"], 1)
                 XCTAssertNotNil(body["replicas"] as? [Any])
                 XCTAssertNotNil(body["recent"] as? [Any])
                 let reaper = body["reaper"] as? [String: Any]
@@ -167,7 +168,7 @@ final class AdminTests: XCTestCase {
                 XCTAssertEqual(stages.first?["exits"] as? Int, 1)
                 XCTAssertEqual((stages.first { $0["stage"] as? String == "development" }?["tasks"] as? [String: Int])?["awaiting_approval"], 1)
                 let queue = body["queue"] as? [String: Any]
-                XCTAssertEqual((queue?["counts"] as? [String: Int])?["queued"], 1)
+                XCTAssertEqual((queue?["counts"] as? [String: Int])?["queued"], 2, "the probe and ORCH-7's analysis job")
                 XCTAssertEqual((queue?["by_kind"] as? [String: [String: Int]])?["metrics.probe"]?["queued"], 1)
                 XCTAssertNotNil(queue?["oldest_ready_seconds"] as? Double)
                 XCTAssertEqual((body["agents"] as? [Any])?.count, 0)
@@ -182,7 +183,7 @@ final class AdminTests: XCTestCase {
                 XCTAssertEqual(response.status, .ok)
                 XCTAssertEqual(response.headers[.contentType], "text/plain; version=0.0.4; charset=utf-8")
                 let text = String(buffer: response.body)
-                XCTAssertTrue(text.contains(#"orch_queue_jobs{status="queued"} 1"#), text)
+                XCTAssertTrue(text.contains(#"orch_queue_jobs{status="queued"} 2"#), text)
                 XCTAssertTrue(text.range(of: #"orch_webhook_deliveries_total\{source="plane",outcome="unauthorized"\} [1-9]"#, options: .regularExpression) != nil, text)
                 XCTAssertTrue(text.contains(#"http_route="/metrics""#), text)
                 XCTAssertTrue(text.contains("http_server_request_duration"), text)

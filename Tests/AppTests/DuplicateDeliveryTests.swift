@@ -75,9 +75,8 @@ final class DuplicateDeliveryTests: XCTestCase {
                 clone_url: /srv/git/orch
             """.write(to: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: config) }
-        let basePort = Int.random(in: 20_000...39_000)
-        let replicas = [try startReplica("dup-a", port: basePort, config: config), try startReplica("dup-b", port: basePort + 1, config: config)]
-        let session = URLSession(configuration: .ephemeral)
+                let replicas = [try startReplica("dup-a", port: freeTCPPort(), config: config), try startReplica("dup-b", port: freeTCPPort(), config: config)]
+        let session = testURLSession()
         for base in replicas {
             let up = await waitUntil(timeout: .seconds(60)) {
                 (try? await session.data(from: base.appendingPathComponent("health/ready")))?.1 is HTTPURLResponse

@@ -103,13 +103,13 @@ final class WebhookFuzzTests: XCTestCase {
     }
 
     func testFiveThousandHostileRequestsNeverCauseA5xxOrAStrayRow() async throws {
-        let port = Int.random(in: 20_000...40_000)
+        let port = freeTCPPort()
         let server = try OrchestratorProcess(
             name: "fuzz", databaseURL: database.url, arguments: ["serve", "--role", "api", "--host", "127.0.0.1", "--port", String(port)],
             environment: ["ORCH_PLANE_WEBHOOK_SECRET": "fuzz-plane", "ORCH_GITEA_WEBHOOK_SECRET": "fuzz-gitea", "ORCH_LOG_LEVEL": "error"])
         self.server = server
         let base = URL(string: "http://127.0.0.1:\(port)")!
-        let session = URLSession(configuration: .ephemeral)
+        let session = testURLSession()
         let up = await waitUntil(timeout: .seconds(30)) {
             (try? await session.data(from: base.appendingPathComponent("health")))?.1 is HTTPURLResponse
         }

@@ -1,0 +1,61 @@
+import Foundation
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a short-lived command (git, a test or deploy command) to its end: argv, never a shell; its
+/// own process group, killed whole at the timeout; stdout and stderr captured together.
+struct CommandRunner: Sendable {
+    /// A command that exited non-zero (or could not start, or timed out).
+    struct Failure: Error, CustomStringConvertible {
+        let command: [String]
+        let exitCode: Int32
+        let output: String
+        var description: String {
+            "\(command.joined(separator: " ")) exited \(exitCode): \(output.suffix(2000).trimmingCharacters(in: .whitespacesAndNewlines))"
+        }
+    }
+
+    /// The environment commands get.
+    var environment: [String: String]
+
+    /// The orchestrator's allowlisted environment plus `extra`.
+    init(extra: [String: String] = [:]) {
+        var environment = ProcessInfo.processInfo.environment.filter { AgentLauncher.inheritedEnvironment.contains($0.key) }
+        for (key, value) in extra { environment[key] = value }
+        self.environment = environment
+    }
+
+    /// Runs and returns exit code and output; `check` turns a non-zero exit into `Failure`.
+    @discardableResult
+    func run(_ arguments: [String], in directory: String, timeout: Duration = .seconds(600), check: Bool = true) async throws -> (exitCode: Int32, output: String) {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("orch-cmd-\(UUID().uuidString).out").path
+        defer { unlink(outputPath) }
+        let (child, stdin) = try ChildProcess.spawn(arguments: arguments, environment: environment, directory: directory, logPath: outputPath)
+        close(stdin)
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        let exit = await withTaskGroup(of: Int32?.self) { group in
+            group.addTask { (try? await NIOThreadPool.singleton.runIfActive(eventLoop: loop) { child.waitBlocking() }.get()) ?? -1 }
+            group.addTask {
+                // A timeout (or cancellation) kills the whole group; the wait above then returns.
+                try? await Task.sleep(for: timeout)
+                child.signalGroup(SIGKILL)
+                return nil
+            }
+            var code: Int32 = -1
+            for await result in group {
+                if let result {
+                    code = result
+                    group.cancelAll()
+                }
+            }
+            return code
+        }
+        child.signalGroup(SIGKILL)
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        if check, exit != 0 { throw Failure(command: arguments, exitCode: exit, output: output) }
+        return (exit, output)
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import Store
+
+/// Builds the prompt an agent gets on stdin: the work item, the stage's instructions (editable
+/// template files `prompts/<stage>.md`), what earlier stages wrote, and the gate's feedback when
+/// the stage is retried.
+public struct StagePrompt: Sendable {
+    /// Where the templates are (`ORCH_PROMPTS_DIR`, else `./prompts`); built-in text otherwise.
+    let templates: String?
+
+    /// Creates the builder.
+    public init(templates: String?) {
+        self.templates = templates
+    }
+
+    static let builtIn: [TaskStage: String] = [
+        .analysis: "Stage: analysis. Write the specification to `docs/tasks/{{WORK_ITEM}}/spec.md`.",
+        .architecture: "Stage: architecture. Write the design to `docs/tasks/{{WORK_ITEM}}/design.md`.",
+        .development: "Stage: development. Implement the change with tests and commit it.",
+        .review: "Stage: review. Write `docs/tasks/{{WORK_ITEM}}/review.md`, first line APPROVE or REQUEST_CHANGES.",
+    ]
+
+    /// The prompt for `stage` of `task`, reading earlier outputs from the worktree.
+    func build(task: TaskRecord, stage: TaskStage, worktree: String, feedback: String?) -> String {
+        let instructions = templates.flatMap { try? String(contentsOfFile: "\($0)/\(stage.rawValue).md", encoding: .utf8) }
+            ?? Self.builtIn[stage] ?? "Stage: \(stage.rawValue)."
+        var prompt = """
+            # Work item \(task.workItem): \(task.title)
+
+            \(task.description.isEmpty ? "(no description)" : task.description)
+
+            ## Instructions
+
+            \(instructions.replacingOccurrences(of: "{{WORK_ITEM}}", with: task.workItem).trimmingCharacters(in: .whitespacesAndNewlines))
+
+            """
+        for (name, file) in [("Specification", "spec.md"), ("Design", "design.md"), ("Last review", "review.md")] {
+            let path = "\(worktree)/docs/tasks/\(task.workItem)/\(file)"
+            if let text = try? String(contentsOfFile: path, encoding: .utf8), !text.isEmpty {
+                prompt += "\n## \(name) (docs/tasks/\(task.workItem)/\(file))\n\n\(text.prefix(20_000))\n"
+            }
+        }
+        if let feedback, !feedback.isEmpty {
+            prompt += "\n## Feedback: the previous attempt of this stage did not pass its gate\n\n\(feedback.prefix(10_000))\n"
+        }
+        return prompt
+    }
+}

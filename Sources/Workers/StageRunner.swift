@@ -1,0 +1,222 @@
+import Foundation
+import Logging
+import Store
+
+/// An agent command for one role (`agents:` in `ORCH_CONFIG`).
+public struct AgentCommand: Sendable, Equatable {
+    public var command: [String]
+    public var timeout: Duration?
+
+    /// Creates a command.
+    public init(command: [String], timeout: Duration?) {
+        self.command = command
+        self.timeout = timeout
+    }
+}
+
+/// An agent failure worth retrying later without counting against the gate: a rate limit, an
+/// overloaded API, a network error. The queue retries the job with backoff.
+public struct TransientAgentFailure: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The `run_stage` job (DESIGN §7): runs one stage of one task and lets its gate decide.
+///
+/// Agent stages run the role's agent in the task's worktree with the prompt on stdin, commit what
+/// it left uncommitted, push the branch (the hand-over to any replica), and check the gate:
+/// pass → the next stage (or `awaiting_approval` without `auto`; the transition enqueues the next
+/// job), fail → the stage again with the gate's message as feedback, up to a limit, then the task
+/// fails and a lesson is recorded; review `REQUEST_CHANGES` → back to development, bounded.
+/// Merge merges the branch into the default branch and pushes it (the plain-git mode; merging
+/// through the Gitea API once CI is green, with the merge lease, is the next step), deploy runs
+/// `deploy_command` when there is one. A job for a task that moved on meanwhile does nothing, so
+/// running a job twice is harmless.
+public struct StageRunner: Sendable {
+    /// Runner settings.
+    public struct Settings: Sendable {
+        public var repos: [RepositorySettings]
+        /// By role: `default`, `reviewer`, …; a role without its own entry uses `default`.
+        public var agents: [String: AgentCommand]
+        public var defaultAgentTimeout: Duration
+        /// Gate failures of one stage visit before the task fails.
+        public var maxGateFailures: Int
+        /// Review rounds (changes requested) before the task fails.
+        public var maxReviewRounds: Int
+        /// Stage instruction templates (`prompts/<stage>.md`), if any.
+        public var promptTemplates: String?
+
+        /// Creates settings.
+        public init(
+            repos: [RepositorySettings], agents: [String: AgentCommand], defaultAgentTimeout: Duration = .seconds(45 * 60),
+            maxGateFailures: Int = 3, maxReviewRounds: Int = 3, promptTemplates: String? = nil
+        ) {
+            self.repos = repos
+            self.agents = agents
+            self.defaultAgentTimeout = defaultAgentTimeout
+            self.maxGateFailures = maxGateFailures
+            self.maxReviewRounds = maxReviewRounds
+            self.promptTemplates = promptTemplates
+        }
+    }
+
+    let settings: Settings
+    let tasks: TaskStore
+    let lessons: LessonStore
+    let launcher: AgentLauncher
+    let workspace: Workspace
+    let gate: StageGate
+    let prompt: StagePrompt
+    let commands = CommandRunner()
+
+    /// Creates the runner.
+    public init(settings: Settings, pool: ConnectionPool, launcher: AgentLauncher, workspace: Workspace) {
+        self.settings = settings
+        self.tasks = TaskStore(pool: pool)
+        self.lessons = LessonStore(pool: pool)
+        self.launcher = launcher
+        self.workspace = workspace
+        self.gate = StageGate(workspace: workspace)
+        self.prompt = StagePrompt(templates: settings.promptTemplates)
+    }
+
+    /// The job handler. Its timeout is a backstop above any agent's own.
+    public var handler: JobHandler {
+        JobHandler(kind: TaskStore.stageJobKind, timeout: .seconds(6 * 3600)) { context in
+            try await run(context)
+        }
+    }
+
+    struct Payload: Decodable {
+        let work_item: String
+        let stage: String
+        let attempt: Int?
+        let feedback: String?
+    }
+
+    func run(_ context: JobContext) async throws {
+        let payload = try context.job.payload.decode(Payload.self)
+        var logger = context.logger
+        logger[metadataKey: "task.work_item"] = "\(payload.work_item)"
+        logger[metadataKey: "task.stage"] = "\(payload.stage)"
+        guard let task = try await tasks.task(workItem: payload.work_item) else {
+            throw PermanentJobFailure("no task \(payload.work_item)")
+        }
+        guard task.state.status == .active, task.state.stage.rawValue == payload.stage else {
+            logger.info("stage job is stale: the task moved on", metadata: ["task.state": "\(task.state.stage.rawValue)/\(task.state.status.rawValue)"])
+            return
+        }
+        guard let repo = settings.repos.first(where: { $0.repo == task.repo }) else {
+            throw PermanentJobFailure("repository \(task.repo ?? "(none)") of \(task.workItem) is not configured (repos[].repo)")
+        }
+        let attempt = payload.attempt ?? 0
+        switch task.state.stage {
+        case .analysis, .architecture, .development, .review:
+            try await agentStage(task, repo: repo, attempt: attempt, feedback: payload.feedback, jobID: context.job.id, logger: logger)
+        case .merge:
+            let sha = try await workspace.mergeLocally(repo, workItem: task.workItem)
+            try await tasks.recordMerge(workItem: task.workItem, sha: sha)
+            try await pass(task, reason: "merged into \(repo.defaultBranch) as \(sha.prefix(12))", logger: logger)
+        case .deploy:
+            try await deploy(task, repo: repo, attempt: attempt, logger: logger)
+        case .done:
+            return
+        }
+    }
+
+    private func agentStage(
+        _ task: TaskRecord, repo: RepositorySettings, attempt: Int, feedback: String?, jobID: Int64, logger: Logger
+    ) async throws {
+        let stage = task.state.stage
+        let role = stage == .review ? "reviewer" : "default"
+        guard let agent = settings.agents[role] ?? settings.agents["default"] else {
+            throw PermanentJobFailure("no agent configured for role \(role): set agents.default in ORCH_CONFIG")
+        }
+        let worktree = try await workspace.prepare(repo, workItem: task.workItem)
+        let outcome = try await launcher.run(.init(
+            command: agent.command, timeout: agent.timeout ?? settings.defaultAgentTimeout,
+            prompt: prompt.build(task: task, stage: stage, worktree: worktree, feedback: feedback), directory: worktree,
+            variables: [
+                "ORCH_WORK_ITEM": task.workItem, "ORCH_STAGE": stage.rawValue, "ORCH_ROLE": role, "ORCH_REPO": repo.repo,
+                "ORCH_BRANCH": Workspace.branch(workItem: task.workItem), "ORCH_TASK_DIR": "docs/tasks/\(task.workItem)",
+            ],
+            workItem: task.workItem, jobID: jobID, stage: stage.rawValue, role: role))
+        if outcome.cancelled { throw CancellationError() }
+        if let reason = Self.transientReason(outcome) { throw TransientAgentFailure(description: reason) }
+
+        try await workspace.commitAll(worktree: worktree, message: "\(task.workItem) \(stage.rawValue): agent run \(outcome.runID)")
+        try await workspace.push(worktree: worktree, workItem: task.workItem)
+        try await tasks.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: try await workspace.head(worktree: worktree))
+
+        var verdict = try await gate.check(stage, workItem: task.workItem, worktree: worktree, repo: repo)
+        if !outcome.succeeded {
+            verdict = .fail(outcome.timedOut ? "the agent timed out (run \(outcome.runID))" : "the agent exited \(outcome.exitCode) (run \(outcome.runID), log \(outcome.logPath))")
+        }
+        switch verdict {
+        case .pass(let reason):
+            try await pass(task, reason: reason, logger: logger)
+        case .fail(let reason):
+            try await fail(task, reason: reason, attempt: attempt, logger: logger)
+        case .changesRequested(let review):
+            let rounds = try await tasks.history(workItem: task.workItem).filter { $0.event == TaskEvent.changesRequested.name }.count
+            if rounds >= settings.maxReviewRounds {
+                try await failFinally(task, reason: "review requested changes \(rounds + 1) times (limit \(settings.maxReviewRounds))", logger: logger)
+            } else {
+                try await tasks.apply(.changesRequested, workItem: task.workItem, actor: "system", reason: String(review.prefix(500)))
+                logger.info("review requested changes: back to development")
+            }
+        }
+    }
+
+    private func deploy(_ task: TaskRecord, repo: RepositorySettings, attempt: Int, logger: Logger) async throws {
+        guard let command = repo.deployCommand else {
+            try await pass(task, reason: "no deploy_command configured: skipped", logger: logger)
+            try await workspace.cleanup(repo, workItem: task.workItem)
+            return
+        }
+        let worktree = try await workspace.prepare(repo, workItem: task.workItem)
+        let (exit, output) = try await commands.run(command, in: worktree, timeout: .seconds(3600), check: false)
+        if exit == 0 {
+            try await pass(task, reason: "deploy_command succeeded", logger: logger)
+            try await workspace.cleanup(repo, workItem: task.workItem)
+        } else {
+            try await fail(task, reason: "deploy_command exited \(exit):\n\(output.suffix(4000))", attempt: attempt, logger: logger)
+        }
+    }
+
+    private func pass(_ task: TaskRecord, reason: String, logger: Logger) async throws {
+        let next = try await tasks.apply(.stagePassed, workItem: task.workItem, actor: "system", reason: reason)
+        logger.info("stage passed", metadata: [
+            "gate.reason": "\(reason)", "task.next": "\(next.map { "\($0.state.stage.rawValue)/\($0.state.status.rawValue)" } ?? "")",
+        ])
+    }
+
+    private func fail(_ task: TaskRecord, reason: String, attempt: Int, logger: Logger) async throws {
+        guard attempt + 1 < settings.maxGateFailures else {
+            try await failFinally(task, reason: reason, logger: logger)
+            return
+        }
+        try await tasks.apply(.stageFailed(final: false), workItem: task.workItem, actor: "system", reason: String(reason.prefix(2000)))
+        try await tasks.retryStage(task.state.stage, workItem: task.workItem, attempt: attempt + 1, feedback: reason)
+        logger.warning("gate failed; stage retried with the feedback", metadata: ["gate.reason": "\(reason.prefix(300))", "gate.attempt": "\(attempt + 1)"])
+    }
+
+    private func failFinally(_ task: TaskRecord, reason: String, logger: Logger) async throws {
+        try await tasks.apply(.stageFailed(final: true), workItem: task.workItem, actor: "system", reason: String(reason.prefix(2000)))
+        var lesson = Lesson(type: "gate_failure", rootCause: String(reason.prefix(4000)))
+        lesson.source = "auto"
+        lesson.workItem = task.workItem
+        lesson.stage = task.state.stage.rawValue
+        lesson.repo = task.repo
+        _ = try? await lessons.record(lesson)
+        logger.error("stage failed for good; task failed", metadata: ["gate.reason": "\(reason.prefix(300))"])
+    }
+
+    /// A rate limit, an overloaded API or a network error, from the agent's result.
+    static func transientReason(_ outcome: AgentLauncher.Outcome) -> String? {
+        guard !outcome.timedOut, !outcome.succeeded, let usage = outcome.usage, usage.isError == true else { return nil }
+        let text = (usage.resultText ?? "").lowercased()
+        let markers = ["rate limit", "rate_limit", "overloaded", " 429", " 529", "econnreset", "etimedout", "network error", "connection error"]
+        guard let marker = markers.first(where: { text.contains($0) }) else { return nil }
+        return "transient agent failure (\(marker.trimmingCharacters(in: .whitespaces))) in run \(outcome.runID): \(text.prefix(200))"
+    }
+}

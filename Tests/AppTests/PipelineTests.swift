@@ -1,0 +1,184 @@
+import Foundation
+import Store
+import TestSupport
+import XCTest
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+@testable import App
+
+/// The pipeline end to end: a real `orchestrator serve` process, a local bare git repository as the
+/// remote, the example agent, and a signed Plane webhook that starts it all.
+final class PipelineTests: XCTestCase {
+    var database: TestDatabase!
+    var server: OrchestratorProcess?
+    var root: URL!
+    let secret = "pipeline-secret"
+    let token = "pipeline-admin"
+    let session = testURLSession()
+
+    override func setUp() async throws {
+        database = try await TestDatabase.create(suite: "pipeline")
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("orch-pipeline-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() async throws {
+        if let server {
+            await server.stop()
+            if testRun?.hasSucceeded == false { print("---- pipeline replica output ----\n\(server.output.suffix(6000))") }
+        }
+        await database?.drop()
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    @discardableResult
+    private func git(_ arguments: [String], in directory: URL) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git"] + arguments
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"]) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestSetupError("git \(arguments.joined(separator: " ")) failed: \(output)") }
+        return output
+    }
+
+    /// A bare repository with one commit on main, standing in for the Gitea remote.
+    private func makeRemote() throws -> URL {
+        let remote = root.appendingPathComponent("remote.git")
+        let seed = root.appendingPathComponent("seed")
+        try FileManager.default.createDirectory(at: seed, withIntermediateDirectories: true)
+        try git(["init", "--quiet", "--bare", "--initial-branch=main", remote.path], in: root)
+        try git(["init", "--quiet", "--initial-branch=main"], in: seed)
+        try "# Demo project\n".write(to: seed.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
+        try git(["add", "-A"], in: seed)
+        try git(["commit", "--quiet", "-m", "initial"], in: seed)
+        try git(["push", "--quiet", remote.path, "main"], in: seed)
+        return remote
+    }
+
+    private func start(remote: URL, defaultAgentOptions: [String], reviewerOptions: [String]) async throws -> URL {
+        let agent = packageRoot.appendingPathComponent("examples/agent/agent.py").path
+        let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
+        func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+        let config = root.appendingPathComponent("orchestrator.yaml")
+        try """
+            repos:
+              - project: ORCH
+                plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
+                repo: acme/orch
+                clone_url: \(remote.path)
+                default_branch: main
+                test_command: ["ls", "tests"]
+            agents:
+              default: { command: \(list([python, agent] + defaultAgentOptions)), timeout: 60s }
+              reviewer: { command: \(list([python, agent] + reviewerOptions)), timeout: 60s }
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let port = freeTCPPort()
+        let server = try OrchestratorProcess(
+            name: "pipeline", databaseURL: database.url,
+            arguments: ["serve", "--role", "all", "--host", "127.0.0.1", "--port", String(port)],
+            environment: [
+                "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_ADMIN_TOKEN": token, "ORCH_CONFIG": config.path,
+                "ORCH_WORKDIR": root.appendingPathComponent("work").path, "ORCH_POLL_INTERVAL": "1s",
+            ])
+        self.server = server
+        let base = URL(string: "http://127.0.0.1:\(port)")!
+        let up = await waitUntil(timeout: .seconds(60)) {
+            (try? await session.data(from: base.appendingPathComponent("health/ready")))?.1 is HTTPURLResponse
+        }
+        XCTAssertTrue(up, "replica ready")
+        return base
+    }
+
+    private func sendIssue(to base: URL, labels: [String]) async throws {
+        var object = try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json"))) as! [String: Any]
+        var data = object["data"] as! [String: Any]
+        data["labels"] = labels.map { ["name": $0] }
+        data["name"] = "Crash when saving a \"draft\" $(rm -rf ~)"
+        object["data"] = data
+        let body = Array(try JSONSerialization.data(withJSONObject: object))
+        var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
+        request.httpMethod = "POST"
+        request.httpBody = Data(body)
+        request.setValue(WebhookSignature.hmacSHA256Hex(secret: secret, body: body), forHTTPHeaderField: "X-Plane-Signature")
+        let (_, response) = try await session.data(for: request)
+        XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 202)
+    }
+
+    private func task() async throws -> TaskRecord? {
+        try await TaskStore(pool: database.pool).task(workItem: "ORCH-98")
+    }
+
+    func testAutoModeWalksEveryStageWithAGateRetryAndAReviewRound() async throws {
+        let remote = try makeRemote()
+        let base = try await start(remote: remote, defaultAgentOptions: ["--fail-gate-once", "analysis"], reviewerOptions: ["--request-changes-once"])
+        try await sendIssue(to: base, labels: ["auto"])
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        let state = try await task()?.state
+        XCTAssertTrue(done, "task ended \(String(describing: state))")
+
+        let history = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98")
+        XCTAssertEqual(history.map(\.event), [
+            "stage_failed", "stage_passed",  // analysis: spec.md missing once, then written
+            "stage_passed", "stage_passed",  // architecture, development
+            "changes_requested",  // review asked for changes once
+            "stage_passed", "stage_passed",  // development again, review approves
+            "stage_passed", "stage_passed",  // merge, deploy (no deploy_command: skipped)
+        ])
+        XCTAssertEqual(history.last?.toStatus, "done")
+        // The retried analysis job carried the gate's message as feedback.
+        let retry = try await database.pool.query("""
+            SELECT payload->>'feedback' AS feedback FROM jobs WHERE kind = 'run_stage' AND payload->>'stage' = 'analysis' AND (payload->>'attempt')::int = 1
+            """).first
+        XCTAssertEqual(try retry?.decode("feedback", as: String.self), "docs/tasks/ORCH-98/spec.md is missing or empty")
+
+        // Every agent run recorded with its cost; the branch merged into main on the remote.
+        let runs = try await AgentRunStore(pool: database.pool).runs(workItem: "ORCH-98")
+        XCTAssertEqual(runs.map { $0.stage ?? "" }, ["analysis", "analysis", "architecture", "development", "review", "development", "review"])
+        XCTAssertTrue(runs.allSatisfy { $0.exitCode == 0 && $0.usage.costUSD == 0.0123 })
+        let spec = try git(["show", "main:docs/tasks/ORCH-98/spec.md"], in: remote)
+        XCTAssertTrue(spec.contains("Crash when saving"), spec)
+        XCTAssertNoThrow(try git(["show", "main:src/orch_98.txt"], in: remote))
+        let mergeSHA = try git(["rev-parse", "main"], in: remote).trimmingCharacters(in: .whitespacesAndNewlines)
+        let merged = try await task()?.mergeSHA
+        XCTAssertEqual(merged, mergeSHA)
+        // The worktree is cleaned up once the task is done.
+        let worktree = root.appendingPathComponent("work/worktrees/acme__orch/ORCH-98").path
+        XCTAssertFalse(FileManager.default.fileExists(atPath: worktree))
+    }
+
+    func testManualModeStopsForApprovalAfterEachAgentStage() async throws {
+        let remote = try makeRemote()
+        let base = try await start(remote: remote, defaultAgentOptions: [], reviewerOptions: [])
+        try await sendIssue(to: base, labels: ["bug"])
+        // Bug track: analysis, development, review need approval; architecture is skipped.
+        for stage in ["analysis", "development", "review"] {
+            let awaiting = try await waitUntil(timeout: .seconds(60)) {
+                let task = try await self.task()
+                return task?.state.status == .awaitingApproval
+            }
+            XCTAssertTrue(awaiting, "awaiting approval after \(stage)")
+            var request = URLRequest(url: base.appendingPathComponent("tasks/ORCH-98/approve"))
+            request.httpMethod = "POST"
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+            let (_, response) = try await session.data(for: request)
+            XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 200, "approve after \(stage)")
+        }
+        let done = try await waitUntil(timeout: .seconds(60)) { try await self.task()?.state.status == .done }
+        XCTAssertTrue(done)
+        let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(events, ["stage_passed", "approved", "stage_passed", "approved", "stage_passed", "approved", "stage_passed", "stage_passed"])
+        let stages = try await AgentRunStore(pool: database.pool).runs(workItem: "ORCH-98").compactMap(\.stage)
+        XCTAssertEqual(stages, ["analysis", "development", "review"], "bug track: no architecture run")
+    }
+}
