@@ -15,12 +15,17 @@ public struct DiagnosticStore: Sendable {
 
     /// Creates `diag_executions` if missing.
     public func prepare() async throws {
-        try await pool.withConnection { connection in
-            try await connection.execute("""
-                CREATE TABLE IF NOT EXISTS diag_executions (
-                    job_id bigint NOT NULL, attempt integer NOT NULL, replica_id text NOT NULL,
-                    started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL DEFAULT now())
-                """)
+        do {
+            try await pool.withConnection { connection in
+                try await connection.execute("""
+                    CREATE TABLE IF NOT EXISTS diag_executions (
+                        job_id bigint NOT NULL, attempt integer NOT NULL, replica_id text NOT NULL,
+                        started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL DEFAULT now())
+                    """)
+            }
+        } catch let error as PostgresError where ["42P07", "42710", "23505"].contains(error.sqlState ?? "") {
+            // Two replicas starting at once both passed IF NOT EXISTS; the other one created it
+            // (its row type or catalog entry collided with ours). The table is there: done.
         }
     }
 

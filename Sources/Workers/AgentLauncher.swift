@@ -121,8 +121,8 @@ public struct AgentLauncher: Sendable {
         AgentLogRotation.prune(directory: settings.logDirectory, olderThan: settings.logRetention, keep: settings.maxLogs)
         let stamp = Date().formatted(Date.ISO8601FormatStyle().year().month().day().time(includingFractionalSeconds: false))
             .replacingOccurrences(of: ":", with: "")
-        let label = [request.workItem, request.stage, request.role].compactMap { $0 }.joined(separator: "-")
-            .filter { $0.isLetter || $0.isNumber || $0 == "-" }
+        let label = String([request.workItem, request.stage, request.role].compactMap { $0 }.joined(separator: "-")
+            .filter { $0.isLetter || $0.isNumber || $0 == "-" })
         let logPath = "\(settings.logDirectory)/\(stamp)-\(label)-\(UUID().uuidString.prefix(8).lowercased()).log"
         let runID = try await runs.begin(.init(
             workItem: request.workItem, jobID: request.jobID, stage: request.stage, role: request.role, replicaID: settings.replicaID,

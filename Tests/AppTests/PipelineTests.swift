@@ -13,7 +13,7 @@ import FoundationNetworking
 /// remote, the example agent, and a signed Plane webhook that starts it all.
 final class PipelineTests: XCTestCase {
     var database: TestDatabase!
-    var server: OrchestratorProcess?
+    var servers: [OrchestratorProcess] = []
     var root: URL!
     let secret = "pipeline-secret"
     let token = "pipeline-admin"
@@ -26,9 +26,9 @@ final class PipelineTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        if let server {
+        for server in servers {
             await server.stop()
-            if testRun?.hasSucceeded == false { print("---- pipeline replica output ----\n\(server.output.suffix(6000))") }
+            if testRun?.hasSucceeded == false { print("---- \(server.name) output ----\n\(server.output.suffix(6000))") }
         }
         await database?.drop()
         try? FileManager.default.removeItem(at: root)
@@ -66,7 +66,7 @@ final class PipelineTests: XCTestCase {
         return remote
     }
 
-    private func start(remote: URL, defaultAgentOptions: [String], reviewerOptions: [String]) async throws -> URL {
+    private func start(remote: URL, defaultAgentOptions: [String], reviewerOptions: [String], replicas: Int = 1) async throws -> [URL] {
         let agent = packageRoot.appendingPathComponent("examples/agent/agent.py").path
         let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
         func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
@@ -83,29 +83,34 @@ final class PipelineTests: XCTestCase {
               default: { command: \(list([python, agent] + defaultAgentOptions)), timeout: 60s }
               reviewer: { command: \(list([python, agent] + reviewerOptions)), timeout: 60s }
             """.write(to: config, atomically: true, encoding: .utf8)
-        let port = freeTCPPort()
-        let server = try OrchestratorProcess(
-            name: "pipeline", databaseURL: database.url,
-            arguments: ["serve", "--role", "all", "--host", "127.0.0.1", "--port", String(port)],
-            environment: [
-                "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_ADMIN_TOKEN": token, "ORCH_CONFIG": config.path,
-                "ORCH_WORKDIR": root.appendingPathComponent("work").path, "ORCH_POLL_INTERVAL": "1s",
-            ])
-        self.server = server
-        let base = URL(string: "http://127.0.0.1:\(port)")!
-        let up = await waitUntil(timeout: .seconds(60)) {
-            (try? await session.data(from: base.appendingPathComponent("health/ready")))?.1 is HTTPURLResponse
+        var bases: [URL] = []
+        for index in 0..<replicas {
+            let port = freeTCPPort()
+            servers.append(try OrchestratorProcess(
+                name: "pipeline-\(index)", databaseURL: database.url,
+                arguments: ["serve", "--role", "all", "--host", "127.0.0.1", "--port", String(port)],
+                environment: [
+                    "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_ADMIN_TOKEN": token, "ORCH_CONFIG": config.path,
+                    "ORCH_WORKDIR": root.appendingPathComponent("work-\(index)").path, "ORCH_POLL_INTERVAL": "1s",
+                ]))
+            bases.append(URL(string: "http://127.0.0.1:\(port)")!)
         }
-        XCTAssertTrue(up, "replica ready")
-        return base
+        for base in bases {
+            let up = await waitUntil(timeout: .seconds(60)) {
+                (try? await self.session.data(from: base.appendingPathComponent("health/ready")))?.1 is HTTPURLResponse
+            }
+            XCTAssertTrue(up, "replica \(base) ready")
+        }
+        return bases
     }
 
-    private func sendIssue(to base: URL, labels: [String]) async throws {
+    private func sendIssue(to base: URL, labels: [String], action: String = "created") async throws {
         var object = try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json"))) as! [String: Any]
         var data = object["data"] as! [String: Any]
         data["labels"] = labels.map { ["name": $0] }
         data["name"] = "Crash when saving a \"draft\" $(rm -rf ~)"
         object["data"] = data
+        object["action"] = action
         let body = Array(try JSONSerialization.data(withJSONObject: object))
         var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
         request.httpMethod = "POST"
@@ -121,7 +126,7 @@ final class PipelineTests: XCTestCase {
 
     func testAutoModeWalksEveryStageWithAGateRetryAndAReviewRound() async throws {
         let remote = try makeRemote()
-        let base = try await start(remote: remote, defaultAgentOptions: ["--fail-gate-once", "analysis"], reviewerOptions: ["--request-changes-once"])
+        let base = try await start(remote: remote, defaultAgentOptions: ["--fail-gate-once", "analysis"], reviewerOptions: ["--request-changes-once"])[0]
         try await sendIssue(to: base, labels: ["auto"])
         let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
         let state = try await task()?.state
@@ -153,13 +158,13 @@ final class PipelineTests: XCTestCase {
         let merged = try await task()?.mergeSHA
         XCTAssertEqual(merged, mergeSHA)
         // The worktree is cleaned up once the task is done.
-        let worktree = root.appendingPathComponent("work/worktrees/acme__orch/ORCH-98").path
+        let worktree = root.appendingPathComponent("work-0/worktrees/acme__orch/ORCH-98").path
         XCTAssertFalse(FileManager.default.fileExists(atPath: worktree))
     }
 
     func testManualModeStopsForApprovalAfterEachAgentStage() async throws {
         let remote = try makeRemote()
-        let base = try await start(remote: remote, defaultAgentOptions: [], reviewerOptions: [])
+        let base = try await start(remote: remote, defaultAgentOptions: [], reviewerOptions: [])[0]
         try await sendIssue(to: base, labels: ["bug"])
         // Bug track: analysis, development, review need approval; architecture is skipped.
         for stage in ["analysis", "development", "review"] {
@@ -180,5 +185,47 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(events, ["stage_passed", "approved", "stage_passed", "approved", "stage_passed", "approved", "stage_passed", "stage_passed"])
         let stages = try await AgentRunStore(pool: database.pool).runs(workItem: "ORCH-98").compactMap(\.stage)
         XCTAssertEqual(stages, ["analysis", "development", "review"], "bug track: no architecture run")
+    }
+
+    /// Processes of a process group that are still alive (zombies excluded).
+    private func livingMembers(ofGroup group: Int) -> [Int] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && fields[0] != "Z" && Int(fields[2]) == group
+        }
+    }
+
+    func testStopOnTheOtherReplicaKillsTheRunningAgentWithinTwoSeconds() async throws {
+        let remote = try makeRemote()
+        let bases = try await start(remote: remote, defaultAgentOptions: ["--spawn-child", "--sleep", "120"], reviewerOptions: [], replicas: 2)
+        try await sendIssue(to: bases[0], labels: ["auto"])
+        let runs = AgentRunStore(pool: database.pool)
+        let running = try await waitUntil(timeout: .seconds(60)) { try await runs.live().first?.pid != nil }
+        XCTAssertTrue(running, "the analysis agent started")
+        let live = try await runs.live().first
+        let run = try XCTUnwrap(live)
+        let pid = try XCTUnwrap(run.pid)
+        let owner = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
+        let other = bases[1 - owner]
+
+        let clock = ContinuousClock()
+        let sent = clock.now
+        try await sendIssue(to: other, labels: ["auto", "STOP"], action: "updated")
+        let killed = await waitUntil(timeout: .seconds(10)) { self.livingMembers(ofGroup: pid).isEmpty }
+        let took = clock.now - sent
+        XCTAssertTrue(killed, "the agent's process group is gone")
+        XCTAssertLessThan(took, .seconds(2), "STOP through the other replica killed the agent in \(took)")
+        print("STOP via the other replica: agent group gone after \(took)")
+
+        let ended = try await waitUntil(timeout: .seconds(10)) { try await runs.run(id: run.id)?.endedAt != nil }
+        XCTAssertTrue(ended)
+        let final = try await runs.run(id: run.id)
+        XCTAssertEqual(final?.error, "cancelled", "the run is closed as cancelled, its partial cost recorded")
+        let status = try await task()?.state.status
+        XCTAssertEqual(status, .cancelled)
+        let jobs = try await database.pool.query(
+            "SELECT status FROM jobs WHERE kind = 'run_stage' AND payload->>'work_item' = 'ORCH-98'").rows.map { try $0.decode("status", as: String.self) }
+        XCTAssertEqual(jobs, ["cancelled"])
     }
 }
