@@ -226,10 +226,37 @@ struct AdminRoutes: Sendable {
             let actor: String
             let at: String
         }
+        struct RunBody: Encodable {
+            let id: Int64
+            let stage: String?
+            let role: String
+            let replica: String
+            let pid: Int?
+            let started_at: String
+            let ended_at: String?
+            let exit_code: Int?
+            let timed_out: Bool
+            let cost_usd: Double?
+            let input_tokens: Int?
+            let output_tokens: Int?
+            let model: String?
+            let log_path: String?
+            let error: String?
+        }
+        struct StageCost: Encodable {
+            let stage: String
+            let runs: Int
+            let cost_usd: Double
+            let input_tokens: Int
+            let output_tokens: Int
+        }
         struct Body: Encodable {
             let task: TaskBody
             let history: [HistoryBody]
             let jobs: [JobBody]
+            let agent_runs: [RunBody]
+            let cost_by_stage: [StageCost]
+            let cost_usd: Double
         }
         guard let task = try await tasks.task(workItem: workItem) else {
             return json(ErrorBody("unknown task '\(workItem.prefix(64))'"), status: .notFound)
@@ -238,7 +265,19 @@ struct AdminRoutes: Sendable {
             HistoryBody(event: $0.event, from_stage: $0.fromStage, to_stage: $0.toStage, from_status: $0.fromStatus,
                         to_status: $0.toStatus, reason: $0.reason, actor: $0.actor, at: iso($0.at))
         }
-        return json(Body(task: TaskBody(task), history: history, jobs: try await jobs.jobs(workItem: workItem).map(JobBody.init)))
+        let agentRuns = AgentRunStore(pool: pool)
+        let costs = try await agentRuns.costByStage(workItem: workItem).map {
+            StageCost(stage: $0.stage, runs: $0.runs, cost_usd: ($0.costUSD * 1_000_000).rounded() / 1_000_000, input_tokens: $0.input, output_tokens: $0.output)
+        }
+        return json(Body(
+            task: TaskBody(task), history: history, jobs: try await jobs.jobs(workItem: workItem).map(JobBody.init),
+            agent_runs: try await agentRuns.runs(workItem: workItem).map {
+                RunBody(id: $0.id, stage: $0.stage, role: $0.role, replica: $0.replicaID, pid: $0.pid, started_at: iso($0.startedAt),
+                        ended_at: $0.endedAt.map(iso), exit_code: $0.exitCode, timed_out: $0.timedOut, cost_usd: $0.usage.costUSD,
+                        input_tokens: $0.usage.inputTokens, output_tokens: $0.usage.outputTokens, model: $0.usage.model,
+                        log_path: $0.logPath, error: $0.error)
+            },
+            cost_by_stage: costs, cost_usd: (costs.reduce(0) { $0 + $1.cost_usd } * 1_000_000).rounded() / 1_000_000))
     }
 
     private func apply(_ event: TaskEvent, to workItem: String) async throws -> Response {

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Metrics
 import Store
+import Workers
 
 /// `GET /metrics` (the versioned JSON envelope) and `GET /metrics/prometheus` (text exposition).
 extension AdminRoutes {
@@ -32,14 +33,37 @@ extension AdminRoutes {
             let runs: Int
             let total_usd: Double
             let tokens: Tokens
+            /// The most recent runs (up to 50), each with its cost (null = unknown).
+            let recent_runs: [RunCost]
         }
         let schema_version: Int
         let generated_at: String
         let clk_tck: Int
         let stages: [Stage]
         let queue: Queue
-        /// Live agent runs on this replica; agents arrive with the pipeline (issue #4).
-        let agents: [String]
+        struct LiveAgent: Encodable {
+            let run_id: Int64
+            let work_item: String?
+            let stage: String?
+            let role: String
+            let replica: String
+            let host: String
+            let pid: Int?
+            let runtime_seconds: Double
+            /// User + system CPU of the agent process so far, in clock ticks (`clk_tck` per second);
+            /// null for a run on another host or whose process is gone.
+            let cpu_ticks: Int64?
+        }
+        struct RunCost: Encodable {
+            let run_id: Int64
+            let work_item: String?
+            let stage: String?
+            let cost_usd: Double?
+            let input_tokens: Int?
+            let output_tokens: Int?
+        }
+        /// Live agent runs (CPU from `/proc` for runs on this host).
+        let agents: [LiveAgent]
         let cost: Cost
     }
 
@@ -73,8 +97,33 @@ extension AdminRoutes {
                 by_kind: Dictionary(uniqueKeysWithValues: queue.kinds.map { ($0.kind, $0.counts) }),
                 oldest_ready_seconds: queue.oldestReadySeconds.map { ($0 * 1000).rounded() / 1000 },
                 max_concurrency: configuration.maxConcurrency),
-            agents: [],
-            cost: .init(runs: 0, total_usd: 0, tokens: .init(input: 0, output: 0, cache_read: 0, cache_write: 0))))
+            agents: try await liveAgents(),
+            cost: try await cost()))
+    }
+
+    private func liveAgents() async throws -> [MetricsEnvelope.LiveAgent] {
+        let host = ProcessInfo.processInfo.hostName
+        let now = Date()
+        return try await AgentRunStore(pool: pool).live().map { run in
+            // /proc only speaks for this host, and only for the very process (pid + start time).
+            let local = run.host == host && run.pid.flatMap(ProcStat.startTime) == run.processStart
+            return .init(
+                run_id: run.id, work_item: run.workItem, stage: run.stage, role: run.role, replica: run.replicaID, host: run.host,
+                pid: run.pid, runtime_seconds: (now.timeIntervalSince(run.startedAt) * 10).rounded() / 10,
+                cpu_ticks: local ? run.pid.flatMap(ProcStat.cpuTicks) : nil)
+        }
+    }
+
+    private func cost() async throws -> MetricsEnvelope.Cost {
+        let store = AgentRunStore(pool: pool)
+        let totals = try await store.totals()
+        return .init(
+            runs: totals.runs, total_usd: (totals.costUSD * 1_000_000).rounded() / 1_000_000,
+            tokens: .init(input: totals.input, output: totals.output, cache_read: totals.cacheRead, cache_write: totals.cacheWrite),
+            recent_runs: try await store.recent(limit: 50).map {
+                .init(run_id: $0.id, work_item: $0.workItem, stage: $0.stage, cost_usd: $0.usage.costUSD,
+                      input_tokens: $0.usage.inputTokens, output_tokens: $0.usage.outputTokens)
+            })
     }
 
     /// Refreshes the queue-depth gauges from the database, then renders every metric. A database

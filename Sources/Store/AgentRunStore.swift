@@ -158,6 +158,23 @@ public struct AgentRunStore: Sendable {
         try await pool.query("SELECT \(AgentRun.columns) FROM agent_runs WHERE work_item = $1 ORDER BY id", [workItem]).rows.map(AgentRun.init(row:))
     }
 
+    /// The latest runs, newest first.
+    public func recent(limit: Int) async throws -> [AgentRun] {
+        try await pool.query("SELECT \(AgentRun.columns) FROM agent_runs ORDER BY id DESC LIMIT $1", [limit]).rows.map(AgentRun.init(row:))
+    }
+
+    /// Cost and tokens of one task per stage (known costs only; `runs` counts every run).
+    public func costByStage(workItem: String) async throws -> [(stage: String, runs: Int, costUSD: Double, input: Int, output: Int)] {
+        try await pool.query("""
+            SELECT coalesce(stage, '') AS stage, count(*) AS runs, coalesce(sum(cost_usd), 0)::float8 AS usd,
+                   coalesce(sum(input_tokens), 0)::bigint AS input, coalesce(sum(output_tokens), 0)::bigint AS output
+            FROM agent_runs WHERE work_item = $1 GROUP BY stage ORDER BY min(id)
+            """,
+            [workItem]).rows.map {
+            (try $0.decode("stage"), try $0.decode("runs"), try $0.decode("usd"), try $0.decode("input"), try $0.decode("output"))
+        }
+    }
+
     /// Aggregate cost: runs, USD (known costs only) and tokens.
     public func totals() async throws -> (runs: Int, costUSD: Double, input: Int, output: Int, cacheRead: Int, cacheWrite: Int) {
         let row = try await pool.query("""

@@ -141,7 +141,7 @@ public struct AgentLauncher: Sendable {
             try? await runs.finish(id: runID, exitCode: -1, timedOut: false, usage: nil, error: "\(error)")
             throw error
         }
-        try? await runs.started(id: runID, pid: Int(child.pid), processStart: ChildProcess.startTime(pid: Int(child.pid)))
+        try? await runs.started(id: runID, pid: Int(child.pid), processStart: ProcStat.startTime(pid: Int(child.pid)))
         log.info("agent started", metadata: ["agent.pid": "\(child.pid)", "agent.log": "\(logPath)"])
 
         // Whatever the agent left running in its group (a dev server, a watcher) goes with it.

@@ -114,25 +114,4 @@ struct ChildProcess: Sendable {
         if signal == 0 { return (status >> 8) & 0xff }
         return 128 + signal
     }
-
-    /// `starttime` of `/proc/<pid>/stat` (clock ticks after boot): with the pid, it names this
-    /// process uniquely, so a recycled pid is never mistaken for it.
-    static func startTime(pid: Int) -> Int64? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        // Fields after the command name, which may itself contain spaces and parentheses.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // starttime is field 22 of the whole line; fields here start at field 3 (state).
-        guard fields.count > 19 else { return nil }
-        return Int64(fields[19])
-    }
-
-    /// User + system CPU time of a process so far, in clock ticks (`/proc/<pid>/stat` 14 + 15).
-    static func cpuTicks(pid: Int) -> Int64? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return nil }
-        return user + system
-    }
 }

@@ -120,6 +120,13 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 202)
     }
 
+    private func adminGET(_ base: URL, _ path: String) async throws -> [String: Any] {
+        var request = URLRequest(url: base.appendingPathComponent(path))
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let (data, _) = try await session.data(for: request)
+        return (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
     private func task() async throws -> TaskRecord? {
         try await TaskStore(pool: database.pool).task(workItem: "ORCH-98")
     }
@@ -157,6 +164,16 @@ final class PipelineTests: XCTestCase {
         let mergeSHA = try git(["rev-parse", "main"], in: remote).trimmingCharacters(in: .whitespacesAndNewlines)
         let merged = try await task()?.mergeSHA
         XCTAssertEqual(merged, mergeSHA)
+        // Cost per stage on the task, and in the /metrics envelope.
+        let detail = try await adminGET(base, "tasks/ORCH-98")
+        XCTAssertEqual(detail["cost_usd"] as? Double ?? 0, 7 * 0.0123, accuracy: 1e-9)
+        let byStage = detail["cost_by_stage"] as? [[String: Any]] ?? []
+        XCTAssertEqual(byStage.map { $0["stage"] as? String ?? "" }, ["analysis", "architecture", "development", "review"])
+        XCTAssertEqual(byStage.first?["runs"] as? Int, 2)
+        XCTAssertEqual((detail["agent_runs"] as? [Any])?.count, 7)
+        let metrics = try await adminGET(base, "metrics")
+        XCTAssertEqual((metrics["cost"] as? [String: Any])?["runs"] as? Int, 7)
+        XCTAssertEqual((metrics["agents"] as? [Any])?.count, 0, "no agent runs any more")
         // The worktree is cleaned up once the task is done.
         let worktree = root.appendingPathComponent("work-0/worktrees/acme__orch/ORCH-98").path
         XCTAssertFalse(FileManager.default.fileExists(atPath: worktree))
@@ -208,6 +225,10 @@ final class PipelineTests: XCTestCase {
         let pid = try XCTUnwrap(run.pid)
         let owner = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
         let other = bases[1 - owner]
+        // /metrics lists the live run with its pid and CPU ticks read from /proc.
+        let agents = try await adminGET(bases[owner], "metrics")["agents"] as? [[String: Any]] ?? []
+        XCTAssertEqual(agents.first?["pid"] as? Int, pid)
+        XCTAssertNotNil(agents.first?["cpu_ticks"] as? Int, "\(agents)")
 
         let clock = ContinuousClock()
         let sent = clock.now
