@@ -56,6 +56,8 @@ enum ReplicaRuntime {
             logger.warning("requeued jobs of a previous incarnation", metadata: ["job.ids": "\(recovered.prefix(20))", "job.count": "\(recovered.count)"])
         }
 
+        try await AgentOrphans.reapAtStartup(pool: pool, name: configuration.replicaName, host: host, replicaID: replicaID, logger: logger)
+
         let listener = Listener(pool: pool, logger: logger)
         var services: [any Service] = [ListenerService(listener: listener)]
         var worker: QueueWorker?
@@ -93,7 +95,9 @@ enum ReplicaRuntime {
                 replicaID: replicaID, pool: pool, interval: configuration.electionInterval,
                 duties: configuration.reaperEnabled ? QueueMaintenance.duties(
                     pool: pool, replicaID: replicaID, heartbeatInterval: configuration.heartbeatInterval,
-                    heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention, logger: logger) : [],
+                    heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention, logger: logger)
+                    + [AgentOrphans.duty(pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL, logger: logger)]
+                    : [],
                 logger: logger))
         }
         if let worker { services.append(worker) }

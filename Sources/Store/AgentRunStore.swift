@@ -158,6 +158,41 @@ public struct AgentRunStore: Sendable {
         try await pool.query("SELECT \(AgentRun.columns) FROM agent_runs WHERE work_item = $1 ORDER BY id", [workItem]).rows.map(AgentRun.init(row:))
     }
 
+    /// Runs this host started under earlier incarnations of replica `name` (stopped replicas of
+    /// that name on this host) that never ended properly: still open, or closed as lost by the
+    /// leader (exit −1) while their process may still be running. Orphans to check at startup.
+    public func orphans(name: String, host: String, currentReplicaID: String) async throws -> [AgentRun] {
+        try await pool.query("""
+            SELECT \(AgentRun.columns) FROM agent_runs
+            WHERE host = $2 AND (ended_at IS NULL OR (exit_code = -1 AND ended_at > now() - interval '7 days'))
+              AND replica_id IN (SELECT id FROM replicas WHERE name = $1 AND host = $2 AND id <> $3 AND stopped_at IS NOT NULL)
+            ORDER BY id
+            """,
+            [name, host, currentReplicaID]).rows.map(AgentRun.init(row:))
+    }
+
+    /// Closes open runs as lost (exit −1) with the reason; returns how many it closed.
+    @discardableResult
+    public func closeLost(ids: [Int64], reason: String) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try await pool.query(
+            "UPDATE agent_runs SET ended_at = now(), exit_code = -1, error = $2 WHERE id = ANY($1::bigint[]) AND ended_at IS NULL",
+            [PostgresArray(ids), reason]).affectedRows
+    }
+
+    /// Closes the open runs of replicas that are gone (stopped, or silent longer than
+    /// `staleAfter`, judged by the database clock) as lost (exit −1). Returns the closed runs.
+    public func closeRunsOfGoneReplicas(staleAfter: Duration) async throws -> [AgentRun] {
+        try await pool.query("""
+            UPDATE agent_runs a SET ended_at = now(), exit_code = -1, error = 'replica ' || a.replica_id || ' is gone'
+            WHERE a.ended_at IS NULL AND NOT EXISTS (
+                SELECT 1 FROM replicas r WHERE r.id = a.replica_id AND r.stopped_at IS NULL
+                  AND r.heartbeat_at >= now() - make_interval(secs => $1::float8))
+            RETURNING \(AgentRun.columns.replacingOccurrences(of: "cost_usd::float8", with: "a.cost_usd::float8"))
+            """,
+            [staleAfter]).rows.map(AgentRun.init(row:))
+    }
+
     /// The latest runs, newest first.
     public func recent(limit: Int) async throws -> [AgentRun] {
         try await pool.query("SELECT \(AgentRun.columns) FROM agent_runs ORDER BY id DESC LIMIT $1", [limit]).rows.map(AgentRun.init(row:))

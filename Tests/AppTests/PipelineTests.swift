@@ -1,6 +1,7 @@
 import Foundation
 import Store
 import TestSupport
+import Workers
 import XCTest
 
 #if canImport(FoundationNetworking)
@@ -29,6 +30,14 @@ final class PipelineTests: XCTestCase {
         for server in servers {
             await server.stop()
             if testRun?.hasSucceeded == false { print("---- \(server.name) output ----\n\(server.output.suffix(6000))") }
+        }
+        // Agents of replicas killed with SIGKILL outlive them (their own process group): end them.
+        if let rows = try? await database.pool.query("SELECT pid, process_start FROM agent_runs WHERE pid IS NOT NULL").rows {
+            for row in rows {
+                guard let pid = try? row.decode("pid", as: Int.self), let start = try? row.decode("process_start", as: Int64?.self),
+                      ProcStat.startTime(pid: pid) == start else { continue }
+                kill(-pid_t(pid), SIGKILL)
+            }
         }
         await database?.drop()
         try? FileManager.default.removeItem(at: root)
@@ -248,5 +257,63 @@ final class PipelineTests: XCTestCase {
         let jobs = try await database.pool.query(
             "SELECT status FROM jobs WHERE kind = 'run_stage' AND payload->>'work_item' = 'ORCH-98'").rows.map { try $0.decode("status", as: String.self) }
         XCTAssertEqual(jobs, ["cancelled"])
+    }
+
+    /// Starts one more replica under an existing replica's name (a restart after a crash).
+    private func restart(_ index: Int, config: URL) throws {
+        let port = freeTCPPort()
+        servers.append(try OrchestratorProcess(
+            name: "pipeline-\(index)", databaseURL: database.url,
+            arguments: ["serve", "--role", "all", "--host", "127.0.0.1", "--port", String(port)],
+            environment: [
+                "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_ADMIN_TOKEN": token, "ORCH_CONFIG": config.path,
+                "ORCH_WORKDIR": root.appendingPathComponent("work-\(index)").path, "ORCH_POLL_INTERVAL": "1s",
+            ]))
+    }
+
+    func testAReplicaKilledMidStageLeavesTheStageToAnotherAndTheTaskCompletes() async throws {
+        let remote = try makeRemote()
+        let bases = try await start(remote: remote, defaultAgentOptions: ["--sleep", "1"], reviewerOptions: [], replicas: 2)
+        try await sendIssue(to: bases[0], labels: ["auto"])
+        let runs = AgentRunStore(pool: database.pool)
+        let running = try await waitUntil(timeout: .seconds(60)) { try await runs.live().first?.pid != nil }
+        XCTAssertTrue(running)
+        let live = try await runs.live().first
+        let run = try XCTUnwrap(live)
+        let victim = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
+        servers[victim].signal(SIGKILL)
+
+        // The leader closes the dead replica's run; the queue gives its job to the survivor.
+        let closed = try await waitUntil(timeout: .seconds(20)) { try await runs.run(id: run.id)?.exitCode == -1 }
+        XCTAssertTrue(closed, "the dead replica's run is closed with exit -1")
+        let lost = try await runs.run(id: run.id)
+        XCTAssertEqual(lost?.error, "replica \(run.replicaID) is gone")
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        XCTAssertTrue(done, "the task completed on the surviving replica")
+        let stages = try await runs.runs(workItem: "ORCH-98").filter { $0.exitCode == 0 }.compactMap(\.stage)
+        XCTAssertEqual(stages, ["analysis", "architecture", "development", "review"])
+    }
+
+    func testARestartedReplicaKillsTheAgentItsPreviousLifeLeftRunning() async throws {
+        let remote = try makeRemote()
+        let bases = try await start(remote: remote, defaultAgentOptions: ["--spawn-child", "--sleep", "120"], reviewerOptions: [], replicas: 1)
+        try await sendIssue(to: bases[0], labels: ["auto"])
+        let runs = AgentRunStore(pool: database.pool)
+        let running = try await waitUntil(timeout: .seconds(60)) { try await runs.live().first?.pid != nil }
+        XCTAssertTrue(running)
+        let live = try await runs.live().first
+        let run = try XCTUnwrap(live)
+        let pid = try XCTUnwrap(run.pid)
+        servers[0].signal(SIGKILL)
+        _ = await servers[0].waitForExit(timeout: .seconds(10))
+        XCTAssertFalse(livingMembers(ofGroup: pid).isEmpty, "the agent outlived its replica (its own process group)")
+
+        try restart(0, config: root.appendingPathComponent("orchestrator.yaml"))
+        let gone = await waitUntil(timeout: .seconds(30)) { self.livingMembers(ofGroup: pid).isEmpty }
+        XCTAssertTrue(gone, "the restarted replica killed its previous life's agent group")
+        let closed = try await waitUntil(timeout: .seconds(10)) { try await runs.run(id: run.id)?.exitCode == -1 }
+        XCTAssertTrue(closed)
+        let orphan = try await runs.run(id: run.id)
+        XCTAssertEqual(orphan?.error, "orphaned: replica pipeline-0 restarted")
     }
 }

@@ -1,0 +1,48 @@
+import Foundation
+import Logging
+import Store
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Agent runs whose replica died (DESIGN §5, §8 reaper): a restarted replica kills the agents its
+/// previous life left running on this host and closes their runs; the leader closes the runs of
+/// replicas that are gone (their jobs are rescued by the queue and run again elsewhere).
+public enum AgentOrphans {
+    /// At startup, after the previous incarnations were marked stopped: kills their agents still
+    /// alive here (only the very process: pid and start time must match, so a recycled pid is
+    /// never hit) and closes their runs with exit −1. Returns the runs it handled.
+    @discardableResult
+    public static func reapAtStartup(pool: ConnectionPool, name: String, host: String, replicaID: String, logger: Logger) async throws -> [AgentRun] {
+        let store = AgentRunStore(pool: pool)
+        let orphans = try await store.orphans(name: name, host: host, currentReplicaID: replicaID)
+        var killed: [Int] = []
+        for run in orphans {
+            guard let pid = run.pid, let start = run.processStart, ProcStat.startTime(pid: pid) == start else { continue }
+            _ = kill(-pid_t(pid), SIGKILL)
+            killed.append(pid)
+        }
+        try await store.closeLost(ids: orphans.filter { $0.endedAt == nil }.map(\.id), reason: "orphaned: replica \(name) restarted")
+        if !orphans.isEmpty {
+            // The alert: an operator should know work was lost and redone.
+            logger.error("orphaned agent runs of a previous incarnation closed", metadata: [
+                "agent.runs": "\(orphans.map(\.id))", "agent.killed_pids": "\(killed)",
+            ])
+        }
+        return orphans
+    }
+
+    /// The leader's duty: closes runs of replicas that are gone, judged by the database clock.
+    public static func duty(pool: ConnectionPool, interval: Duration, staleAfter: Duration, logger: Logger) -> LeaderDuty {
+        let store = AgentRunStore(pool: pool)
+        return LeaderDuty(name: "agent-runs", interval: interval) {
+            let closed = try await store.closeRunsOfGoneReplicas(staleAfter: staleAfter)
+            if !closed.isEmpty {
+                logger.error("agent runs of gone replicas closed", metadata: [
+                    "agent.runs": "\(closed.map(\.id))", "replica.ids": "\(Set(closed.map(\.replicaID)).sorted())",
+                ])
+            }
+        }
+    }
+}
