@@ -94,15 +94,7 @@ final class PipelineTests: XCTestCase {
             """.write(to: config, atomically: true, encoding: .utf8)
         var bases: [URL] = []
         for index in 0..<replicas {
-            let port = freeTCPPort()
-            servers.append(try OrchestratorProcess(
-                name: "pipeline-\(index)", databaseURL: database.url,
-                arguments: ["serve", "--role", "all", "--host", "127.0.0.1", "--port", String(port)],
-                environment: [
-                    "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_ADMIN_TOKEN": token, "ORCH_CONFIG": config.path,
-                    "ORCH_WORKDIR": root.appendingPathComponent("work-\(index)").path, "ORCH_POLL_INTERVAL": "1s",
-                ]))
-            bases.append(URL(string: "http://127.0.0.1:\(port)")!)
+            bases.append(try launch(index, config: config))
         }
         for base in bases {
             let up = await waitUntil(timeout: .seconds(60)) {
@@ -259,8 +251,9 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(jobs, ["cancelled"])
     }
 
-    /// Starts one more replica under an existing replica's name (a restart after a crash).
-    private func restart(_ index: Int, config: URL) throws {
+    /// Starts replica `index` (again, after a crash: the same name) on a free port; returns its URL.
+    @discardableResult
+    private func launch(_ index: Int, config: URL) throws -> URL {
         let port = freeTCPPort()
         servers.append(try OrchestratorProcess(
             name: "pipeline-\(index)", databaseURL: database.url,
@@ -269,6 +262,7 @@ final class PipelineTests: XCTestCase {
                 "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_ADMIN_TOKEN": token, "ORCH_CONFIG": config.path,
                 "ORCH_WORKDIR": root.appendingPathComponent("work-\(index)").path, "ORCH_POLL_INTERVAL": "1s",
             ]))
+        return URL(string: "http://127.0.0.1:\(port)")!
     }
 
     func testAReplicaKilledMidStageLeavesTheStageToAnotherAndTheTaskCompletes() async throws {
@@ -308,7 +302,7 @@ final class PipelineTests: XCTestCase {
         _ = await servers[0].waitForExit(timeout: .seconds(10))
         XCTAssertFalse(livingMembers(ofGroup: pid).isEmpty, "the agent outlived its replica (its own process group)")
 
-        try restart(0, config: root.appendingPathComponent("orchestrator.yaml"))
+        try launch(0, config: root.appendingPathComponent("orchestrator.yaml"))
         let gone = await waitUntil(timeout: .seconds(30)) { self.livingMembers(ofGroup: pid).isEmpty }
         XCTAssertTrue(gone, "the restarted replica killed its previous life's agent group")
         let closed = try await waitUntil(timeout: .seconds(10)) { try await runs.run(id: run.id)?.exitCode == -1 }
