@@ -66,6 +66,9 @@ run() {
   local label="$1" conns="$2" rate=0; shift 2
   case "${1:-}" in rate=*) rate="${1#rate=}"; shift ;; esac
   local before after
+  # Start each run from a clean slate: a checkpoint left pending by the previous run would
+  # otherwise land inside this one's measurement.
+  psql -X -q -c "CHECKPOINT" >/dev/null
   before="$(rows)"
   for port in "$@"; do
     make_bodies "$work/bodies-$port.txt" "$label-$port-$RANDOM"
