@@ -175,12 +175,34 @@ struct AdminRoutes: Sendable {
             let insecure: Bool
             let max_body_bytes: Int
         }
+        struct Cancellation: Encodable {
+            let work_item: String
+            let actor: String
+            let reason: String?
+            let at: String
+        }
+        struct StopBody: Encodable {
+            let label: String
+            let scope = "all"
+            let cancelled_tasks: Int
+            let cancelled_stage_jobs: Int
+            let recent: [Cancellation]
+        }
+        struct BugFastTrackBody: Encodable {
+            let label: String
+            let scope = "all"
+            let tasks: [String: Int]
+            let architecture_skipped: Int
+            let escalated: Int
+        }
         struct Body: Encodable {
             let counts: [String: Int]
             let max_concurrency: Int
             let poll_interval: Double
             let replicas: [ReplicaBody]
             let leader: String?
+            let stop: StopBody
+            let bug_fast_track: BugFastTrackBody
             let reaper: ReaperBody
             let lessons: LessonsBody
             let webhooks: WebhooksBody
@@ -191,6 +213,8 @@ struct AdminRoutes: Sendable {
         let leader = replicas.first { $0.leaderSince != nil }?.id
         let duties = try await MaintenanceStore(pool: pool).runs()
         let lessons = try await LessonStore(pool: pool).summary()
+        let stop = try await tasks.stopSummary(recent: 10)
+        let bugs = try await tasks.bugTrackSummary()
         return json(Body(
             counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
             max_concurrency: configuration.maxConcurrency, poll_interval: configuration.pollInterval.seconds,
@@ -199,6 +223,11 @@ struct AdminRoutes: Sendable {
                             heartbeat_age_seconds: ($0.heartbeatAgeSeconds * 1000).rounded() / 1000, started_at: iso($0.startedAt))
             },
             leader: leader,
+            stop: StopBody(
+                label: configuration.file.labels.stop, cancelled_tasks: stop.tasks, cancelled_stage_jobs: stop.jobs,
+                recent: stop.recent.map { Cancellation(work_item: $0.workItem, actor: $0.actor, reason: $0.reason, at: iso($0.at)) }),
+            bug_fast_track: BugFastTrackBody(
+                label: configuration.file.labels.bug, tasks: bugs.byStatus, architecture_skipped: bugs.architectureSkipped, escalated: bugs.escalated),
             reaper: ReaperBody(
                 enabled: configuration.reaperEnabled, leader: leader, heartbeat_ttl_seconds: configuration.heartbeatTTL.seconds,
                 job_retention_hours: configuration.jobRetention.seconds / 3600,

@@ -171,6 +171,37 @@ public struct TaskStore: Sendable {
         return running
     }
 
+    /// STOP/cancel figures for `/queue`: cancelled tasks, cancelled stage jobs, recent cancellations.
+    public func stopSummary(recent limit: Int) async throws -> (tasks: Int, jobs: Int, recent: [(workItem: String, actor: String, reason: String?, at: Date)]) {
+        let counts = try await pool.query("""
+            SELECT (SELECT count(*) FROM tasks WHERE status = 'cancelled') AS tasks,
+                   (SELECT count(*) FROM jobs WHERE status = 'cancelled' AND kind = $1) AS jobs
+            """,
+            [Self.stageJobKind]).first!
+        let recent = try await pool.query("""
+            SELECT t.work_item, e.actor, e.reason, e.at FROM task_events e JOIN tasks t ON t.id = e.task_id
+            WHERE e.event = 'cancel' ORDER BY e.id DESC LIMIT $1
+            """,
+            [limit]).rows.map { (try $0.decode("work_item", as: String.self), try $0.decode("actor", as: String.self),
+                                 try $0.decode("reason", as: String?.self), try $0.decode("at", as: Date.self)) }
+        return (try counts.decode("tasks"), try counts.decode("jobs"), recent)
+    }
+
+    /// Bug fast-track figures for `/queue`: bug-track tasks by status, how many skipped
+    /// architecture (passed analysis on the bug track), and escalations to the full track.
+    public func bugTrackSummary() async throws -> (byStatus: [String: Int], architectureSkipped: Int, escalated: Int) {
+        var byStatus: [String: Int] = [:]
+        for row in try await pool.query("SELECT status, count(*) AS n FROM tasks WHERE track = 'bug' GROUP BY status").rows {
+            byStatus[try row.decode("status")] = try row.decode("n")
+        }
+        let row = try await pool.query("""
+            SELECT (SELECT count(DISTINCT e.task_id) FROM task_events e JOIN tasks t ON t.id = e.task_id
+                    WHERE t.track = 'bug' AND e.from_stage = 'analysis' AND e.to_stage = 'development') AS skipped,
+                   (SELECT count(*) FROM task_events WHERE event = 'escalate') AS escalated
+            """).first!
+        return (byStatus, try row.decode("skipped"), try row.decode("escalated"))
+    }
+
     /// The task of a Plane issue uuid.
     public func task(planeIssueID: String) async throws -> TaskRecord? {
         try await pool.query("SELECT \(TaskRecord.columns) FROM tasks WHERE plane_issue_id = $1", [planeIssueID]).first.map(TaskRecord.init(row:))

@@ -101,6 +101,14 @@ final class AdminTests: XCTestCase {
                 XCTAssertEqual(rescue?["total_affected"] as? Int, 5)
                 XCTAssertEqual(rescue?["runs"] as? Int, 2)
                 XCTAssertEqual(((body["lessons"] as? [String: Any])?["by_type"] as? [String: Int])?["gate_failure"], 1)
+                let bugs = body["bug_fast_track"] as? [String: Any]
+                XCTAssertEqual(bugs?["label"] as? String, "bug")
+                XCTAssertEqual(bugs?["tasks"] as? [String: Int], ["awaiting_approval": 1])
+                XCTAssertEqual(bugs?["architecture_skipped"] as? Int, 1, "ORCH-7 went from analysis straight to development")
+                XCTAssertEqual(bugs?["escalated"] as? Int, 0)
+                let stop = body["stop"] as? [String: Any]
+                XCTAssertEqual(stop?["label"] as? String, "STOP")
+                XCTAssertEqual(stop?["cancelled_tasks"] as? Int, 0)
                 let webhooks = body["webhooks"] as? [String: Any]
                 XCTAssertEqual(webhooks?["plane_secret_set"] as? Bool, false)
                 XCTAssertNotNil(webhooks?["deliveries"] as? [String: Int])

@@ -249,6 +249,12 @@ final class PipelineTests: XCTestCase {
         let jobs = try await database.pool.query(
             "SELECT status FROM jobs WHERE kind = 'run_stage' AND payload->>'work_item' = 'ORCH-98'").rows.map { try $0.decode("status", as: String.self) }
         XCTAssertEqual(jobs, ["cancelled"])
+        let stop = try await adminGET(bases[0], "queue")["stop"] as? [String: Any]
+        XCTAssertEqual(stop?["cancelled_tasks"] as? Int, 1)
+        XCTAssertEqual(stop?["cancelled_stage_jobs"] as? Int, 1)
+        let recent = (stop?["recent"] as? [[String: Any]])?.first
+        XCTAssertEqual(recent?["work_item"] as? String, "ORCH-98")
+        XCTAssertEqual(recent?["reason"] as? String, "STOP label")
     }
 
     /// Starts replica `index` (again, after a crash: the same name) on a free port; returns its URL.
