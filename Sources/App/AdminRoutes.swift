@@ -2,6 +2,7 @@ import COpenSSL
 import Foundation
 import Hummingbird
 import Store
+import Workers
 
 /// The admin API (DESIGN §3): every route needs `Authorization: Bearer $ORCH_ADMIN_TOKEN`.
 /// Without a configured token the routes answer 503: the API is never open by default.
@@ -195,12 +196,27 @@ struct AdminRoutes: Sendable {
             let architecture_skipped: Int
             let escalated: Int
         }
+        struct ResilienceBody: Encodable {
+            let enabled: Bool
+            let scope = "all"
+            let breaker: String
+            let state: String
+            let open_until: String?
+            let failures_in_window: Int
+            let threshold: Int
+            let window_seconds: Double
+            let cooldown_seconds: Double
+            let opened_count: Int
+            let last_reason: String?
+            let postponed_jobs: Int
+        }
         struct Body: Encodable {
             let counts: [String: Int]
             let max_concurrency: Int
             let poll_interval: Double
             let replicas: [ReplicaBody]
             let leader: String?
+            let resilience: ResilienceBody
             let stop: StopBody
             let bug_fast_track: BugFastTrackBody
             let reaper: ReaperBody
@@ -215,6 +231,8 @@ struct AdminRoutes: Sendable {
         let lessons = try await LessonStore(pool: pool).summary()
         let stop = try await tasks.stopSummary(recent: 10)
         let bugs = try await tasks.bugTrackSummary()
+        let breaker = try await CircuitBreakerStore(pool: pool).state(name: BreakerSettings.name)
+        let settings = configuration.breaker
         return json(Body(
             counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
             max_concurrency: configuration.maxConcurrency, poll_interval: configuration.pollInterval.seconds,
@@ -223,6 +241,12 @@ struct AdminRoutes: Sendable {
                             heartbeat_age_seconds: ($0.heartbeatAgeSeconds * 1000).rounded() / 1000, started_at: iso($0.startedAt))
             },
             leader: leader,
+            resilience: ResilienceBody(
+                enabled: settings.enabled, breaker: BreakerSettings.name, state: breaker.isOpen ? "open" : "closed",
+                open_until: breaker.isOpen ? breaker.openUntil.map(iso) : nil, failures_in_window: breaker.failures,
+                threshold: settings.threshold, window_seconds: settings.window.seconds, cooldown_seconds: settings.cooldown.seconds,
+                opened_count: breaker.openedCount, last_reason: breaker.lastReason,
+                postponed_jobs: try await jobs.countPostponed(kind: TaskStore.stageJobKind)),
             stop: StopBody(
                 label: configuration.file.labels.stop, cancelled_tasks: stop.tasks, cancelled_stage_jobs: stop.jobs,
                 recent: stop.recent.map { Cancellation(work_item: $0.workItem, actor: $0.actor, reason: $0.reason, at: iso($0.at)) }),

@@ -45,6 +45,9 @@ struct AppConfiguration: Sendable {
     var workdir: String
     /// Stage instruction templates (`ORCH_PROMPTS_DIR`, else `./prompts` when it exists).
     var promptsDirectory: String?
+    /// The agents' circuit breaker (`ORCH_RESILIENCE_ENABLED`, `ORCH_BREAKER_THRESHOLD`,
+    /// `ORCH_BREAKER_WINDOW`, `ORCH_BREAKER_COOLDOWN`).
+    var breaker: BreakerSettings
     /// Repositories, agents and labels from the `ORCH_CONFIG` YAML file (empty without one).
     var file: ConfigFile
 
@@ -85,6 +88,11 @@ struct AppConfiguration: Sendable {
             (try env.httpURL("ORCH_TELEGRAM_API_URL", env.string("ORCH_TELEGRAM_API_URL") ?? "https://api.telegram.org"), $0[0], $0[1])
         }
         workdir = env.string("ORCH_WORKDIR") ?? FileManager.default.currentDirectoryPath + "/.orchestrator"
+        breaker = BreakerSettings(
+            enabled: try env.flag("ORCH_RESILIENCE_ENABLED", default: true),
+            threshold: try env.integer("ORCH_BREAKER_THRESHOLD", default: 3, range: 1...1000),
+            window: try env.duration("ORCH_BREAKER_WINDOW", default: .seconds(300)),
+            cooldown: try env.duration("ORCH_BREAKER_COOLDOWN", default: .seconds(120)))
         promptsDirectory = env.string("ORCH_PROMPTS_DIR")
             ?? (FileManager.default.fileExists(atPath: "prompts/analysis.md") ? FileManager.default.currentDirectoryPath + "/prompts" : nil)
         webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))

@@ -69,7 +69,7 @@ enum ReplicaRuntime {
                 settings: .init(
                     repos: configuration.file.repos,
                     agents: configuration.file.agents.mapValues { AgentCommand(command: $0.command, timeout: $0.timeout) },
-                    promptTemplates: configuration.promptsDirectory),
+                    promptTemplates: configuration.promptsDirectory, breaker: configuration.breaker),
                 pool: pool,
                 launcher: AgentLauncher(
                     settings: .init(logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host), pool: pool, logger: logger),

@@ -166,6 +166,30 @@ public struct JobStore: Sendable {
         try await complete([lease]).contains(lease.jobID)
     }
 
+    /// Puts a running job back in the queue until `until` without spending an attempt (its
+    /// `max_attempts` grows by one, so the fencing token `attempt` still only ever increases).
+    /// Fenced; returns false when the job is no longer ours.
+    public func postpone(_ lease: JobLease, until: Date, reason: String) async throws -> Bool {
+        try await pool.query("""
+            WITH postponed AS (
+                UPDATE jobs SET status = 'queued', run_at = $4, max_attempts = max_attempts + 1, last_error = $5,
+                       lease_expires_at = NULL
+                WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempt = $3
+                RETURNING queue
+            )
+            SELECT count(*) AS n, (SELECT count(*) FROM (SELECT pg_notify('orch_jobs', queue) FROM postponed) notified) AS notified FROM postponed
+            """,
+            [lease.jobID, lease.replicaID, lease.attempt, until, reason]).first!.decode("n", as: Int.self) == 1
+    }
+
+    /// Queued jobs of `kind` waiting because they were postponed (a circuit breaker).
+    public func countPostponed(kind: String) async throws -> Int {
+        try await pool.query("""
+            SELECT count(*) AS n FROM jobs WHERE status = 'queued' AND kind = $1 AND run_at > now() AND last_error LIKE 'circuit breaker open%'
+            """,
+            [kind]).first!.decode("n")
+    }
+
     /// Records a failed attempt: back to the queue after `retryDelay` while attempts remain (and
     /// `retryable`), else `failed`. `error` is kept in `last_error` either way. Fenced.
     public func fail(_ lease: JobLease, error: String, retryDelay: Duration, retryable: Bool = true) async throws -> FailOutcome {

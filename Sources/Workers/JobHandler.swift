@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Store
 
@@ -79,4 +80,19 @@ public struct JobRegistry: Sendable {
 
     /// Registered kinds, sorted.
     public var kinds: [String] { handlers.keys.sorted() }
+}
+
+/// Thrown by a handler that cannot run now but should later (a circuit breaker is open): the job
+/// goes back to the queue until `until`, without spending an attempt.
+public struct JobPostponed: Error, CustomStringConvertible {
+    public let until: Date
+    public let reason: String
+
+    /// Creates the postponement.
+    public init(until: Date, reason: String) {
+        self.until = until
+        self.reason = reason
+    }
+
+    public var description: String { "postponed until \(until): \(reason)" }
 }

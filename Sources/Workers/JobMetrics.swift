@@ -10,7 +10,7 @@ import Synchronization
 final class JobMetrics: Sendable {
     /// How a run ended, as the `outcome` label says it.
     enum Outcome: String, Sendable {
-        case completed, retrying, failed, cancelled, handedBack = "handed_back", notOwner = "not_owner"
+        case completed, retrying, failed, cancelled, postponed, handedBack = "handed_back", notOwner = "not_owner"
     }
 
     private struct Key: Hashable {

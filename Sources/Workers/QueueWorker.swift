@@ -52,6 +52,7 @@ public final class QueueWorker: Service, Sendable {
     private enum Outcome: Sendable {
         case succeeded
         case threw(String, retryable: Bool)
+        case postponed(JobPostponed)
         case timedOut
         case stopped(StopReason)
     }
@@ -269,6 +270,8 @@ public final class QueueWorker: Service, Sendable {
                     return .succeeded
                 } catch let error as PermanentJobFailure {
                     return .threw(error.description, retryable: false)
+                } catch let postponed as JobPostponed {
+                    return .postponed(postponed)
                 } catch is CancellationError where Task.isCancelled {
                     return nil
                 } catch {
@@ -302,6 +305,10 @@ public final class QueueWorker: Service, Sendable {
                 metrics.count(kind: job.kind, recorded ? .completed : .notOwner)
             case .threw(let message, let retryable):
                 try await fail(job, lease: lease, message: message, retryable: retryable, log: log)
+            case .postponed(let postponed):
+                let recorded = try await store.postpone(lease, until: postponed.until, reason: postponed.reason)
+                metrics.count(kind: job.kind, recorded ? .postponed : .notOwner)
+                log(.info, "job postponed", ["job.until": "\(postponed.until)", "job.reason": "\(postponed.reason)"])
             case .timedOut, .stopped(.timedOut):
                 try await fail(job, lease: lease, message: "timed out after \(registry.handler(for: job.kind)?.timeout ?? .zero)", retryable: true, log: log)
             case .stopped(.cancelRequested):

@@ -14,6 +14,26 @@ public struct AgentCommand: Sendable, Equatable {
     }
 }
 
+/// The agents' circuit breaker: `threshold` transient failures (any replica) within `window` open
+/// it for `cooldown`, during which agent stage jobs wait instead of running.
+public struct BreakerSettings: Sendable, Equatable {
+    public var enabled: Bool
+    public var threshold: Int
+    public var window: Duration
+    public var cooldown: Duration
+
+    /// Creates settings; the defaults: on, 3 failures within 5 minutes, 2 minutes open.
+    public init(enabled: Bool = true, threshold: Int = 3, window: Duration = .seconds(300), cooldown: Duration = .seconds(120)) {
+        self.enabled = enabled
+        self.threshold = threshold
+        self.window = window
+        self.cooldown = cooldown
+    }
+
+    /// The breaker's name in `circuit_breakers`.
+    public static let name = "agents"
+}
+
 /// An agent failure worth retrying later without counting against the gate: a rate limit, an
 /// overloaded API, a network error. The queue retries the job with backoff.
 public struct TransientAgentFailure: Error, CustomStringConvertible {
@@ -44,12 +64,15 @@ public struct StageRunner: Sendable {
         public var maxReviewRounds: Int
         /// Stage instruction templates (`prompts/<stage>.md`), if any.
         public var promptTemplates: String?
+        /// The circuit breaker for transient agent failures (the `resilience` subsystem).
+        public var breaker: BreakerSettings
 
         /// Creates settings.
         public init(
             repos: [RepositorySettings], agents: [String: AgentCommand], defaultAgentTimeout: Duration = .seconds(45 * 60),
-            maxGateFailures: Int = 3, maxReviewRounds: Int = 3, promptTemplates: String? = nil
+            maxGateFailures: Int = 3, maxReviewRounds: Int = 3, promptTemplates: String? = nil, breaker: BreakerSettings = .init()
         ) {
+            self.breaker = breaker
             self.repos = repos
             self.agents = agents
             self.defaultAgentTimeout = defaultAgentTimeout
@@ -67,6 +90,7 @@ public struct StageRunner: Sendable {
     let gate: StageGate
     let prompt: StagePrompt
     let commands = CommandRunner()
+    let breakers: CircuitBreakerStore
 
     /// Creates the runner.
     public init(settings: Settings, pool: ConnectionPool, launcher: AgentLauncher, workspace: Workspace) {
@@ -77,6 +101,7 @@ public struct StageRunner: Sendable {
         self.workspace = workspace
         self.gate = StageGate(workspace: workspace)
         self.prompt = StagePrompt(templates: settings.promptTemplates)
+        self.breakers = CircuitBreakerStore(pool: pool)
     }
 
     /// The job handler. Its timeout is a backstop above any agent's own.
@@ -131,6 +156,12 @@ public struct StageRunner: Sendable {
         guard let agent = settings.agents[role] ?? settings.agents["default"] else {
             throw PermanentJobFailure("no agent configured for role \(role): set agents.default in ORCH_CONFIG")
         }
+        if settings.breaker.enabled {
+            let breaker = try await breakers.state(name: BreakerSettings.name)
+            if breaker.isOpen, let until = breaker.openUntil {
+                throw JobPostponed(until: until, reason: "circuit breaker open after repeated transient agent failures: \(breaker.lastReason ?? "")")
+            }
+        }
         let worktree = try await workspace.prepare(repo, workItem: task.workItem)
         let outcome = try await launcher.run(.init(
             command: agent.command, timeout: agent.timeout ?? settings.defaultAgentTimeout,
@@ -141,7 +172,15 @@ public struct StageRunner: Sendable {
             ],
             workItem: task.workItem, jobID: jobID, stage: stage.rawValue, role: role))
         if outcome.cancelled { throw CancellationError() }
-        if let reason = Self.transientReason(outcome) { throw TransientAgentFailure(description: reason) }
+        if let reason = Self.transientReason(outcome) {
+            if settings.breaker.enabled {
+                let breaker = try await breakers.recordFailure(
+                    name: BreakerSettings.name, reason: reason, threshold: settings.breaker.threshold,
+                    window: settings.breaker.window, cooldown: settings.breaker.cooldown)
+                if breaker.isOpen { logger.error("circuit breaker opened: agent jobs pause", metadata: ["breaker.until": "\(breaker.openUntil.map { "\($0)" } ?? "")"]) }
+            }
+            throw TransientAgentFailure(description: reason)
+        }
 
         try await workspace.commitAll(worktree: worktree, message: "\(task.workItem) \(stage.rawValue): agent run \(outcome.runID)")
         try await workspace.push(worktree: worktree, workItem: task.workItem)

@@ -75,7 +75,9 @@ final class PipelineTests: XCTestCase {
         return remote
     }
 
-    private func start(remote: URL, defaultAgentOptions: [String], reviewerOptions: [String], replicas: Int = 1) async throws -> [URL] {
+    private func start(
+        remote: URL, defaultAgentOptions: [String], reviewerOptions: [String], replicas: Int = 1, environment: [String: String] = [:]
+    ) async throws -> [URL] {
         let agent = packageRoot.appendingPathComponent("examples/agent/agent.py").path
         let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
         func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
@@ -94,7 +96,7 @@ final class PipelineTests: XCTestCase {
             """.write(to: config, atomically: true, encoding: .utf8)
         var bases: [URL] = []
         for index in 0..<replicas {
-            bases.append(try launch(index, config: config))
+            bases.append(try launch(index, config: config, environment: environment))
         }
         for base in bases {
             let up = await waitUntil(timeout: .seconds(60)) {
@@ -259,7 +261,7 @@ final class PipelineTests: XCTestCase {
 
     /// Starts replica `index` (again, after a crash: the same name) on a free port; returns its URL.
     @discardableResult
-    private func launch(_ index: Int, config: URL) throws -> URL {
+    private func launch(_ index: Int, config: URL, environment extra: [String: String] = [:]) throws -> URL {
         let port = freeTCPPort()
         servers.append(try OrchestratorProcess(
             name: "pipeline-\(index)", databaseURL: database.url,
@@ -267,7 +269,7 @@ final class PipelineTests: XCTestCase {
             environment: [
                 "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_ADMIN_TOKEN": token, "ORCH_CONFIG": config.path,
                 "ORCH_WORKDIR": root.appendingPathComponent("work-\(index)").path, "ORCH_POLL_INTERVAL": "1s",
-            ]))
+            ].merging(extra) { $1 }))
         return URL(string: "http://127.0.0.1:\(port)")!
     }
 
@@ -315,5 +317,34 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(closed)
         let orphan = try await runs.run(id: run.id)
         XCTAssertEqual(orphan?.error, "orphaned: replica pipeline-0 restarted")
+    }
+
+    func testTransientAgentFailuresAreRetriedWithoutGateFailuresAndOpenTheBreaker() async throws {
+        let remote = try makeRemote()
+        let base = try await start(
+            remote: remote, defaultAgentOptions: ["--transient"], reviewerOptions: [],
+            environment: ["ORCH_BREAKER_THRESHOLD": "2", "ORCH_BREAKER_COOLDOWN": "10m"])[0]
+        try await sendIssue(to: base, labels: ["auto"])
+        let breakers = CircuitBreakerStore(pool: database.pool)
+        let opened = try await waitUntil(timeout: .seconds(60)) { try await breakers.state(name: "agents").isOpen }
+        XCTAssertTrue(opened, "two transient failures opened the breaker")
+        // The stage job waits out the cool-down instead of spending its attempts.
+        let postponed = try await waitUntil(timeout: .seconds(30)) {
+            let row = try await self.database.pool.query("""
+                SELECT status, run_at > now() + interval '5 minutes' AS later, last_error FROM jobs WHERE kind = 'run_stage'
+                """).first
+            return try row?.decode("status", as: String.self) == "queued" && row?.decode("later", as: Bool.self) == true
+        }
+        XCTAssertTrue(postponed, "the stage job is postponed until the breaker closes")
+        let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(events, [], "transient failures are not gate failures")
+        let status = try await task()?.state.status
+        XCTAssertEqual(status, .active)
+        let resilience = try await adminGET(base, "queue")["resilience"] as? [String: Any]
+        XCTAssertEqual(resilience?["state"] as? String, "open")
+        XCTAssertEqual(resilience?["threshold"] as? Int, 2)
+        XCTAssertEqual(resilience?["opened_count"] as? Int, 1)
+        XCTAssertEqual(resilience?["postponed_jobs"] as? Int, 1)
+        XCTAssertTrue((resilience?["last_reason"] as? String ?? "").contains("rate_limit"), "\(resilience ?? [:])")
     }
 }
