@@ -187,6 +187,8 @@ struct AdminRoutes: Sendable {
             let scope = "all"
             let cancelled_tasks: Int
             let cancelled_stage_jobs: Int
+            /// Merges running for cancelled tasks: the cancel takes effect when they finish.
+            let deferred: Int
             let recent: [Cancellation]
         }
         struct BugFastTrackBody: Encodable {
@@ -248,7 +250,7 @@ struct AdminRoutes: Sendable {
                 opened_count: breaker.openedCount, last_reason: breaker.lastReason,
                 postponed_jobs: try await jobs.countPostponed(kind: TaskStore.stageJobKind)),
             stop: StopBody(
-                label: configuration.file.labels.stop, cancelled_tasks: stop.tasks, cancelled_stage_jobs: stop.jobs,
+                label: configuration.file.labels.stop, cancelled_tasks: stop.tasks, cancelled_stage_jobs: stop.jobs, deferred: stop.deferred,
                 recent: stop.recent.map { Cancellation(work_item: $0.workItem, actor: $0.actor, reason: $0.reason, at: iso($0.at)) }),
             bug_fast_track: BugFastTrackBody(
                 label: configuration.file.labels.bug, tasks: bugs.byStatus, architecture_skipped: bugs.architectureSkipped, escalated: bugs.escalated),

@@ -161,21 +161,28 @@ public struct TaskStore: Sendable {
             WHERE status = 'queued' AND payload->>'work_item' = $1
             """,
             [workItem, reason])
+        // A merge in progress is not interrupted (half a merge is worse than a finished one): it
+        // finishes, and its job then finds the task cancelled and stops there.
         let running = try await connection.query("""
-            UPDATE jobs SET cancel_requested = true WHERE status = 'running' AND payload->>'work_item' = $1 RETURNING id
+            UPDATE jobs SET cancel_requested = true
+            WHERE status = 'running' AND payload->>'work_item' = $1 AND NOT (kind = $2 AND payload->>'stage' = 'merge')
+            RETURNING id
             """,
-            [workItem]).rows.map { try $0.decode("id", as: Int64.self) }
+            [workItem, Self.stageJobKind]).rows.map { try $0.decode("id", as: Int64.self) }
         for id in running {
             try await connection.query("SELECT pg_notify('orch_cancel', $1)", [String(id)])
         }
         return running
     }
 
-    /// STOP/cancel figures for `/queue`: cancelled tasks, cancelled stage jobs, recent cancellations.
-    public func stopSummary(recent limit: Int) async throws -> (tasks: Int, jobs: Int, recent: [(workItem: String, actor: String, reason: String?, at: Date)]) {
+    /// STOP/cancel figures for `/queue`: cancelled tasks, cancelled stage jobs, merges a cancel is
+    /// waiting for (deferred), recent cancellations.
+    public func stopSummary(recent limit: Int) async throws -> (tasks: Int, jobs: Int, deferred: Int, recent: [(workItem: String, actor: String, reason: String?, at: Date)]) {
         let counts = try await pool.query("""
             SELECT (SELECT count(*) FROM tasks WHERE status = 'cancelled') AS tasks,
-                   (SELECT count(*) FROM jobs WHERE status = 'cancelled' AND kind = $1) AS jobs
+                   (SELECT count(*) FROM jobs WHERE status = 'cancelled' AND kind = $1) AS jobs,
+                   (SELECT count(*) FROM jobs j JOIN tasks t ON t.work_item = j.payload->>'work_item'
+                    WHERE j.status = 'running' AND j.kind = $1 AND j.payload->>'stage' = 'merge' AND t.status = 'cancelled') AS deferred
             """,
             [Self.stageJobKind]).first!
         let recent = try await pool.query("""
@@ -184,7 +191,7 @@ public struct TaskStore: Sendable {
             """,
             [limit]).rows.map { (try $0.decode("work_item", as: String.self), try $0.decode("actor", as: String.self),
                                  try $0.decode("reason", as: String?.self), try $0.decode("at", as: Date.self)) }
-        return (try counts.decode("tasks"), try counts.decode("jobs"), recent)
+        return (try counts.decode("tasks"), try counts.decode("jobs"), try counts.decode("deferred"), recent)
     }
 
     /// Bug fast-track figures for `/queue`: bug-track tasks by status, how many skipped

@@ -223,7 +223,14 @@ public struct StageRunner: Sendable {
     }
 
     private func pass(_ task: TaskRecord, reason: String, logger: Logger) async throws {
-        let next = try await tasks.apply(.stagePassed, workItem: task.workItem, actor: "system", reason: reason)
+        let next: TaskRecord?
+        do {
+            next = try await tasks.apply(.stagePassed, workItem: task.workItem, actor: "system", reason: reason)
+        } catch let refused as IllegalTransition where refused.state.status == .cancelled {
+            // Cancelled while this stage ran (a merge is left to finish): the cancel stands.
+            logger.notice("stage finished after the task was cancelled; the cancel stands", metadata: ["gate.reason": "\(reason)"])
+            return
+        }
         logger.info("stage passed", metadata: [
             "gate.reason": "\(reason)", "task.next": "\(next.map { "\($0.state.stage.rawValue)/\($0.state.status.rawValue)" } ?? "")",
         ])

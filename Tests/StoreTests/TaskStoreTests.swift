@@ -80,4 +80,28 @@ final class TaskStoreTests: XCTestCase {
         let approvals = try await tasks.history(workItem: "ORCH-98").filter { $0.event == "approved" }.count
         XCTAssertEqual(approvals, 1)
     }
+
+    func testCancelStopsStageJobsButLetsARunningMergeFinish() async throws {
+        // ORCH-98's analysis job was enqueued with the task; ORCH-99 is in its merge stage.
+        _ = try await createTask("ORCH-98", auto: true)
+        _ = try await createTask("ORCH-99", auto: true)
+        for _ in 0..<4 { try await tasks.apply(.stagePassed, workItem: "ORCH-99", actor: "system") }
+        let stage = try await tasks.task(workItem: "ORCH-99")?.state.stage
+        XCTAssertEqual(stage, .merge)
+        let jobs = JobStore(pool: database.pool)
+        try await database.pool.query("UPDATE jobs SET status = 'cancelled' WHERE payload->>'work_item' = 'ORCH-99' AND payload->>'stage' <> 'merge'")
+        let claimed = try await jobs.claim(queues: ["default"], replicaID: "r1", limit: 10, lease: .seconds(60))
+        XCTAssertEqual(Set(claimed.map { $0.payload.text.contains("merge") }), [false, true], "ORCH-98 analysis and ORCH-99 merge running")
+
+        try await tasks.apply(.cancel, workItem: "ORCH-98", actor: "admin", reason: "STOP label")
+        try await tasks.apply(.cancel, workItem: "ORCH-99", actor: "admin", reason: "STOP label")
+        let flags = try await database.pool.query(
+            "SELECT payload->>'stage' AS stage, cancel_requested FROM jobs WHERE status = 'running' ORDER BY id").rows
+        let byStage = Dictionary(uniqueKeysWithValues: try flags.map { (try $0.decode("stage", as: String.self), try $0.decode("cancel_requested", as: Bool.self)) })
+        XCTAssertEqual(byStage, ["analysis": true, "merge": false], "the analysis is stopped, the merge left to finish")
+        let summary = try await tasks.stopSummary(recent: 5)
+        XCTAssertEqual(summary.tasks, 2)
+        XCTAssertEqual(summary.deferred, 1)
+        XCTAssertEqual(summary.recent.map(\.workItem), ["ORCH-99", "ORCH-98"])
+    }
 }
