@@ -58,6 +58,10 @@ enum ReplicaRuntime {
 
         try await AgentOrphans.reapAtStartup(pool: pool, name: configuration.replicaName, host: host, replicaID: replicaID, logger: logger)
 
+        let notifier = Notifier(
+            telegram: configuration.telegram.map { TelegramSettings(apiURL: $0.url, token: $0.token, chatID: $0.chatID) },
+            plane: configuration.planeAPI)
+
         let listener = Listener(pool: pool, logger: logger)
         var services: [any Service] = [ListenerService(listener: listener)]
         var worker: QueueWorker?
@@ -74,6 +78,7 @@ enum ReplicaRuntime {
                 launcher: AgentLauncher(
                     settings: .init(logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host), pool: pool, logger: logger),
                 workspace: Workspace(root: configuration.workdir)).handler)
+            for handler in notifier.handlers { registry.register(handler) }
             if configuration.diagnosticJobs {
                 try await DiagnosticStore(pool: pool).prepare()
                 DiagnosticJobs.register(in: &registry, pool: pool, replicaID: replicaID)
@@ -93,11 +98,12 @@ enum ReplicaRuntime {
         if role.runsWorkers {
             services.append(LeaderElector(
                 replicaID: replicaID, pool: pool, interval: configuration.electionInterval,
-                duties: configuration.reaperEnabled ? QueueMaintenance.duties(
+                duties: (configuration.reaperEnabled ? QueueMaintenance.duties(
                     pool: pool, replicaID: replicaID, heartbeatInterval: configuration.heartbeatInterval,
                     heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention, logger: logger)
                     + [AgentOrphans.duty(pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL, logger: logger)]
-                    : [],
+                    : [])
+                    + (notifier.channels.isEmpty ? [] : [notifier.duty(pool: pool, interval: .seconds(1))]),
                 logger: logger))
         }
         if let worker { services.append(worker) }

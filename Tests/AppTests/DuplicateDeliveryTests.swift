@@ -107,6 +107,10 @@ final class DuplicateDeliveryTests: XCTestCase {
             XCTAssertTrue(processed)
         }
 
+        // A job's completion is written just after its handler marked the delivery processed.
+        _ = try await waitUntil(timeout: .seconds(30)) {
+            try await self.count("SELECT count(*) AS n FROM jobs WHERE kind = 'process_webhook' AND status <> 'completed'") == 0
+        }
         let deliveries = try await count("SELECT count(*) AS n FROM webhook_deliveries")
         let jobs = try await count("SELECT count(*) AS n FROM jobs WHERE kind = 'process_webhook' AND status = 'completed'")
         let tasks = try await count("SELECT count(*) AS n FROM tasks")

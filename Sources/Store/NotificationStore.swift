@@ -1,0 +1,55 @@
+import Foundation
+
+/// Turns new `task_events` into notification jobs, one per event and channel, exactly once: the
+/// cursor row is locked while the jobs are enqueued, and each job's dedupe key names the event.
+public struct NotificationStore: Sendable {
+    let pool: ConnectionPool
+
+    /// Creates the store.
+    public init(pool: ConnectionPool) {
+        self.pool = pool
+    }
+
+    /// The job kind of each channel.
+    public static func jobKind(channel: String) -> String { "notify.\(channel)" }
+
+    /// Enqueues a job per channel for each task event after the cursor (at most `limit`), and
+    /// moves the cursor. The first call starts at the newest event: history is not replayed.
+    /// Returns the number of events handled.
+    @discardableResult
+    public func enqueueNew(channels: [String], limit: Int = 200) async throws -> Int {
+        guard !channels.isEmpty else { return 0 }
+        return try await pool.withTransaction { connection in
+            try await connection.query("""
+                INSERT INTO notification_cursor (name, last_event_id)
+                SELECT 'task_events', coalesce(max(id), 0) FROM task_events
+                ON CONFLICT (name) DO NOTHING
+                """)
+            let cursor: Int64 = try await connection.query(
+                "SELECT last_event_id FROM notification_cursor WHERE name = 'task_events' FOR UPDATE").first!.decode("last_event_id")
+            let events = try await connection.query("""
+                SELECT e.id, json_build_object(
+                    'event_id', e.id, 'event', e.event, 'work_item', t.work_item, 'title', t.title, 'repo', t.repo,
+                    'from_stage', e.from_stage, 'to_stage', e.to_stage, 'from_status', e.from_status, 'to_status', e.to_status,
+                    'reason', e.reason, 'actor', e.actor, 'plane_issue_id', t.plane_issue_id, 'plane_project_id', t.plane_project_id
+                )::text AS payload
+                FROM task_events e JOIN tasks t ON t.id = e.task_id
+                WHERE e.id > $1 ORDER BY e.id LIMIT $2
+                """,
+                [cursor, limit]).rows
+            guard let last = try events.last?.decode("id", as: Int64.self) else { return 0 }
+            var jobs: [NewJob] = []
+            for row in events {
+                let id: Int64 = try row.decode("id")
+                let payload = JSONB(text: try row.decode("payload"))
+                for channel in channels {
+                    jobs.append(NewJob(kind: Self.jobKind(channel: channel), payload: payload, maxAttempts: 10, dedupeKey: "\(channel):\(id)"))
+                }
+            }
+            try await JobStore(pool: pool).enqueue(jobs, on: connection)
+            try await connection.query(
+                "UPDATE notification_cursor SET last_event_id = $1, updated_at = now() WHERE name = 'task_events'", [last])
+            return events.count
+        }
+    }
+}
