@@ -1,5 +1,8 @@
 import Foundation
+import Hummingbird
+import NIOCore
 import Store
+import Synchronization
 import TestSupport
 import Workers
 import XCTest
@@ -346,5 +349,51 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(resilience?["opened_count"] as? Int, 1)
         XCTAssertEqual(resilience?["postponed_jobs"] as? Int, 1)
         XCTAssertTrue((resilience?["last_reason"] as? String ?? "").contains("rate_limit"), "\(resilience ?? [:])")
+    }
+
+    func testEveryTransitionIsNotifiedOnTelegramAndAsAPlaneCommentOnce() async throws {
+        let telegram = CallLog()
+        let comments = CallLog()
+        let router = Router()
+        let rateLimited = Mutex(true)
+        router.post("/botTOKEN/sendMessage") { request, _ -> Response in
+            let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
+            if rateLimited.withLock({ first in defer { first = false }; return first }) {
+                return Response(status: .tooManyRequests, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"ok":false,"error_code":429,"parameters":{"retry_after":1}}"#)))
+            }
+            telegram.append(body)
+            return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"ok":true}"#)))
+        }
+        router.post("/api/v1/workspaces/acme/projects/:project/issues/:issue/comments/") { request, _ -> Response in
+            let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
+            let id = ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])?["external_id"] as? String ?? ""
+            if comments.all.contains(where: { $0.contains(id) }) { return Response(status: .conflict) }
+            comments.append(body)
+            return Response(status: .created)
+        }
+        let remote = try makeRemote()
+        try await StandInServer.with(router) { api in
+            let base = try await start(remote: remote, defaultAgentOptions: [], reviewerOptions: [], environment: [
+                "ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN", "ORCH_TELEGRAM_CHAT_ID": "42",
+                "ORCH_PLANE_API_URL": api.absoluteString, "ORCH_PLANE_API_KEY": "k", "ORCH_PLANE_WORKSPACE": "acme",
+            ])[0]
+            try await sendIssue(to: base, labels: ["auto"])
+            let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+            XCTAssertTrue(done)
+            let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").count
+            let delivered = await waitUntil(timeout: .seconds(30)) { telegram.all.count == events && comments.all.count == events }
+            XCTAssertTrue(delivered, "\(telegram.all.count) messages and \(comments.all.count) comments for \(events) events")
+        }
+        let first = try XCTUnwrap(telegram.all.first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        XCTAssertEqual(first["chat_id"] as? String, "42")
+        XCTAssertEqual(first["parse_mode"] as? String, "HTML")
+        let text = first["text"] as? String ?? ""
+        XCTAssertTrue(text.hasPrefix("<b>ORCH-98</b> ORCH-98 Crash when saving"), text)
+        // Messages may arrive out of order (the first one waited out Telegram's 429).
+        XCTAssertTrue(telegram.all.contains { $0.contains("analysis → architecture (active) — stage passed by system") }, "\(telegram.all)")
+        let ids = comments.all.compactMap { body in body.range(of: "task-event-[0-9]+", options: .regularExpression).map { String(body[$0]) } }
+        XCTAssertEqual(ids.count, comments.all.count)
+        XCTAssertEqual(Set(ids).count, ids.count, "one comment per event")
+        XCTAssertTrue(comments.all.allSatisfy { $0.contains("<!-- orchestrator -->") }, "the service's own comments are marked")
     }
 }
