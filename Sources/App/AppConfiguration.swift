@@ -45,6 +45,8 @@ struct AppConfiguration: Sendable {
     var workdir: String
     /// Stage instruction templates (`ORCH_PROMPTS_DIR`, else `./prompts` when it exists).
     var promptsDirectory: String?
+    /// How often a merge waiting for CI looks at the combined status (`ORCH_CI_POLL_INTERVAL`).
+    var ciPollInterval: Duration
     /// The agents' circuit breaker (`ORCH_RESILIENCE_ENABLED`, `ORCH_BREAKER_THRESHOLD`,
     /// `ORCH_BREAKER_WINDOW`, `ORCH_BREAKER_COOLDOWN`).
     var breaker: BreakerSettings
@@ -93,6 +95,7 @@ struct AppConfiguration: Sendable {
             threshold: try env.integer("ORCH_BREAKER_THRESHOLD", default: 3, range: 1...1000),
             window: try env.duration("ORCH_BREAKER_WINDOW", default: .seconds(300)),
             cooldown: try env.duration("ORCH_BREAKER_COOLDOWN", default: .seconds(120)))
+        ciPollInterval = try env.duration("ORCH_CI_POLL_INTERVAL", default: .seconds(30))
         promptsDirectory = env.string("ORCH_PROMPTS_DIR")
             ?? (FileManager.default.fileExists(atPath: "prompts/analysis.md") ? FileManager.default.currentDirectoryPath + "/prompts" : nil)
         webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))

@@ -73,7 +73,9 @@ enum ReplicaRuntime {
                 settings: .init(
                     repos: configuration.file.repos,
                     agents: configuration.file.agents.mapValues { AgentCommand(command: $0.command, timeout: $0.timeout) },
-                    promptTemplates: configuration.promptsDirectory, breaker: configuration.breaker),
+                    promptTemplates: configuration.promptsDirectory, breaker: configuration.breaker,
+                    gitea: configuration.giteaAPI.map { GiteaSettings(baseURL: $0.url, token: $0.token) },
+                    ciPollInterval: configuration.ciPollInterval),
                 pool: pool,
                 launcher: AgentLauncher(
                     settings: .init(logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host), pool: pool, logger: logger),

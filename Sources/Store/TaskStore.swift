@@ -245,6 +245,19 @@ public struct TaskStore: Sendable {
             [workItem, sha])
     }
 
+    /// Wakes a task's merge job waiting for CI (postponed): it runs now and looks at the CI again.
+    public func wakeMerge(workItem: String) async throws {
+        try await pool.query("""
+            WITH woken AS (
+                UPDATE jobs SET run_at = now()
+                WHERE status = 'queued' AND kind = $2 AND payload->>'work_item' = $1 AND payload->>'stage' = 'merge' AND run_at > now()
+                RETURNING queue
+            )
+            SELECT pg_notify('orch_jobs', queue) FROM woken
+            """,
+            [workItem, Self.stageJobKind])
+    }
+
     /// A task whose CI facts a commit status changed.
     public struct CIUpdate: Sendable, Equatable {
         public let workItem: String

@@ -66,13 +66,22 @@ public struct StageRunner: Sendable {
         public var promptTemplates: String?
         /// The circuit breaker for transient agent failures (the `resilience` subsystem).
         public var breaker: BreakerSettings
+        /// The Gitea API: pull requests and merges through it. Without it the remote is a plain
+        /// git repository and the merge stage merges with git.
+        public var gitea: GiteaSettings?
+        /// How long a merge waits before looking at the PR head's CI again (status webhooks
+        /// wake it earlier).
+        public var ciPollInterval: Duration
 
         /// Creates settings.
         public init(
             repos: [RepositorySettings], agents: [String: AgentCommand], defaultAgentTimeout: Duration = .seconds(45 * 60),
-            maxGateFailures: Int = 3, maxReviewRounds: Int = 3, promptTemplates: String? = nil, breaker: BreakerSettings = .init()
+            maxGateFailures: Int = 3, maxReviewRounds: Int = 3, promptTemplates: String? = nil, breaker: BreakerSettings = .init(),
+            gitea: GiteaSettings? = nil, ciPollInterval: Duration = .seconds(30)
         ) {
             self.breaker = breaker
+            self.gitea = gitea
+            self.ciPollInterval = ciPollInterval
             self.repos = repos
             self.agents = agents
             self.defaultAgentTimeout = defaultAgentTimeout
@@ -138,9 +147,13 @@ public struct StageRunner: Sendable {
         case .analysis, .architecture, .development, .review:
             try await agentStage(task, repo: repo, attempt: attempt, feedback: payload.feedback, jobID: context.job.id, logger: logger)
         case .merge:
-            let sha = try await workspace.mergeLocally(repo, workItem: task.workItem)
-            try await tasks.recordMerge(workItem: task.workItem, sha: sha)
-            try await pass(task, reason: "merged into \(repo.defaultBranch) as \(sha.prefix(12))", logger: logger)
+            if let gitea = settings.gitea {
+                try await mergeThroughGitea(task, repo: repo, client: GiteaClient(settings: gitea), logger: logger)
+            } else {
+                let sha = try await workspace.mergeLocally(repo, workItem: task.workItem)
+                try await tasks.recordMerge(workItem: task.workItem, sha: sha)
+                try await pass(task, reason: "merged into \(repo.defaultBranch) as \(sha.prefix(12))", logger: logger)
+            }
         case .deploy:
             try await deploy(task, repo: repo, attempt: attempt, logger: logger)
         case .done:
@@ -192,6 +205,15 @@ public struct StageRunner: Sendable {
         }
         switch verdict {
         case .pass(let reason):
+            var reason = reason
+            if stage == .development, let gitea = settings.gitea {
+                let pull = try await GiteaClient(settings: gitea).openOrFindPullRequest(
+                    repo: repo.repo, head: Workspace.branch(workItem: task.workItem), base: repo.defaultBranch,
+                    title: "\(task.workItem): \(task.title)", body: "Opened by the orchestrator for \(task.workItem).\n\n\(task.description.prefix(2000))")
+                let head = try await workspace.head(worktree: worktree)
+                try await tasks.recordPullRequest(workItem: task.workItem, number: pull.number, headSHA: head, mergeSHA: nil)
+                reason += ", PR #\(pull.number)"
+            }
             try await pass(task, reason: reason, logger: logger)
         case .fail(let reason):
             try await fail(task, reason: reason, attempt: attempt, logger: logger)
@@ -204,6 +226,41 @@ public struct StageRunner: Sendable {
                 logger.info("review requested changes: back to development")
             }
         }
+    }
+
+    /// Merge through Gitea (DESIGN §7): only once the PR head's CI is green (from status webhooks,
+    /// else the combined status as a backstop), with `head_commit_id` so a head that moved is
+    /// never merged unchecked. Red CI or an unmergeable PR holds the task for an operator.
+    private func mergeThroughGitea(_ task: TaskRecord, repo: RepositorySettings, client: GiteaClient, logger: Logger) async throws {
+        guard let number = task.prNumber, let head = task.headSHA else {
+            throw PermanentJobFailure("\(task.workItem) reached merge without a pull request")
+        }
+        var ci = task.headCIState ?? ""
+        if ci != "success" { ci = try await client.combinedStatus(repo: repo.repo, sha: head) }
+        switch ci {
+        case "success":
+            break
+        case "failure", "error":
+            try await tasks.apply(.held, workItem: task.workItem, actor: "system", reason: "CI failed on the PR head \(head.prefix(12))")
+            return
+        default:
+            throw JobPostponed(until: Date().addingTimeInterval(settings.ciPollInterval.seconds), reason: "waiting for CI on \(head.prefix(12)) of PR #\(number)")
+        }
+        switch try await client.merge(repo: repo.repo, number: number, headSHA: head, message: "Merge \(Workspace.branch(workItem: task.workItem)) (\(task.workItem))") {
+        case .merged:
+            break
+        case .notMergeable(let message):
+            // A retried job finds the PR merged already: that is success, not a hold.
+            guard try await client.pullRequest(repo: repo.repo, number: number).merged else {
+                try await tasks.apply(.held, workItem: task.workItem, actor: "system", reason: "PR #\(number) not mergeable: \(message.prefix(300))")
+                return
+            }
+        case .staleHead:
+            throw GiteaAPIError(description: "PR #\(number) head moved past \(head.prefix(12)); checking again", isRetryable: true)
+        }
+        let pull = try await client.pullRequest(repo: repo.repo, number: number)
+        if let sha = pull.mergeSHA { try await tasks.recordMerge(workItem: task.workItem, sha: sha) }
+        try await pass(task, reason: "PR #\(number) merged" + (pull.mergeSHA.map { " as \($0.prefix(12))" } ?? ""), logger: logger)
     }
 
     private func deploy(_ task: TaskRecord, repo: RepositorySettings, attempt: Int, logger: Logger) async throws {

@@ -154,6 +154,9 @@ public struct WebhookProcessor: Sendable {
         let updates = try await tasks.recordCommitStatus(
             repo: repo, sha: sha, context: context, state: state, statusID: (object["id"] as? NSNumber)?.int64Value ?? 0,
             targetURL: object["target_url"] as? String, description: object["description"] as? String)
+        for update in updates where update.commit == "head" && update.combinedState != "pending" {
+            try await tasks.wakeMerge(workItem: update.workItem)  // a merge waiting for this CI result
+        }
         let what = "\(context) \(state) on \(sha.prefix(12))"
         guard !updates.isEmpty else {
             // Kept anyway: the pull request naming this sha may arrive later and will pick it up.

@@ -396,4 +396,118 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(Set(ids).count, ids.count, "one comment per event")
         XCTAssertTrue(comments.all.allSatisfy { $0.contains("<!-- orchestrator -->") }, "the service's own comments are marked")
     }
+
+    /// A Gitea stand-in over the bare remote: pull requests, combined status (controlled by the
+    /// test), and a merge that really merges in the remote repository.
+    private func giteaAPI(remote: URL, ciState: SharedValue<String>, calls: CallLog) -> Router<BasicRequestContext> {
+        let router = Router()
+        let pulls = Mutex<[String: Int]>([:])  // head branch → number
+        let merged = Mutex<String?>(nil)
+        let root = self.root!
+        let git: @Sendable ([String], URL) throws -> String = { arguments, directory in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["git", "-c", "user.name=gitea", "-c", "user.email=gitea@localhost"] + arguments
+            process.currentDirectoryURL = directory
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        @Sendable func json(_ status: HTTPResponse.Status, _ object: Any) -> Response {
+            Response(status: status, body: ResponseBody(byteBuffer: ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: object))))
+        }
+        router.post("/api/v1/repos/acme/orch/pulls") { request, _ -> Response in
+            let body = (try? JSONSerialization.jsonObject(with: Data(buffer: try await request.body.collect(upTo: 1 << 20)))) as? [String: Any] ?? [:]
+            let head = body["head"] as? String ?? ""
+            calls.append("open \(head)")
+            if pulls.withLock({ $0[head] }) != nil { return json(.conflict, ["message": "pull request already exists"]) }
+            pulls.withLock { $0[head] = 1 }
+            return json(.created, ["number": 1, "head": ["ref": head, "sha": try git(["rev-parse", head], remote)]])
+        }
+        router.get("/api/v1/repos/acme/orch/pulls") { _, _ -> Response in
+            json(.ok, pulls.withLock { $0 }.map { ["number": $0.value, "head": ["ref": $0.key]] })
+        }
+        router.get("/api/v1/repos/acme/orch/commits/:sha/status") { _, _ -> Response in
+            calls.append("status")
+            return json(.ok, ["state": ciState.value])
+        }
+        router.post("/api/v1/repos/acme/orch/pulls/1/merge") { request, _ -> Response in
+            let body = (try? JSONSerialization.jsonObject(with: Data(buffer: try await request.body.collect(upTo: 1 << 20)))) as? [String: Any] ?? [:]
+            calls.append("merge")
+            guard let head = pulls.withLock({ $0.first?.key }), body["head_commit_id"] as? String == (try git(["rev-parse", head], remote)) else {
+                return json(.conflict, ["message": "head moved"])
+            }
+            let work = root.appendingPathComponent("gitea-merge-\(UUID().uuidString.prefix(6))")
+            _ = try git(["clone", "--quiet", remote.path, work.path], root)
+            _ = try git(["merge", "--no-ff", "--quiet", "-m", "Merge pull request #1", "origin/\(head)"], work)
+            _ = try git(["push", "--quiet", "origin", "HEAD:main"], work)
+            merged.withLock { $0 = try? git(["rev-parse", "HEAD"], work) }
+            return json(.ok, [:])
+        }
+        router.get("/api/v1/repos/acme/orch/pulls/1") { _, _ -> Response in
+            let sha = merged.withLock { $0 }
+            return json(.ok, ["merged": sha != nil, "merge_commit_sha": sha as Any, "head": ["sha": ""]])
+        }
+        return router
+    }
+
+    func testWithGiteaTheMergeWaitsForGreenCIOnThePRHeadAndAStatusWebhookWakesIt() async throws {
+        let remote = try makeRemote()
+        let ciState = SharedValue("pending")
+        let calls = CallLog()
+        try await StandInServer.with(giteaAPI(remote: remote, ciState: ciState, calls: calls)) { api in
+            let base = try await start(remote: remote, defaultAgentOptions: [], reviewerOptions: [], environment: [
+                "ORCH_GITEA_API_URL": api.absoluteString, "ORCH_GITEA_TOKEN": "gitea-token", "ORCH_GITEA_WEBHOOK_SECRET": "gitea-secret",
+                "ORCH_CI_POLL_INTERVAL": "10m",
+            ])[0]
+            try await sendIssue(to: base, labels: ["auto"])
+            // Development opened PR #1; the merge looked at CI (pending) and now waits.
+            let waiting = try await waitUntil(timeout: .seconds(60)) {
+                try await self.task()?.state.stage == .merge && calls.all.contains("status")
+            }
+            XCTAssertTrue(waiting, "\(calls.all)")
+            let task = try await self.task()
+            XCTAssertEqual(task?.prNumber, 1)
+            let head = try XCTUnwrap(task?.headSHA)
+            XCTAssertFalse(calls.all.contains("merge"), "no merge while CI is pending")
+
+            // CI turns green: Gitea's status webhook wakes the merge at once (the poll is 10 min).
+            ciState.value = "success"
+            var status = try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("gitea/status_success.json"))) as! [String: Any]
+            status["sha"] = head
+            status["id"] = 5000
+            let body = Array(try JSONSerialization.data(withJSONObject: status))
+            var request = URLRequest(url: base.appendingPathComponent("webhook/gitea"))
+            request.httpMethod = "POST"
+            request.httpBody = Data(body)
+            request.setValue("status", forHTTPHeaderField: "X-Gitea-Event")
+            request.setValue(UUID().uuidString, forHTTPHeaderField: "X-Gitea-Delivery")
+            request.setValue(WebhookSignature.hmacSHA256Hex(secret: "gitea-secret", body: body), forHTTPHeaderField: "X-Gitea-Signature")
+            let (_, response) = try await session.data(for: request)
+            XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 202)
+            let done = try await waitUntil(timeout: .seconds(20)) { try await self.task()?.state.status == .done }
+            XCTAssertTrue(done, "merged and done after the status webhook")
+        }
+        XCTAssertEqual(calls.all.filter { $0 == "merge" }.count, 1)
+        let main = try git(["rev-parse", "main"], in: remote).trimmingCharacters(in: .whitespacesAndNewlines)
+        let merged = try await task()?.mergeSHA
+        XCTAssertEqual(merged, main, "the merge commit Gitea made is recorded")
+        let history = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98")
+        XCTAssertTrue(history.contains { $0.reason?.hasPrefix("PR #1 merged as") == true }, "\(history.map { $0.reason ?? "" })")
+        XCTAssertTrue(history.contains { $0.reason?.contains(", PR #1") == true })
+    }
+}
+
+/// A value shared with a stand-in server's handlers.
+final class SharedValue<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+    init(_ value: Value) { storage = Mutex(value) }
+    var value: Value {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
+    }
 }
