@@ -48,6 +48,12 @@ final class PipelineTests: XCTestCase {
 
     @discardableResult
     private func git(_ arguments: [String], in directory: URL) throws -> String {
+        try Self.git(arguments, in: directory)
+    }
+
+    /// Runs git (argv) with a fixed identity; throws with its output when it fails.
+    @discardableResult
+    static func git(_ arguments: [String], in directory: URL) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["git"] + arguments
@@ -404,19 +410,7 @@ final class PipelineTests: XCTestCase {
         let pulls = Mutex<[String: Int]>([:])  // head branch → number
         let merged = Mutex<String?>(nil)
         let root = self.root!
-        let git: @Sendable ([String], URL) throws -> String = { arguments, directory in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["git", "-c", "user.name=gitea", "-c", "user.email=gitea@localhost"] + arguments
-            process.currentDirectoryURL = directory
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return output.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
+        let git: @Sendable ([String], URL) throws -> String = { try Self.git($0, in: $1).trimmingCharacters(in: .whitespacesAndNewlines) }
         @Sendable func json(_ status: HTTPResponse.Status, _ object: Any) -> Response {
             Response(status: status, body: ResponseBody(byteBuffer: ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: object))))
         }
