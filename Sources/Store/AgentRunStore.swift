@@ -125,20 +125,27 @@ public struct AgentRunStore: Sendable {
     }
 
     /// Records the process once spawned (pid and its start time, to recognise it later).
-    public func started(id: Int64, pid: Int, processStart: Int64?) async throws {
-        try await pool.query("UPDATE agent_runs SET pid = $2, process_start = $3 WHERE id = $1", [id, pid, processStart])
+    public func started(id: Int64, pid: Int, processStart: Int64?, at spawnedAt: Date) async throws {
+        try await pool.query("UPDATE agent_runs SET pid = $2, process_start = $3, spawned_at = $4 WHERE id = $1", [id, pid, processStart, spawnedAt])
+    }
+
+    /// Records how long git took around a run (fetch + worktree before, commit + push after).
+    public func recordGitTimings(id: Int64, workspace: Duration, after: Duration) async throws {
+        try await pool.query(
+            "UPDATE agent_runs SET workspace_ms = $2, git_after_ms = $3 WHERE id = $1",
+            [id, workspace.seconds * 1000, after.seconds * 1000])
     }
 
     /// Records how a run ended.
-    public func finish(id: Int64, exitCode: Int, timedOut: Bool, usage: AgentUsage?, error: String?) async throws {
+    public func finish(id: Int64, exitCode: Int, timedOut: Bool, usage: AgentUsage?, error: String?, exitedAt: Date? = nil) async throws {
         try await pool.query("""
-            UPDATE agent_runs SET ended_at = now(), exit_code = $2, timed_out = $3, input_tokens = $4, output_tokens = $5,
+            UPDATE agent_runs SET ended_at = now(), exited_at = $14, exit_code = $2, timed_out = $3, input_tokens = $4, output_tokens = $5,
                    cache_read_tokens = $6, cache_write_tokens = $7, cost_usd = $8::float8, model = $9, result_subtype = $10,
                    num_turns = $11, is_error = $12, error = $13
             WHERE id = $1 AND ended_at IS NULL
             """,
             [id, exitCode, timedOut, usage?.inputTokens, usage?.outputTokens, usage?.cacheReadTokens, usage?.cacheWriteTokens,
-             usage?.costUSD, usage?.model, usage?.subtype, usage?.numTurns, usage?.isError, error])
+             usage?.costUSD, usage?.model, usage?.subtype, usage?.numTurns, usage?.isError, error, exitedAt])
     }
 
     /// One run.

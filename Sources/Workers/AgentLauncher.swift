@@ -133,19 +133,22 @@ public struct AgentLauncher: Sendable {
 
         let child: ChildProcess
         let stdin: Int32
+        let spawnedAt: Date
         do {
             (child, stdin) = try ChildProcess.spawn(
                 arguments: request.command, environment: Self.environment(variables: request.variables, runID: runID),
                 directory: request.directory, logPath: logPath)
+            spawnedAt = Date()
         } catch {
             try? await runs.finish(id: runID, exitCode: -1, timedOut: false, usage: nil, error: "\(error)")
             throw error
         }
-        try? await runs.started(id: runID, pid: Int(child.pid), processStart: ProcStat.startTime(pid: Int(child.pid)))
+        try? await runs.started(id: runID, pid: Int(child.pid), processStart: ProcStat.startTime(pid: Int(child.pid)), at: spawnedAt)
         log.info("agent started", metadata: ["agent.pid": "\(child.pid)", "agent.log": "\(logPath)"])
 
         // Whatever the agent left running in its group (a dev server, a watcher) goes with it.
         let (exitCode, timedOut, cancelled) = await supervise(child, stdin: stdin, prompt: request.prompt, timeout: request.timeout)
+        let exitedAt = Date()
 
         let usage = AgentResultParser.parse(logPath: logPath)
         let error: String? = timedOut ? "timed out after \(request.timeout)" : cancelled ? "cancelled" : nil
@@ -155,7 +158,7 @@ public struct AgentLauncher: Sendable {
         let runs = self.runs
         let recorded = await Task {
             do {
-                try await runs.finish(id: runID, exitCode: Int(exitCode), timedOut: timedOut, usage: usage, error: error)
+                try await runs.finish(id: runID, exitCode: Int(exitCode), timedOut: timedOut, usage: usage, error: error, exitedAt: exitedAt)
                 return nil as String?
             } catch {
                 return "\(error)"

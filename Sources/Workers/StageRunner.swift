@@ -175,7 +175,10 @@ public struct StageRunner: Sendable {
                 throw JobPostponed(until: until, reason: "circuit breaker open after repeated transient agent failures: \(breaker.lastReason ?? "")")
             }
         }
+        let clock = ContinuousClock()
+        let prepared = clock.now
         let worktree = try await workspace.prepare(repo, workItem: task.workItem)
+        let workspaceTime = clock.now - prepared
         let outcome = try await launcher.run(.init(
             command: agent.command, timeout: agent.timeout ?? settings.defaultAgentTimeout,
             prompt: prompt.build(task: task, stage: stage, worktree: worktree, feedback: feedback), directory: worktree,
@@ -195,8 +198,10 @@ public struct StageRunner: Sendable {
             throw TransientAgentFailure(description: reason)
         }
 
+        let committing = clock.now
         try await workspace.commitAll(worktree: worktree, message: "\(task.workItem) \(stage.rawValue): agent run \(outcome.runID)")
         try await workspace.push(worktree: worktree, workItem: task.workItem)
+        try? await launcher.runs.recordGitTimings(id: outcome.runID, workspace: workspaceTime, after: clock.now - committing)
         try await tasks.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: try await workspace.head(worktree: worktree))
 
         var verdict = try await gate.check(stage, workItem: task.workItem, worktree: worktree, repo: repo)

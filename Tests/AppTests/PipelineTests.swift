@@ -170,6 +170,11 @@ final class PipelineTests: XCTestCase {
         let runs = try await AgentRunStore(pool: database.pool).runs(workItem: "ORCH-98")
         XCTAssertEqual(runs.map { $0.stage ?? "" }, ["analysis", "analysis", "architecture", "development", "review", "development", "review"])
         XCTAssertTrue(runs.allSatisfy { $0.exitCode == 0 && $0.usage.costUSD == 0.0123 })
+        let untimed = try await database.pool.query("""
+            SELECT count(*) AS n FROM agent_runs
+            WHERE spawned_at IS NULL OR exited_at IS NULL OR workspace_ms IS NULL OR git_after_ms IS NULL OR exited_at < spawned_at
+            """).first!.decode("n", as: Int.self)
+        XCTAssertEqual(untimed, 0, "every run has its timings (spawn, exit, git before and after)")
         let spec = try git(["show", "main:docs/tasks/ORCH-98/spec.md"], in: remote)
         XCTAssertTrue(spec.contains("Crash when saving"), spec)
         XCTAssertNoThrow(try git(["show", "main:src/orch_98.txt"], in: remote))
