@@ -65,7 +65,9 @@ enum ReplicaRuntime {
         let listener = Listener(pool: pool, logger: logger)
         var services: [any Service] = [ListenerService(listener: listener)]
         var worker: QueueWorker?
+        let workspace = Workspace(root: configuration.workdir)
         if role.runsWorkers {
+            services.append(WorkspaceSweeper(workspace: workspace, repos: configuration.file.repos, pool: pool, logger: logger))
             var registry = JobRegistry()
             registry.register(WebhookProcessor(
                 pool: pool, repos: configuration.file.repos, labels: configuration.file.labels, planeAPI: configuration.planeAPI).handler)
@@ -79,7 +81,7 @@ enum ReplicaRuntime {
                 pool: pool,
                 launcher: AgentLauncher(
                     settings: .init(logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host), pool: pool, logger: logger),
-                workspace: Workspace(root: configuration.workdir)).handler)
+                workspace: workspace).handler)
             for handler in notifier.handlers { registry.register(handler) }
             if configuration.diagnosticJobs {
                 try await DiagnosticStore(pool: pool).prepare()

@@ -271,6 +271,17 @@ final class PipelineTests: XCTestCase {
         let recent = (stop?["recent"] as? [[String: Any]])?.first
         XCTAssertEqual(recent?["work_item"] as? String, "ORCH-98")
         XCTAssertEqual(recent?["reason"] as? String, "STOP label")
+
+        // The cancelled task's worktree is removed by the sweep of the replica that had it.
+        let repo = RepositorySettings(
+            project: "ORCH", planeProjectID: nil, repo: "acme/orch", cloneURL: remote.path, defaultBranch: "main",
+            testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
+        let workspace = Workspace(root: root.appendingPathComponent("work-\(owner)").path)
+        let worktree = workspace.worktreePath(repo, workItem: "ORCH-98")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: worktree))
+        let swept = await WorkspaceSweeper(workspace: workspace, repos: [repo], pool: database.pool, logger: testLogger).sweep()
+        XCTAssertEqual(swept, ["ORCH-98"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: worktree))
     }
 
     /// Starts replica `index` (again, after a crash: the same name) on a free port; returns its URL.
