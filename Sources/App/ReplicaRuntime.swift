@@ -56,11 +56,12 @@ enum ReplicaRuntime {
             logger.warning("requeued jobs of a previous incarnation", metadata: ["job.ids": "\(recovered.prefix(20))", "job.count": "\(recovered.count)"])
         }
 
-        try await AgentOrphans.reapAtStartup(pool: pool, name: configuration.replicaName, host: host, replicaID: replicaID, logger: logger)
-
         let notifier = Notifier(
             telegram: configuration.telegram.map { TelegramSettings(apiURL: $0.url, token: $0.token, chatID: $0.chatID) },
             plane: configuration.planeAPI)
+        let alerts = notifier.alerts(pool: pool)
+        try await AgentOrphans.reapAtStartup(
+            pool: pool, name: configuration.replicaName, host: host, replicaID: replicaID, alerts: alerts, logger: logger)
 
         let listener = Listener(pool: pool, logger: logger)
         var services: [any Service] = [ListenerService(listener: listener)]
@@ -105,7 +106,8 @@ enum ReplicaRuntime {
                 duties: (configuration.reaperEnabled ? QueueMaintenance.duties(
                     pool: pool, replicaID: replicaID, heartbeatInterval: configuration.heartbeatInterval,
                     heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention, logger: logger)
-                    + [AgentOrphans.duty(pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL, logger: logger)]
+                    + [AgentOrphans.duty(
+                        pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL, alerts: alerts, logger: logger)]
                     : [])
                     + (notifier.channels.isEmpty ? [] : [notifier.duty(pool: pool, interval: .seconds(1))]),
                 logger: logger))

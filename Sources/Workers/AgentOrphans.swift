@@ -14,7 +14,9 @@ public enum AgentOrphans {
     /// alive here (only the very process: pid and start time must match, so a recycled pid is
     /// never hit) and closes their runs with exit −1. Returns the runs it handled.
     @discardableResult
-    public static func reapAtStartup(pool: ConnectionPool, name: String, host: String, replicaID: String, logger: Logger) async throws -> [AgentRun] {
+    public static func reapAtStartup(
+        pool: ConnectionPool, name: String, host: String, replicaID: String, alerts: Alerts, logger: Logger
+    ) async throws -> [AgentRun] {
         let store = AgentRunStore(pool: pool)
         let orphans = try await store.orphans(name: name, host: host, currentReplicaID: replicaID)
         var killed: [Int] = []
@@ -29,12 +31,15 @@ public enum AgentOrphans {
             logger.error("orphaned agent runs of a previous incarnation closed", metadata: [
                 "agent.runs": "\(orphans.map(\.id))", "agent.killed_pids": "\(killed)",
             ])
+            await alerts.raise(
+                "Replica \(name) on \(host) restarted: closed \(orphans.count) orphaned agent run(s) \(orphans.map(\.id)), killed pids \(killed). Their stages run again.",
+                key: "orphans:\(replicaID)")
         }
         return orphans
     }
 
     /// The leader's duty: closes runs of replicas that are gone, judged by the database clock.
-    public static func duty(pool: ConnectionPool, interval: Duration, staleAfter: Duration, logger: Logger) -> LeaderDuty {
+    public static func duty(pool: ConnectionPool, interval: Duration, staleAfter: Duration, alerts: Alerts, logger: Logger) -> LeaderDuty {
         let store = AgentRunStore(pool: pool)
         return LeaderDuty(name: "agent-runs", interval: interval) {
             let closed = try await store.closeRunsOfGoneReplicas(staleAfter: staleAfter)
@@ -42,6 +47,10 @@ public enum AgentOrphans {
                 logger.error("agent runs of gone replicas closed", metadata: [
                     "agent.runs": "\(closed.map(\.id))", "replica.ids": "\(Set(closed.map(\.replicaID)).sorted())",
                 ])
+                let replicas = Set(closed.map(\.replicaID)).sorted()
+                await alerts.raise(
+                    "Replica(s) \(replicas.joined(separator: ", ")) gone: closed agent run(s) \(closed.map(\.id)); their jobs are rescued by the queue.",
+                    key: "gone:\(closed.map(\.id).map(String.init).joined(separator: ","))")
             }
         }
     }

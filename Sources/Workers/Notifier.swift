@@ -62,10 +62,20 @@ public struct Notifier: Sendable {
         }
     }
 
+    /// Operator alerts (orphaned agents, gone replicas, an open circuit breaker): a Telegram
+    /// message each, as a job; off without Telegram.
+    public func alerts(pool: ConnectionPool) -> Alerts {
+        Alerts(jobs: telegram == nil ? nil : JobStore(pool: pool))
+    }
+
     /// The channel job handlers.
     public var handlers: [JobHandler] {
         var handlers: [JobHandler] = []
         if let telegram {
+            handlers.append(JobHandler(kind: Alerts.jobKind, timeout: .seconds(60)) { context in
+                struct Payload: Decodable { let text: String }
+                try await Self.sendTelegram(text: try context.job.payload.decode(Payload.self).text, title: "⚠️ orchestrator", settings: telegram)
+            })
             handlers.append(JobHandler(kind: NotificationStore.jobKind(channel: "telegram"), timeout: .seconds(60)) { context in
                 try await Self.sendTelegram(try context.job.payload.decode(Event.self), settings: telegram)
             })
@@ -122,9 +132,14 @@ public struct Notifier: Sendable {
     }
 
     static func sendTelegram(_ event: Event, settings: TelegramSettings) async throws {
+        try await sendTelegram(text: text(event), title: event.work_item, settings: settings)
+    }
+
+    /// Sends `text` (escaped, split under the limit) with a bold `title` on the first message.
+    static func sendTelegram(text: String, title: String, settings: TelegramSettings) async throws {
         let url = settings.apiURL.appendingPathComponent("bot\(settings.token)/sendMessage")
-        let title = "<b>\(escapeHTML(event.work_item))</b> "
-        for (index, chunk) in telegramChunks(text(event), limit: telegramLimit - title.utf16.count).enumerated() {
+        let title = "<b>\(escapeHTML(title))</b> "
+        for (index, chunk) in telegramChunks(text, limit: telegramLimit - title.utf16.count).enumerated() {
             let (status, data) = try await OutboundHTTP.send("POST", url, json: [
                 "chat_id": settings.chatID, "text": (index == 0 ? title : "") + chunk, "parse_mode": "HTML", "disable_web_page_preview": true,
             ])
@@ -158,5 +173,19 @@ public struct Notifier: Sendable {
         default:
             throw PlaneAPIError(description: "Plane comment answered \(status): \(String(decoding: data.prefix(300), as: UTF8.self))", isRetryable: false)
         }
+    }
+}
+
+/// Raises operator alerts as `notify.alert` jobs (sent to Telegram); a no-op when Telegram is off.
+public struct Alerts: Sendable {
+    static let jobKind = "notify.alert"
+    let jobs: JobStore?
+
+    /// Queues an alert; `key` makes a repeated alert for the same thing a no-op while queued.
+    public func raise(_ text: String, key: String) async {
+        guard let jobs else { return }
+        _ = try? await jobs.enqueue(NewJob(
+            kind: Self.jobKind, payload: JSONB(text: String(decoding: (try? JSONEncoder().encode(["text": text])) ?? Data("{}".utf8), as: UTF8.self)),
+            maxAttempts: 10, dedupeKey: "alert:\(key)"))
     }
 }

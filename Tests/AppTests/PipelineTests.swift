@@ -121,6 +121,7 @@ final class PipelineTests: XCTestCase {
         var data = object["data"] as! [String: Any]
         data["labels"] = labels.map { ["name": $0] }
         data["name"] = "Crash when saving a \"draft\" $(rm -rf ~)"
+        data["description_stripped"] = "Steps: save.\nline two `whoami`\n$(touch /tmp/orch-pwned)"
         object["data"] = data
         object["action"] = action
         let body = Array(try JSONSerialization.data(withJSONObject: object))
@@ -198,7 +199,8 @@ final class PipelineTests: XCTestCase {
 
     func testManualModeStopsForApprovalAfterEachAgentStage() async throws {
         let remote = try makeRemote()
-        let base = try await start(remote: remote, defaultAgentOptions: [], reviewerOptions: [])[0]
+        let dump = root.appendingPathComponent("dump").path
+        let base = try await start(remote: remote, defaultAgentOptions: ["--dump", dump], reviewerOptions: [])[0]
         try await sendIssue(to: base, labels: ["bug"])
         // Bug track: analysis, development, review need approval; architecture is skipped.
         for stage in ["analysis", "development", "review"] {
@@ -219,6 +221,14 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(events, ["stage_passed", "approved", "stage_passed", "approved", "stage_passed", "approved", "stage_passed", "stage_passed"])
         let stages = try await AgentRunStore(pool: database.pool).runs(workItem: "ORCH-98").compactMap(\.stage)
         XCTAssertEqual(stages, ["analysis", "development", "review"], "bug track: no architecture run")
+        // The hostile title and description reached the agent as stdin text, never as argv or
+        // through a shell (the dump is the development agent's: the last `default` run).
+        let prompt = try String(contentsOfFile: dump + "/prompt.txt", encoding: .utf8)
+        XCTAssertTrue(prompt.contains(#"# Work item ORCH-98: Crash when saving a "draft" $(rm -rf ~)"#), prompt)
+        XCTAssertTrue(prompt.contains("line two `whoami`\n$(touch /tmp/orch-pwned)"), prompt)
+        let argv = try String(contentsOfFile: dump + "/argv.json", encoding: .utf8)
+        XCTAssertFalse(argv.contains("draft") || argv.contains("rm -rf"), argv)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/orch-pwned"))
     }
 
     /// Processes of a process group that are still alive (zombies excluded).
@@ -323,25 +333,38 @@ final class PipelineTests: XCTestCase {
 
     func testARestartedReplicaKillsTheAgentItsPreviousLifeLeftRunning() async throws {
         let remote = try makeRemote()
-        let bases = try await start(remote: remote, defaultAgentOptions: ["--spawn-child", "--sleep", "120"], reviewerOptions: [], replicas: 1)
-        try await sendIssue(to: bases[0], labels: ["auto"])
-        let runs = AgentRunStore(pool: database.pool)
-        let running = try await waitUntil(timeout: .seconds(60)) { try await runs.live().first?.pid != nil }
-        XCTAssertTrue(running)
-        let live = try await runs.live().first
-        let run = try XCTUnwrap(live)
-        let pid = try XCTUnwrap(run.pid)
-        servers[0].signal(SIGKILL)
-        _ = await servers[0].waitForExit(timeout: .seconds(10))
-        XCTAssertFalse(livingMembers(ofGroup: pid).isEmpty, "the agent outlived its replica (its own process group)")
+        let messages = CallLog()
+        let router = Router()
+        router.post("/botTOKEN/sendMessage") { request, _ -> Response in
+            messages.append(String(buffer: try await request.body.collect(upTo: 1 << 20)))
+            return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"ok":true}"#)))
+        }
+        try await StandInServer.with(router) { api in
+            let telegram = ["ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN", "ORCH_TELEGRAM_CHAT_ID": "42"]
+            let bases = try await start(
+                remote: remote, defaultAgentOptions: ["--spawn-child", "--sleep", "120"], reviewerOptions: [], replicas: 1, environment: telegram)
+            try await sendIssue(to: bases[0], labels: ["auto"])
+            let runs = AgentRunStore(pool: database.pool)
+            let running = try await waitUntil(timeout: .seconds(60)) { try await runs.live().first?.pid != nil }
+            XCTAssertTrue(running)
+            let live = try await runs.live().first
+            let run = try XCTUnwrap(live)
+            let pid = try XCTUnwrap(run.pid)
+            servers[0].signal(SIGKILL)
+            _ = await servers[0].waitForExit(timeout: .seconds(10))
+            XCTAssertFalse(livingMembers(ofGroup: pid).isEmpty, "the agent outlived its replica (its own process group)")
 
-        try launch(0, config: root.appendingPathComponent("orchestrator.yaml"))
-        let gone = await waitUntil(timeout: .seconds(30)) { self.livingMembers(ofGroup: pid).isEmpty }
-        XCTAssertTrue(gone, "the restarted replica killed its previous life's agent group")
-        let closed = try await waitUntil(timeout: .seconds(10)) { try await runs.run(id: run.id)?.exitCode == -1 }
-        XCTAssertTrue(closed)
-        let orphan = try await runs.run(id: run.id)
-        XCTAssertEqual(orphan?.error, "orphaned: replica pipeline-0 restarted")
+            try launch(0, config: root.appendingPathComponent("orchestrator.yaml"), environment: telegram)
+            let gone = await waitUntil(timeout: .seconds(30)) { self.livingMembers(ofGroup: pid).isEmpty }
+            XCTAssertTrue(gone, "the restarted replica killed its previous life's agent group")
+            let closed = try await waitUntil(timeout: .seconds(10)) { try await runs.run(id: run.id)?.exitCode == -1 }
+            XCTAssertTrue(closed)
+            let orphan = try await runs.run(id: run.id)
+            XCTAssertEqual(orphan?.error, "orphaned: replica pipeline-0 restarted")
+            // The operator is alerted on Telegram.
+            let alerted = await waitUntil(timeout: .seconds(20)) { messages.all.contains { $0.contains("orphaned agent run") } }
+            XCTAssertTrue(alerted, "\(messages.all)")
+        }
     }
 
     func testTransientAgentFailuresAreRetriedWithoutGateFailuresAndOpenTheBreaker() async throws {
