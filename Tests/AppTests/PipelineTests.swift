@@ -140,6 +140,15 @@ final class PipelineTests: XCTestCase {
         return (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
     }
 
+    /// Waits for the first agent run with a process, and returns it.
+    private func firstLiveRun() async throws -> AgentRun {
+        let runs = AgentRunStore(pool: database.pool)
+        let running = try await waitUntil(timeout: .seconds(60)) { try await runs.live().first?.pid != nil }
+        XCTAssertTrue(running, "an agent started")
+        let live = try await runs.live().first
+        return try XCTUnwrap(live)
+    }
+
     private func task() async throws -> TaskRecord? {
         try await TaskStore(pool: database.pool).task(workItem: "ORCH-98")
     }
@@ -245,10 +254,7 @@ final class PipelineTests: XCTestCase {
         let bases = try await start(remote: remote, defaultAgentOptions: ["--spawn-child", "--sleep", "120"], reviewerOptions: [], replicas: 2)
         try await sendIssue(to: bases[0], labels: ["auto"])
         let runs = AgentRunStore(pool: database.pool)
-        let running = try await waitUntil(timeout: .seconds(60)) { try await runs.live().first?.pid != nil }
-        XCTAssertTrue(running, "the analysis agent started")
-        let live = try await runs.live().first
-        let run = try XCTUnwrap(live)
+        let run = try await firstLiveRun()
         let pid = try XCTUnwrap(run.pid)
         let owner = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
         let other = bases[1 - owner]
@@ -313,10 +319,7 @@ final class PipelineTests: XCTestCase {
         let bases = try await start(remote: remote, defaultAgentOptions: ["--sleep", "1"], reviewerOptions: [], replicas: 2)
         try await sendIssue(to: bases[0], labels: ["auto"])
         let runs = AgentRunStore(pool: database.pool)
-        let running = try await waitUntil(timeout: .seconds(60)) { try await runs.live().first?.pid != nil }
-        XCTAssertTrue(running)
-        let live = try await runs.live().first
-        let run = try XCTUnwrap(live)
+        let run = try await firstLiveRun()
         let victim = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
         servers[victim].signal(SIGKILL)
 
@@ -345,10 +348,7 @@ final class PipelineTests: XCTestCase {
                 remote: remote, defaultAgentOptions: ["--spawn-child", "--sleep", "120"], reviewerOptions: [], replicas: 1, environment: telegram)
             try await sendIssue(to: bases[0], labels: ["auto"])
             let runs = AgentRunStore(pool: database.pool)
-            let running = try await waitUntil(timeout: .seconds(60)) { try await runs.live().first?.pid != nil }
-            XCTAssertTrue(running)
-            let live = try await runs.live().first
-            let run = try XCTUnwrap(live)
+            let run = try await firstLiveRun()
             let pid = try XCTUnwrap(run.pid)
             servers[0].signal(SIGKILL)
             _ = await servers[0].waitForExit(timeout: .seconds(10))
