@@ -23,16 +23,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-if [ -z "${ORCH_DATABASE_URL:-}" ]; then
-  throwaway_pg_start
-  export ORCH_DATABASE_URL="$THROWAWAY_URL"
-fi
-export_pg_env "$ORCH_DATABASE_URL"
-
-scratch="${ORCH_RELEASE_SCRATCH:-.build-release}"
-swift build -c release --product orchestrator --scratch-path "$scratch" >/dev/null
-bin="$scratch/release/orchestrator"
-"$bin" migrate >/dev/null 2>&1
+bench_database_and_binary
 
 remote="$work/remote.git"
 git init --quiet --bare --initial-branch=main "$remote"

@@ -9,16 +9,7 @@ source scripts/lib/common.sh
 ensure_packages
 
 trap throwaway_pg_stop EXIT
-if [ -z "${ORCH_DATABASE_URL:-}" ]; then
-  throwaway_pg_start
-  export ORCH_DATABASE_URL="$THROWAWAY_URL"
-fi
-export_pg_env "$ORCH_DATABASE_URL"
-
-scratch="${ORCH_RELEASE_SCRATCH:-.build-release}"
-swift build -c release --product orchestrator --scratch-path "$scratch" >/dev/null
-bin="$scratch/release/orchestrator"
-"$bin" migrate >/dev/null
+bench_database_and_binary
 
 limits="../shared/bench/pg-limits.sh"
 raw=""

@@ -108,3 +108,18 @@ PY
   read -r PGHOST PGPORT PGUSER PGDATABASE <<<"$parsed"
   export PGHOST PGPORT PGUSER PGDATABASE
 }
+
+# bench_database_and_binary: for the bench scripts. Uses ORCH_DATABASE_URL, else starts a
+# throwaway PostgreSQL (the caller's EXIT trap must call throwaway_pg_stop); exports the PG*
+# variables; builds the release binary into $bin and applies the migrations.
+bench_database_and_binary() {
+  if [ -z "${ORCH_DATABASE_URL:-}" ]; then
+    throwaway_pg_start
+    export ORCH_DATABASE_URL="$THROWAWAY_URL"
+  fi
+  export_pg_env "$ORCH_DATABASE_URL"
+  local scratch="${ORCH_RELEASE_SCRATCH:-.build-release}"
+  swift build -c release --product orchestrator --scratch-path "$scratch" >/dev/null
+  bin="$scratch/release/orchestrator"
+  "$bin" migrate >/dev/null 2>&1
+}
