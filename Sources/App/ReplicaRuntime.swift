@@ -82,7 +82,7 @@ enum ReplicaRuntime {
                 pool: pool,
                 launcher: AgentLauncher(
                     settings: .init(logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host), pool: pool, logger: logger),
-                workspace: workspace).handler)
+                workspace: workspace, alerts: alerts).handler)
             for handler in notifier.handlers { registry.register(handler) }
             if configuration.diagnosticJobs {
                 try await DiagnosticStore(pool: pool).prepare()

@@ -181,6 +181,9 @@ public struct Alerts: Sendable {
     static let jobKind = "notify.alert"
     let jobs: JobStore?
 
+    /// Alerts that go nowhere (no Telegram).
+    public static let off = Alerts(jobs: nil)
+
     /// Queues an alert; `key` makes a repeated alert for the same thing a no-op while queued.
     public func raise(_ text: String, key: String) async {
         guard let jobs else { return }

@@ -100,9 +100,11 @@ public struct StageRunner: Sendable {
     let prompt: StagePrompt
     let commands = CommandRunner()
     let breakers: CircuitBreakerStore
+    let alerts: Alerts
 
-    /// Creates the runner.
-    public init(settings: Settings, pool: ConnectionPool, launcher: AgentLauncher, workspace: Workspace) {
+    /// Creates the runner; `alerts` hears when the circuit breaker opens.
+    public init(settings: Settings, pool: ConnectionPool, launcher: AgentLauncher, workspace: Workspace, alerts: Alerts = .off) {
+        self.alerts = alerts
         self.settings = settings
         self.tasks = TaskStore(pool: pool)
         self.lessons = LessonStore(pool: pool)
@@ -193,7 +195,12 @@ public struct StageRunner: Sendable {
                 let breaker = try await breakers.recordFailure(
                     name: BreakerSettings.name, reason: reason, threshold: settings.breaker.threshold,
                     window: settings.breaker.window, cooldown: settings.breaker.cooldown)
-                if breaker.isOpen { logger.error("circuit breaker opened: agent jobs pause", metadata: ["breaker.until": "\(breaker.openUntil.map { "\($0)" } ?? "")"]) }
+                if breaker.isOpen, let until = breaker.openUntil {
+                    logger.error("circuit breaker opened: agent jobs pause", metadata: ["breaker.until": "\(until)"])
+                    await alerts.raise(
+                        "Circuit breaker open until \(until): repeated transient agent failures; agent stages wait. Last: \(reason.prefix(300))",
+                        key: "breaker:\(breaker.openedCount)")
+                }
             }
             throw TransientAgentFailure(description: reason)
         }

@@ -140,6 +140,16 @@ final class PipelineTests: XCTestCase {
         return (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
     }
 
+    /// A Telegram Bot API stand-in (`/botTOKEN/sendMessage`) that records every message body.
+    static func telegramStandIn(recording messages: CallLog) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.post("/botTOKEN/sendMessage") { request, _ -> Response in
+            messages.append(String(buffer: try await request.body.collect(upTo: 1 << 20)))
+            return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"ok":true}"#)))
+        }
+        return router
+    }
+
     /// Waits for the first agent run with a process, and returns it.
     private func firstLiveRun() async throws -> AgentRun {
         let runs = AgentRunStore(pool: database.pool)
@@ -337,11 +347,7 @@ final class PipelineTests: XCTestCase {
     func testARestartedReplicaKillsTheAgentItsPreviousLifeLeftRunning() async throws {
         let remote = try makeRemote()
         let messages = CallLog()
-        let router = Router()
-        router.post("/botTOKEN/sendMessage") { request, _ -> Response in
-            messages.append(String(buffer: try await request.body.collect(upTo: 1 << 20)))
-            return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"ok":true}"#)))
-        }
+        let router = Self.telegramStandIn(recording: messages)
         try await StandInServer.with(router) { api in
             let telegram = ["ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN", "ORCH_TELEGRAM_CHAT_ID": "42"]
             let bases = try await start(
@@ -369,31 +375,41 @@ final class PipelineTests: XCTestCase {
 
     func testTransientAgentFailuresAreRetriedWithoutGateFailuresAndOpenTheBreaker() async throws {
         let remote = try makeRemote()
-        let base = try await start(
-            remote: remote, defaultAgentOptions: ["--transient"], reviewerOptions: [],
-            environment: ["ORCH_BREAKER_THRESHOLD": "2", "ORCH_BREAKER_COOLDOWN": "10m"])[0]
-        try await sendIssue(to: base, labels: ["auto"])
-        let breakers = CircuitBreakerStore(pool: database.pool)
-        let opened = try await waitUntil(timeout: .seconds(60)) { try await breakers.state(name: "agents").isOpen }
-        XCTAssertTrue(opened, "two transient failures opened the breaker")
-        // The stage job waits out the cool-down instead of spending its attempts.
-        let postponed = try await waitUntil(timeout: .seconds(30)) {
-            let row = try await self.database.pool.query("""
-                SELECT status, run_at > now() + interval '5 minutes' AS later, last_error FROM jobs WHERE kind = 'run_stage'
-                """).first
-            return try row?.decode("status", as: String.self) == "queued" && row?.decode("later", as: Bool.self) == true
+        let messages = CallLog()
+        let router = Self.telegramStandIn(recording: messages)
+        try await StandInServer.with(router) { api in
+            let base = try await start(
+                remote: remote, defaultAgentOptions: ["--transient"], reviewerOptions: [],
+                environment: [
+                    "ORCH_BREAKER_THRESHOLD": "2", "ORCH_BREAKER_COOLDOWN": "10m",
+                    "ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN", "ORCH_TELEGRAM_CHAT_ID": "42",
+                ])[0]
+            try await sendIssue(to: base, labels: ["auto"])
+            let breakers = CircuitBreakerStore(pool: database.pool)
+            let opened = try await waitUntil(timeout: .seconds(60)) { try await breakers.state(name: "agents").isOpen }
+            XCTAssertTrue(opened, "two transient failures opened the breaker")
+            // The stage job waits out the cool-down instead of spending its attempts.
+            let postponed = try await waitUntil(timeout: .seconds(30)) {
+                let row = try await self.database.pool.query("""
+                    SELECT status, run_at > now() + interval '5 minutes' AS later, last_error FROM jobs WHERE kind = 'run_stage'
+                    """).first
+                return try row?.decode("status", as: String.self) == "queued" && row?.decode("later", as: Bool.self) == true
+            }
+            XCTAssertTrue(postponed, "the stage job is postponed until the breaker closes")
+            let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
+            XCTAssertEqual(events, [], "transient failures are not gate failures")
+            let status = try await task()?.state.status
+            XCTAssertEqual(status, .active)
+            let resilience = try await adminGET(base, "queue")["resilience"] as? [String: Any]
+            XCTAssertEqual(resilience?["state"] as? String, "open")
+            XCTAssertEqual(resilience?["threshold"] as? Int, 2)
+            XCTAssertEqual(resilience?["opened_count"] as? Int, 1)
+            XCTAssertEqual(resilience?["postponed_jobs"] as? Int, 1)
+            XCTAssertTrue((resilience?["last_reason"] as? String ?? "").contains("rate_limit"), "\(resilience ?? [:])")
+            // The operator is alerted on Telegram that agent work is paused.
+            let alerted = await waitUntil(timeout: .seconds(20)) { messages.all.contains { $0.contains("Circuit breaker open until") } }
+            XCTAssertTrue(alerted, "\(messages.all)")
         }
-        XCTAssertTrue(postponed, "the stage job is postponed until the breaker closes")
-        let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
-        XCTAssertEqual(events, [], "transient failures are not gate failures")
-        let status = try await task()?.state.status
-        XCTAssertEqual(status, .active)
-        let resilience = try await adminGET(base, "queue")["resilience"] as? [String: Any]
-        XCTAssertEqual(resilience?["state"] as? String, "open")
-        XCTAssertEqual(resilience?["threshold"] as? Int, 2)
-        XCTAssertEqual(resilience?["opened_count"] as? Int, 1)
-        XCTAssertEqual(resilience?["postponed_jobs"] as? Int, 1)
-        XCTAssertTrue((resilience?["last_reason"] as? String ?? "").contains("rate_limit"), "\(resilience ?? [:])")
     }
 
     func testEveryTransitionIsNotifiedOnTelegramAndAsAPlaneCommentOnce() async throws {
