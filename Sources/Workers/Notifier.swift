@@ -152,28 +152,22 @@ public struct Notifier: Sendable {
                 throw JobPostponed(until: Date().addingTimeInterval(wait), reason: "Telegram rate limit: retry after \(wait) s")
             default:
                 // The token appears in the URL only: never in the error.
-                throw PlaneAPIError(description: "Telegram sendMessage answered \(status): \(String(decoding: data.prefix(300), as: UTF8.self))", isRetryable: status >= 500)
+                throw NotificationError(description: "Telegram sendMessage answered \(status): \(String(decoding: data.prefix(300), as: UTF8.self))", isRetryable: status >= 500)
             }
         }
     }
 
     static func commentOnPlane(_ event: Event, settings: PlaneAPISettings) async throws {
         guard let issue = event.plane_issue_id, let project = event.plane_project_id else { return }  // not from Plane
-        let workspace = settings.workspace.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? settings.workspace
-        let url = settings.baseURL.appendingPathComponent("api/v1/workspaces/\(workspace)/projects/\(project)/issues/\(issue)/comments/")
         let html = "<p>\(escapeHTML(text(event)).replacingOccurrences(of: "\n", with: "<br>"))</p>\(WebhookProcessor.ownCommentMarker)"
-        let (status, data) = try await OutboundHTTP.send("POST", url, headers: ["X-API-Key": settings.apiKey], json: [
-            "comment_html": html, "external_source": "orchestrator", "external_id": "task-event-\(event.event_id)",
-        ], timeout: settings.timeout)
-        switch status {
-        case 200, 201: return
-        case 409: return  // already posted (same external_id): a retried job
-        case 429, 500...599:
-            throw PlaneAPIError(description: "Plane comment answered \(status)", isRetryable: true)
-        default:
-            throw PlaneAPIError(description: "Plane comment answered \(status): \(String(decoding: data.prefix(300), as: UTF8.self))", isRetryable: false)
-        }
+        try await PlaneClient(settings: settings).comment(projectID: project, issueID: issue, html: html, externalID: "task-event-\(event.event_id)")
     }
+}
+
+/// Telegram refused a message (the bot token is never part of the description).
+struct NotificationError: Error, CustomStringConvertible {
+    let description: String
+    let isRetryable: Bool
 }
 
 /// Raises operator alerts as `notify.alert` jobs (sent to Telegram); a no-op when Telegram is off.

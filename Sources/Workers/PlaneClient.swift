@@ -40,27 +40,32 @@ public struct PlaneClient: Sendable {
         self.settings = settings
     }
 
+    /// `…/api/v1/workspaces/<slug>/<path>`, the workspace slug escaped.
+    private func url(_ path: String) -> URL {
+        let workspace = settings.workspace.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? settings.workspace
+        return settings.baseURL.appendingPathComponent("api/v1/workspaces/\(workspace)/\(path)")
+    }
+
+    private func send(_ method: String, _ url: URL, json: Any? = nil) async throws -> (status: Int, body: Data) {
+        do {
+            return try await OutboundHTTP.send(
+                method, url, headers: ["X-API-Key": settings.apiKey, "Accept": "application/json"], json: json, timeout: settings.timeout)
+        } catch let error as OutboundHTTP.Unreachable {
+            throw PlaneAPIError(description: "Plane API unreachable: \(error.description)", isRetryable: true)
+        }
+    }
+
+    /// A value from a webhook body as one path segment (never `/` or `..`).
+    private static func segment(_ id: String, what: String) throws -> String {
+        guard let segment = id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_"))),
+              !segment.isEmpty
+        else { throw PlaneAPIError(description: "invalid Plane \(what) id", isRetryable: false) }
+        return segment
+    }
+
     /// A project's identifier and name; nil when Plane says the project does not exist (404).
     public func project(id projectID: String) async throws -> (identifier: String, name: String?)? {
-        // The id comes from a webhook body: it must stay one path segment.
-        guard let segment = projectID.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_"))),
-              !segment.isEmpty
-        else { throw PlaneAPIError(description: "invalid Plane project id", isRetryable: false) }
-        let workspace = settings.workspace.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? settings.workspace
-        let url = settings.baseURL.appendingPathComponent("api/v1/workspaces/\(workspace)/projects/\(segment)/")
-        var request = URLRequest(url: url, timeoutInterval: settings.timeout.seconds)
-        request.setValue(settings.apiKey, forHTTPHeaderField: "X-API-Key")
-        request.setValue("application/json", forHTTPHeaderField: "Accept")
-        let session = URLSession(configuration: .ephemeral)
-        defer { session.finishTasksAndInvalidate() }
-        let data: Data
-        let response: URLResponse
-        do {
-            (data, response) = try await session.data(for: request)
-        } catch {
-            throw PlaneAPIError(description: "Plane API unreachable: \(error.localizedDescription)", isRetryable: true)
-        }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let (status, data) = try await send("GET", url("projects/\(try Self.segment(projectID, what: "project"))/"))
         switch status {
         case 200:
             struct Project: Decodable {
@@ -77,6 +82,21 @@ public struct PlaneClient: Sendable {
             throw PlaneAPIError(description: "Plane API answered \(status) for project \(projectID.prefix(64))", isRetryable: true)
         default:
             throw PlaneAPIError(description: "Plane API answered \(status) for project \(projectID.prefix(64)) (check ORCH_PLANE_API_KEY and ORCH_PLANE_WORKSPACE)", isRetryable: false)
+        }
+    }
+
+    /// Comments on a work item, idempotently: `externalID` names the comment, and Plane's 409 for
+    /// one already posted counts as done.
+    func comment(projectID: String, issueID: String, html: String, externalID: String) async throws {
+        let path = "projects/\(try Self.segment(projectID, what: "project"))/issues/\(try Self.segment(issueID, what: "issue"))/comments/"
+        let (status, data) = try await send("POST", url(path), json: [
+            "comment_html": html, "external_source": "orchestrator", "external_id": externalID,
+        ])
+        switch status {
+        case 200, 201, 409: return
+        case 429, 500...599: throw PlaneAPIError(description: "Plane comment answered \(status)", isRetryable: true)
+        default:
+            throw PlaneAPIError(description: "Plane comment answered \(status): \(String(decoding: data.prefix(300), as: UTF8.self))", isRetryable: false)
         }
     }
 }

@@ -250,14 +250,6 @@ final class PipelineTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/orch-pwned"))
     }
 
-    /// Processes of a process group that are still alive (zombies excluded).
-    private func livingMembers(ofGroup group: Int) -> [Int] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int.init).filter { pid in
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 2 && fields[0] != "Z" && Int(fields[2]) == group
-        }
-    }
 
     func testStopOnTheOtherReplicaKillsTheRunningAgentWithinTwoSeconds() async throws {
         let remote = try makeRemote()
@@ -276,7 +268,7 @@ final class PipelineTests: XCTestCase {
         let clock = ContinuousClock()
         let sent = clock.now
         try await sendIssue(to: other, labels: ["auto", "STOP"], action: "updated")
-        let killed = await waitUntil(timeout: .seconds(10)) { self.livingMembers(ofGroup: pid).isEmpty }
+        let killed = await waitUntil(timeout: .seconds(10)) { livingProcesses(inGroup: pid).isEmpty }
         let took = clock.now - sent
         XCTAssertTrue(killed, "the agent's process group is gone")
         XCTAssertLessThan(took, .seconds(2), "STOP through the other replica killed the agent in \(took)")
@@ -358,10 +350,10 @@ final class PipelineTests: XCTestCase {
             let pid = try XCTUnwrap(run.pid)
             servers[0].signal(SIGKILL)
             _ = await servers[0].waitForExit(timeout: .seconds(10))
-            XCTAssertFalse(livingMembers(ofGroup: pid).isEmpty, "the agent outlived its replica (its own process group)")
+            XCTAssertFalse(livingProcesses(inGroup: pid).isEmpty, "the agent outlived its replica (its own process group)")
 
             try launch(0, config: root.appendingPathComponent("orchestrator.yaml"), environment: telegram)
-            let gone = await waitUntil(timeout: .seconds(30)) { self.livingMembers(ofGroup: pid).isEmpty }
+            let gone = await waitUntil(timeout: .seconds(30)) { livingProcesses(inGroup: pid).isEmpty }
             XCTAssertTrue(gone, "the restarted replica killed its previous life's agent group")
             let closed = try await waitUntil(timeout: .seconds(10)) { try await runs.run(id: run.id)?.exitCode == -1 }
             XCTAssertTrue(closed)

@@ -42,16 +42,6 @@ final class AgentLauncherTests: XCTestCase {
             workItem: "ORCH-98", jobID: nil, stage: stage, role: "default")
     }
 
-    /// Processes of a process group that are still alive (zombies, waiting for a reaper, excluded).
-    private func livingMembers(ofGroup group: Int) -> [Int] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap(Int.init).filter { pid in
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 2 && fields[0] != "Z" && Int(fields[2]) == group
-        }
-    }
 
     func testHostilePromptReachesTheAgentOnlyOnStdinAndSecretsStayOut() async throws {
         setenv("ORCH_ADMIN_TOKEN", "super-secret-admin-token", 1)
@@ -129,8 +119,8 @@ final class AgentLauncherTests: XCTestCase {
         XCTAssertEqual(run?.timedOut, true)
         XCTAssertEqual(run?.error, "timed out after 1.0 seconds")
         let pid = try XCTUnwrap(run?.pid)
-        let gone = await waitUntil(timeout: .seconds(5)) { self.livingMembers(ofGroup: pid).isEmpty }
-        XCTAssertTrue(gone, "no process of the agent's group survives: \(livingMembers(ofGroup: pid))")
+        let gone = await waitUntil(timeout: .seconds(5)) { livingProcesses(inGroup: pid).isEmpty }
+        XCTAssertTrue(gone, "no process of the agent's group survives: \(livingProcesses(inGroup: pid))")
     }
 
     func testCancellingTheCallerStopsTheAgentAtOnce() async throws {
@@ -156,7 +146,7 @@ final class AgentLauncherTests: XCTestCase {
         let run = try await AgentRunStore(pool: database.pool).run(id: cancelled.runID)
         XCTAssertEqual(run?.error, "cancelled")
         let pid = try XCTUnwrap(run?.pid)
-        let gone = await waitUntil(timeout: .seconds(5)) { self.livingMembers(ofGroup: pid).isEmpty }
+        let gone = await waitUntil(timeout: .seconds(5)) { livingProcesses(inGroup: pid).isEmpty }
         XCTAssertTrue(gone)
     }
 
