@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOPosix
 import Store
 
 #if canImport(Glibc)
@@ -101,11 +100,7 @@ public struct AgentLauncher: Sendable {
         self.settings = settings
         self.runs = AgentRunStore(pool: pool)
         self.logger = logger
-        Self.ignoreSIGPIPE
     }
-
-    /// Writing an agent's stdin after it exited must fail with EPIPE, not kill the orchestrator.
-    private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
     /// The child's environment: the allowlist from this process plus the task's `ORCH_*` variables.
     static func environment(variables: [String: String], runID: Int64) -> [String: String] {
@@ -131,24 +126,25 @@ public struct AgentLauncher: Sendable {
         log[metadataKey: "agent.run"] = "\(runID)"
         log[metadataKey: "agent.role"] = "\(request.role)"
 
-        let child: ChildProcess
-        let stdin: Int32
-        let spawnedAt: Date
+        let termination: ChildProcess.Termination
         do {
-            (child, stdin) = try ChildProcess.spawn(
+            let runs = self.runs
+            let startLog = log
+            termination = try await ChildProcess.run(
                 arguments: request.command, environment: Self.environment(variables: request.variables, runID: runID),
-                directory: request.directory, logPath: logPath)
-            spawnedAt = Date()
+                directory: request.directory, outputPath: logPath, input: request.prompt, timeout: request.timeout,
+                grace: settings.terminationGrace
+            ) { pid in
+                let spawnedAt = Date()
+                try? await runs.started(id: runID, pid: Int(pid), processStart: ProcStat.startTime(pid: Int(pid)), at: spawnedAt)
+                startLog.info("agent started", metadata: ["agent.pid": "\(pid)", "agent.log": "\(logPath)"])
+            }
         } catch {
             try? await runs.finish(id: runID, exitCode: -1, timedOut: false, usage: nil, error: "\(error)")
             throw error
         }
-        try? await runs.started(id: runID, pid: Int(child.pid), processStart: ProcStat.startTime(pid: Int(child.pid)), at: spawnedAt)
-        log.info("agent started", metadata: ["agent.pid": "\(child.pid)", "agent.log": "\(logPath)"])
-
-        // Whatever the agent left running in its group (a dev server, a watcher) goes with it.
-        let (exitCode, timedOut, cancelled) = await supervise(child, stdin: stdin, prompt: request.prompt, timeout: request.timeout)
         let exitedAt = Date()
+        let (exitCode, timedOut, cancelled) = (termination.exitCode, termination.timedOut, termination.cancelled)
 
         let usage = AgentResultParser.parse(logPath: logPath)
         let error: String? = timedOut ? "timed out after \(request.timeout)" : cancelled ? "cancelled" : nil
@@ -170,67 +166,5 @@ public struct AgentLauncher: Sendable {
             "agent.cost_usd": "\(usage?.costUSD.map { String($0) } ?? "unknown")",
         ])
         return Outcome(runID: runID, exitCode: Int(exitCode), timedOut: timedOut, cancelled: cancelled, usage: usage, logPath: logPath)
-    }
-
-    private enum Event: Sendable {
-        case exited(Int32)
-        case timedOut
-        case cancelled
-        case other
-    }
-
-    /// Feeds stdin, waits for the exit, and enforces the timeout; a cancelled caller stops the
-    /// agent at once. The blocking write and wait run on the thread pool, never on the
-    /// cooperative executor.
-    private func supervise(_ child: ChildProcess, stdin: Int32, prompt: String, timeout: Duration) async -> (Int32, Bool, Bool) {
-        let threads = NIOThreadPool.singleton
-        let grace = settings.terminationGrace
-        return await withTaskGroup(of: Event.self) { group in
-            // Futures, not `runIfActive(_:) async`: that one gives up when the task is cancelled
-            // before the work starts, and the child must be fed (or its pipe closed) and reaped
-            // whatever happens.
-            let loop = MultiThreadedEventLoopGroup.singleton.any()
-            group.addTask {
-                _ = try? await threads.runIfActive(eventLoop: loop) { ChildProcess.writeAndClose(stdin, prompt) }.get()
-                return .other
-            }
-            group.addTask {
-                .exited((try? await threads.runIfActive(eventLoop: loop) { child.waitBlocking() }.get()) ?? -1)
-            }
-            group.addTask {
-                do {
-                    try await Task.sleep(for: timeout)
-                    return .timedOut
-                } catch {
-                    return .cancelled
-                }
-            }
-            var exit: Int32?
-            var timedOut = false
-            var cancelled = false
-            while let event = await group.next() {
-                switch event {
-                case .exited(let code):
-                    exit = code
-                    // Stray members of the group go now: one holding stdin open would otherwise
-                    // keep the stdin writer blocked.
-                    child.signalGroup(SIGKILL)
-                    group.cancelAll()
-                case .timedOut where exit == nil, .cancelled where exit == nil:
-                    if case .timedOut = event { timedOut = true } else { cancelled = true }
-                    // SIGTERM first so the agent can clean up; SIGKILL after the grace period, or
-                    // at once when the caller is cancelled (the sleep then ends immediately).
-                    child.signalGroup(SIGTERM)
-                    group.addTask {
-                        try? await Task.sleep(for: grace)
-                        child.signalGroup(SIGKILL)
-                        return .other
-                    }
-                default:
-                    break
-                }
-            }
-            return (exit ?? -1, timedOut, cancelled)
-        }
     }
 }

@@ -1,117 +1,154 @@
-import CProcess
 import Foundation
+import Subprocess
+import Synchronization
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A child process in its own process group, started with `posix_spawn`: argv (never a shell), an
-/// explicit environment, stdin from a pipe, stdout and stderr appended to one log file, every
-/// other descriptor of this process closed in the child.
+/// Runs one child process to its end through swift-subprocess: argv (never a shell), an explicit
+/// environment, a process group of its own, text on stdin, stdout and stderr appended to one
+/// file, and every other descriptor of this process closed in the child (swift-subprocess spawns
+/// with `closefrom(3)` and resets signal dispositions and the mask to their defaults).
 ///
-/// Its own process group means the whole tree an agent starts can be signalled at once with
+/// Its own process group means the whole tree a child starts can be signalled at once with
 /// `kill(-pgid, …)`, and that terminal signals sent to the orchestrator do not reach it.
-struct ChildProcess: Sendable {
-    /// The child's pid, also its process-group id.
-    let pid: pid_t
-
-    /// Why a spawn failed.
+///
+/// A wall-clock timeout sends SIGTERM to the group and SIGKILL after a grace period; a cancelled
+/// caller kills the group at once. When the child exits, whatever it left running in its group
+/// (a dev server, a watcher, a process holding stdin open) is killed too.
+enum ChildProcess {
+    /// Why a child could not start.
     struct SpawnError: Error, CustomStringConvertible {
         let description: String
     }
 
-    /// Spawns `arguments[0]` (searched in `PATH` when it has no slash) in `directory`.
-    /// Returns the process and the write end of its stdin pipe (the caller writes and closes it).
-    static func spawn(
-        arguments: [String], environment: [String: String], directory: String, logPath: String
-    ) throws -> (ChildProcess, stdin: Int32) {
+    /// How a child ended.
+    struct Termination: Sendable {
+        /// The exit status, or 128 + the signal that killed it.
+        let exitCode: Int32
+        let timedOut: Bool
+        /// Killed because the caller's task was cancelled (STOP, shutdown).
+        let cancelled: Bool
+    }
+
+    /// Starts `arguments[0]` (searched in the child's `PATH` when it has no slash) in `directory`
+    /// and waits for it. `onStart` runs once the process exists, before `input` is written; the
+    /// prompt reaches the child on stdin only, and a child that exits without reading it is not
+    /// an error here (its exit status tells).
+    static func run(
+        arguments: [String], environment: [String: String], directory: String, outputPath: String, input: String?,
+        timeout: Duration, grace: Duration, onStart: @escaping @Sendable (pid_t) async -> Void = { _ in }
+    ) async throws -> Termination {
         guard let executable = arguments.first, !executable.isEmpty else { throw SpawnError(description: "empty command") }
-        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard log >= 0 else { throw SpawnError(description: "cannot open log \(logPath): \(String(cString: strerror(errno)))") }
+        Self.ignoreSIGPIPE
+        let log = open(outputPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard log >= 0 else { throw SpawnError(description: "cannot open log \(outputPath): \(String(cString: strerror(errno)))") }
+        // Ours to close: the child has its own copy as stdout and stderr once spawned, and this
+        // way a failed spawn cannot leave the descriptor open (or closed twice).
         defer { close(log) }
-        var pipeEnds: [Int32] = [0, 0]
-        guard orch_pipe_cloexec(&pipeEnds) == 0 else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
-        defer { close(pipeEnds[0]) }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pipeEnds[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, log, 1)
-        posix_spawn_file_actions_adddup2(&actions, log, 2)
-        // Database sockets, listening sockets, other agents' pipes: none of them is the agent's.
-        orch_spawn_addclosefrom(&actions, 3)
-        orch_spawn_addchdir(&actions, directory)
+        var options = PlatformOptions()
+        options.processGroupID = 0
+        // What swift-subprocess does when this task is cancelled mid-run: kill the whole group at
+        // once (a STOP must not wait for the agent's grace period).
+        options.teardownSequence = [.send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .zero)]
+        let configuration = Configuration(
+            executable: executable.contains("/") ? .path(FilePath(executable)) : .name(executable),
+            arguments: Arguments(Array(arguments.dropFirst())),
+            environment: .custom(Dictionary(uniqueKeysWithValues: environment.compactMap { key, value in
+                Environment.Key(rawValue: key).map { ($0, value) }
+            })),
+            workingDirectory: FilePath(directory),
+            platformOptions: options)
 
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD] { sigaddset(&defaults, signal) }
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        // posix_spawnp searches the PATH of *this* process; an explicit PATH in the child's
-        // environment only matters for what the agent itself starts.
-        var pid: pid_t = 0
-        let status = posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
-        guard status == 0 else {
-            close(pipeEnds[1])
-            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(status)))")
-        }
-        return (ChildProcess(pid: pid), pipeEnds[1])
-    }
-
-    /// Writes `text` to the descriptor and closes it. A child that exits without reading its input
-    /// is not an error here (EPIPE), the exit status tells.
-    static func writeAndClose(_ descriptor: Int32, _ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { buffer in
-                // MSG-less write: SIGPIPE is ignored process-wide by the launcher (see AgentLauncher).
-                write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+        let group = ProcessGroup()
+        return try await withThrowingTaskGroup(of: Event.self) { tasks in
+            tasks.addTask {
+                let result: ExecutionResult<Void, FileDescriptorOutput, CombinedErrorOutput>
+                do {
+                    result = try await Subprocess.run(
+                        configuration, input: .inputWriter,
+                        output: .fileDescriptor(FileDescriptor(rawValue: log), closeAfterSpawningProcess: false),
+                        error: .combinedWithOutput
+                    ) { execution in
+                        let pid = execution.processIdentifier.value
+                        group.started(pid)
+                        await onStart(pid)
+                        let writer = execution.standardInputWriter
+                        // EPIPE (the child exited or closed stdin) and the I/O cancellation at
+                        // the child's exit both end the write; neither is this run's failure.
+                        if let input { _ = try? await writer.write(input) }
+                        try? await writer.finish()
+                    }
+                } catch let error as SubprocessError {
+                    throw SpawnError(description: "cannot start \(executable): \(error)")
+                }
+                switch result.terminationStatus {
+                case .exited(let code): return .exited(code)
+                case .signaled(let signal): return .exited(128 + signal)
+                }
             }
-            if written < 0 {
-                if errno == EINTR { continue }
-                break
+            tasks.addTask {
+                do {
+                    try await Task.sleep(for: timeout)
+                    return .timedOut
+                } catch {
+                    return .cancelled
+                }
             }
-            offset += written
+            var exit: Int32?
+            var timedOut = false
+            var cancelled = false
+            while let event = try await tasks.next() {
+                switch event {
+                case .exited(let code):
+                    exit = code
+                    group.signal(SIGKILL)
+                    tasks.cancelAll()
+                case .timedOut where exit == nil, .cancelled where exit == nil:
+                    if case .timedOut = event { timedOut = true } else { cancelled = true }
+                    // SIGTERM first so the child can clean up; SIGKILL after the grace period,
+                    // or at once when the caller is cancelled (the sleep then ends immediately).
+                    group.signal(SIGTERM)
+                    tasks.addTask {
+                        try? await Task.sleep(for: grace)
+                        group.signal(SIGKILL)
+                        return .other
+                    }
+                default:
+                    break
+                }
+            }
+            return Termination(exitCode: exit ?? -1, timedOut: timedOut, cancelled: cancelled)
         }
-        bytes.removeAll()
-        close(descriptor)
     }
 
-    /// Signals the whole process group; ignores a group that is already gone.
-    func signalGroup(_ signal: Int32) {
-        _ = kill(-pid, signal)
+    /// Writing a child's stdin after it exited must fail with EPIPE, not kill the orchestrator.
+    /// (The child itself starts with default signal dispositions.)
+    private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
+    private enum Event: Sendable {
+        case exited(Int32)
+        case timedOut
+        case cancelled
+        case other
     }
 
-    /// Whether any process of the group is still alive.
-    var groupAlive: Bool {
-        kill(-pid, 0) == 0 || errno == EPERM
-    }
+    /// The child's process-group id once it is known; signals before that are no-ops (a
+    /// cancellation that early is handled by swift-subprocess's teardown sequence).
+    private final class ProcessGroup: Sendable {
+        private let id = Mutex<pid_t?>(nil)
 
-    /// Blocks until the child exits; returns its exit code, or 128 + the signal that killed it.
-    func waitBlocking() -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return -1 }
+        func started(_ pid: pid_t) {
+            id.withLock { $0 = pid }
         }
-        // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (the C macros are not imported).
-        let signal = status & 0x7f
-        if signal == 0 { return (status >> 8) & 0xff }
-        return 128 + signal
+
+        /// Signals every process of the group; a group that is already gone is not an error.
+        func signal(_ signal: Int32) {
+            guard let pid = id.withLock({ $0 }) else { return }
+            _ = kill(-pid, signal)
+        }
     }
 }

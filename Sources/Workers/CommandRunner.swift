@@ -1,5 +1,4 @@
 import Foundation
-import NIOPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -33,27 +32,11 @@ struct CommandRunner: Sendable {
     func run(_ arguments: [String], in directory: String, timeout: Duration = .seconds(600), check: Bool = true) async throws -> (exitCode: Int32, output: String) {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("orch-cmd-\(UUID().uuidString).out").path
         defer { unlink(outputPath) }
-        let (child, stdin) = try ChildProcess.spawn(arguments: arguments, environment: environment, directory: directory, logPath: outputPath)
-        close(stdin)
-        let loop = MultiThreadedEventLoopGroup.singleton.any()
-        let exit = await withTaskGroup(of: Int32?.self) { group in
-            group.addTask { (try? await NIOThreadPool.singleton.runIfActive(eventLoop: loop) { child.waitBlocking() }.get()) ?? -1 }
-            group.addTask {
-                // A timeout (or cancellation) kills the whole group; the wait above then returns.
-                try? await Task.sleep(for: timeout)
-                child.signalGroup(SIGKILL)
-                return nil
-            }
-            var code: Int32 = -1
-            for await result in group {
-                if let result {
-                    code = result
-                    group.cancelAll()
-                }
-            }
-            return code
-        }
-        child.signalGroup(SIGKILL)
+        // No grace: a git or test command past its timeout is killed, group and all, at once.
+        let exit = try await ChildProcess.run(
+            arguments: arguments, environment: environment, directory: directory, outputPath: outputPath, input: nil,
+            timeout: timeout, grace: .zero
+        ).exitCode
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         if check, exit != 0 { throw Failure(command: arguments, exitCode: exit, output: output) }
         return (exit, output)

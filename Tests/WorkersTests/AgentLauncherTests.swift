@@ -73,6 +73,49 @@ final class AgentLauncherTests: XCTestCase {
         XCTAssertEqual(extra, [], "only the allowlist and ORCH_* task variables")
     }
 
+    func testTheAgentRunsInAProcessGroupOfItsOwnWithOnlyItsStandardDescriptors() async throws {
+        // This test process holds database sockets and other descriptors; none may reach the agent.
+        let held = open("/dev/null", O_RDONLY)
+        defer { close(held) }
+        XCTAssertGreaterThan(held, 3)
+        let dump = directory.appendingPathComponent("dump").path
+        let outcome = try await launcher().run(request(["--dump", dump]))
+        XCTAssertTrue(outcome.succeeded)
+        struct Facts: Decodable {
+            let pid: Int32
+            let pgid: Int32
+            let fds: [Int32]
+        }
+        let facts = try JSONDecoder().decode(Facts.self, from: Data(contentsOf: URL(fileURLWithPath: dump + "/process.json")))
+        XCTAssertEqual(facts.pgid, facts.pid, "the agent leads a process group of its own")
+        XCTAssertNotEqual(facts.pgid, getpgrp())
+        let run = try await AgentRunStore(pool: database.pool).run(id: outcome.runID)
+        XCTAssertEqual(run?.pid, Int(facts.pid), "the recorded pid is the agent's")
+        XCTAssertEqual(Set(facts.fds).subtracting([0, 1, 2]).count, 1, "only stdin, stdout, stderr (and the listing's own descriptor): \(facts.fds)")
+        XCTAssertFalse(facts.fds.contains(held))
+        // stdout and stderr both land in the run's log.
+        let log = try String(contentsOfFile: outcome.logPath, encoding: .utf8)
+        XCTAssertTrue(log.contains("example agent: dumped its input"), "stderr is in the log")
+        XCTAssertTrue(log.contains("total_cost_usd"), "stdout is in the log")
+    }
+
+    func testAnAgentThatExitsWithoutReadingItsPromptIsNotAnError() async throws {
+        // Far more than a pipe holds: the write fails with EPIPE once the agent is gone.
+        let prompt = String(repeating: "a long prompt line\n", count: 200_000)
+        var quick = request(prompt: prompt)
+        quick.command = [python, "-c", "import sys; sys.stdout.write('exited unread'); sys.exit(4)"]
+        let clock = ContinuousClock()
+        let started = clock.now
+        let outcome = try await launcher().run(quick)
+        XCTAssertLessThan(clock.now - started, .seconds(10))
+        XCTAssertEqual(outcome.exitCode, 4)
+        XCTAssertFalse(outcome.timedOut)
+        XCTAssertFalse(outcome.cancelled)
+        XCTAssertTrue(try String(contentsOfFile: outcome.logPath, encoding: .utf8).contains("exited unread"))
+        let run = try await AgentRunStore(pool: database.pool).run(id: outcome.runID)
+        XCTAssertEqual(run?.exitCode, 4)
+    }
+
     func testTheRunIsRecordedWithItsUsageAndCost() async throws {
         let outcome = try await launcher().run(request())
         XCTAssertEqual(outcome.exitCode, 0)

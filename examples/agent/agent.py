@@ -21,7 +21,8 @@ Options (in the agent's argv, from the orchestrator's configuration):
   --plain                   print plain text instead of JSON (cost unknown)
   --transient               fail like a rate-limited API call (exit 1, is_error result)
   --exit CODE               exit with CODE after doing the work
-  --dump DIR                write the prompt, argv and environment to DIR (for tests)
+  --dump DIR                write the prompt, argv, environment and process facts (pid, process
+                            group, open descriptors) to DIR, and a line to stderr (for tests)
 """
 import json
 import os
@@ -31,6 +32,9 @@ import time
 
 
 def main(argv):
+    # Before anything else opens a file: the descriptors the orchestrator left open in this process.
+    # (Listing the directory opens one more, which shows up in the list.)
+    inherited = sorted(int(fd) for fd in os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else []
     options = {"sleep": 0.0, "fail": set(), "fail_once": set(), "request_changes_once": False,
                "spawn_child": False, "plain": False, "transient": False, "exit": 0, "dump": None}
     args = list(argv[1:])
@@ -72,6 +76,9 @@ def main(argv):
             json.dump(argv, f)
         with open(os.path.join(options["dump"], "env.json"), "w") as f:
             json.dump(dict(os.environ), f)
+        with open(os.path.join(options["dump"], "process.json"), "w") as f:
+            json.dump({"pid": os.getpid(), "pgid": os.getpgrp(), "sid": os.getsid(0), "fds": inherited}, f)
+        print(f"example agent: dumped its input to {options['dump']}", file=sys.stderr)
 
     if options["spawn_child"]:
         subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

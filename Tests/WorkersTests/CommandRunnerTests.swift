@@ -1,0 +1,59 @@
+import Foundation
+import TestSupport
+import XCTest
+
+@testable import Workers
+
+/// Short-lived commands (git, gate and deploy commands) through `CommandRunner`.
+final class CommandRunnerTests: XCTestCase {
+    private var python: String {
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
+    }
+
+    func testOutputAndErrorAreCapturedTogetherWithTheExitCode() async throws {
+        let directory = FileManager.default.temporaryDirectory.path
+        let script = "import os, sys; print(os.getcwd()); print('to stderr', file=sys.stderr); sys.exit(5)"
+        let result = try await CommandRunner().run([python, "-c", script], in: directory, check: false)
+        XCTAssertEqual(result.exitCode, 5)
+        XCTAssertTrue(result.output.contains("to stderr"), result.output)
+        XCTAssertTrue(result.output.contains(URL(fileURLWithPath: directory).resolvingSymlinksInPath().path), result.output)
+        do {
+            try await CommandRunner().run([python, "-c", script], in: directory)
+            XCTFail("a non-zero exit with check throws")
+        } catch let failure as CommandRunner.Failure {
+            XCTAssertEqual(failure.exitCode, 5)
+            XCTAssertTrue(failure.description.contains("to stderr"))
+        }
+    }
+
+    func testACommandIsFoundOnThePathAndACommandThatCannotStartIsAnError() async throws {
+        let result = try await CommandRunner().run(["git", "--version"], in: "/")
+        XCTAssertTrue(result.output.hasPrefix("git version"), result.output)
+        do {
+            try await CommandRunner().run(["/nonexistent/tool"], in: "/")
+            XCTFail("expected a spawn error")
+        } catch {
+            XCTAssertTrue("\(error)".contains("cannot start /nonexistent/tool"), "\(error)")
+        }
+    }
+
+    func testACommandPastItsTimeoutIsKilledWithItsWholeGroup() async throws {
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("orch-cmd-\(UUID().uuidString).pid").path
+        defer { unlink(pidFile) }
+        // A command that leaves a child behind and then hangs.
+        let script = """
+            import os, subprocess, time
+            subprocess.Popen(["sleep", "300"])
+            open("\(pidFile)", "w").write(str(os.getpgrp()))
+            time.sleep(300)
+            """
+        let clock = ContinuousClock()
+        let started = clock.now
+        let result = try await CommandRunner().run([python, "-c", script], in: "/", timeout: .seconds(1), check: false)
+        XCTAssertLessThan(clock.now - started, .seconds(10))
+        XCTAssertTrue([128 + SIGTERM, 128 + SIGKILL].contains(result.exitCode), "killed at the timeout: \(result.exitCode)")
+        let group = try XCTUnwrap(Int32(String(contentsOfFile: pidFile, encoding: .utf8)))
+        let gone = await waitUntil(timeout: .seconds(5)) { livingProcesses(inGroup: Int(group)).isEmpty }
+        XCTAssertTrue(gone, "no process of the command's group survives: \(livingProcesses(inGroup: Int(group)))")
+    }
+}
