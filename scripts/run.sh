@@ -53,6 +53,9 @@ demo="$run_dir/demo"
 secret="demo-webhook-secret"
 token="demo-admin-token"
 mkdir -p "$demo"
+# Earlier versions of pg_start handed everything beside the database to the postgres user; take
+# the demo back so git accepts its clones.
+[ "$(id -u)" -eq 0 ] && chown -R "$(id -u):$(id -g)" "$demo"
 remote="$demo/remote.git"
 if [ ! -d "$remote" ]; then
   log "creating the demo remote $remote"

@@ -56,7 +56,10 @@ pg_start() {
   local data="$1" port="$2" bin
   bin="$(find_pg_bin)" || { log "PostgreSQL server binaries not found"; return 1; }
   mkdir -p "$data"
-  [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$data" "$(dirname "$data")" 2>/dev/null
+  # Only the data directory becomes the postgres user's: whatever lies beside it (run.sh keeps
+  # the demo's git remote and workdirs there) stays ours, or git refuses it as "dubious ownership".
+  # The parent only has to be traversable (run.sh and throwaway_pg_start make it 755).
+  [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$data" 2>/dev/null
   chmod 700 "$data"
   if [ ! -f "$data/PG_VERSION" ]; then
     as_pg_user "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$data.initdb.log" 2>&1 \
