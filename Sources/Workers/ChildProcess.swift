@@ -19,8 +19,8 @@ import Glibc
 /// caller kills the group at once. When the child exits, whatever it left running in its group
 /// (a dev server, a watcher, a process holding stdin open) is killed too.
 enum ChildProcess {
-    /// Why a child could not start.
-    struct SpawnError: Error, CustomStringConvertible {
+    /// Why a child could not start, or was lost track of.
+    struct Failure: Error, CustomStringConvertible {
         let description: String
     }
 
@@ -41,10 +41,10 @@ enum ChildProcess {
         arguments: [String], environment: [String: String], directory: String, outputPath: String, input: String?,
         timeout: Duration, grace: Duration, onStart: @escaping @Sendable (pid_t) async -> Void = { _ in }
     ) async throws -> Termination {
-        guard let executable = arguments.first, !executable.isEmpty else { throw SpawnError(description: "empty command") }
+        guard let executable = arguments.first, !executable.isEmpty else { throw Failure(description: "empty command") }
         Self.ignoreSIGPIPE
         let log = open(outputPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard log >= 0 else { throw SpawnError(description: "cannot open log \(outputPath): \(String(cString: strerror(errno)))") }
+        guard log >= 0 else { throw Failure(description: "cannot open log \(outputPath): \(String(cString: strerror(errno)))") }
         // Ours to close: the child has its own copy as stdout and stderr once spawned, and this
         // way a failed spawn cannot leave the descriptor open (or closed twice).
         defer { close(log) }
@@ -56,7 +56,8 @@ enum ChildProcess {
         options.teardownSequence = [.send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .zero)]
         let configuration = Configuration(
             executable: executable.contains("/") ? .path(FilePath(executable)) : .name(executable),
-            arguments: Arguments(Array(arguments.dropFirst())),
+            // argv[0] as configured (a bare name stays bare, as a shell would pass it).
+            arguments: Arguments(executablePathOverride: executable, remainingValues: Array(arguments.dropFirst())),
             environment: .custom(Dictionary(uniqueKeysWithValues: environment.compactMap { key, value in
                 Environment.Key(rawValue: key).map { ($0, value) }
             })),
@@ -66,12 +67,17 @@ enum ChildProcess {
         let group = ProcessGroup()
         return try await withThrowingTaskGroup(of: Event.self) { tasks in
             tasks.addTask {
-                let result: ExecutionResult<Void, FileDescriptorOutput, CombinedErrorOutput>
+                let result: ExecutionResult<Void, FileDescriptorOutput, FileDescriptorOutput>
                 do {
+                    // The same descriptor for both, not `.combinedWithOutput`: that one duplicates
+                    // the descriptor and, as we keep ownership of it, never closes the copy (one
+                    // leaked descriptor per run). Given one descriptor twice, swift-subprocess
+                    // makes it the child's stdout and stderr (2>&1, O_APPEND).
+                    let logFile = FileDescriptor(rawValue: log)
                     result = try await Subprocess.run(
                         configuration, input: .inputWriter,
-                        output: .fileDescriptor(FileDescriptor(rawValue: log), closeAfterSpawningProcess: false),
-                        error: .combinedWithOutput
+                        output: .fileDescriptor(logFile, closeAfterSpawningProcess: false),
+                        error: .fileDescriptor(logFile, closeAfterSpawningProcess: false)
                     ) { execution in
                         let pid = execution.processIdentifier.value
                         group.started(pid)
@@ -83,7 +89,13 @@ enum ChildProcess {
                         try? await writer.finish()
                     }
                 } catch let error as SubprocessError {
-                    throw SpawnError(description: "cannot start \(executable): \(error)")
+                    // After the spawn this is a failure to watch the child (swift-subprocess could
+                    // not monitor or reap it): it may still run, so its group goes now.
+                    if let pid = group.pid {
+                        group.signal(SIGKILL)
+                        throw Failure(description: "lost track of \(executable) (pid \(pid)): \(error)")
+                    }
+                    throw Failure(description: "cannot start \(executable): \(error)")
                 }
                 switch result.terminationStatus {
                 case .exited(let code): return .exited(code)
@@ -121,6 +133,9 @@ enum ChildProcess {
                     break
                 }
             }
+            // The child may have been killed by swift-subprocess's own teardown (and reported here)
+            // before the cancelled timer was: it still ended because of the cancellation.
+            if !timedOut, Task.isCancelled { cancelled = true }
             return Termination(exitCode: exit ?? -1, timedOut: timedOut, cancelled: cancelled)
         }
     }
@@ -136,19 +151,33 @@ enum ChildProcess {
         case other
     }
 
-    /// The child's process-group id once it is known; signals before that are no-ops (a
-    /// cancellation that early is handled by swift-subprocess's teardown sequence).
+    /// The child's process-group id once it is known. A signal asked for before that (a timeout
+    /// or cancellation racing the spawn) is kept, the strongest one, and sent on `started`.
     private final class ProcessGroup: Sendable {
-        private let id = Mutex<pid_t?>(nil)
+        private struct State {
+            var id: pid_t?
+            var pending: Int32?
+        }
+
+        private let state = Mutex(State())
+
+        var pid: pid_t? { state.withLock { $0.id } }
 
         func started(_ pid: pid_t) {
-            id.withLock { $0 = pid }
+            let pending = state.withLock { state in
+                state.id = pid
+                return state.pending
+            }
+            if let pending { _ = kill(-pid, pending) }
         }
 
         /// Signals every process of the group; a group that is already gone is not an error.
         func signal(_ signal: Int32) {
-            guard let pid = id.withLock({ $0 }) else { return }
-            _ = kill(-pid, signal)
+            let pid = state.withLock { state -> pid_t? in
+                if state.id == nil, state.pending != SIGKILL { state.pending = signal }
+                return state.id
+            }
+            if let pid { _ = kill(-pid, signal) }
         }
     }
 }

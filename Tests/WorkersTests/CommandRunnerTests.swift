@@ -29,12 +29,41 @@ final class CommandRunnerTests: XCTestCase {
     func testACommandIsFoundOnThePathAndACommandThatCannotStartIsAnError() async throws {
         let result = try await CommandRunner().run(["git", "--version"], in: "/")
         XCTAssertTrue(result.output.hasPrefix("git version"), result.output)
+        // argv[0] is the name as configured, as a shell would pass it, not the resolved path.
+        let argv = try await CommandRunner().run(["cat", "/proc/self/cmdline"], in: "/")
+        XCTAssertEqual(argv.output.split(separator: "\0").map(String.init), ["cat", "/proc/self/cmdline"])
         do {
             try await CommandRunner().run(["/nonexistent/tool"], in: "/")
             XCTFail("expected a spawn error")
         } catch {
             XCTAssertTrue("\(error)".contains("cannot start /nonexistent/tool"), "\(error)")
         }
+    }
+
+    /// Every run opens its output file (and swift-subprocess its pipes); none may stay open in
+    /// this process, or a long-running replica runs out of descriptors.
+    func testRunsLeaveNoDescriptorOpen() async throws {
+        func openDescriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0 }
+        let runner = CommandRunner()
+        // The first run starts swift-subprocess's process monitor (an epoll descriptor, once).
+        try await runner.run(["true"], in: "/")
+        let before = openDescriptors()
+        for _ in 0..<20 {
+            try await runner.run([python, "-c", "import sys; print('out'); print('err', file=sys.stderr)"], in: "/")
+            _ = try? await runner.run(["/nonexistent/tool"], in: "/")
+        }
+        let after = openDescriptors()
+        XCTAssertLessThanOrEqual(after, before + 2, "descriptors before \(before), after 40 runs \(after)")
+    }
+
+    /// A timeout that fires while the command is still being spawned (before its pid is known)
+    /// still kills it.
+    func testATimeoutRacingTheSpawnStillKillsTheCommand() async throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let result = try await CommandRunner().run(["sleep", "30"], in: "/", timeout: .zero, check: false)
+        XCTAssertLessThan(clock.now - started, .seconds(10), "not left to run its 30 s")
+        XCTAssertTrue([128 + SIGTERM, 128 + SIGKILL].contains(result.exitCode), "killed: \(result.exitCode)")
     }
 
     func testACommandPastItsTimeoutIsKilledWithItsWholeGroup() async throws {
@@ -49,7 +78,8 @@ final class CommandRunnerTests: XCTestCase {
             """
         let clock = ContinuousClock()
         let started = clock.now
-        let result = try await CommandRunner().run([python, "-c", script], in: "/", timeout: .seconds(1), check: false)
+        // Long enough for the interpreter to start and write the file on a loaded machine.
+        let result = try await CommandRunner().run([python, "-c", script], in: "/", timeout: .seconds(3), check: false)
         XCTAssertLessThan(clock.now - started, .seconds(10))
         XCTAssertTrue([128 + SIGTERM, 128 + SIGKILL].contains(result.exitCode), "killed at the timeout: \(result.exitCode)")
         let group = try XCTUnwrap(Int32(String(contentsOfFile: pidFile, encoding: .utf8)))
