@@ -27,17 +27,23 @@ struct CommandRunner: Sendable {
         self.environment = environment
     }
 
-    /// Runs and returns exit code and output; `check` turns a non-zero exit into `Failure`.
+    /// Runs and returns exit code and output (which ends with a note when the command was killed
+    /// at its timeout); `check` turns a non-zero exit into `Failure`. Throws `CancellationError`
+    /// when the calling task was cancelled (the command is killed).
     @discardableResult
     func run(_ arguments: [String], in directory: String, timeout: Duration = .seconds(600), check: Bool = true) async throws -> (exitCode: Int32, output: String) {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("orch-cmd-\(UUID().uuidString).out").path
         defer { unlink(outputPath) }
         // No grace: a git or test command past its timeout is killed, group and all, at once.
-        let exit = try await ChildProcess.run(
+        let termination = try await ChildProcess.run(
             arguments: arguments, environment: environment, directory: directory, outputPath: outputPath, input: nil,
-            timeout: timeout, grace: .zero
-        ).exitCode
-        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            timeout: timeout, grace: .zero)
+        // Killed because the caller was cancelled (shutdown, STOP, the job's own timeout): not a
+        // failed command. Reporting its exit status would let a gate count a failed test.
+        if termination.cancelled { throw CancellationError() }
+        let exit = termination.exitCode
+        var output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        if termination.timedOut { output += "\n[orchestrator] killed: timed out after \(timeout)\n" }
         if check, exit != 0 { throw Failure(command: arguments, exitCode: exit, output: output) }
         return (exit, output)
     }

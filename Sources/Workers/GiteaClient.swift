@@ -16,9 +16,15 @@ public struct GiteaSettings: Sendable, Equatable {
 }
 
 /// A Gitea API call that failed; retryable for network errors, 429 and 5xx.
-public struct GiteaAPIError: Error, CustomStringConvertible {
+public struct GiteaAPIError: RetryClassifiedError, CustomStringConvertible {
     public let description: String
     public let isRetryable: Bool
+
+    /// Creates an error.
+    public init(description: String, isRetryable: Bool) {
+        self.description = description
+        self.isRetryable = isRetryable
+    }
 }
 
 /// The Gitea REST calls of the pipeline: open (or find) the task's pull request, read a commit's

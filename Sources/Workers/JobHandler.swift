@@ -58,6 +58,13 @@ public struct PermanentJobFailure: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// An error that knows whether running the job again can help: an outbound call's network
+/// error, 429 or 5xx can; a 401, 404 or "chat not found" cannot, and retrying it only spends
+/// attempts. The worker retries (or fails for good) accordingly.
+public protocol RetryClassifiedError: Error {
+    var isRetryable: Bool { get }
+}
+
 /// The handlers a worker can run, by job kind.
 public struct JobRegistry: Sendable {
     private var handlers: [String: JobHandler] = [:]

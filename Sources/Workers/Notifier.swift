@@ -165,7 +165,7 @@ public struct Notifier: Sendable {
 }
 
 /// Telegram refused a message (the bot token is never part of the description).
-struct NotificationError: Error, CustomStringConvertible {
+struct NotificationError: RetryClassifiedError, CustomStringConvertible {
     let description: String
     let isRetryable: Bool
 }

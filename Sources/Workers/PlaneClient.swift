@@ -26,9 +26,15 @@ public struct PlaneAPISettings: Sendable, Equatable {
 
 /// A failed Plane API call. `isRetryable` is true for network errors, 429 and 5xx: the job that
 /// needed the answer should run again later; other statuses will not change by retrying.
-public struct PlaneAPIError: Error, CustomStringConvertible, Sendable {
+public struct PlaneAPIError: RetryClassifiedError, CustomStringConvertible, Sendable {
     public let description: String
     public let isRetryable: Bool
+
+    /// Creates an error.
+    public init(description: String, isRetryable: Bool) {
+        self.description = description
+        self.isRetryable = isRetryable
+    }
 }
 
 /// The few Plane REST calls the orchestrator needs, over URLSession with timeouts.

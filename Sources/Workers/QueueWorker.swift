@@ -272,6 +272,8 @@ public final class QueueWorker: Service, Sendable {
                     return .threw(error.description, retryable: false)
                 } catch let postponed as JobPostponed {
                     return .postponed(postponed)
+                } catch let error as any RetryClassifiedError {
+                    return .threw(String(describing: error), retryable: error.isRetryable)
                 } catch is CancellationError where Task.isCancelled {
                     return nil
                 } catch {

@@ -56,6 +56,34 @@ final class CommandRunnerTests: XCTestCase {
         XCTAssertLessThanOrEqual(after, before + 2, "descriptors before \(before), after 40 runs \(after)")
     }
 
+    /// A command stopped because its caller was cancelled (shutdown, STOP, the job's timeout)
+    /// did not fail: the run throws `CancellationError` instead of reporting an exit status a
+    /// gate would read as a failed test.
+    func testACancelledCommandThrowsCancellationNotAFailedExit() async throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let task = Task { try await CommandRunner().run(["sleep", "30"], in: "/", check: false) }
+        try await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        do {
+            let result = try await task.value
+            XCTFail("expected CancellationError, got exit \(result.exitCode)")
+        } catch {
+            XCTAssertTrue(error is CancellationError, "\(error)")
+        }
+        XCTAssertLessThan(clock.now - started, .seconds(10))
+    }
+
+    /// A command killed at its timeout says so.
+    func testATimedOutCommandSaysSo() async throws {
+        do {
+            try await CommandRunner().run(["sleep", "30"], in: "/", timeout: .milliseconds(300))
+            XCTFail("expected a failure")
+        } catch let failure as CommandRunner.Failure {
+            XCTAssertTrue(failure.description.contains("timed out after"), failure.description)
+        }
+    }
+
     /// A timeout that fires while the command is still being spawned (before its pid is known)
     /// still kills it.
     func testATimeoutRacingTheSpawnStillKillsTheCommand() async throws {

@@ -148,6 +148,29 @@ final class QueueWorkerTests: XCTestCase {
         }
     }
 
+    /// An outbound call that failed for good (Plane or Gitea 401/404, Telegram "chat not found")
+    /// fails the job at once; one worth repeating (network, 429, 5xx) is retried.
+    func testErrorsThatSayTheyAreNotRetryableAreNotRetried() async throws {
+        var registry = JobRegistry()
+        registry.register("refused") { _ in throw GiteaAPIError(description: "Gitea merge answered 404 not found", isRetryable: false) }
+        registry.register("overloaded") { _ in throw PlaneAPIError(description: "Plane API answered 503", isRetryable: true) }
+        let worker = makeWorker(registry, listener: nil, poll: .milliseconds(100))
+        try await withServices([worker]) {
+            let refused = try await jobs.enqueue(NewJob(kind: "refused", maxAttempts: 5))!
+            let overloaded = try await jobs.enqueue(NewJob(kind: "overloaded", maxAttempts: 2))!
+            let settled = try await waitUntil(timeout: .seconds(10)) {
+                let first = try await status(refused)
+                let second = try await status(overloaded)
+                return first == .failed && second == .failed
+            }
+            XCTAssertTrue(settled)
+            let refusedAttempts = try await jobs.job(id: refused)!.attempt
+            XCTAssertEqual(refusedAttempts, 1, "not retried")
+            let overloadedAttempts = try await jobs.job(id: overloaded)!.attempt
+            XCTAssertEqual(overloadedAttempts, 2, "retried until its attempts ran out")
+        }
+    }
+
     func testPerKindTimeoutFailsTheAttempt() async throws {
         var registry = JobRegistry()
         registry.register("slow", timeout: .milliseconds(200)) { _ in try await Task.sleep(for: .seconds(30)) }
