@@ -152,27 +152,26 @@ public struct TaskStore: Sendable {
         }
     }
 
-    /// Cancels a task's queued jobs at once and asks the replicas running its running jobs to stop
-    /// them (`orch_cancel`; the owner kills the agent's process group). Returns the running ids.
-    @discardableResult
-    static func cancelJobs(workItem: String, reason: String, on connection: Connection) async throws -> [Int64] {
+    /// Cancels a task's queued stage jobs at once and asks the replicas running its running ones
+    /// to stop them (`orch_cancel`; the owner kills the agent's process group). Only stage work:
+    /// the notification jobs about what already happened are still sent.
+    static func cancelJobs(workItem: String, reason: String, on connection: Connection) async throws {
         try await connection.query("""
             UPDATE jobs SET status = 'cancelled', finished_at = now(), last_error = $2
-            WHERE status = 'queued' AND payload->>'work_item' = $1
+            WHERE status = 'queued' AND kind = $3 AND payload->>'work_item' = $1
             """,
-            [workItem, reason])
+            [workItem, reason, Self.stageJobKind])
         // A merge in progress is not interrupted (half a merge is worse than a finished one): it
         // finishes, and its job then finds the task cancelled and stops there.
-        let running = try await connection.query("""
-            UPDATE jobs SET cancel_requested = true
-            WHERE status = 'running' AND payload->>'work_item' = $1 AND NOT (kind = $2 AND payload->>'stage' = 'merge')
-            RETURNING id
+        try await connection.query("""
+            WITH flagged AS (
+                UPDATE jobs SET cancel_requested = true
+                WHERE status = 'running' AND kind = $2 AND payload->>'work_item' = $1 AND payload->>'stage' <> 'merge'
+                RETURNING id
+            )
+            SELECT pg_notify('orch_cancel', id::text) FROM flagged
             """,
-            [workItem, Self.stageJobKind]).rows.map { try $0.decode("id", as: Int64.self) }
-        for id in running {
-            try await connection.query("SELECT pg_notify('orch_cancel', $1)", [String(id)])
-        }
-        return running
+            [workItem, Self.stageJobKind])
     }
 
     /// STOP/cancel figures for `/queue`: cancelled tasks, cancelled stage jobs, merges a cancel is

@@ -104,4 +104,23 @@ final class TaskStoreTests: XCTestCase {
         XCTAssertEqual(summary.deferred, 1)
         XCTAssertEqual(summary.recent.map(\.workItem), ["ORCH-99", "ORCH-98"])
     }
+
+    /// A cancel stops the task's stage work, not the notifications about what already happened
+    /// (one may be queued behind Telegram's 429, or being sent right now).
+    func testCancelLeavesTheTasksNotificationJobsAlone() async throws {
+        _ = try await createTask("ORCH-98", auto: true)
+        let jobs = JobStore(pool: database.pool)
+        let queued = try await jobs.enqueue(NewJob(kind: "notify.telegram", payload: try JSONB(encoding: ["work_item": "ORCH-98", "text": "analysis passed"]), maxAttempts: 5))!
+        let sending = try await jobs.enqueue(NewJob(kind: "notify.plane_comment", payload: try JSONB(encoding: ["work_item": "ORCH-98"]), runAt: Date().addingTimeInterval(-1), maxAttempts: 5))!
+        try await database.pool.query("UPDATE jobs SET status = 'running', locked_by = 'r1', attempt = 1, claimed_at = now(), lease_expires_at = now() + interval '1 minute' WHERE id = $1", [sending])
+
+        try await tasks.apply(.cancel, workItem: "ORCH-98", actor: "admin", reason: "STOP label")
+        let queuedStatus = try await jobs.job(id: queued)?.status
+        XCTAssertEqual(queuedStatus, .queued)
+        let flagged = try await database.pool.query("SELECT cancel_requested FROM jobs WHERE id = $1", [sending]).rows.first?.decode("cancel_requested", as: Bool.self)
+        XCTAssertEqual(flagged, false)
+        let stageJobs = try await database.pool.query("SELECT status FROM jobs WHERE kind = 'run_stage' AND payload->>'work_item' = 'ORCH-98'").rows
+            .map { try $0.decode("status", as: String.self) }
+        XCTAssertEqual(stageJobs, ["cancelled"], "the stage job is cancelled")
+    }
 }
