@@ -19,6 +19,9 @@ public struct AdvisoryLockKey: Sendable, Hashable, CustomStringConvertible {
         public static let migrations: Int32 = 0x4F52_0002
         /// Per-repository merge leases (keyed by `hashtext(repo)`).
         public static let merge: Int32 = 0x4F52_0003
+        /// Writers of `task_events` hold it shared until they commit; the notifications cursor
+        /// takes it exclusively, so it never reads past an event still being written.
+        public static let taskEvents: Int32 = 0x4F52_0004
     }
 
     /// A key from two integers.

@@ -20,6 +20,9 @@ public struct NotificationStore: Sendable {
     public func enqueueNew(channels: [String], limit: Int = 200) async throws -> Int {
         guard !channels.isEmpty else { return 0 }
         return try await pool.withTransaction { connection in
+            // Waits for transactions still writing events (they hold this lock shared): ids are
+            // taken before commit, so reading now could pass over one that commits later.
+            try await connection.query("SELECT pg_advisory_xact_lock($1, 0)", [AdvisoryLockKey.Namespace.taskEvents])
             try await connection.query("""
                 INSERT INTO notification_cursor (name, last_event_id)
                 SELECT 'task_events', coalesce(max(id), 0) FROM task_events

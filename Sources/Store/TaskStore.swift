@@ -135,11 +135,8 @@ public struct TaskStore: Sendable {
                 RETURNING \(TaskRecord.columns)
                 """,
                 [task.id, next.stage.rawValue, next.status.rawValue, next.track.rawValue]).first!
-            try await connection.query("""
-                INSERT INTO task_events (task_id, event, from_stage, to_stage, from_status, to_status, reason, actor)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                """,
-                [task.id, event.name, task.state.stage.rawValue, next.stage.rawValue, task.state.status.rawValue, next.status.rawValue, reason, actor])
+            try await Self.recordEvent(
+                taskID: task.id, event: event.name, from: task.state, to: next, reason: reason, actor: actor, on: connection)
             // The task's next job is part of the transition: a task that becomes active in a
             // stage (new stage, approval, retry, gate opened) gets that stage's job, exactly once.
             if next.status == .active, next.stage != .done, next.stage != task.state.stage || task.state.status != .active {
@@ -150,6 +147,20 @@ public struct TaskStore: Sendable {
             }
             return try TaskRecord(row: updated)
         }
+    }
+
+    /// Appends a `task_events` row. Its id is taken now but becomes visible only at commit, so a
+    /// later id can commit first: the shared lock, held until this transaction ends, tells the
+    /// notifications cursor (`NotificationStore`) to wait rather than skip past this event.
+    static func recordEvent(
+        taskID: Int64, event: String, from: TaskState, to: TaskState, reason: String?, actor: String, on connection: Connection
+    ) async throws {
+        try await connection.query("SELECT pg_advisory_xact_lock_shared($1, 0)", [AdvisoryLockKey.Namespace.taskEvents])
+        try await connection.query("""
+            INSERT INTO task_events (task_id, event, from_stage, to_stage, from_status, to_status, reason, actor)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            """,
+            [taskID, event, from.stage.rawValue, to.stage.rawValue, from.status.rawValue, to.status.rawValue, reason, actor])
     }
 
     /// Cancels a task's queued stage jobs at once and asks the replicas running its running ones
