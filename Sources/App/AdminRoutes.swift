@@ -240,7 +240,7 @@ struct AdminRoutes: Sendable {
             max_concurrency: configuration.maxConcurrency, poll_interval: configuration.pollInterval.seconds,
             replicas: replicas.map {
                 ReplicaBody(id: $0.id, name: $0.name, host: $0.host, pid: $0.pid, role: $0.role, leader: $0.leaderSince != nil,
-                            heartbeat_age_seconds: ($0.heartbeatAgeSeconds * 1000).rounded() / 1000, started_at: iso($0.startedAt))
+                            heartbeat_age_seconds: rounded($0.heartbeatAgeSeconds, places: 3), started_at: iso($0.startedAt))
             },
             leader: leader,
             resilience: ResilienceBody(
@@ -322,7 +322,7 @@ struct AdminRoutes: Sendable {
         }
         let agentRuns = AgentRunStore(pool: pool)
         let costs = try await agentRuns.costByStage(workItem: workItem).map {
-            StageCost(stage: $0.stage, runs: $0.runs, cost_usd: ($0.costUSD * 1_000_000).rounded() / 1_000_000, input_tokens: $0.input, output_tokens: $0.output)
+            StageCost(stage: $0.stage, runs: $0.runs, cost_usd: rounded($0.costUSD, places: 6), input_tokens: $0.input, output_tokens: $0.output)
         }
         return json(Body(
             task: TaskBody(task), history: history, jobs: try await jobs.jobs(workItem: workItem).map(JobBody.init),
@@ -332,7 +332,7 @@ struct AdminRoutes: Sendable {
                         input_tokens: $0.usage.inputTokens, output_tokens: $0.usage.outputTokens, model: $0.usage.model,
                         log_path: $0.logPath, error: $0.error)
             },
-            cost_by_stage: costs, cost_usd: (costs.reduce(0) { $0 + $1.cost_usd } * 1_000_000).rounded() / 1_000_000))
+            cost_by_stage: costs, cost_usd: rounded(costs.reduce(0) { $0 + $1.cost_usd }, places: 6)))
     }
 
     private func apply(_ event: TaskEvent, to workItem: String) async throws -> Response {
@@ -352,6 +352,13 @@ struct AdminRoutes: Sendable {
 }
 
 /// ISO 8601 with milliseconds, UTC.
+/// `value` rounded to `places` decimals, for JSON figures (seconds to the millisecond, USD to the
+/// micro-dollar).
+func rounded(_ value: Double, places: Int) -> Double {
+    let scale = [1.0, 10.0, 100.0, 1000.0, 10_000.0, 100_000.0, 1_000_000.0][places]
+    return (value * scale).rounded() / scale
+}
+
 func iso(_ date: Date) -> String {
     date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
 }

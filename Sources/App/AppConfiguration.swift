@@ -37,10 +37,10 @@ struct AppConfiguration: Sendable {
     var planeAPI: PlaneAPISettings?
     /// The Gitea REST API (`ORCH_GITEA_API_URL` + `ORCH_GITEA_TOKEN`), for the pipeline's pushes,
     /// pull requests and merges.
-    var giteaAPI: (url: URL, token: String)?
+    var giteaAPI: GiteaSettings?
     /// Telegram notifications (`ORCH_TELEGRAM_BOT_TOKEN` + `ORCH_TELEGRAM_CHAT_ID`; the API URL
     /// defaults to https://api.telegram.org). Unset token = notifications off.
-    var telegram: (url: URL, token: String, chatID: String)?
+    var telegram: TelegramSettings?
     /// Where clones, worktrees and per-run agent logs live (`ORCH_WORKDIR`).
     var workdir: String
     /// Stage instruction templates (`ORCH_PROMPTS_DIR`, else `./prompts` when it exists).
@@ -85,9 +85,13 @@ struct AppConfiguration: Sendable {
         metricsPublic = try env.flag("ORCH_METRICS_PUBLIC", default: false)
         reaperEnabled = try env.flag("ORCH_REAPER_ENABLED", default: true)
         planeAPI = try Self.planeAPI(env)
-        giteaAPI = try env.group(["ORCH_GITEA_API_URL", "ORCH_GITEA_TOKEN"]).map { (try env.httpURL("ORCH_GITEA_API_URL", $0[0]), $0[1]) }
+        giteaAPI = try env.group(["ORCH_GITEA_API_URL", "ORCH_GITEA_TOKEN"]).map {
+            GiteaSettings(baseURL: try env.httpURL("ORCH_GITEA_API_URL", $0[0]), token: $0[1])
+        }
         telegram = try env.group(["ORCH_TELEGRAM_BOT_TOKEN", "ORCH_TELEGRAM_CHAT_ID"]).map {
-            (try env.httpURL("ORCH_TELEGRAM_API_URL", env.string("ORCH_TELEGRAM_API_URL") ?? "https://api.telegram.org"), $0[0], $0[1])
+            TelegramSettings(
+                apiURL: try env.httpURL("ORCH_TELEGRAM_API_URL", env.string("ORCH_TELEGRAM_API_URL") ?? "https://api.telegram.org"),
+                token: $0[0], chatID: $0[1])
         }
         workdir = env.string("ORCH_WORKDIR") ?? FileManager.default.currentDirectoryPath + "/.orchestrator"
         breaker = BreakerSettings(

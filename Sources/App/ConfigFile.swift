@@ -6,14 +6,9 @@ import Yams
 /// Every problem is reported with the key path, e.g. `repos[1].test_command: must be a non-empty list`.
 struct ConfigFile: Sendable, Equatable {
     var repos: [RepositorySettings] = []
-    var agents: [String: AgentSettings] = [:]
-    var labels = LabelSettings()
-
     /// An agent CLI per role.
-    struct AgentSettings: Sendable, Equatable {
-        var command: [String]
-        var timeout: Duration?
-    }
+    var agents: [String: AgentCommand] = [:]
+    var labels = LabelSettings()
 
     private struct Raw: Decodable {
         struct Repo: Decodable {
@@ -99,7 +94,7 @@ struct ConfigFile: Sendable, Equatable {
                 }
                 timeout = parsed
             }
-            file.agents[role] = AgentSettings(command: agent.command, timeout: timeout)
+            file.agents[role] = AgentCommand(command: agent.command, timeout: timeout)
         }
         if let labels = raw.labels {
             file.labels = LabelSettings(auto: labels.auto ?? "auto", bug: labels.bug ?? "bug", stop: labels.stop ?? "STOP")

@@ -83,19 +83,18 @@ extension AdminRoutes {
         let figures = MetricsStore(pool: pool)
         let stages = try await figures.stages()
         let queue = try await figures.queue()
-        let counts = try await jobs.countsByStatus()
         return json(MetricsEnvelope(
             schema_version: Self.metricsSchemaVersion,
             generated_at: iso(Date()),
             clk_tck: sysconf(Int32(_SC_CLK_TCK)),
             stages: stages.map {
-                .init(stage: $0.stage, tasks: $0.tasks, exits: $0.exits, seconds_spent: ($0.secondsSpent * 1000).rounded() / 1000,
-                      avg_seconds: $0.exits > 0 ? (($0.secondsSpent / Double($0.exits)) * 1000).rounded() / 1000 : nil)
+                .init(stage: $0.stage, tasks: $0.tasks, exits: $0.exits, seconds_spent: rounded($0.secondsSpent, places: 3),
+                      avg_seconds: $0.exits > 0 ? rounded($0.secondsSpent / Double($0.exits), places: 3) : nil)
             },
             queue: .init(
-                counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
+                counts: queue.byStatus,
                 by_kind: Dictionary(uniqueKeysWithValues: queue.kinds.map { ($0.kind, $0.counts) }),
-                oldest_ready_seconds: queue.oldestReadySeconds.map { ($0 * 1000).rounded() / 1000 },
+                oldest_ready_seconds: queue.oldestReadySeconds.map { rounded($0, places: 3) },
                 max_concurrency: configuration.maxConcurrency),
             agents: try await liveAgents(),
             cost: try await cost()))
@@ -109,7 +108,7 @@ extension AdminRoutes {
             let local = run.host == host && run.pid.flatMap(ProcStat.startTime) == run.processStart
             return .init(
                 run_id: run.id, work_item: run.workItem, stage: run.stage, role: run.role, replica: run.replicaID, host: run.host,
-                pid: run.pid, runtime_seconds: (now.timeIntervalSince(run.startedAt) * 10).rounded() / 10,
+                pid: run.pid, runtime_seconds: rounded(now.timeIntervalSince(run.startedAt), places: 1),
                 cpu_ticks: local ? run.pid.flatMap(ProcStat.cpuTicks) : nil)
         }
     }
@@ -118,7 +117,7 @@ extension AdminRoutes {
         let store = AgentRunStore(pool: pool)
         let totals = try await store.totals()
         return .init(
-            runs: totals.runs, total_usd: (totals.costUSD * 1_000_000).rounded() / 1_000_000,
+            runs: totals.runs, total_usd: rounded(totals.costUSD, places: 6),
             tokens: .init(input: totals.input, output: totals.output, cache_read: totals.cacheRead, cache_write: totals.cacheWrite),
             recent_runs: try await store.recent(limit: 50).map {
                 .init(run_id: $0.id, work_item: $0.workItem, stage: $0.stage, cost_usd: $0.usage.costUSD,

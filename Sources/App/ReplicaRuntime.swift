@@ -57,7 +57,7 @@ enum ReplicaRuntime {
         }
 
         let notifier = Notifier(
-            telegram: configuration.telegram.map { TelegramSettings(apiURL: $0.url, token: $0.token, chatID: $0.chatID) },
+            telegram: configuration.telegram,
             plane: configuration.planeAPI)
         let alerts = notifier.alerts(pool: pool)
         try await AgentOrphans.reapAtStartup(
@@ -75,9 +75,9 @@ enum ReplicaRuntime {
             registry.register(StageRunner(
                 settings: .init(
                     repos: configuration.file.repos,
-                    agents: configuration.file.agents.mapValues { AgentCommand(command: $0.command, timeout: $0.timeout) },
+                    agents: configuration.file.agents,
                     promptTemplates: configuration.promptsDirectory, breaker: configuration.breaker,
-                    gitea: configuration.giteaAPI.map { GiteaSettings(baseURL: $0.url, token: $0.token) },
+                    gitea: configuration.giteaAPI,
                     ciPollInterval: configuration.ciPollInterval),
                 pool: pool,
                 launcher: AgentLauncher(
@@ -101,16 +101,17 @@ enum ReplicaRuntime {
             interval: configuration.heartbeatInterval, lease: configuration.heartbeatTTL, jobs: jobs, replicas: replicas, logger: logger,
             onCancelRequested: { runningWorker?.cancel(jobIDs: $0) }))
         if role.runsWorkers {
-            services.append(LeaderElector(
-                replicaID: replicaID, pool: pool, interval: configuration.electionInterval,
-                duties: (configuration.reaperEnabled ? QueueMaintenance.duties(
+            var duties: [LeaderDuty] = []
+            if configuration.reaperEnabled {
+                duties += QueueMaintenance.duties(
                     pool: pool, replicaID: replicaID, heartbeatInterval: configuration.heartbeatInterval,
                     heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention, logger: logger)
-                    + [AgentOrphans.duty(
-                        pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL, alerts: alerts, logger: logger)]
-                    : [])
-                    + (notifier.channels.isEmpty ? [] : [notifier.duty(pool: pool, interval: .seconds(1))]),
-                logger: logger))
+                duties.append(AgentOrphans.duty(
+                    pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL, alerts: alerts, logger: logger))
+            }
+            if !notifier.channels.isEmpty { duties.append(notifier.duty(pool: pool, interval: .seconds(1))) }
+            services.append(LeaderElector(
+                replicaID: replicaID, pool: pool, interval: configuration.electionInterval, duties: duties, logger: logger))
         }
         if let worker { services.append(worker) }
         if role.servesHTTP {

@@ -53,7 +53,7 @@ public struct AgentRun: Sendable {
 
     static let columns = """
         id, work_item, stage, role, replica_id, host, pid, process_start, log_path, started_at, ended_at, exit_code, timed_out, \
-        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd::float8 AS cost_usd, model, result_subtype, \
+        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, result_subtype, \
         num_turns, is_error, error
         """
 
@@ -195,7 +195,7 @@ public struct AgentRunStore: Sendable {
             WHERE a.ended_at IS NULL AND NOT EXISTS (
                 SELECT 1 FROM replicas r WHERE r.id = a.replica_id AND r.stopped_at IS NULL
                   AND r.heartbeat_at >= now() - make_interval(secs => $1::float8))
-            RETURNING \(AgentRun.columns.replacingOccurrences(of: "cost_usd::float8", with: "a.cost_usd::float8"))
+            RETURNING \(AgentRun.columns)
             """,
             [staleAfter]).rows.map(AgentRun.init(row:))
     }

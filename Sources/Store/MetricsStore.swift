@@ -56,14 +56,19 @@ public struct MetricsStore: Sendable {
     }
 
     /// Queue figures: jobs by kind and status, and the age of the oldest job ready to run.
-    public func queue() async throws -> (kinds: [KindFigures], oldestReadySeconds: Double?) {
+    public func queue() async throws -> (kinds: [KindFigures], byStatus: [String: Int], oldestReadySeconds: Double?) {
         var kinds: [String: [String: Int]] = [:]
+        // Every status present, zero when no job has it; from the same rows as the kinds.
+        var byStatus = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0.rawValue, 0) })
         for row in try await pool.query("SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status ORDER BY kind").rows {
-            kinds[try row.decode("kind"), default: [:]][try row.decode("status")] = try row.decode("n")
+            let status: String = try row.decode("status")
+            let count: Int = try row.decode("n")
+            kinds[try row.decode("kind"), default: [:]][status] = count
+            byStatus[status, default: 0] += count
         }
         let oldest: Double? = try await pool.query("""
             SELECT extract(epoch FROM now() - min(run_at))::float8 AS age FROM jobs WHERE status = 'queued' AND run_at <= now()
             """).first!.decode("age")
-        return (kinds.keys.sorted().map { KindFigures(kind: $0, counts: kinds[$0]!) }, oldest)
+        return (kinds.keys.sorted().map { KindFigures(kind: $0, counts: kinds[$0]!) }, byStatus, oldest)
     }
 }

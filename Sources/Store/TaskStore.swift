@@ -101,8 +101,7 @@ public struct TaskStore: Sendable {
             let attempt: Int
             let feedback: String?
         }
-        let payload = JSONB(text: String(decoding: try JSONEncoder().encode(
-            Payload(work_item: workItem, stage: stage.rawValue, attempt: attempt, feedback: feedback)), as: UTF8.self))
+        let payload = try JSONB(encoding: Payload(work_item: workItem, stage: stage.rawValue, attempt: attempt, feedback: feedback))
         try await JobStore(pool: pool).enqueue(
             [NewJob(kind: Self.stageJobKind, payload: payload, maxAttempts: 5, dedupeKey: "stage:\(workItem):\(stage.rawValue):\(attempt)")],
             on: connection)
@@ -313,6 +312,14 @@ public struct TaskStore: Sendable {
         try await pool.query(
             "SELECT \(TaskRecord.columns) FROM tasks WHERE status <> 'done' ORDER BY created_at DESC, id DESC LIMIT $1", [limit]
         ).rows.map(TaskRecord.init(row:))
+    }
+
+    /// How many times `event` happened to the task (e.g. review rounds).
+    public func eventCount(workItem: String, event: TaskEvent) async throws -> Int {
+        try await pool.query("""
+            SELECT count(*) AS n FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE t.work_item = $1 AND e.event = $2
+            """,
+            [workItem, event.name]).first!.decode("n")
     }
 
     /// One task by work item.

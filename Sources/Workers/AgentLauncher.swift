@@ -104,10 +104,15 @@ public struct AgentLauncher: Sendable {
 
     /// The child's environment: the allowlist from this process plus the task's `ORCH_*` variables.
     static func environment(variables: [String: String], runID: Int64) -> [String: String] {
-        var environment = ProcessInfo.processInfo.environment.filter { inheritedEnvironment.contains($0.key) }
-        for (key, value) in variables where key.hasPrefix("ORCH_") { environment[key] = value }
-        environment["ORCH_RUN_ID"] = String(runID)
-        return environment
+        var task = variables.filter { $0.key.hasPrefix("ORCH_") }
+        task["ORCH_RUN_ID"] = String(runID)
+        return inheritedEnvironment(adding: task)
+    }
+
+    /// The allowlisted part of this process's environment (`inheritedEnvironment`) plus `extra`:
+    /// what every child (agent, git, test and deploy commands) starts with.
+    static func inheritedEnvironment(adding extra: [String: String]) -> [String: String] {
+        ProcessInfo.processInfo.environment.filter { inheritedEnvironment.contains($0.key) }.merging(extra) { _, new in new }
     }
 
     /// Runs the agent to its end (exit, timeout or cancellation of the calling task) and records it.

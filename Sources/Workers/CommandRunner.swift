@@ -22,9 +22,7 @@ struct CommandRunner: Sendable {
 
     /// The orchestrator's allowlisted environment plus `extra`.
     init(extra: [String: String] = [:]) {
-        var environment = ProcessInfo.processInfo.environment.filter { AgentLauncher.inheritedEnvironment.contains($0.key) }
-        for (key, value) in extra { environment[key] = value }
-        self.environment = environment
+        environment = AgentLauncher.inheritedEnvironment(adding: extra)
     }
 
     /// Runs and returns exit code and output (which ends with a note when the command was killed

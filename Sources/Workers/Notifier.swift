@@ -182,7 +182,7 @@ public struct Alerts: Sendable {
     public func raise(_ text: String, key: String) async {
         guard let jobs else { return }
         _ = try? await jobs.enqueue(NewJob(
-            kind: Self.jobKind, payload: JSONB(text: String(decoding: (try? JSONEncoder().encode(["text": text])) ?? Data("{}".utf8), as: UTF8.self)),
+            kind: Self.jobKind, payload: (try? JSONB(encoding: ["text": text])) ?? JSONB(text: "{}"),
             maxAttempts: 10, dedupeKey: "alert:\(key)"))
     }
 }

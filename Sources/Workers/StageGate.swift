@@ -19,16 +19,16 @@ struct StageGate: Sendable {
     var testTimeout: Duration = .seconds(1800)
 
     func check(_ stage: TaskStage, workItem: String, worktree: String, repo: RepositorySettings) async throws -> GateVerdict {
-        let taskDocs = "\(worktree)/docs/tasks/\(workItem)"
+        let taskDocs = Workspace.taskDocs(workItem: workItem)
         func document(_ name: String) -> String? {
-            (try? String(contentsOfFile: "\(taskDocs)/\(name)", encoding: .utf8))
+            (try? String(contentsOfFile: "\(worktree)/\(taskDocs)/\(name)", encoding: .utf8))
                 .flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : $0 }
         }
         switch stage {
         case .analysis:
-            return document("spec.md") != nil ? .pass("spec.md written") : .fail("docs/tasks/\(workItem)/spec.md is missing or empty")
+            return document("spec.md") != nil ? .pass("spec.md written") : .fail("\(taskDocs)/spec.md is missing or empty")
         case .architecture:
-            return document("design.md") != nil ? .pass("design.md written") : .fail("docs/tasks/\(workItem)/design.md is missing or empty")
+            return document("design.md") != nil ? .pass("design.md written") : .fail("\(taskDocs)/design.md is missing or empty")
         case .development:
             let commits = try await workspace.newCommits(worktree: worktree, repo: repo)
             guard commits > 0 else { return .fail("no new commits on \(Workspace.branch(workItem: workItem)) compared with \(repo.defaultBranch)") }
@@ -40,7 +40,7 @@ struct StageGate: Sendable {
             }
             return .pass("\(commits) new commit(s)" + (repo.testCommand == nil ? "" : ", tests pass"))
         case .review:
-            guard let review = document("review.md") else { return .fail("docs/tasks/\(workItem)/review.md is missing or empty") }
+            guard let review = document("review.md") else { return .fail("\(taskDocs)/review.md is missing or empty") }
             let verdict = review.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             switch verdict {
             case "APPROVE": return .pass("review approved")

@@ -35,9 +35,10 @@ public struct StagePrompt: Sendable {
 
             """
         for (name, file) in [("Specification", "spec.md"), ("Design", "design.md"), ("Last review", "review.md")] {
-            let path = "\(worktree)/docs/tasks/\(task.workItem)/\(file)"
+            let docs = Workspace.taskDocs(workItem: task.workItem)
+            let path = "\(worktree)/\(docs)/\(file)"
             if let text = try? String(contentsOfFile: path, encoding: .utf8), !text.isEmpty {
-                prompt += "\n## \(name) (docs/tasks/\(task.workItem)/\(file))\n\n\(text.prefix(20_000))\n"
+                prompt += "\n## \(name) (\(docs)/\(file))\n\n\(text.prefix(20_000))\n"
             }
         }
         if let feedback, !feedback.isEmpty {

@@ -186,7 +186,7 @@ public struct StageRunner: Sendable {
             prompt: prompt.build(task: task, stage: stage, worktree: worktree, feedback: feedback), directory: worktree,
             variables: [
                 "ORCH_WORK_ITEM": task.workItem, "ORCH_STAGE": stage.rawValue, "ORCH_ROLE": role, "ORCH_REPO": repo.repo,
-                "ORCH_BRANCH": Workspace.branch(workItem: task.workItem), "ORCH_TASK_DIR": "docs/tasks/\(task.workItem)",
+                "ORCH_BRANCH": Workspace.branch(workItem: task.workItem), "ORCH_TASK_DIR": Workspace.taskDocs(workItem: task.workItem),
             ],
             workItem: task.workItem, jobID: jobID, stage: stage.rawValue, role: role))
         if outcome.cancelled { throw CancellationError() }
@@ -209,12 +209,14 @@ public struct StageRunner: Sendable {
         try await workspace.commitAll(worktree: worktree, message: "\(task.workItem) \(stage.rawValue): agent run \(outcome.runID)")
         try await workspace.push(worktree: worktree, workItem: task.workItem)
         try? await launcher.runs.recordGitTimings(id: outcome.runID, workspace: workspaceTime, after: clock.now - committing)
-        try await tasks.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: try await workspace.head(worktree: worktree))
+        let head = try await workspace.head(worktree: worktree)
+        try await tasks.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: head)
 
-        var verdict = try await gate.check(stage, workItem: task.workItem, worktree: worktree, repo: repo)
-        if !outcome.succeeded {
-            verdict = .fail(outcome.timedOut ? "the agent timed out (run \(outcome.runID))" : "the agent exited \(outcome.exitCode) (run \(outcome.runID), log \(outcome.logPath))")
-        }
+        // A failed agent fails the stage whatever its files say: its gate (maybe a long
+        // test_command) is not run.
+        let verdict: GateVerdict = outcome.succeeded
+            ? try await gate.check(stage, workItem: task.workItem, worktree: worktree, repo: repo)
+            : .fail(outcome.timedOut ? "the agent timed out (run \(outcome.runID))" : "the agent exited \(outcome.exitCode) (run \(outcome.runID), log \(outcome.logPath))")
         switch verdict {
         case .pass(let reason):
             var reason = reason
@@ -222,7 +224,6 @@ public struct StageRunner: Sendable {
                 let pull = try await GiteaClient(settings: gitea).openOrFindPullRequest(
                     repo: repo.repo, head: Workspace.branch(workItem: task.workItem), base: repo.defaultBranch,
                     title: "\(task.workItem): \(task.title)", body: "Opened by the orchestrator for \(task.workItem).\n\n\(task.description.prefix(2000))")
-                let head = try await workspace.head(worktree: worktree)
                 try await tasks.recordPullRequest(workItem: task.workItem, number: pull.number, headSHA: head, mergeSHA: nil)
                 reason += ", PR #\(pull.number)"
             }
@@ -230,7 +231,7 @@ public struct StageRunner: Sendable {
         case .fail(let reason):
             try await fail(task, reason: reason, attempt: attempt, logger: logger)
         case .changesRequested(let review):
-            let rounds = try await tasks.history(workItem: task.workItem).filter { $0.event == TaskEvent.changesRequested.name }.count
+            let rounds = try await tasks.eventCount(workItem: task.workItem, event: .changesRequested)
             if rounds >= settings.maxReviewRounds {
                 try await failFinally(task, reason: "review requested changes \(rounds + 1) times (limit \(settings.maxReviewRounds))", logger: logger)
             } else {
@@ -258,19 +259,20 @@ public struct StageRunner: Sendable {
         default:
             throw JobPostponed(until: Date().addingTimeInterval(settings.ciPollInterval.seconds), reason: "waiting for CI on \(head.prefix(12)) of PR #\(number)")
         }
+        let pull: (merged: Bool, mergeSHA: String?, headSHA: String?)
         switch try await client.merge(repo: repo.repo, number: number, headSHA: head, message: "Merge \(Workspace.branch(workItem: task.workItem)) (\(task.workItem))") {
         case .merged:
-            break
+            pull = try await client.pullRequest(repo: repo.repo, number: number)
         case .notMergeable(let message):
             // A retried job finds the PR merged already: that is success, not a hold.
-            guard try await client.pullRequest(repo: repo.repo, number: number).merged else {
+            pull = try await client.pullRequest(repo: repo.repo, number: number)
+            guard pull.merged else {
                 try await tasks.apply(.held, workItem: task.workItem, actor: "system", reason: "PR #\(number) not mergeable: \(message.prefix(300))")
                 return
             }
         case .staleHead:
             throw GiteaAPIError(description: "PR #\(number) head moved past \(head.prefix(12)); checking again", isRetryable: true)
         }
-        let pull = try await client.pullRequest(repo: repo.repo, number: number)
         if let sha = pull.mergeSHA { try await tasks.recordMerge(workItem: task.workItem, sha: sha) }
         try await pass(task, reason: "PR #\(number) merged" + (pull.mergeSHA.map { " as \($0.prefix(12))" } ?? ""), logger: logger)
     }

@@ -169,8 +169,9 @@ public struct WebhookProcessor: Sendable {
         guard let ref = object["ref"] as? String, let after = object["after"] as? String else {
             throw PermanentJobFailure("Gitea push event without ref or after")
         }
-        guard ref.hasPrefix("refs/heads/orch/") else { return ("processed", "push to \(ref): not a task branch") }
-        let workItem = String(ref.dropFirst("refs/heads/orch/".count))
+        guard ref.hasPrefix("refs/heads/"), let workItem = Workspace.workItem(fromBranch: String(ref.dropFirst("refs/heads/".count))) else {
+            return ("processed", "push to \(ref): not a task branch")
+        }
         if after.allSatisfy({ $0 == "0" }) { return ("processed", "\(workItem): branch deleted") }
         guard try await tasks.recordPush(workItem: workItem, repo: repo, headSHA: after) else {
             return ("ignored", "no task \(workItem) in \(repo)")
@@ -182,10 +183,9 @@ public struct WebhookProcessor: Sendable {
         guard let pull = object["pull_request"] as? [String: Any], let head = pull["head"] as? [String: Any],
               let sha = head["sha"] as? String, let number = (object["number"] as? NSNumber)?.intValue
         else { throw PermanentJobFailure("Gitea pull_request event without pull_request.head.sha or number") }
-        guard let ref = head["ref"] as? String, ref.hasPrefix("orch/") else {
+        guard let workItem = (head["ref"] as? String).flatMap(Workspace.workItem(fromBranch:)) else {
             return ("ignored", "pull request #\(number) is not from an orch/<WORK-ITEM> branch")
         }
-        let workItem = String(ref.dropFirst("orch/".count))
         let merged = (pull["merged"] as? Bool) == true
         let mergeSHA = merged ? pull["merge_commit_sha"] as? String : nil
         guard try await tasks.recordPullRequest(workItem: workItem, number: number, headSHA: sha, mergeSHA: mergeSHA) else {

@@ -23,11 +23,24 @@ public struct Workspace: Sendable {
     /// The task branch.
     public static func branch(workItem: String) -> String { "orch/\(workItem)" }
 
+    /// The work item a task branch (`orch/<WI>`) belongs to; nil for any other branch.
+    public static func workItem(fromBranch branch: String) -> String? {
+        branch.hasPrefix("orch/") ? String(branch.dropFirst("orch/".count)) : nil
+    }
+
+    /// Where a task's documents (spec, design, review) live in its worktree, relative to it.
+    public static func taskDocs(workItem: String) -> String { "docs/tasks/\(workItem)" }
+
     func clonePath(_ repo: RepositorySettings) -> String { "\(root)/repos/\(repo.repo).git" }
 
     /// Where a task's worktree lives.
     public func worktreePath(_ repo: RepositorySettings, workItem: String) -> String {
-        "\(root)/worktrees/\(repo.repo.replacingOccurrences(of: "/", with: "__"))/\(workItem)"
+        "\(worktreesDirectory(repo))/\(workItem)"
+    }
+
+    /// The folder holding a repository's task worktrees (one per work item).
+    func worktreesDirectory(_ repo: RepositorySettings) -> String {
+        "\(root)/worktrees/\(repo.repo.replacingOccurrences(of: "/", with: "__"))"
     }
 
     /// Fetches the repository (cloning it the first time) and gives the task a fresh worktree on

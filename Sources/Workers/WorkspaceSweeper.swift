@@ -36,7 +36,7 @@ public struct WorkspaceSweeper: Service {
     public func sweep() async -> [String] {
         var removed: [String] = []
         for repo in repos {
-            let directory = (workspace.worktreePath(repo, workItem: "x") as NSString).deletingLastPathComponent
+            let directory = workspace.worktreesDirectory(repo)
             let workItems = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
             for workItem in workItems {
                 do {

@@ -147,7 +147,7 @@ final class PlaneProjectLookupTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("ORCH_TELEGRAM_CHAT_ID"), "\(error)")
         }
         let telegram = try AppConfiguration(environment: ["ORCH_TELEGRAM_BOT_TOKEN": "t", "ORCH_TELEGRAM_CHAT_ID": "42"]).telegram
-        XCTAssertEqual(telegram?.url.absoluteString, "https://api.telegram.org")
+        XCTAssertEqual(telegram?.apiURL.absoluteString, "https://api.telegram.org")
         XCTAssertEqual(try AppConfiguration(environment: ["ORCH_WORKDIR": "/srv/orch"]).workdir, "/srv/orch")
     }
 }
