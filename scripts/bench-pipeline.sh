@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
-ensure_packages
+ensure_packages git curl
 
 tasks="${TASKS:-50}"
 pids=()
@@ -26,13 +26,7 @@ trap cleanup EXIT
 bench_database_and_binary
 
 remote="$work/remote.git"
-git init --quiet --bare --initial-branch=main "$remote"
-seed="$work/seed"
-git init --quiet --initial-branch=main "$seed"
-echo "# bench" >"$seed/README.md"
-git -C "$seed" add -A
-git -C "$seed" -c user.name=b -c user.email=b@b commit --quiet -m initial
-git -C "$seed" push --quiet "$remote" main
+seed_bare_remote "$remote" "# bench"
 python="$(command -v /usr/bin/python3 || command -v python3)"
 cat >"$work/config.yaml" <<YAML
 repos:
@@ -49,7 +43,7 @@ port="$(free_port)"
 ORCH_CONFIG="$work/config.yaml" ORCH_WORKDIR="$work/work" ORCH_PLANE_WEBHOOK_SECRET=bench ORCH_PORT="$port" \
   ORCH_HOST=127.0.0.1 ORCH_LOG_LEVEL=warning ORCH_MAX_CONCURRENCY="${CONCURRENCY:-4}" "$bin" serve --no-migrate >"$work/replica.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+wait_ready "http://127.0.0.1:$port/health/ready" "$work/replica.log"
 
 echo "== $tasks tasks (auto, full track: 4 agent stages each) on one replica, example agent, local git remote"
 started=$(date +%s.%N)

@@ -8,8 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
-ensure_packages
-command -v wrk >/dev/null 2>&1 || { log "installing wrk"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+ensure_packages wrk curl
 
 pids=()
 cleanup() {
@@ -45,8 +44,7 @@ start_replica() {
   ORCH_PLANE_WEBHOOK_SECRET="$secret" ORCH_LOG_LEVEL=warning "$bin" serve --role api --host 127.0.0.1 --port "$port" --no-migrate \
     >"$work/replica-$port.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  log "replica on $port did not start"; cat "$work/replica-$port.log"; return 1
+  wait_ready "http://127.0.0.1:$port/health" "$work/replica-$port.log"
 }
 
 rows() { psql -X -A -t -c "SELECT count(*) FROM webhook_deliveries"; }

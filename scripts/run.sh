@@ -14,8 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 
-ensure_packages
-command -v git >/dev/null || { log "installing git"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git >/dev/null; }
+ensure_packages git curl
 
 run_dir="${ORCH_RUN_DIR:-$PWD/.run}"
 mkdir -p "$run_dir"
@@ -59,14 +58,7 @@ mkdir -p "$demo"
 remote="$demo/remote.git"
 if [ ! -d "$remote" ]; then
   log "creating the demo remote $remote"
-  git init --quiet --bare --initial-branch=main "$remote"
-  seed="$(mktemp -d)"
-  git -C "$seed" init --quiet --initial-branch=main
-  printf '# Demo project\n\nChanged only by the orchestrator demo.\n' >"$seed/README.md"
-  git -C "$seed" add -A
-  git -C "$seed" -c user.name=demo -c user.email=demo@localhost commit --quiet -m "initial commit"
-  git -C "$seed" push --quiet "$remote" main
-  rm -rf "$seed"
+  seed_bare_remote "$remote" "$(printf '# Demo project\n\nChanged only by the orchestrator demo.')"
 fi
 python="$(command -v /usr/bin/python3 || command -v python3)"
 cat >"$demo/orchestrator.yaml" <<EOF
@@ -94,8 +86,9 @@ for name in a b; do
     "$binary" serve --no-migrate >"$demo/replica-$name.log" 2>&1 &
   pids+=($!)
 done
-for p in "${ports[@]}"; do
-  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$p/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+for i in "${!ports[@]}"; do
+  name=$([ "$i" -eq 0 ] && echo a || echo b)
+  wait_ready "http://127.0.0.1:${ports[$i]}/health/ready" "$demo/replica-$name.log"
 done
 log "replicas ready: http://127.0.0.1:${ports[0]} and http://127.0.0.1:${ports[1]} (logs in $demo/replica-*.log)"
 

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 
-ensure_packages
+# git: the pipeline and launcher tests drive real repositories.
+ensure_packages git
 
 trap throwaway_pg_stop EXIT
 if [ -z "${ORCH_TEST_DATABASE_URL:-}" ]; then

@@ -3,9 +3,12 @@
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# Installs the Debian packages the build and tests need, if any is missing.
+# ensure_packages [COMMAND...]: installs the Debian packages the build and tests need, if any
+# is missing, and the package of each COMMAND not on PATH (named like the command: git, wrk).
+# Uses sudo when not root.
 ensure_packages() {
-  local missing=()
+  local missing=() command
+  for command in "$@"; do command -v "$command" >/dev/null 2>&1 || missing+=("$command"); done
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
   [ -f /usr/include/openssl/hmac.h ] || missing+=(libssl-dev)
@@ -18,6 +21,30 @@ ensure_packages() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+}
+
+# wait_ready URL LOG: waits up to 20 s for URL to answer 2xx; otherwise prints LOG (the server's
+# output) and fails.
+wait_ready() {
+  local url="$1" output="$2"
+  for _ in $(seq 1 200); do curl -fsS "$url" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  log "$url did not answer in 20 s; its log ($output):"
+  tail -n 50 "$output" >&2
+  return 1
+}
+
+# seed_bare_remote DIR TEXT: creates a bare repository at DIR whose main branch has one commit,
+# a README.md holding TEXT (the stand-in remote of the demo and the pipeline benchmark).
+seed_bare_remote() {
+  local remote="$1" text="$2" seed
+  git init --quiet --bare --initial-branch=main "$remote"
+  seed="$(mktemp -d)"
+  git -C "$seed" init --quiet --initial-branch=main
+  printf '%s\n' "$text" >"$seed/README.md"
+  git -C "$seed" add -A
+  git -C "$seed" -c user.name=orchestrator -c user.email=orchestrator@localhost commit --quiet -m "initial commit"
+  git -C "$seed" push --quiet "$remote" main
+  rm -rf "$seed"
 }
 
 # Prints the directory holding initdb/pg_ctl (PATH first, then Debian's versioned layout).
