@@ -13,9 +13,10 @@ public struct DiagnosticStore: Sendable {
         self.pool = pool
     }
 
-    /// Creates `diag_executions` if missing.
+    /// Creates `diag_executions` if missing. Under the migrator's lock: two replicas starting at
+    /// once would otherwise both pass IF NOT EXISTS and collide creating it (42P07/23505).
     public func prepare() async throws {
-        do {
+        try await pool.withAdvisoryLock(AdvisoryLockKey(namespace: AdvisoryLockKey.Namespace.migrations, key: 1)) { _ in
             try await pool.withConnection { connection in
                 try await connection.execute("""
                     CREATE TABLE IF NOT EXISTS diag_executions (
@@ -23,9 +24,6 @@ public struct DiagnosticStore: Sendable {
                         started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL DEFAULT now())
                     """)
             }
-        } catch let error as PostgresError where ["42P07", "42710", "23505"].contains(error.sqlState ?? "") {
-            // Two replicas starting at once both passed IF NOT EXISTS; the other one created it
-            // (its row type or catalog entry collided with ours). The table is there: done.
         }
     }
 
