@@ -248,7 +248,7 @@ struct AdminRoutes: Sendable {
                 open_until: breaker.isOpen ? breaker.openUntil.map(iso) : nil, failures_in_window: breaker.failures,
                 threshold: settings.threshold, window_seconds: settings.window.seconds, cooldown_seconds: settings.cooldown.seconds,
                 opened_count: breaker.openedCount, last_reason: breaker.lastReason,
-                postponed_jobs: try await jobs.countPostponed(kind: TaskStore.stageJobKind)),
+                postponed_jobs: try await jobs.countPostponed(kind: TaskStore.stageJobKind, reasonPrefix: BreakerSettings.postponeReason)),
             stop: StopBody(
                 label: configuration.file.labels.stop, cancelled_tasks: stop.tasks, cancelled_stage_jobs: stop.jobs, deferred: stop.deferred,
                 recent: stop.recent.map { Cancellation(work_item: $0.workItem, actor: $0.actor, reason: $0.reason, at: iso($0.at)) }),

@@ -175,19 +175,22 @@ public struct JobStore: Sendable {
                 UPDATE jobs SET status = 'queued', run_at = $4, max_attempts = max_attempts + 1, last_error = $5,
                        lease_expires_at = NULL
                 WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempt = $3
-                RETURNING queue
+                RETURNING queue, run_at
             )
-            SELECT count(*) AS n, (SELECT count(*) FROM (SELECT pg_notify('orch_jobs', queue) FROM postponed) notified) AS notified FROM postponed
+            SELECT count(*) AS n,
+                   (SELECT count(*) FROM (SELECT pg_notify('orch_jobs', queue) FROM postponed WHERE run_at <= now()) notified) AS notified
+            FROM postponed
             """,
             [lease.jobID, lease.replicaID, lease.attempt, until, reason]).first!.decode("n", as: Int.self) == 1
     }
 
-    /// Queued jobs of `kind` waiting because they were postponed (a circuit breaker).
-    public func countPostponed(kind: String) async throws -> Int {
+    /// Queued jobs of `kind` waiting because they were postponed with a reason starting with
+    /// `reasonPrefix` (e.g. the circuit breaker's).
+    public func countPostponed(kind: String, reasonPrefix: String) async throws -> Int {
         try await pool.query("""
-            SELECT count(*) AS n FROM jobs WHERE status = 'queued' AND kind = $1 AND run_at > now() AND last_error LIKE 'circuit breaker open%'
+            SELECT count(*) AS n FROM jobs WHERE status = 'queued' AND kind = $1 AND run_at > now() AND starts_with(last_error, $2)
             """,
-            [kind]).first!.decode("n")
+            [kind, reasonPrefix]).first!.decode("n")
     }
 
     /// Records a failed attempt: back to the queue after `retryDelay` while attempts remain (and

@@ -107,22 +107,14 @@ public struct TaskStore: Sendable {
             on: connection)
     }
 
-    /// Enqueues a retry of the task's current stage with the gate's feedback, if the task is still
-    /// active in that stage.
-    public func retryStage(_ stage: TaskStage, workItem: String, attempt: Int, feedback: String) async throws {
-        try await pool.withTransaction { connection in
-            guard let row = try await connection.query(
-                "SELECT stage, status FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]).first,
-                try row.decode("stage", as: String.self) == stage.rawValue, try row.decode("status", as: String.self) == "active"
-            else { return }
-            try await enqueueStage(stage, workItem: workItem, attempt: attempt, feedback: feedback, on: connection)
-        }
-    }
-
     /// Applies a state-machine event under a row lock and records it in `task_events`, in one
     /// transaction. Throws `IllegalTransition` (nothing changed) or returns the new task.
+    /// `retry` (a gate failure that is not final) enqueues the stage's next try with the gate's
+    /// feedback in the same transaction, when the task is still active.
     @discardableResult
-    public func apply(_ event: TaskEvent, workItem: String, actor: String, reason: String? = nil) async throws -> TaskRecord? {
+    public func apply(
+        _ event: TaskEvent, workItem: String, actor: String, reason: String? = nil, retry: (attempt: Int, feedback: String)? = nil
+    ) async throws -> TaskRecord? {
         try await pool.withTransaction { connection in
             guard let row = try await connection.query(
                 "SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]).first
@@ -140,6 +132,8 @@ public struct TaskStore: Sendable {
             // stage (new stage, approval, retry, gate opened) gets that stage's job, exactly once.
             if next.status == .active, next.stage != .done, next.stage != task.state.stage || task.state.status != .active {
                 try await enqueueStage(next.stage, workItem: workItem, on: connection)
+            } else if let retry, next.status == .active {
+                try await enqueueStage(next.stage, workItem: workItem, attempt: retry.attempt, feedback: retry.feedback, on: connection)
             }
             if next.status == .cancelled {
                 try await Self.cancelJobs(workItem: workItem, reason: reason ?? "task cancelled", on: connection)

@@ -10,6 +10,16 @@ enum OutboundHTTP {
         let description: String
     }
 
+    /// One session for every call, so connections to the same server are reused; no cookies and
+    /// no cache, as each call stands alone. Timeouts are per request.
+    private static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpCookieStorage = nil
+        configuration.httpShouldSetCookies = false
+        configuration.urlCache = nil
+        return URLSession(configuration: configuration)
+    }()
+
     static func send(
         _ method: String, _ url: URL, headers: [String: String] = [:], json body: Any? = nil, timeout: Duration = .seconds(10)
     ) async throws -> (status: Int, body: Data) {
@@ -20,8 +30,6 @@ enum OutboundHTTP {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.httpBody = try JSONSerialization.data(withJSONObject: body)
         }
-        let session = URLSession(configuration: .ephemeral)
-        defer { session.finishTasksAndInvalidate() }
         do {
             let (data, response) = try await session.data(for: request)
             return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)

@@ -17,6 +17,9 @@ public struct AgentCommand: Sendable, Equatable {
 /// The agents' circuit breaker: `threshold` transient failures (any replica) within `window` open
 /// it for `cooldown`, during which agent stage jobs wait instead of running.
 public struct BreakerSettings: Sendable, Equatable {
+    /// How the jobs it postpones start their `last_error` (`/queue` counts them by it).
+    public static let postponeReason = "circuit breaker open after repeated transient agent failures"
+
     public var enabled: Bool
     public var threshold: Int
     public var window: Duration
@@ -174,7 +177,7 @@ public struct StageRunner: Sendable {
         if settings.breaker.enabled {
             let breaker = try await breakers.state(name: BreakerSettings.name)
             if breaker.isOpen, let until = breaker.openUntil {
-                throw JobPostponed(until: until, reason: "circuit breaker open after repeated transient agent failures: \(breaker.lastReason ?? "")")
+                throw JobPostponed(until: until, reason: "\(BreakerSettings.postponeReason): \(breaker.lastReason ?? "")")
             }
         }
         let clock = ContinuousClock()
@@ -312,8 +315,9 @@ public struct StageRunner: Sendable {
             try await failFinally(task, reason: reason, logger: logger)
             return
         }
-        try await tasks.apply(.stageFailed(final: false), workItem: task.workItem, actor: "system", reason: String(reason.prefix(2000)))
-        try await tasks.retryStage(task.state.stage, workItem: task.workItem, attempt: attempt + 1, feedback: reason)
+        try await tasks.apply(
+            .stageFailed(final: false), workItem: task.workItem, actor: "system", reason: String(reason.prefix(2000)),
+            retry: (attempt + 1, reason))
         logger.warning("gate failed; stage retried with the feedback", metadata: ["gate.reason": "\(reason.prefix(300))", "gate.attempt": "\(attempt + 1)"])
     }
 
