@@ -21,23 +21,20 @@ final class DuplicateDeliveryTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        for server in servers { await server.stop() }
-        if testRun?.hasSucceeded == false {
-            for server in servers { print("---- \(server.name) output ----\n\(server.output.suffix(4000))") }
-        }
+        await OrchestratorProcess.stopAll(servers, testFailed: testRun?.hasSucceeded == false)
         servers = []
         await database?.drop()
     }
 
-    private func startReplica(_ name: String, port: Int, config: URL) throws -> URL {
-        servers.append(try OrchestratorProcess(
-            name: name, databaseURL: database.url,
-            arguments: ["serve", "--role", "all", "--host", "127.0.0.1", "--port", String(port)],
+    private func startReplica(_ name: String, config: URL) throws -> URL {
+        let (server, base) = try OrchestratorProcess.serving(
+            name: name, databaseURL: database.url, role: "all",
             environment: [
                 "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_CONFIG": config.path, "ORCH_ADMIN_TOKEN": "t",
                 "ORCH_POLL_INTERVAL": "1s",
-            ]))
-        return URL(string: "http://127.0.0.1:\(port)")!
+            ])
+        servers.append(server)
+        return base
     }
 
     /// A Plane issue body for work item ORCH-<sequence>, with the given labels.
@@ -75,12 +72,10 @@ final class DuplicateDeliveryTests: XCTestCase {
                 clone_url: /srv/git/orch
             """.write(to: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: config) }
-                let replicas = [try startReplica("dup-a", port: freeTCPPort(), config: config), try startReplica("dup-b", port: freeTCPPort(), config: config)]
+        let replicas = [try startReplica("dup-a", config: config), try startReplica("dup-b", config: config)]
         let session = testURLSession()
         for base in replicas {
-            let up = await waitUntil(timeout: .seconds(60)) {
-                (try? await session.data(from: base.appendingPathComponent("health/ready")))?.1 is HTTPURLResponse
-            }
+            let up = await waitUntilAnswering(base.appendingPathComponent("health/ready"))
             XCTAssertTrue(up, "\(base) answers /health/ready")
         }
 

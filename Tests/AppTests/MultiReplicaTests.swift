@@ -16,10 +16,7 @@ final class MultiReplicaTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        for process in processes { await process.stop() }
-        if testRun?.hasSucceeded == false {
-            for process in processes { print("---- \(process.name) output ----\n\(process.output.suffix(4000))") }
-        }
+        await OrchestratorProcess.stopAll(processes, testFailed: testRun?.hasSucceeded == false)
         processes = []
         await database?.drop()
     }

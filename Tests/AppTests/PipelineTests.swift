@@ -30,10 +30,7 @@ final class PipelineTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        for server in servers {
-            await server.stop()
-            if testRun?.hasSucceeded == false { print("---- \(server.name) output ----\n\(server.output.suffix(6000))") }
-        }
+        await OrchestratorProcess.stopAll(servers, testFailed: testRun?.hasSucceeded == false, tail: 6000)
         // Agents of replicas killed with SIGKILL outlive them (their own process group): end them.
         if let rows = try? await database.pool.query("SELECT pid, process_start FROM agent_runs WHERE pid IS NOT NULL").rows {
             for row in rows {
@@ -108,9 +105,7 @@ final class PipelineTests: XCTestCase {
             bases.append(try launch(index, config: config, environment: environment))
         }
         for base in bases {
-            let up = await waitUntil(timeout: .seconds(60)) {
-                (try? await self.session.data(from: base.appendingPathComponent("health/ready")))?.1 is HTTPURLResponse
-            }
+            let up = await waitUntilAnswering(base.appendingPathComponent("health/ready"))
             XCTAssertTrue(up, "replica \(base) ready")
         }
         return bases
@@ -305,15 +300,14 @@ final class PipelineTests: XCTestCase {
     /// Starts replica `index` (again, after a crash: the same name) on a free port; returns its URL.
     @discardableResult
     private func launch(_ index: Int, config: URL, environment extra: [String: String] = [:]) throws -> URL {
-        let port = freeTCPPort()
-        servers.append(try OrchestratorProcess(
-            name: "pipeline-\(index)", databaseURL: database.url,
-            arguments: ["serve", "--role", "all", "--host", "127.0.0.1", "--port", String(port)],
+        let (server, base) = try OrchestratorProcess.serving(
+            name: "pipeline-\(index)", databaseURL: database.url, role: "all",
             environment: [
                 "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_ADMIN_TOKEN": token, "ORCH_CONFIG": config.path,
                 "ORCH_WORKDIR": root.appendingPathComponent("work-\(index)").path, "ORCH_POLL_INTERVAL": "1s",
-            ].merging(extra) { $1 }))
-        return URL(string: "http://127.0.0.1:\(port)")!
+            ].merging(extra) { $1 })
+        servers.append(server)
+        return base
     }
 
     func testAReplicaKilledMidStageLeavesTheStageToAnotherAndTheTaskCompletes() async throws {

@@ -103,16 +103,12 @@ final class WebhookFuzzTests: XCTestCase {
     }
 
     func testFiveThousandHostileRequestsNeverCauseA5xxOrAStrayRow() async throws {
-        let port = freeTCPPort()
-        let server = try OrchestratorProcess(
-            name: "fuzz", databaseURL: database.url, arguments: ["serve", "--role", "api", "--host", "127.0.0.1", "--port", String(port)],
+        let (server, base) = try OrchestratorProcess.serving(
+            name: "fuzz", databaseURL: database.url, role: "api",
             environment: ["ORCH_PLANE_WEBHOOK_SECRET": "fuzz-plane", "ORCH_GITEA_WEBHOOK_SECRET": "fuzz-gitea", "ORCH_LOG_LEVEL": "error"])
         self.server = server
-        let base = URL(string: "http://127.0.0.1:\(port)")!
         let session = testURLSession()
-        let up = await waitUntil(timeout: .seconds(30)) {
-            (try? await session.data(from: base.appendingPathComponent("health")))?.1 is HTTPURLResponse
-        }
+        let up = await waitUntilAnswering(base.appendingPathComponent("health"), timeout: .seconds(30))
         XCTAssertTrue(up, "replica answers /health")
 
         let probes = try Self.probes(count: 5000, seed: 20_261_125)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// A real `orchestrator` process started by a test, with its output in a log file.
 public final class OrchestratorProcess: @unchecked Sendable {
@@ -68,4 +71,29 @@ public final class OrchestratorProcess: @unchecked Sendable {
     public var output: String {
         (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
     }
+
+    /// Starts `orchestrator serve --role <role>` on 127.0.0.1 and a port the kernel picked;
+    /// returns the process and its base URL (wait for it with `waitUntilAnswering`).
+    public static func serving(
+        name: String, databaseURL: String, role: String, environment: [String: String] = [:]
+    ) throws -> (process: OrchestratorProcess, base: URL) {
+        let port = freeTCPPort()
+        let process = try OrchestratorProcess(
+            name: name, databaseURL: databaseURL, arguments: ["serve", "--role", role, "--host", "127.0.0.1", "--port", String(port)],
+            environment: environment)
+        return (process, URL(string: "http://127.0.0.1:\(port)")!)
+    }
+
+    /// Stops every process; when the test failed, prints the tail of each one's output.
+    public static func stopAll(_ processes: [OrchestratorProcess], testFailed: Bool, tail: Int = 4000) async {
+        for process in processes { await process.stop() }
+        guard testFailed else { return }
+        for process in processes { print("---- \(process.name) output ----\n\(process.output.suffix(tail))") }
+    }
+}
+
+/// Waits until `url` answers with any HTTP status (the server is up), at most `timeout`.
+public func waitUntilAnswering(_ url: URL, timeout: Duration = .seconds(60)) async -> Bool {
+    let session = testURLSession()
+    return await waitUntil(timeout: timeout) { (try? await session.data(from: url))?.1 is HTTPURLResponse }
 }
