@@ -66,8 +66,14 @@ struct AppConfiguration: Sendable {
         pollInterval = try env.duration("ORCH_POLL_INTERVAL", default: .seconds(2))
         heartbeatInterval = try env.duration("ORCH_HEARTBEAT_INTERVAL", default: .seconds(5))
         heartbeatTTL = try env.duration("ORCH_HEARTBEAT_TTL", default: heartbeatInterval * 3)
-        guard heartbeatTTL >= heartbeatInterval * 2 else {
-            throw ConfigurationError(key: "ORCH_HEARTBEAT_TTL", problem: "must be at least twice ORCH_HEARTBEAT_INTERVAL (\(heartbeatInterval)), or one late beat loses every lease")
+        // A beat may take up to its statement timeout; the lease must outlive one missed beat
+        // plus one slow one, or a blip would hand live jobs to another replica.
+        let guaranteed = heartbeatInterval * 2 + Self.heartbeatTimeout(interval: heartbeatInterval, ttl: heartbeatTTL)
+        guard heartbeatTTL >= guaranteed, heartbeatTTL >= .seconds(2) else {
+            throw ConfigurationError(
+                key: "ORCH_HEARTBEAT_TTL",
+                problem: "must be at least 3 × ORCH_HEARTBEAT_INTERVAL (\(heartbeatInterval)) and 2s: two beats plus one beat's "
+                    + "timeout must fit in it, or one late beat loses every lease")
         }
         electionInterval = try env.duration("ORCH_ELECTION_INTERVAL", default: heartbeatInterval)
         shutdownGrace = try env.duration("ORCH_SHUTDOWN_GRACE", default: .seconds(20))
@@ -121,6 +127,15 @@ struct AppConfiguration: Sendable {
     }
 
     /// The pool settings for this process.
+    /// How long one heartbeat statement may take (its own session's `statement_timeout`): a third
+    /// of the TTL, at most one interval.
+    static func heartbeatTimeout(interval: Duration, ttl: Duration) -> Duration {
+        max(.milliseconds(500), min(interval, ttl / 3))
+    }
+
+    /// The heartbeat's statement timeout for this configuration.
+    var heartbeatTimeout: Duration { Self.heartbeatTimeout(interval: heartbeatInterval, ttl: heartbeatTTL) }
+
     func database(applicationName: String) -> DatabaseConfiguration {
         DatabaseConfiguration(connectionString: databaseURL, applicationName: applicationName, maxConnections: poolSize)
     }

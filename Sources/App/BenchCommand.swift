@@ -81,14 +81,17 @@ struct QueueBenchCommand: AsyncParsableCommand {
             let id = "\(queue)-w\(index)"
             ids.append(id)
             try await replicas.register(id: id, name: id, host: host, pid: pid, role: "bench")
-            services.append(ReplicaHeartbeat(
-                identity: .init(id: id, name: id, host: host, pid: pid, role: "bench"), interval: .seconds(2), lease: .seconds(30),
-                jobs: store, replicas: replicas, logger: logger, onCancelRequested: { _ in }))
-            services.append(QueueWorker(
+            let identity = ReplicaIdentity(id: id, name: id, host: host, pid: pid, role: "bench")
+            let worker = QueueWorker(
                 configuration: .init(
                     replicaID: id, queues: [queue], maxConcurrency: batch, batchSize: batch, pollInterval: .seconds(1),
                     leaseDuration: .seconds(30), gracePeriod: .seconds(5)),
-                store: store, registry: registry, listener: listener, logger: logger))
+                store: store, registry: registry, listener: listener, logger: logger, identity: identity)
+            services.append(ReplicaHeartbeat(
+                identity: identity, interval: .seconds(2), lease: .seconds(30),
+                session: DedicatedSession(configuration: pool.configuration, name: "heartbeat \(index)", timeout: .seconds(2), logger: logger),
+                replicas: replicas, worker: worker, logger: logger))
+            services.append(worker)
         }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], logger: logger))

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import Store
 
 /// `{"status":"ok","service":"orchestrator"}`: the seed service's liveness body.
@@ -27,7 +28,10 @@ struct ErrorBody: ResponseCodable {
 
 /// Builds the HTTP router.
 enum HTTPRoutes {
-    static func router(pool: ConnectionPool, configuration: AppConfiguration) -> Router<BasicRequestContext> {
+    static func router(
+        pool: ConnectionPool, configuration: AppConfiguration, readiness: ReadinessProbe? = nil
+    ) -> Router<BasicRequestContext> {
+        let readiness = readiness ?? ReadinessProbe(configuration: pool.configuration, logger: Logger(label: "orchestrator.readiness"))
         _ = Telemetry.registry
         let router = Router()
         // Request counts and durations by route template (`http.route`), for /metrics/prometheus.
@@ -38,13 +42,11 @@ enum HTTPRoutes {
             HealthBody(status: "ok", service: "orchestrator")
         }
         router.get("/health/ready") { _, context -> Response in
-            do {
-                try await pool.query("SELECT 1")
-                return json(ReadyBody(status: "ready", database: "ok"))
-            } catch {
+            if let error = await readiness.check() {
                 context.logger.warning("readiness check failed", metadata: ["db.error": "\(error)"])
                 return json(ErrorBody("database unavailable"), status: .serviceUnavailable)
             }
+            return json(ReadyBody(status: "ready", database: "ok"))
         }
         return router
     }

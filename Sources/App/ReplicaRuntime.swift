@@ -10,7 +10,7 @@ enum ReplicaRuntime {
     static func run(configuration: AppConfiguration, role: ReplicaRole, migrate: Bool, logger baseLogger: Logger) async throws {
         let pid = Int(ProcessInfo.processInfo.processIdentifier)
         let host = ProcessInfo.processInfo.hostName
-        let replicaID = "\(configuration.replicaName.prefix(40))-\(UUID().uuidString.prefix(8).lowercased())"
+        let replicaID = ReplicaIdentity.makeID(name: configuration.replicaName)
         var logger = baseLogger
         logger[metadataKey: "replica.id"] = "\(replicaID)"
         let pool = ConnectionPool(
@@ -48,6 +48,8 @@ enum ReplicaRuntime {
     ) async throws {
         let jobs = JobStore(pool: pool)
         let replicas = ReplicaStore(pool: pool)
+        let identity = ReplicaIdentity(id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue)
+        let database = configuration.database(applicationName: "orchestrator \(replicaID)".prefix(63).description)
         try await replicas.register(id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue)
         let recovered = try await replicas.recoverPreviousIncarnations(
             id: replicaID, name: configuration.replicaName, host: host, staleAfter: configuration.heartbeatTTL,
@@ -93,13 +95,14 @@ enum ReplicaRuntime {
                     replicaID: replicaID, queues: configuration.queues, maxConcurrency: configuration.maxConcurrency,
                     batchSize: min(configuration.maxConcurrency, 10), pollInterval: configuration.pollInterval,
                     leaseDuration: configuration.heartbeatTTL, gracePeriod: configuration.shutdownGrace),
-                store: jobs, registry: registry, listener: listener, logger: logger)
+                store: jobs, registry: registry, listener: listener, logger: logger, identity: identity)
         }
-        let runningWorker = worker
+        // Liveness never waits behind the pool: the heartbeat and the leader lock have sessions
+        // (and threads) of their own, with statement timeouts well under the TTL.
         services.append(ReplicaHeartbeat(
-            identity: .init(id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue),
-            interval: configuration.heartbeatInterval, lease: configuration.heartbeatTTL, jobs: jobs, replicas: replicas, logger: logger,
-            onCancelRequested: { runningWorker?.cancel(jobIDs: $0) }))
+            identity: identity, interval: configuration.heartbeatInterval, lease: configuration.heartbeatTTL,
+            session: DedicatedSession(configuration: database, name: "heartbeat", timeout: configuration.heartbeatTimeout, logger: logger),
+            replicas: replicas, worker: worker, logger: logger))
         if role.runsWorkers {
             var duties: [LeaderDuty] = []
             if configuration.reaperEnabled {
@@ -110,8 +113,13 @@ enum ReplicaRuntime {
                     pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL, alerts: alerts, logger: logger))
             }
             if !notifier.channels.isEmpty { duties.append(notifier.duty(pool: pool, interval: .seconds(1))) }
+            let leaderSession = DedicatedSession(
+                configuration: database, name: "leader", timeout: configuration.heartbeatTimeout,
+                settings: DedicatedSession.leaderSettings(idleTimeout: max(configuration.heartbeatTTL, configuration.electionInterval * 2)),
+                logger: logger)
             services.append(LeaderElector(
-                replicaID: replicaID, pool: pool, interval: configuration.electionInterval, duties: duties, logger: logger))
+                identity: identity, session: leaderSession, pool: pool, interval: configuration.electionInterval, duties: duties,
+                logger: logger))
         }
         if let worker { services.append(worker) }
         if role.servesHTTP {

@@ -178,7 +178,20 @@ public struct AgentRunStore: Sendable {
             [name, host, currentReplicaID]).rows.map(AgentRun.init(row:))
     }
 
-    /// Closes open runs as lost (exit −1) with the reason; returns how many it closed.
+    /// Records what became of a run's result: `applied` by its job's outcome, or `superseded`
+    /// (the job had lost its lease; nothing was applied).
+    public func markOutcome(id: Int64, outcome: String) async throws {
+        try await pool.withConnection { try await Self.markOutcome(id: id, outcome: outcome, on: $0) }
+    }
+
+    /// Records on the caller's connection what became of a run's result (`applied` inside the
+    /// stage outcome's transaction).
+    public static func markOutcome(id: Int64, outcome: String, on connection: Connection) async throws {
+        try await connection.query("UPDATE agent_runs SET outcome = $2 WHERE id = $1", [id, outcome])
+    }
+
+    /// Closes open runs as lost (exit −1) with the reason (orphans, runs of gone replicas);
+    /// returns how many it closed.
     @discardableResult
     public func closeLost(ids: [Int64], reason: String) async throws -> Int {
         guard !ids.isEmpty else { return 0 }

@@ -20,6 +20,7 @@ public struct JobStore: Sendable {
             ), candidates AS (
                 SELECT id FROM jobs
                 WHERE status = 'queued' AND queue = $4 AND run_at <= now()
+                  AND NOT EXISTS (SELECT 1 FROM replicas WHERE id = $3 AND stopped_at IS NOT NULL)
                 ORDER BY priority, run_at, id
                 LIMIT $5
                 FOR UPDATE SKIP LOCKED
@@ -161,6 +162,18 @@ public struct JobStore: Sendable {
         return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
     }
 
+    /// Completes a job inside the caller's transaction, as the first write of its outcome: throws
+    /// `JobFenceLost` unless the job is still running under the lease's replica and attempt. The
+    /// row stays locked until the caller commits, so no rescue can slip in between.
+    static func completeFenced(_ lease: JobLease, on connection: Connection) async throws {
+        let result = try await connection.query("""
+            UPDATE jobs SET status = 'completed', finished_at = now(), lease_expires_at = NULL
+            WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempt = $3
+            """,
+            [lease.jobID, lease.replicaID, lease.attempt])
+        guard result.affectedRows == 1 else { throw JobFenceLost(lease: lease) }
+    }
+
     /// Marks one claimed job completed; `false` when the lease was no longer ours.
     public func complete(_ lease: JobLease) async throws -> Bool {
         try await complete([lease]).contains(lease.jobID)
@@ -272,28 +285,66 @@ public struct JobStore: Sendable {
 
     // MARK: Liveness
 
-    /// Extends the leases of every job `replicaID` is running and stamps its heartbeat, in one
-    /// statement. Returns whether the replica row still exists and the ids of its running jobs
-    /// whose cancellation was requested.
-    public func heartbeat(replicaID: String, lease: Duration) async throws -> (replicaKnown: Bool, cancelRequested: [Int64]) {
-        let result = try await pool.query("""
-            WITH replica AS (
-                UPDATE replicas SET heartbeat_at = now() WHERE id = $1 RETURNING id
-            ), extended AS (
-                UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2::float8)
-                WHERE status = 'running' AND locked_by = $1 AND EXISTS (SELECT 1 FROM replica)
-                RETURNING id, cancel_requested
-            )
-            SELECT (SELECT count(*) FROM replica) AS known, id, cancel_requested
-            FROM (SELECT 1) one LEFT JOIN extended ON true
-            """,
-            [replicaID, lease])
-        let known = try result.first?.decode("known", as: Int.self) ?? 0
-        let cancelled = try result.rows.compactMap { row -> Int64? in
-            guard try row.decode("cancel_requested", as: Bool?.self) == true else { return nil }
-            return try row.decode("id", as: Int64?.self)
-        }
-        return (known > 0, cancelled)
+    /// What one heartbeat learned.
+    public struct HeartbeatResult: Sendable, Equatable {
+        /// The replica's row exists.
+        public var replicaKnown: Bool
+        /// The row is marked stopped (the leader gave up on it): the replica must stop claiming,
+        /// abandon its jobs and register again under a new id.
+        public var replicaStopped: Bool
+        /// Held jobs whose cancellation was requested.
+        public var cancelRequested: [Int64]
+        /// Held jobs that are no longer this replica's (rescued, cancelled, finished or deleted):
+        /// their handlers must stop, and their outcomes would be refused anyway.
+        public var lost: [Int64]
+    }
+
+    private static let heartbeatSQL = """
+        WITH replica AS (
+            UPDATE replicas SET heartbeat_at = now() WHERE id = $1 RETURNING id, stopped_at
+        ), held AS (
+            SELECT * FROM unnest($3::bigint[], $4::int[]) AS h(id, attempt) WHERE NOT $5
+            UNION ALL
+            SELECT id, attempt FROM jobs WHERE $5 AND status = 'running' AND locked_by = $1
+        ), extended AS (
+            UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $2::float8)
+            FROM held h
+            WHERE j.id = h.id AND j.attempt = h.attempt AND j.status = 'running' AND j.locked_by = $1
+              AND EXISTS (SELECT 1 FROM replica WHERE stopped_at IS NULL)
+            RETURNING j.id, j.cancel_requested
+        )
+        SELECT (SELECT count(*) FROM replica) AS known,
+               (SELECT count(*) FROM replica WHERE stopped_at IS NOT NULL) AS stopped,
+               (SELECT coalesce(array_agg(id), '{}') FROM extended WHERE cancel_requested) AS cancel_requested,
+               (SELECT coalesce(array_agg(h.id), '{}') FROM held h WHERE h.id NOT IN (SELECT id FROM extended)) AS lost
+        """
+
+    /// Stamps `replicaID`'s heartbeat and extends the leases of the jobs it still holds (`holding`,
+    /// fenced by attempt), in one statement on the replica's own session. Reports whether the
+    /// replica was marked stopped, which held jobs were asked to cancel, and which are lost.
+    public static func heartbeat(
+        replicaID: String, lease: Duration, holding: [JobLease], on session: DedicatedSession
+    ) async throws -> HeartbeatResult {
+        try decodeHeartbeat(try await session.query(heartbeatSQL, heartbeatParameters(replicaID, lease, holding)))
+    }
+
+    /// The same heartbeat through the pool; with `holding` nil it extends every job running under
+    /// `replicaID` (tools and tests that hold no worker).
+    public func heartbeat(replicaID: String, lease: Duration, holding: [JobLease]? = nil) async throws -> HeartbeatResult {
+        try Self.decodeHeartbeat(try await pool.query(Self.heartbeatSQL, Self.heartbeatParameters(replicaID, lease, holding)))
+    }
+
+    private static func heartbeatParameters(_ replicaID: String, _ lease: Duration, _ holding: [JobLease]?) -> [any PostgresEncodable] {
+        [replicaID, lease, PostgresArray((holding ?? []).map(\.jobID)), PostgresArray((holding ?? []).map(\.attempt)), holding == nil]
+    }
+
+    private static func decodeHeartbeat(_ result: QueryResult) throws -> HeartbeatResult {
+        let row = result.first!
+        return HeartbeatResult(
+            replicaKnown: try row.decode("known", as: Int.self) > 0,
+            replicaStopped: try row.decode("stopped", as: Int.self) > 0,
+            cancelRequested: try row.decode("cancel_requested", as: PostgresIntegerArray.self).values,
+            lost: try row.decode("lost", as: PostgresIntegerArray.self).values)
     }
 
     /// Leader duty: puts back every running job whose lease expired or whose replica stopped

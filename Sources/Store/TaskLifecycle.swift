@@ -1,4 +1,4 @@
-/// A task's stage in the pipeline (DESIGN §7).
+/// A task's stage in the pipeline.
 public enum TaskStage: String, Sendable, CaseIterable, PostgresDecodable {
     case analysis, architecture, development, review, merge, deploy, done
 
@@ -71,18 +71,82 @@ public struct TaskState: Sendable, Equatable {
     public var track: TaskTrack
     /// The `auto` label: advance without human approval.
     public var auto: Bool
+    /// Grows by one each time a stage starts a fresh series of jobs (see `StageVisit`).
+    public var visit: Int
 
     /// Creates a state.
-    public init(stage: TaskStage, status: TaskStatus, track: TaskTrack, auto: Bool) {
+    public init(stage: TaskStage, status: TaskStatus, track: TaskTrack, auto: Bool, visit: Int = 0) {
         self.stage = stage
         self.status = status
         self.track = track
         self.auto = auto
+        self.visit = visit
     }
 
-    /// A new task: first stage, active.
+    /// A new task: first stage, active, in its first visit.
     public static func initial(track: TaskTrack, auto: Bool) -> TaskState {
-        TaskState(stage: .analysis, status: .active, track: track, auto: auto)
+        TaskState(stage: .analysis, status: .active, track: track, auto: auto, visit: 1)
+    }
+
+    /// The stage visit a job enqueued now would be about.
+    public var currentVisit: StageVisit { StageVisit(stage: stage, visit: visit) }
+}
+
+/// Which run of a stage an outcome is about: a `run_stage` job carries the visit it was enqueued
+/// for, so a late outcome of an earlier visit (a stale replica, a rescued job) can never move the
+/// task on from a later one.
+public struct StageVisit: Sendable, Hashable, CustomStringConvertible {
+    public var stage: TaskStage
+    public var visit: Int
+
+    /// Creates a visit.
+    public init(stage: TaskStage, visit: Int) {
+        self.stage = stage
+        self.visit = visit
+    }
+
+    public var description: String { "\(stage.rawValue) visit \(visit)" }
+}
+
+/// What the I/O layer carries out, in the transition's own transaction.
+public enum TaskAction: Sendable, Equatable {
+    /// Enqueue the `run_stage` job for a stage visit, try `attempt`, with the gate's feedback on a retry.
+    case enqueueStage(StageVisit, attempt: Int, feedback: String?)
+    /// Cancel the task's stage jobs: queued ones at once, running ones signalled — except a
+    /// running merge, which finishes (half a merge is worse than a finished one).
+    case cancelStageJobs
+    /// Record an automatic lesson about the task.
+    case recordLesson(type: String, rootCause: String)
+}
+
+/// The limits the stage policy applies.
+public struct StagePolicy: Sendable, Equatable {
+    /// Gate failures of one stage visit before the task fails.
+    public var maxGateFailures: Int
+    /// Review rounds (changes requested) before the task fails.
+    public var maxReviewRounds: Int
+
+    /// Creates a policy.
+    public init(maxGateFailures: Int = 3, maxReviewRounds: Int = 3) {
+        self.maxGateFailures = maxGateFailures
+        self.maxReviewRounds = maxReviewRounds
+    }
+}
+
+/// A decided transition: the event's name for `task_events`, the new state and what to do.
+public struct TaskTransition: Sendable, Equatable {
+    public var eventName: String
+    public var state: TaskState
+    public var actions: [TaskAction]
+}
+
+/// An outcome about a stage visit the task is no longer in; nothing is changed.
+public struct StaleOutcome: Error, CustomStringConvertible, Equatable {
+    public let about: StageVisit
+    public let state: TaskState
+
+    public var description: String {
+        "outcome about \(about) is stale: the task is in \(state.stage.rawValue)/\(state.status.rawValue) visit \(state.visit)"
     }
 }
 
@@ -94,8 +158,14 @@ public enum TaskEvent: Sendable, Equatable {
     case approved
     /// The current stage's gate failed; `final` when its retries are used up.
     case stageFailed(final: Bool)
+    /// The gate of try `attempt` failed with `reason`: the policy retries the stage with the
+    /// reason as feedback, or fails the task (and records a lesson) when the tries are used up.
+    case gateFailed(reason: String, attempt: Int)
     /// Review answered `REQUEST_CHANGES`: back to development.
     case changesRequested
+    /// Review answered `REQUEST_CHANGES` for the `round`-th time (1-based): back to development,
+    /// or the task fails when the policy's rounds are used up.
+    case reviewRequestedChanges(round: Int)
     /// Dependencies are not done.
     case blocked
     /// Dependencies are done.
@@ -119,7 +189,8 @@ public enum TaskEvent: Sendable, Equatable {
         case .stagePassed: return "stage_passed"
         case .approved: return "approved"
         case .stageFailed(let final): return final ? "stage_failed_final" : "stage_failed"
-        case .changesRequested: return "changes_requested"
+        case .gateFailed: return "stage_failed"
+        case .changesRequested, .reviewRequestedChanges: return "changes_requested"
         case .blocked: return "blocked"
         case .unblocked: return "unblocked"
         case .waitForGate: return "wait_for_gate"
@@ -143,10 +214,57 @@ public struct IllegalTransition: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The task state machine (DESIGN §7): every allowed transition, in one place, with no I/O.
+/// The task state machine: every allowed transition, and what each one must do, in one place with
+/// no I/O. `TaskStore` carries the actions out in the transition's transaction.
 public enum TaskLifecycle {
     /// The state after `event`, or `IllegalTransition`.
     public static func apply(_ event: TaskEvent, to state: TaskState) throws -> TaskState {
+        try decide(event, from: state).state
+    }
+
+    /// Decides `event` for a task in `state`: the new state and the actions to carry out.
+    /// `about` names the stage visit an outcome is for; an outcome for any other visit, or for a
+    /// task no longer active, is refused with `StaleOutcome`.
+    public static func decide(
+        _ event: TaskEvent, from state: TaskState, about: StageVisit? = nil, policy: StagePolicy = .init()
+    ) throws -> TaskTransition {
+        if let about, about != state.currentVisit || state.status != .active {
+            throw StaleOutcome(about: about, state: state)
+        }
+        var next = try transition(event, from: state)
+        var name = event.name
+        var actions: [TaskAction] = []
+        switch event {
+        case .gateFailed(let reason, let attempt):
+            if attempt + 1 < policy.maxGateFailures {
+                actions.append(.enqueueStage(state.currentVisit, attempt: attempt + 1, feedback: reason))
+            } else {
+                next.status = .failed
+                name = TaskEvent.stageFailed(final: true).name
+                actions.append(.recordLesson(type: "gate_failure", rootCause: reason))
+            }
+        case .reviewRequestedChanges(let round) where round > policy.maxReviewRounds:
+            next = state
+            next.status = .failed
+            name = TaskEvent.stageFailed(final: true).name
+            let reason = "review requested changes \(round) times (limit \(policy.maxReviewRounds))"
+            actions.append(.recordLesson(type: "gate_failure", rootCause: reason))
+        case .cancel:
+            actions.append(.cancelStageJobs)
+        default:
+            break
+        }
+        // A task that becomes active in a stage (a new stage, an approval, a retry, a gate
+        // opened) starts a new visit with that stage's first job, exactly once.
+        if next.status == .active, next.stage != .done, next.stage != state.stage || state.status != .active {
+            next.visit = state.visit + 1
+            actions.append(.enqueueStage(next.currentVisit, attempt: 0, feedback: nil))
+        }
+        return TaskTransition(eventName: name, state: next, actions: actions)
+    }
+
+    /// The bare state change of `event` (no policy), or `IllegalTransition`.
+    static func transition(_ event: TaskEvent, from state: TaskState) throws -> TaskState {
         func refuse(_ reason: String) -> IllegalTransition {
             IllegalTransition(event: event.name, state: state, reason: reason)
         }
@@ -172,7 +290,9 @@ public enum TaskLifecycle {
         case .stageFailed(let final):
             try require(.active)
             if final { next.status = .failed }
-        case .changesRequested:
+        case .gateFailed:
+            try require(.active)
+        case .changesRequested, .reviewRequestedChanges:
             try require(.active)
             guard state.stage == .review else { throw refuse("only a review can request changes") }
             next.stage = .development

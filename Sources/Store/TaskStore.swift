@@ -19,7 +19,10 @@ public struct TaskRecord: Sendable {
     public let createdAt: Date
     public let updatedAt: Date
 
-    static let columns = "id, work_item, repo, title, description, labels, stage, status, track, auto, pr_number, head_sha, merge_sha, head_ci_state, merge_ci_state, created_at, updated_at"
+    static let columns = """
+        id, work_item, repo, title, description, labels, stage, status, track, auto, visit, pr_number, head_sha, merge_sha, \
+        head_ci_state, merge_ci_state, created_at, updated_at
+        """
 
     init(row: Row) throws {
         id = try row.decode("id")
@@ -28,7 +31,9 @@ public struct TaskRecord: Sendable {
         title = try row.decode("title")
         description = try row.decode("description")
         labels = try row.decode("labels", as: PostgresTextArray.self).values
-        state = TaskState(stage: try row.decode("stage"), status: try row.decode("status"), track: try row.decode("track"), auto: try row.decode("auto"))
+        state = TaskState(
+            stage: try row.decode("stage"), status: try row.decode("status"), track: try row.decode("track"),
+            auto: try row.decode("auto"), visit: try row.decode("visit"))
         prNumber = try row.decode("pr_number")
         headSHA = try row.decode("head_sha")
         mergeSHA = try row.decode("merge_sha")
@@ -69,8 +74,8 @@ public struct TaskStore: Sendable {
     ) async throws -> (task: TaskRecord, created: Bool) {
         try await pool.withTransaction { connection in
             let row = try await connection.query("""
-                INSERT INTO tasks (work_item, repo, title, description, labels, track, auto, plane_issue_id, plane_project_id, plane_state)
-                VALUES ($1, $2, $3, $4, $5::text[], $6, $7, $8, $9, $10)
+                INSERT INTO tasks (work_item, repo, title, description, labels, track, auto, plane_issue_id, plane_project_id, plane_state, visit)
+                VALUES ($1, $2, $3, $4, $5::text[], $6, $7, $8, $9, $10, 1)
                 ON CONFLICT (work_item) DO UPDATE SET
                     repo = coalesce(EXCLUDED.repo, tasks.repo), title = EXCLUDED.title, description = EXCLUDED.description,
                     labels = EXCLUDED.labels, auto = EXCLUDED.auto, plane_state = coalesce(EXCLUDED.plane_state, tasks.plane_state),
@@ -81,7 +86,7 @@ public struct TaskStore: Sendable {
             let task = try TaskRecord(row: row)
             let created = try row.decode("created", as: Bool.self)
             // A new task's first stage starts in the same transaction: created ⇔ its job exists.
-            if created { try await enqueueStage(task.state.stage, workItem: workItem, on: connection) }
+            if created { try await enqueueStage(task.state.currentVisit, workItem: workItem, on: connection) }
             return (task, created)
         }
     }
@@ -89,55 +94,70 @@ public struct TaskStore: Sendable {
     /// The job kind that runs one stage of one task.
     public static let stageJobKind = "run_stage"
 
-    /// Enqueues the `run_stage` job of `stage` (try `attempt`, with the gate's `feedback` on a
+    /// Enqueues the `run_stage` job of a stage visit (try `attempt`, with the gate's `feedback` on a
     /// retry). The dedupe key makes a second enqueue of the same try a no-op while it is queued or
-    /// running.
+    /// running; that is logged by the caller's transaction as a refusal, never silently lost.
     func enqueueStage(
-        _ stage: TaskStage, workItem: String, attempt: Int = 0, feedback: String? = nil, on connection: Connection
+        _ visit: StageVisit, workItem: String, attempt: Int = 0, feedback: String? = nil, on connection: Connection
     ) async throws {
-        struct Payload: Encodable {
-            let work_item: String
-            let stage: String
-            let attempt: Int
-            let feedback: String?
+        let payload = try JSONB(encoding: StageJobPayload(
+            work_item: workItem, stage: visit.stage.rawValue, visit: visit.visit, attempt: attempt, feedback: feedback))
+        let key = "stage:\(workItem):\(visit.stage.rawValue):v\(visit.visit):\(attempt)"
+        let ids = try await JobStore(pool: pool).enqueue(
+            [NewJob(kind: Self.stageJobKind, payload: payload, maxAttempts: 5, dedupeKey: key)], on: connection)
+        guard ids.first ?? nil != nil else {
+            throw DuplicateStageJob(dedupeKey: key)
         }
-        let payload = try JSONB(encoding: Payload(work_item: workItem, stage: stage.rawValue, attempt: attempt, feedback: feedback))
-        try await JobStore(pool: pool).enqueue(
-            [NewJob(kind: Self.stageJobKind, payload: payload, maxAttempts: 5, dedupeKey: "stage:\(workItem):\(stage.rawValue):\(attempt)")],
-            on: connection)
     }
 
-    /// Applies a state-machine event under a row lock and records it in `task_events`, in one
-    /// transaction. Throws `IllegalTransition` (nothing changed) or returns the new task.
-    /// `retry` (a gate failure that is not final) enqueues the stage's next try with the gate's
-    /// feedback in the same transaction, when the task is still active.
+    /// Applies a state-machine event under the task's row lock, in one transaction: the new state,
+    /// its `task_events` row, and every action the state machine returned (the next stage's job,
+    /// cancelling stage jobs, a lesson). Throws `IllegalTransition` or `StaleOutcome` (nothing
+    /// changed) or returns the new task; `nil` when there is no such task.
+    ///
+    /// A stage job's outcome passes its `fence`: the job row is completed in the same transaction,
+    /// only if the job is still running under that replica and attempt — otherwise `JobFenceLost`
+    /// is thrown and nothing is applied. `about` names the stage visit the outcome is for, and
+    /// `alongside` runs extra writes (the branch head, the PR, the agent run's outcome) inside it.
     @discardableResult
     public func apply(
-        _ event: TaskEvent, workItem: String, actor: String, reason: String? = nil, retry: (attempt: Int, feedback: String)? = nil
+        _ event: TaskEvent, workItem: String, actor: String, reason: String? = nil, about: StageVisit? = nil,
+        policy: StagePolicy = .init(), fence: JobLease? = nil,
+        alongside: ((Connection) async throws -> Void)? = nil
     ) async throws -> TaskRecord? {
         try await pool.withTransaction { connection in
+            // Lock order everywhere: the task row, then job rows (cancels do the same).
             guard let row = try await connection.query(
                 "SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]).first
             else { return nil }
+            if let fence { try await JobStore.completeFenced(fence, on: connection) }
             let task = try TaskRecord(row: row)
-            let next = try TaskLifecycle.apply(event, to: task.state)
+            let transition = try TaskLifecycle.decide(event, from: task.state, about: about, policy: policy)
+            let next = transition.state
             let updated = try await connection.query("""
-                UPDATE tasks SET stage = $2, status = $3, track = $4, updated_at = now() WHERE id = $1
+                UPDATE tasks SET stage = $2, status = $3, track = $4, visit = $5, updated_at = now() WHERE id = $1
                 RETURNING \(TaskRecord.columns)
                 """,
-                [task.id, next.stage.rawValue, next.status.rawValue, next.track.rawValue]).first!
+                [task.id, next.stage.rawValue, next.status.rawValue, next.track.rawValue, next.visit]).first!
             try await Self.recordEvent(
-                taskID: task.id, event: event.name, from: task.state, to: next, reason: reason, actor: actor, on: connection)
-            // The task's next job is part of the transition: a task that becomes active in a
-            // stage (new stage, approval, retry, gate opened) gets that stage's job, exactly once.
-            if next.status == .active, next.stage != .done, next.stage != task.state.stage || task.state.status != .active {
-                try await enqueueStage(next.stage, workItem: workItem, on: connection)
-            } else if let retry, next.status == .active {
-                try await enqueueStage(next.stage, workItem: workItem, attempt: retry.attempt, feedback: retry.feedback, on: connection)
+                taskID: task.id, event: transition.eventName, from: task.state, to: next, reason: reason, actor: actor,
+                on: connection)
+            for action in transition.actions {
+                switch action {
+                case .enqueueStage(let visit, let attempt, let feedback):
+                    try await enqueueStage(visit, workItem: workItem, attempt: attempt, feedback: feedback, on: connection)
+                case .cancelStageJobs:
+                    try await Self.cancelJobs(workItem: workItem, reason: reason ?? "task cancelled", on: connection)
+                case .recordLesson(let type, let rootCause):
+                    var lesson = Lesson(type: type, rootCause: String(rootCause.prefix(4000)))
+                    lesson.source = "auto"
+                    lesson.workItem = workItem
+                    lesson.stage = task.state.stage.rawValue
+                    lesson.repo = task.repo
+                    _ = try await LessonStore.record(lesson, on: connection)
+                }
             }
-            if next.status == .cancelled {
-                try await Self.cancelJobs(workItem: workItem, reason: reason ?? "task cancelled", on: connection)
-            }
+            try await alongside?(connection)
             return try TaskRecord(row: updated)
         }
     }
@@ -217,32 +237,90 @@ public struct TaskStore: Sendable {
         try await pool.query("SELECT \(TaskRecord.columns) FROM tasks WHERE plane_issue_id = $1", [planeIssueID]).first.map(TaskRecord.init(row:))
     }
 
-    /// Records a pull request's facts on the task (from Gitea `pull_request` events).
-    @discardableResult
-    public func recordPullRequest(workItem: String, number: Int, headSHA: String, mergeSHA: String?) async throws -> Bool {
-        try await pool.query("""
-            UPDATE tasks SET pr_number = $2, head_sha = $3, merge_sha = coalesce($4, merge_sha),
-                   head_ci_state = combined_ci_state(repo, $3), merge_ci_state = combined_ci_state(repo, coalesce($4, merge_sha)),
-                   updated_at = now()
-            WHERE work_item = $1
-            """,
-            [workItem, number, headSHA, mergeSHA]).affectedRows == 1
+    /// What became of a Gitea `pull_request` or `push` delivery for a task.
+    public enum DeliveryEffect: Sendable, Equatable {
+        case applied
+        case ignored(String)
     }
 
-    /// Records a push to a task's branch: the new head (statuses already known for it count at
-    /// once). Returns false when there is no such task in that repository.
-    @discardableResult
-    public func recordPush(workItem: String, repo: String, headSHA: String) async throws -> Bool {
-        try await pool.query("""
+    /// Records a Gitea `pull_request` event on the task it is bound to: only the pull request the
+    /// orchestrator opened or found (its number), in the task's own repository, from a head in
+    /// that same repository (never a fork), and only when the delivery is newer (Gitea's
+    /// `updated_at`) than the last one applied, so a replayed or late delivery cannot rewind the
+    /// head. Anything else is ignored with the reason.
+    public func recordPullRequestEvent(
+        workItem: String, repo: String, headRepo: String?, number: Int, headSHA: String, mergeSHA: String?, updatedAt: Date?
+    ) async throws -> DeliveryEffect {
+        try await pool.withTransaction { connection in
+            guard let row = try await connection.query(
+                "SELECT repo, pr_number, pr_updated_at, head_sha FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]).first,
+                try row.decode("repo", as: String?.self) == repo
+            else { return .ignored("no task \(workItem) in \(repo)") }
+            guard headRepo == repo else {
+                return .ignored("PR #\(number) comes from \(headRepo ?? "an unknown repository"), not \(repo) (a fork)")
+            }
+            let own: Int? = try row.decode("pr_number")
+            guard own == number else {
+                return .ignored("PR #\(number) is not \(workItem)'s pull request (\(own.map { "#\($0)" } ?? "none opened yet"))")
+            }
+            guard let updatedAt else { return .ignored("PR #\(number) event without updated_at: its order is unknown") }
+            // Gitea stamps whole seconds: a delivery of the same second may add facts about the
+            // same head (a merge), but never move the head.
+            let knownHead: String? = try row.decode("head_sha")
+            if let last: Date = try row.decode("pr_updated_at"), updatedAt < last || (updatedAt == last && headSHA != knownHead) {
+                return .ignored("PR #\(number) event of \(updatedAt) is not newer than the last applied (\(last)): stale or replayed")
+            }
+            try await connection.query("""
+                UPDATE tasks SET head_sha = $2, merge_sha = coalesce($3, merge_sha), pr_updated_at = $4,
+                       head_ci_state = combined_ci_state(repo, $2), merge_ci_state = combined_ci_state(repo, coalesce($3, merge_sha)),
+                       updated_at = now()
+                WHERE work_item = $1
+                """,
+                [workItem, headSHA, mergeSHA, updatedAt])
+            return .applied
+        }
+    }
+
+    /// Records the pull request the orchestrator opened or found for the task, with the head it
+    /// just pushed, on the caller's connection (inside the stage outcome's transaction).
+    public static func recordOwnPullRequest(workItem: String, number: Int, headSHA: String, on connection: Connection) async throws {
+        try await connection.query("""
+            UPDATE tasks SET pr_number = $2, head_sha = $3, head_ci_state = combined_ci_state(repo, $3), updated_at = now()
+            WHERE work_item = $1
+            """,
+            [workItem, number, headSHA])
+    }
+
+    /// Records a Gitea `push` to a task's branch: applied only when it continues the head the task
+    /// knows (`before` is that head, or none is known yet), so a replayed or late delivery cannot
+    /// move the head backwards. The orchestrator records its own pushes itself.
+    public func recordPushEvent(workItem: String, repo: String, before: String?, after: String) async throws -> DeliveryEffect {
+        let result = try await pool.query("""
+            UPDATE tasks SET head_sha = $4, head_ci_state = combined_ci_state(repo, $4), pushed_at = now(), updated_at = now()
+            WHERE work_item = $1 AND repo = $2 AND (head_sha IS NULL OR head_sha = $3) AND head_sha IS DISTINCT FROM $4
+            RETURNING id
+            """,
+            [workItem, repo, before, after])
+        if result.affectedRows == 1 { return .applied }
+        guard let task = try await task(workItem: workItem), task.repo == repo else { return .ignored("no task \(workItem) in \(repo)") }
+        if task.headSHA == after { return .ignored("\(workItem) is already at \(after.prefix(12))") }
+        return .ignored("push \((before ?? "?").prefix(12))→\(after.prefix(12)) does not continue the known head "
+            + "\((task.headSHA ?? "?").prefix(12)): stale or replayed")
+    }
+
+    /// Records the task branch's new head after the orchestrator pushed it, on the caller's
+    /// connection (statuses already known for it count at once).
+    public static func recordPush(workItem: String, repo: String, headSHA: String, on connection: Connection) async throws {
+        try await connection.query("""
             UPDATE tasks SET head_sha = $3, head_ci_state = combined_ci_state(repo, $3), pushed_at = now(), updated_at = now()
             WHERE work_item = $1 AND (repo = $2 OR repo IS NULL)
             """,
-            [workItem, repo, headSHA]).affectedRows == 1
+            [workItem, repo, headSHA])
     }
 
-    /// Records the merge commit of the task's branch (merged by the orchestrator itself).
-    public func recordMerge(workItem: String, sha: String) async throws {
-        try await pool.query("""
+    /// Records the merge commit of the task's branch, on the caller's connection.
+    public static func recordMerge(workItem: String, sha: String, on connection: Connection) async throws {
+        try await connection.query("""
             UPDATE tasks SET merge_sha = $2, merge_ci_state = combined_ci_state(repo, $2), updated_at = now() WHERE work_item = $1
             """,
             [workItem, sha])

@@ -51,12 +51,16 @@ public struct AgentLauncher: Sendable {
         public var jobID: Int64?
         public var stage: String?
         public var role: String
+        /// The replica id the run is recorded under: the holder of the job's lease (a replica
+        /// that registered again runs under its new id); the launcher's own when nil.
+        public var replicaID: String?
 
         /// Creates a request.
         public init(
             command: [String], timeout: Duration, prompt: String, directory: String, variables: [String: String],
-            workItem: String?, jobID: Int64?, stage: String?, role: String
+            workItem: String?, jobID: Int64?, stage: String?, role: String, replicaID: String? = nil
         ) {
+            self.replicaID = replicaID
             self.command = command
             self.timeout = timeout
             self.prompt = prompt
@@ -125,7 +129,8 @@ public struct AgentLauncher: Sendable {
             .filter { $0.isLetter || $0.isNumber || $0 == "-" })
         let logPath = "\(settings.logDirectory)/\(stamp)-\(label)-\(UUID().uuidString.prefix(8).lowercased()).log"
         let runID = try await runs.begin(.init(
-            workItem: request.workItem, jobID: request.jobID, stage: request.stage, role: request.role, replicaID: settings.replicaID,
+            workItem: request.workItem, jobID: request.jobID, stage: request.stage, role: request.role,
+            replicaID: request.replicaID ?? settings.replicaID,
             host: settings.host, command: request.command, logPath: logPath))
         var log = logger
         log[metadataKey: "agent.run"] = "\(runID)"

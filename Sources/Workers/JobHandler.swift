@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Store
+import Synchronization
 
 /// What a handler gets: the job, its fencing token and a logger carrying `job.*` metadata.
 public struct JobContext: Sendable {
@@ -8,6 +9,8 @@ public struct JobContext: Sendable {
     public let job: Job
     /// The fencing token of this claim.
     public let lease: JobLease
+    /// Set when the handler completed the job row itself, inside its outcome's transaction.
+    public let completion = JobCompletion()
     let baseLogger: Logger
 
     /// A logger with `job.id`, `job.kind` and `job.attempt` attached. Built on first use: setting
@@ -17,6 +20,18 @@ public struct JobContext: Sendable {
         for (key, value) in JobLog.metadata(of: job) { logger[metadataKey: key] = value }
         return logger
     }
+}
+
+/// Whether a handler completed its own job row (in the same transaction as its outcome, fenced),
+/// so the worker must not complete it again.
+public final class JobCompletion: Sendable {
+    private let completed = Atomic<Bool>(false)
+
+    /// Records that the job row was completed by the handler's committed outcome.
+    public func markCompleted() { completed.store(true, ordering: .releasing) }
+
+    /// Whether the handler completed the job row.
+    public var isCompleted: Bool { completed.load(ordering: .acquiring) }
 }
 
 /// Logs about one job, attaching its `job.*` metadata only when a message is actually emitted.

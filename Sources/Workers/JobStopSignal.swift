@@ -8,6 +8,12 @@ enum StopReason: Sendable, Equatable {
     case shutdown
     /// The handler ran past its kind's timeout.
     case timedOut
+    /// The heartbeat found the job no longer this replica's (rescued, cancelled, deleted): stop
+    /// the handler and write nothing — another replica may be running it.
+    case leaseLost
+    /// The replica was marked stopped and registers again: its jobs are abandoned (handed back
+    /// when still held), nothing of theirs is applied.
+    case abandoned
 }
 
 /// A one-shot signal a running job waits on alongside its handler.

@@ -19,24 +19,28 @@ public struct LeaderDuty: Sendable {
     }
 }
 
-/// Holds the leader role through a session advisory lock on a dedicated connection.
+/// Holds the leader role through a session advisory lock on a session of its own.
 ///
 /// Every `interval` a follower tries `pg_try_advisory_lock`; the leader checks that its session is
-/// alive and runs its duties. When the leader's process or connection dies the server frees the
-/// lock and another replica takes over within one interval.
+/// still the one holding the lock and runs its duties. When the leader's process or connection
+/// dies the server frees the lock and another replica takes over within one interval. A leader
+/// that is paused (SIGSTOP, a frozen VM) keeps its socket open, so its session also carries an
+/// `idle_session_timeout`: idle that long, the server ends it and the lock frees; the resumed
+/// replica finds its session gone and steps down.
 public final class LeaderElector: Service, Sendable {
-    private let replicaID: String
-    private let pool: ConnectionPool
+    private let identity: ReplicaIdentity
+    private let session: DedicatedSession
     private let replicas: ReplicaStore
     private let interval: Duration
     private let duties: [LeaderDuty]
     private let logger: Logger
     private let leading = Atomic<Bool>(false)
+    private static let key = AdvisoryLockKey(namespace: AdvisoryLockKey.Namespace.leader, key: 1)
 
-    /// Creates an elector.
-    public init(replicaID: String, pool: ConnectionPool, interval: Duration, duties: [LeaderDuty], logger: Logger) {
-        self.replicaID = replicaID
-        self.pool = pool
+    /// Creates an elector. `session` must be its own (see `DedicatedSession.leaderSettings`).
+    public init(identity: ReplicaIdentity, session: DedicatedSession, pool: ConnectionPool, interval: Duration, duties: [LeaderDuty], logger: Logger) {
+        self.identity = identity
+        self.session = session
         self.replicas = ReplicaStore(pool: pool)
         self.interval = interval
         self.duties = duties
@@ -51,12 +55,15 @@ public final class LeaderElector: Service, Sendable {
             var failures = Backoff(initial: self.interval, maximum: self.interval * 4)
             while !Task.isCancelled {
                 do {
-                    let led = try await self.pool.withTryAdvisoryLock(AdvisoryLockKey(namespace: AdvisoryLockKey.Namespace.leader, key: 1)) { handle in
-                        await self.lead(handle)
-                        return true
-                    }
+                    let locked = try await self.session.query(
+                        "SELECT pg_try_advisory_lock($1::int, $2::int) AS locked", [Self.key.namespace, Int32(1)]
+                    ).first?.decode("locked", as: Bool.self) == true
                     failures.reset()
-                    if led == nil { try? await Task.sleep(for: self.interval) }
+                    if locked {
+                        await self.lead(backendPID: self.session.backendPID)
+                    } else {
+                        try? await Task.sleep(for: self.interval)
+                    }
                 } catch {
                     let delay = failures.next()
                     self.logger.warning("leader election failed", metadata: ["db.error": "\(error)", "retry.delay": "\(delay)"])
@@ -64,12 +71,24 @@ public final class LeaderElector: Service, Sendable {
                 }
             }
         }
+        await session.close()
     }
 
-    private func lead(_ handle: AdvisoryLockHandle) async {
+    /// Whether the session that took the lock is still the live one (a replaced session holds nothing).
+    private func stillHeld(backendPID: Int32) async -> Bool {
+        do {
+            try await session.query("SELECT 1")
+            return session.backendPID == backendPID
+        } catch {
+            return false
+        }
+    }
+
+    private func lead(backendPID: Int32) async {
         leading.store(true, ordering: .relaxed)
-        logger.notice("became leader", metadata: ["replica.id": "\(replicaID)"])
-        try? await replicas.recordLeader(id: replicaID)
+        let id = identity.id
+        logger.notice("became leader", metadata: ["replica.id": "\(id)"])
+        try? await replicas.recordLeader(id: id)
         let clock = ContinuousClock()
         var due = duties.map { _ in clock.now }
         while !Task.isCancelled {
@@ -83,13 +102,16 @@ public final class LeaderElector: Service, Sendable {
             }
             try? await Task.sleep(for: interval)
             guard !Task.isCancelled else { break }
-            guard await handle.isHeld() else {
-                logger.warning("lost the leader session; stepping down", metadata: ["replica.id": "\(replicaID)"])
+            guard await stillHeld(backendPID: backendPID) else {
+                logger.warning("lost the leader session; stepping down", metadata: ["replica.id": "\(id)"])
                 break
             }
         }
         leading.store(false, ordering: .relaxed)
-        try? await replicas.clearLeader(id: replicaID)
-        logger.notice("stepped down as leader", metadata: ["replica.id": "\(replicaID)"])
+        if session.backendPID == backendPID {
+            _ = try? await session.query("SELECT pg_advisory_unlock($1::int, $2::int)", [Self.key.namespace, Int32(1)])
+        }
+        try? await replicas.clearLeader(id: id)
+        logger.notice("stepped down as leader", metadata: ["replica.id": "\(id)"])
     }
 }

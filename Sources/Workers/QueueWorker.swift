@@ -51,6 +51,8 @@ public final class QueueWorker: Service, Sendable {
 
     private enum Outcome: Sendable {
         case succeeded
+        /// The handler's outcome transaction found the fence broken: nothing was applied.
+        case superseded(String)
         case threw(String, retryable: Bool)
         case postponed(JobPostponed)
         case timedOut
@@ -68,9 +70,18 @@ public final class QueueWorker: Service, Sendable {
     static let timeoutResolution: Duration = .milliseconds(100)
     private let running: RunningJobs
     private let claimedTotal = Atomic<Int>(0)
+    private let paused = Atomic<Bool>(false)
+    /// Whose claims these are; shared with the heartbeat, which renews it after a replica comes back.
+    public let identity: ReplicaIdentity
 
-    /// Creates a worker. Without a listener it relies on polling alone.
-    public init(configuration: Configuration, store: JobStore, registry: JobRegistry, listener: Listener?, logger: Logger) {
+    /// Creates a worker. Without a listener it relies on polling alone. `identity` is the
+    /// replica's (shared with its heartbeat); by default one for `configuration.replicaID`.
+    public init(
+        configuration: Configuration, store: JobStore, registry: JobRegistry, listener: Listener?, logger: Logger,
+        identity: ReplicaIdentity? = nil
+    ) {
+        self.identity = identity ?? ReplicaIdentity(
+            id: configuration.replicaID, name: configuration.replicaID, host: "", pid: 0, role: "worker")
         self.configuration = configuration
         self.store = store
         self.registry = registry
@@ -90,6 +101,27 @@ public final class QueueWorker: Service, Sendable {
     /// Asks this worker to stop the given jobs if it runs them (cancel requests).
     public func cancel(jobIDs: [Int64]) {
         running.signals(for: jobIDs).forEach { $0.fire(.cancelRequested) }
+    }
+
+    /// The leases of the jobs this worker runs under `replicaID` (what its heartbeat extends).
+    public func heldLeases(replicaID: String) -> [JobLease] {
+        running.leases(replicaID: replicaID)
+    }
+
+    /// Stops the handlers of jobs that are no longer this replica's; nothing of theirs is written.
+    public func stopLost(jobIDs: [Int64]) {
+        running.signals(for: jobIDs).forEach { $0.fire(.leaseLost) }
+    }
+
+    /// Stops claiming until `resumeClaiming()` (the replica is registering again).
+    public func pauseClaiming() { paused.store(true, ordering: .relaxed) }
+
+    /// Claims again, under the identity's current id.
+    public func resumeClaiming() { paused.store(false, ordering: .relaxed) }
+
+    /// Abandons every running job: handlers stopped, nothing applied; jobs still held are handed back.
+    public func abandonAll() {
+        running.allSignals.forEach { $0.fire(.abandoned) }
     }
 
     public func run() async throws {
@@ -163,20 +195,26 @@ public final class QueueWorker: Service, Sendable {
                         free = configuration.maxConcurrency - (runningCount - done.count)
                     } while free < batch && ContinuousClock.now < deadline && !Task.isCancelled
                 }
-                let limit = queueExhausted ? 0 : min(max(free, 0), configuration.batchSize)
+                let limit = queueExhausted || paused.load(ordering: .relaxed) ? 0 : min(max(free, 0), configuration.batchSize)
                 if done.isEmpty && limit == 0 { break }
                 let jobs: [Job]
                 do {
+                    // Completions go by the id they were claimed under; a replica that registered
+                    // again completes nothing of its former life (those jobs were rescued).
+                    let replicaID = identity.id
+                    let stale = done.filter { $0.lease.replicaID != replicaID }
+                    let current = done.filter { $0.lease.replicaID == replicaID }
+                    if !stale.isEmpty { settle(stale, completed: []) }
                     let result = try await store.completeAndClaim(
-                        finished: done.map(\.lease), replicaID: configuration.replicaID, queue: configuration.queues[0],
+                        finished: current.map(\.lease), replicaID: replicaID, queue: configuration.queues[0],
                         limit: limit, lease: configuration.leaseDuration)
                     var claimed = result.claimed
                     if claimed.count < limit, configuration.queues.count > 1 {
                         claimed += try await store.claim(
-                            queues: Array(configuration.queues.dropFirst()), replicaID: configuration.replicaID,
+                            queues: Array(configuration.queues.dropFirst()), replicaID: replicaID,
                             limit: limit - claimed.count, lease: configuration.leaseDuration)
                     }
-                    settle(done, completed: result.completed)
+                    settle(current, completed: result.completed)
                     jobs = claimed
                     failures.reset()
                 } catch {
@@ -191,7 +229,7 @@ public final class QueueWorker: Service, Sendable {
                     guard let lease = job.lease else { continue }
                     let signal = JobStopSignal()
                     let timeout = registry.handler(for: job.kind)?.timeout ?? .seconds(86400)
-                    running.insert(job.id, signal: signal, deadline: .now.advanced(by: timeout))
+                    running.insert(lease, signal: signal, deadline: .now.advanced(by: timeout))
                     group.addTask {
                         await self.execute(job, lease: lease, signal: signal, wake: wake)
                         self.running.remove(job.id)
@@ -258,7 +296,9 @@ public final class QueueWorker: Service, Sendable {
     private func execute(_ job: Job, lease: JobLease, signal: JobStopSignal, wake: AsyncStream<Void>.Continuation) async {
         let log = JobLog(base: logger, job: job)
         guard let handler = registry.handler(for: job.kind) else {
-            await record(.threw("no handler registered for job kind '\(job.kind)'", retryable: false), job: job, lease: lease, wake: wake, log: log)
+            await record(
+                .threw("no handler registered for job kind '\(job.kind)'", retryable: false), job: job, lease: lease,
+                completion: JobCompletion(), wake: wake, log: log)
             return
         }
         let context = JobContext(job: job, lease: lease, baseLogger: logger)
@@ -268,6 +308,8 @@ public final class QueueWorker: Service, Sendable {
                 do {
                     try await handler.body(context)
                     return .succeeded
+                } catch let lost as JobFenceLost {
+                    return .superseded(lost.description)
                 } catch let error as PermanentJobFailure {
                     return .threw(error.description, retryable: false)
                 } catch let postponed as JobPostponed {
@@ -296,15 +338,36 @@ public final class QueueWorker: Service, Sendable {
             return first ?? .stopped(.shutdown)
         }
         log(.debug, "job finished", ["job.outcome": "\(outcome)", "job.duration": "\(ContinuousClock.now - started)"])
-        await record(outcome, job: job, lease: lease, wake: wake, log: log)
+        await record(outcome, job: job, lease: lease, completion: context.completion, wake: wake, log: log)
     }
 
-    private func record(_ outcome: Outcome, job: Job, lease: JobLease, wake: AsyncStream<Void>.Continuation, log: JobLog) async {
+    private func record(
+        _ outcome: Outcome, job: Job, lease: JobLease, completion: JobCompletion, wake: AsyncStream<Void>.Continuation, log: JobLog
+    ) async {
+        // A handler that committed its outcome has completed its job row in that transaction,
+        // whatever happened after: nothing more is written about it.
+        if completion.isCompleted {
+            metrics.count(kind: job.kind, .completed)
+            if case .succeeded = outcome {} else {
+                log(.notice, "job outcome already committed by its handler", ["job.outcome": "\(outcome)"])
+            }
+            return
+        }
         do {
             switch outcome {
             case .succeeded:
                 let recorded = await finished.waitForCompletion(lease, wake: wake)
                 metrics.count(kind: job.kind, recorded ? .completed : .notOwner)
+            case .superseded(let reason):
+                metrics.count(kind: job.kind, .notOwner)
+                log(.warning, "job superseded: its outcome was not applied", ["job.reason": "\(reason)"])
+            case .stopped(.leaseLost):
+                metrics.count(kind: job.kind, .notOwner)
+                log(.warning, "job stopped: its lease is no longer this replica's; nothing recorded")
+            case .stopped(.abandoned):
+                let returned = try await store.handBack([lease], reason: "abandoned by \(lease.replicaID), which was marked stopped")
+                metrics.count(kind: job.kind, returned.contains(job.id) ? .handedBack : .notOwner)
+                log(.warning, "job abandoned", ["job.handed_back": "\(returned.contains(job.id))"])
             case .threw(let message, let retryable):
                 try await fail(job, lease: lease, message: message, retryable: retryable, log: log)
             case .postponed(let postponed):

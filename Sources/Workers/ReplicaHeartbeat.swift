@@ -2,50 +2,36 @@ import Logging
 import ServiceLifecycle
 import Store
 
-/// Stamps this replica's heartbeat and extends the leases of its running jobs every `interval`.
+/// Stamps this replica's heartbeat and extends the leases of the jobs its worker holds, every
+/// `interval`, on a database session of its own (never queued behind the pool's users).
 ///
-/// Also catches cancel requests whose notification was missed, and re-registers the replica if
-/// its row vanished (for example after a long pause made the leader sweep it). On graceful
-/// shutdown — after the worker has handed its jobs back — it marks the replica stopped.
+/// Each beat also tells the worker which held jobs were asked to cancel and which are no longer
+/// its own (rescued, cancelled, deleted): their handlers are stopped at once, killing their
+/// agents. A replica that finds itself marked stopped (or its row gone) — it was paused or cut off
+/// past the TTL and the leader gave up on it — stops claiming, abandons its jobs and registers
+/// again under a new id. On graceful shutdown, after the worker handed its jobs back, it marks
+/// the replica stopped.
 public struct ReplicaHeartbeat: Service {
-    /// The replica's identity as registered.
-    public struct Identity: Sendable {
-        public var id: String
-        public var name: String
-        public var host: String
-        public var pid: Int
-        public var role: String
-
-        /// Creates an identity.
-        public init(id: String, name: String, host: String, pid: Int, role: String) {
-            self.id = id
-            self.name = name
-            self.host = host
-            self.pid = pid
-            self.role = role
-        }
-    }
-
-    let identity: Identity
+    let identity: ReplicaIdentity
     let interval: Duration
     let lease: Duration
-    let jobs: JobStore
+    let session: DedicatedSession
     let replicas: ReplicaStore
-    let onCancelRequested: @Sendable ([Int64]) -> Void
+    let worker: QueueWorker?
     let logger: Logger
 
-    /// Creates the heartbeat service.
+    /// Creates the heartbeat service; `session` is its own database session.
     public init(
-        identity: Identity, interval: Duration, lease: Duration, jobs: JobStore, replicas: ReplicaStore, logger: Logger,
-        onCancelRequested: @escaping @Sendable ([Int64]) -> Void
+        identity: ReplicaIdentity, interval: Duration, lease: Duration, session: DedicatedSession, replicas: ReplicaStore,
+        worker: QueueWorker?, logger: Logger
     ) {
         self.identity = identity
         self.interval = interval
         self.lease = lease
-        self.jobs = jobs
+        self.session = session
         self.replicas = replicas
+        self.worker = worker
         self.logger = logger
-        self.onCancelRequested = onCancelRequested
     }
 
     public func run() async throws {
@@ -61,20 +47,45 @@ public struct ReplicaHeartbeat: Service {
         } catch {
             logger.warning("could not mark replica stopped", metadata: ["db.error": "\(error)"])
         }
+        await session.close()
     }
 
     /// One heartbeat; errors are logged, never thrown, so a database blip does not stop the replica.
     func beat() async {
+        let id = identity.id
         do {
-            let result = try await jobs.heartbeat(replicaID: identity.id, lease: lease)
-            if !result.replicaKnown {
-                logger.warning("replica row missing; registering again", metadata: ["replica.id": "\(identity.id)"])
-                try await replicas.register(
-                    id: identity.id, name: identity.name, host: identity.host, pid: identity.pid, role: identity.role)
+            let held = worker?.heldLeases(replicaID: id) ?? []
+            let result = try await JobStore.heartbeat(replicaID: id, lease: lease, holding: held, on: session)
+            if result.replicaStopped || !result.replicaKnown {
+                try await registerAgain(previous: id, stopped: result.replicaStopped)
+                return
             }
-            if !result.cancelRequested.isEmpty { onCancelRequested(result.cancelRequested) }
+            if !result.cancelRequested.isEmpty { worker?.cancel(jobIDs: result.cancelRequested) }
+            if !result.lost.isEmpty {
+                logger.warning("jobs are no longer held by this replica; stopping their handlers", metadata: [
+                    "replica.id": "\(id)", "job.ids": "\(result.lost)",
+                ])
+                worker?.stopLost(jobIDs: result.lost)
+            }
         } catch {
-            logger.warning("heartbeat failed", metadata: ["db.error": "\(error)", "replica.id": "\(identity.id)"])
+            logger.warning("heartbeat failed", metadata: ["db.error": "\(error)", "replica.id": "\(id)"])
         }
+    }
+
+    /// The leader gave up on this replica: everything it holds is being (or was) rescued. Stop
+    /// claiming, abandon the jobs (handlers cancelled, nothing applied; still-held ones are handed
+    /// back), then live on under a new id.
+    private func registerAgain(previous: String, stopped: Bool) async throws {
+        logger.error(
+            stopped
+                ? "this replica was marked stopped (heartbeats missed past the TTL); abandoning its jobs and registering again"
+                : "this replica's row is gone; abandoning its jobs and registering again",
+            metadata: ["replica.id": "\(previous)"])
+        worker?.pauseClaiming()
+        worker?.abandonAll()
+        let id = identity.renew()
+        try await replicas.register(id: id, name: identity.name, host: identity.host, pid: identity.pid, role: identity.role)
+        worker?.resumeClaiming()
+        logger.notice("registered again under a new id", metadata: ["replica.id": "\(id)", "replica.previous_id": "\(previous)"])
     }
 }

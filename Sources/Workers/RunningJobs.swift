@@ -4,6 +4,7 @@ import Synchronization
 /// The jobs one worker is running: the signal that stops each, and when its time is up.
 final class RunningJobs: Sendable {
     private struct Entry {
+        let lease: JobLease
         let signal: JobStopSignal
         let deadline: ContinuousClock.Instant
     }
@@ -12,8 +13,13 @@ final class RunningJobs: Sendable {
 
     var count: Int { jobs.withLock { $0.count } }
 
-    func insert(_ id: Int64, signal: JobStopSignal, deadline: ContinuousClock.Instant) {
-        jobs.withLock { $0[id] = Entry(signal: signal, deadline: deadline) }
+    func insert(_ lease: JobLease, signal: JobStopSignal, deadline: ContinuousClock.Instant) {
+        jobs.withLock { $0[lease.jobID] = Entry(lease: lease, signal: signal, deadline: deadline) }
+    }
+
+    /// The leases of the running jobs claimed under `replicaID`.
+    func leases(replicaID: String) -> [JobLease] {
+        jobs.withLock { jobs in jobs.values.map(\.lease).filter { $0.replicaID == replicaID } }
     }
 
     func remove(_ id: Int64) {

@@ -104,6 +104,11 @@ public struct StageRunner: Sendable {
     let commands = CommandRunner()
     let breakers: CircuitBreakerStore
     let alerts: Alerts
+    let runs: AgentRunStore
+    /// One stage of a task at a time on this replica: a job whose lease moved here while the stale
+    /// run of the same task is still being stopped waits for it rather than resetting the worktree
+    /// under a live agent.
+    let taskLocks = KeyedLocks()
 
     /// Creates the runner; `alerts` hears when the circuit breaker opens.
     public init(settings: Settings, pool: ConnectionPool, launcher: AgentLauncher, workspace: Workspace, alerts: Alerts = .off) {
@@ -116,6 +121,11 @@ public struct StageRunner: Sendable {
         self.gate = StageGate(workspace: workspace)
         self.prompt = StagePrompt(templates: settings.promptTemplates)
         self.breakers = CircuitBreakerStore(pool: pool)
+        self.runs = AgentRunStore(pool: pool)
+    }
+
+    var policy: StagePolicy {
+        StagePolicy(maxGateFailures: settings.maxGateFailures, maxReviewRounds: settings.maxReviewRounds)
     }
 
     /// The job handler. Its timeout is a backstop above any agent's own.
@@ -125,49 +135,57 @@ public struct StageRunner: Sendable {
         }
     }
 
-    struct Payload: Decodable {
-        let work_item: String
-        let stage: String
-        let attempt: Int?
-        let feedback: String?
-    }
-
     func run(_ context: JobContext) async throws {
-        let payload = try context.job.payload.decode(Payload.self)
+        let payload = try context.job.payload.decode(StageJobPayload.self)
         var logger = context.logger
         logger[metadataKey: "task.work_item"] = "\(payload.work_item)"
         logger[metadataKey: "task.stage"] = "\(payload.stage)"
+        try await taskLocks.withLock(payload.work_item) {
+            try await run(payload, context: context, logger: logger)
+        }
+    }
+
+    private func run(_ payload: StageJobPayload, context: JobContext, logger: Logger) async throws {
         guard let task = try await tasks.task(workItem: payload.work_item) else {
             throw PermanentJobFailure("no task \(payload.work_item)")
         }
-        guard task.state.status == .active, task.state.stage.rawValue == payload.stage else {
-            logger.info("stage job is stale: the task moved on", metadata: ["task.state": "\(task.state.stage.rawValue)/\(task.state.status.rawValue)"])
+        guard task.state.status == .active, task.state.stage.rawValue == payload.stage,
+              payload.visit.map({ $0 == task.state.visit }) ?? true
+        else {
+            logger.info("stage job is stale: the task moved on", metadata: [
+                "task.state": "\(task.state.stage.rawValue)/\(task.state.status.rawValue)", "task.visit": "\(task.state.visit)",
+            ])
             return
         }
+        try Task.checkCancellation()
         guard let repo = settings.repos.first(where: { $0.repo == task.repo }) else {
             throw PermanentJobFailure("repository \(task.repo ?? "(none)") of \(task.workItem) is not configured (repos[].repo)")
         }
+        let outcome = StageOutcome(
+            tasks: tasks, runs: runs, context: context, workItem: task.workItem, policy: policy,
+            about: payload.visit.map { StageVisit(stage: task.state.stage, visit: $0) }, logger: logger)
         let attempt = payload.attempt ?? 0
         switch task.state.stage {
         case .analysis, .architecture, .development, .review:
-            try await agentStage(task, repo: repo, attempt: attempt, feedback: payload.feedback, jobID: context.job.id, logger: logger)
+            try await agentStage(task, repo: repo, attempt: attempt, feedback: payload.feedback, outcome: outcome, logger: logger)
         case .merge:
             if let gitea = settings.gitea {
-                try await mergeThroughGitea(task, repo: repo, client: GiteaClient(settings: gitea), logger: logger)
+                try await mergeThroughGitea(task, repo: repo, client: GiteaClient(settings: gitea), outcome: outcome, logger: logger)
             } else {
                 let sha = try await workspace.mergeLocally(repo, workItem: task.workItem)
-                try await tasks.recordMerge(workItem: task.workItem, sha: sha)
-                try await pass(task, reason: "merged into \(repo.defaultBranch) as \(sha.prefix(12))", logger: logger)
+                try await outcome.apply(.stagePassed, reason: "merged into \(repo.defaultBranch) as \(sha.prefix(12))") { connection in
+                    try await TaskStore.recordMerge(workItem: task.workItem, sha: sha, on: connection)
+                }
             }
         case .deploy:
-            try await deploy(task, repo: repo, attempt: attempt, logger: logger)
+            try await deploy(task, repo: repo, attempt: attempt, outcome: outcome, logger: logger)
         case .done:
             return
         }
     }
 
     private func agentStage(
-        _ task: TaskRecord, repo: RepositorySettings, attempt: Int, feedback: String?, jobID: Int64, logger: Logger
+        _ task: TaskRecord, repo: RepositorySettings, attempt: Int, feedback: String?, outcome: StageOutcome, logger: Logger
     ) async throws {
         let stage = task.state.stage
         let role = stage == .review ? "reviewer" : "default"
@@ -184,16 +202,17 @@ public struct StageRunner: Sendable {
         let prepared = clock.now
         let worktree = try await workspace.prepare(repo, workItem: task.workItem)
         let workspaceTime = clock.now - prepared
-        let outcome = try await launcher.run(.init(
+        let run = try await launcher.run(.init(
             command: agent.command, timeout: agent.timeout ?? settings.defaultAgentTimeout,
             prompt: prompt.build(task: task, stage: stage, worktree: worktree, feedback: feedback), directory: worktree,
             variables: [
                 "ORCH_WORK_ITEM": task.workItem, "ORCH_STAGE": stage.rawValue, "ORCH_ROLE": role, "ORCH_REPO": repo.repo,
                 "ORCH_BRANCH": Workspace.branch(workItem: task.workItem), "ORCH_TASK_DIR": Workspace.taskDocs(workItem: task.workItem),
             ],
-            workItem: task.workItem, jobID: jobID, stage: stage.rawValue, role: role))
-        if outcome.cancelled { throw CancellationError() }
-        if let reason = Self.transientReason(outcome) {
+            workItem: task.workItem, jobID: outcome.context.job.id, stage: stage.rawValue, role: role,
+            replicaID: outcome.context.lease.replicaID))
+        if run.cancelled { throw CancellationError() }
+        if let reason = Self.transientReason(run) {
             if settings.breaker.enabled {
                 let breaker = try await breakers.recordFailure(
                     name: BreakerSettings.name, reason: reason, threshold: settings.breaker.threshold,
@@ -209,45 +228,51 @@ public struct StageRunner: Sendable {
         }
 
         let committing = clock.now
-        try await workspace.commitAll(worktree: worktree, message: "\(task.workItem) \(stage.rawValue): agent run \(outcome.runID)")
+        try await workspace.commitAll(worktree: worktree, message: "\(task.workItem) \(stage.rawValue): agent run \(run.runID)")
         try await workspace.push(worktree: worktree, workItem: task.workItem)
-        try? await launcher.runs.recordGitTimings(id: outcome.runID, workspace: workspaceTime, after: clock.now - committing)
+        try? await launcher.runs.recordGitTimings(id: run.runID, workspace: workspaceTime, after: clock.now - committing)
         let head = try await workspace.head(worktree: worktree)
-        try await tasks.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: head)
+        let recordHead: @Sendable (Connection) async throws -> Void = { connection in
+            try await TaskStore.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: head, on: connection)
+        }
 
         // A failed agent fails the stage whatever its files say: its gate (maybe a long
         // test_command) is not run.
-        let verdict: GateVerdict = outcome.succeeded
+        let verdict: GateVerdict = run.succeeded
             ? try await gate.check(stage, workItem: task.workItem, worktree: worktree, repo: repo)
-            : .fail(outcome.timedOut ? "the agent timed out (run \(outcome.runID))" : "the agent exited \(outcome.exitCode) (run \(outcome.runID), log \(outcome.logPath))")
+            : .fail(run.timedOut ? "the agent timed out (run \(run.runID))" : "the agent exited \(run.exitCode) (run \(run.runID), log \(run.logPath))")
         switch verdict {
         case .pass(let reason):
             var reason = reason
+            var pullNumber: Int?
             if stage == .development, let gitea = settings.gitea {
                 let pull = try await GiteaClient(settings: gitea).openOrFindPullRequest(
                     repo: repo.repo, head: Workspace.branch(workItem: task.workItem), base: repo.defaultBranch,
                     title: "\(task.workItem): \(task.title)", body: "Opened by the orchestrator for \(task.workItem).\n\n\(task.description.prefix(2000))")
-                try await tasks.recordPullRequest(workItem: task.workItem, number: pull.number, headSHA: head, mergeSHA: nil)
+                pullNumber = pull.number
                 reason += ", PR #\(pull.number)"
             }
-            try await pass(task, reason: reason, logger: logger)
+            let ownPull = pullNumber
+            try await outcome.apply(.stagePassed, reason: reason, agentRun: run.runID) { connection in
+                try await recordHead(connection)
+                if let ownPull {
+                    try await TaskStore.recordOwnPullRequest(workItem: task.workItem, number: ownPull, headSHA: head, on: connection)
+                }
+            }
         case .fail(let reason):
-            try await fail(task, reason: reason, attempt: attempt, logger: logger)
+            try await outcome.apply(.gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)), agentRun: run.runID, alongside: recordHead)
         case .changesRequested(let review):
             let rounds = try await tasks.eventCount(workItem: task.workItem, event: .changesRequested)
-            if rounds >= settings.maxReviewRounds {
-                try await failFinally(task, reason: "review requested changes \(rounds + 1) times (limit \(settings.maxReviewRounds))", logger: logger)
-            } else {
-                try await tasks.apply(.changesRequested, workItem: task.workItem, actor: "system", reason: String(review.prefix(500)))
-                logger.info("review requested changes: back to development")
-            }
+            try await outcome.apply(.reviewRequestedChanges(round: rounds + 1), reason: String(review.prefix(500)), agentRun: run.runID, alongside: recordHead)
         }
     }
 
     /// Merge through Gitea (DESIGN §7): only once the PR head's CI is green (from status webhooks,
     /// else the combined status as a backstop), with `head_commit_id` so a head that moved is
     /// never merged unchecked. Red CI or an unmergeable PR holds the task for an operator.
-    private func mergeThroughGitea(_ task: TaskRecord, repo: RepositorySettings, client: GiteaClient, logger: Logger) async throws {
+    private func mergeThroughGitea(
+        _ task: TaskRecord, repo: RepositorySettings, client: GiteaClient, outcome: StageOutcome, logger: Logger
+    ) async throws {
         guard let number = task.prNumber, let head = task.headSHA else {
             throw PermanentJobFailure("\(task.workItem) reached merge without a pull request")
         }
@@ -257,7 +282,7 @@ public struct StageRunner: Sendable {
         case "success":
             break
         case "failure", "error":
-            try await tasks.apply(.held, workItem: task.workItem, actor: "system", reason: "CI failed on the PR head \(head.prefix(12))")
+            try await outcome.apply(.held, reason: "CI failed on the PR head \(head.prefix(12))")
             return
         default:
             throw JobPostponed(until: Date().addingTimeInterval(settings.ciPollInterval.seconds), reason: "waiting for CI on \(head.prefix(12)) of PR #\(number)")
@@ -270,66 +295,33 @@ public struct StageRunner: Sendable {
             // A retried job finds the PR merged already: that is success, not a hold.
             pull = try await client.pullRequest(repo: repo.repo, number: number)
             guard pull.merged else {
-                try await tasks.apply(.held, workItem: task.workItem, actor: "system", reason: "PR #\(number) not mergeable: \(message.prefix(300))")
+                try await outcome.apply(.held, reason: "PR #\(number) not mergeable: \(message.prefix(300))")
                 return
             }
         case .staleHead:
             throw GiteaAPIError(description: "PR #\(number) head moved past \(head.prefix(12)); checking again", isRetryable: true)
         }
-        if let sha = pull.mergeSHA { try await tasks.recordMerge(workItem: task.workItem, sha: sha) }
-        try await pass(task, reason: "PR #\(number) merged" + (pull.mergeSHA.map { " as \($0.prefix(12))" } ?? ""), logger: logger)
+        let mergeSHA = pull.mergeSHA
+        try await outcome.apply(.stagePassed, reason: "PR #\(number) merged" + (mergeSHA.map { " as \($0.prefix(12))" } ?? "")) { connection in
+            if let mergeSHA { try await TaskStore.recordMerge(workItem: task.workItem, sha: mergeSHA, on: connection) }
+        }
     }
 
-    private func deploy(_ task: TaskRecord, repo: RepositorySettings, attempt: Int, logger: Logger) async throws {
+    private func deploy(_ task: TaskRecord, repo: RepositorySettings, attempt: Int, outcome: StageOutcome, logger: Logger) async throws {
         guard let command = repo.deployCommand else {
-            try await pass(task, reason: "no deploy_command configured: skipped", logger: logger)
+            try await outcome.apply(.stagePassed, reason: "no deploy_command configured: skipped")
             try await workspace.cleanup(repo, workItem: task.workItem)
             return
         }
         let worktree = try await workspace.prepare(repo, workItem: task.workItem)
         let (exit, output) = try await commands.run(command, in: worktree, timeout: .seconds(3600), check: false)
         if exit == 0 {
-            try await pass(task, reason: "deploy_command succeeded", logger: logger)
+            try await outcome.apply(.stagePassed, reason: "deploy_command succeeded")
             try await workspace.cleanup(repo, workItem: task.workItem)
         } else {
-            try await fail(task, reason: "deploy_command exited \(exit):\n\(output.suffix(4000))", attempt: attempt, logger: logger)
+            let reason = "deploy_command exited \(exit):\n\(output.suffix(4000))"
+            try await outcome.apply(.gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)))
         }
-    }
-
-    private func pass(_ task: TaskRecord, reason: String, logger: Logger) async throws {
-        let next: TaskRecord?
-        do {
-            next = try await tasks.apply(.stagePassed, workItem: task.workItem, actor: "system", reason: reason)
-        } catch let refused as IllegalTransition where refused.state.status == .cancelled {
-            // Cancelled while this stage ran (a merge is left to finish): the cancel stands.
-            logger.notice("stage finished after the task was cancelled; the cancel stands", metadata: ["gate.reason": "\(reason)"])
-            return
-        }
-        logger.info("stage passed", metadata: [
-            "gate.reason": "\(reason)", "task.next": "\(next.map { "\($0.state.stage.rawValue)/\($0.state.status.rawValue)" } ?? "")",
-        ])
-    }
-
-    private func fail(_ task: TaskRecord, reason: String, attempt: Int, logger: Logger) async throws {
-        guard attempt + 1 < settings.maxGateFailures else {
-            try await failFinally(task, reason: reason, logger: logger)
-            return
-        }
-        try await tasks.apply(
-            .stageFailed(final: false), workItem: task.workItem, actor: "system", reason: String(reason.prefix(2000)),
-            retry: (attempt + 1, reason))
-        logger.warning("gate failed; stage retried with the feedback", metadata: ["gate.reason": "\(reason.prefix(300))", "gate.attempt": "\(attempt + 1)"])
-    }
-
-    private func failFinally(_ task: TaskRecord, reason: String, logger: Logger) async throws {
-        try await tasks.apply(.stageFailed(final: true), workItem: task.workItem, actor: "system", reason: String(reason.prefix(2000)))
-        var lesson = Lesson(type: "gate_failure", rootCause: String(reason.prefix(4000)))
-        lesson.source = "auto"
-        lesson.workItem = task.workItem
-        lesson.stage = task.state.stage.rawValue
-        lesson.repo = task.repo
-        _ = try? await lessons.record(lesson)
-        logger.error("stage failed for good; task failed", metadata: ["gate.reason": "\(reason.prefix(300))"])
     }
 
     /// A rate limit, an overloaded API or a network error, from the agent's result.

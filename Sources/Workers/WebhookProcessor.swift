@@ -137,7 +137,7 @@ public struct WebhookProcessor: Sendable {
             return ("ignored", "repository \(fullName) is not configured (repos[].repo)")
         }
         switch event {
-        case "pull_request": return try await giteaPullRequest(object)
+        case "pull_request": return try await giteaPullRequest(object, repo: fullName)
         case "status": return try await giteaStatus(object, repo: fullName)
         case "push": return try await giteaPush(object, repo: fullName)
         default: return ("ignored", "no processor for Gitea \(event)")
@@ -173,13 +173,14 @@ public struct WebhookProcessor: Sendable {
             return ("processed", "push to \(ref): not a task branch")
         }
         if after.allSatisfy({ $0 == "0" }) { return ("processed", "\(workItem): branch deleted") }
-        guard try await tasks.recordPush(workItem: workItem, repo: repo, headSHA: after) else {
-            return ("ignored", "no task \(workItem) in \(repo)")
+        let before = (object["before"] as? String).flatMap { $0.allSatisfy { $0 == "0" } ? nil : $0 }
+        switch try await tasks.recordPushEvent(workItem: workItem, repo: repo, before: before, after: after) {
+        case .applied: return ("processed", "\(workItem): branch pushed, head \(after.prefix(12))")
+        case .ignored(let reason): return ("ignored", reason)
         }
-        return ("processed", "\(workItem): branch pushed, head \(after.prefix(12))")
     }
 
-    private func giteaPullRequest(_ object: [String: Any]) async throws -> (String, String?) {
+    private func giteaPullRequest(_ object: [String: Any], repo: String) async throws -> (String, String?) {
         guard let pull = object["pull_request"] as? [String: Any], let head = pull["head"] as? [String: Any],
               let sha = head["sha"] as? String, let number = (object["number"] as? NSNumber)?.intValue
         else { throw PermanentJobFailure("Gitea pull_request event without pull_request.head.sha or number") }
@@ -188,10 +189,28 @@ public struct WebhookProcessor: Sendable {
         }
         let merged = (pull["merged"] as? Bool) == true
         let mergeSHA = merged ? pull["merge_commit_sha"] as? String : nil
-        guard try await tasks.recordPullRequest(workItem: workItem, number: number, headSHA: sha, mergeSHA: mergeSHA) else {
-            return ("ignored", "no task \(workItem)")
+        // The head's repository: Gitea sends head.repo (full) and head.repo_id; a fork's differ
+        // from the event's repository.
+        let repository = object["repository"] as? [String: Any]
+        let headRepo: String?
+        if let name = (head["repo"] as? [String: Any])?["full_name"] as? String {
+            headRepo = name
+        } else if let id = (head["repo_id"] as? NSNumber)?.int64Value {
+            headRepo = id == (repository?["id"] as? NSNumber)?.int64Value ? repo : "repository id \(id)"
+        } else {
+            headRepo = nil
         }
-        return ("processed", "\(workItem): PR #\(number) head \(sha.prefix(12))" + (mergeSHA.map { ", merged as \($0.prefix(12))" } ?? ""))
+        // Gitea's updated_at orders deliveries of one PR (a merge or close also stamps it).
+        let stamp = ["updated_at", "closed_at", "merged_at"].lazy.compactMap { pull[$0] as? String }.first
+        let updatedAt = stamp.flatMap { try? Date($0, strategy: .iso8601) }
+        switch try await tasks.recordPullRequestEvent(
+            workItem: workItem, repo: repo, headRepo: headRepo, number: number, headSHA: sha, mergeSHA: mergeSHA, updatedAt: updatedAt)
+        {
+        case .applied:
+            return ("processed", "\(workItem): PR #\(number) head \(sha.prefix(12))" + (mergeSHA.map { ", merged as \($0.prefix(12))" } ?? ""))
+        case .ignored(let reason):
+            return ("ignored", reason)
+        }
     }
 
     static func stripTags(_ html: String) -> String {

@@ -1,0 +1,57 @@
+import Logging
+import Store
+
+/// How one `run_stage` job reports its outcome: the task transition, whatever it must write
+/// alongside (the branch head, the PR, the merge commit), the next job, any lesson and the job's
+/// own completion commit in one transaction that first re-checks the job's fence. A job that lost
+/// its lease (rescued, cancelled, handed to another replica) applies nothing; an outcome about a
+/// stage visit the task has left applies nothing either.
+struct StageOutcome: Sendable {
+    let tasks: TaskStore
+    let runs: AgentRunStore
+    let context: JobContext
+    let workItem: String
+    let policy: StagePolicy
+    /// The stage visit the job was enqueued for (nil for jobs from before visits were recorded).
+    let about: StageVisit?
+    let logger: Logger
+
+    /// Applies `event` fenced by the job's lease. `agentRun` is the run whose result this is: it
+    /// is marked `applied`, or `superseded` when the fence was lost.
+    func apply(
+        _ event: TaskEvent, reason: String, agentRun: Int64? = nil,
+        alongside: (@Sendable (Connection) async throws -> Void)? = nil
+    ) async throws {
+        let next: TaskRecord?
+        do {
+            next = try await tasks.apply(
+                event, workItem: workItem, actor: "system", reason: reason, about: about, policy: policy,
+                fence: context.lease
+            ) { connection in
+                try await alongside?(connection)
+                if let agentRun { try await AgentRunStore.markOutcome(id: agentRun, outcome: "applied", on: connection) }
+            }
+        } catch let lost as JobFenceLost {
+            if let agentRun { try? await runs.markOutcome(id: agentRun, outcome: "superseded") }
+            logger.warning("stage outcome not applied: the job is no longer held by this replica", metadata: [
+                "task.event": "\(event.name)", "job.fence": "\(lost.lease)", "agent.run": "\(agentRun.map(String.init) ?? "")",
+            ])
+            throw lost
+        } catch let stale as StaleOutcome {
+            logger.notice("stage outcome not applied: the task left this stage visit", metadata: [
+                "task.event": "\(event.name)", "task.reason": "\(stale)",
+            ])
+            return
+        } catch let refused as IllegalTransition where refused.state.status == .cancelled {
+            // Cancelled while this stage ran (a merge is left to finish): the cancel stands.
+            logger.notice("stage finished after the task was cancelled; the cancel stands", metadata: ["gate.reason": "\(reason)"])
+            return
+        }
+        // The job row was completed in that transaction: the worker must not complete it again.
+        context.completion.markCompleted()
+        logger.info("stage outcome applied", metadata: [
+            "task.event": "\(event.name)", "gate.reason": "\(reason.prefix(300))",
+            "task.next": "\(next.map { "\($0.state.stage.rawValue)/\($0.state.status.rawValue) visit \($0.state.visit)" } ?? "")",
+        ])
+    }
+}
