@@ -71,25 +71,19 @@ public struct TaskState: Sendable, Equatable {
     public var track: TaskTrack
     /// The `auto` label: advance without human approval.
     public var auto: Bool
-    /// Grows by one each time a stage starts a fresh series of jobs (see `StageVisit`).
-    public var visit: Int
 
     /// Creates a state.
-    public init(stage: TaskStage, status: TaskStatus, track: TaskTrack, auto: Bool, visit: Int = 0) {
+    public init(stage: TaskStage, status: TaskStatus, track: TaskTrack, auto: Bool) {
         self.stage = stage
         self.status = status
         self.track = track
         self.auto = auto
-        self.visit = visit
     }
 
-    /// A new task: first stage, active, in its first visit.
+    /// A new task: first stage, active (in visit 1).
     public static func initial(track: TaskTrack, auto: Bool) -> TaskState {
-        TaskState(stage: .analysis, status: .active, track: track, auto: auto, visit: 1)
+        TaskState(stage: .analysis, status: .active, track: track, auto: auto)
     }
-
-    /// The stage visit a job enqueued now would be about.
-    public var currentVisit: StageVisit { StageVisit(stage: stage, visit: visit) }
 }
 
 /// Which run of a stage an outcome is about: a `run_stage` job carries the visit it was enqueued
@@ -133,10 +127,12 @@ public struct StagePolicy: Sendable, Equatable {
     }
 }
 
-/// A decided transition: the event's name for `task_events`, the new state and what to do.
+/// A decided transition: the event's name for `task_events`, the new state and visit, and what to do.
 public struct TaskTransition: Sendable, Equatable {
     public var eventName: String
     public var state: TaskState
+    /// The task's visit counter after the transition (grows when a stage starts afresh).
+    public var visit: Int
     public var actions: [TaskAction]
 }
 
@@ -144,9 +140,10 @@ public struct TaskTransition: Sendable, Equatable {
 public struct StaleOutcome: Error, CustomStringConvertible, Equatable {
     public let about: StageVisit
     public let state: TaskState
+    public let visit: Int
 
     public var description: String {
-        "outcome about \(about) is stale: the task is in \(state.stage.rawValue)/\(state.status.rawValue) visit \(state.visit)"
+        "outcome about \(about) is stale: the task is in \(state.stage.rawValue)/\(state.status.rawValue) visit \(visit)"
     }
 }
 
@@ -219,17 +216,18 @@ public struct IllegalTransition: Error, CustomStringConvertible, Equatable {
 public enum TaskLifecycle {
     /// The state after `event`, or `IllegalTransition`.
     public static func apply(_ event: TaskEvent, to state: TaskState) throws -> TaskState {
-        try decide(event, from: state).state
+        try decide(event, from: state, visit: 0).state
     }
 
-    /// Decides `event` for a task in `state`: the new state and the actions to carry out.
-    /// `about` names the stage visit an outcome is for; an outcome for any other visit, or for a
-    /// task no longer active, is refused with `StaleOutcome`.
+    /// Decides `event` for a task in `state` and `visit`: the new state and visit, and the
+    /// actions to carry out. `about` names the stage visit an outcome is for; an outcome for any
+    /// other visit, or for a task no longer active, is refused with `StaleOutcome`.
     public static func decide(
-        _ event: TaskEvent, from state: TaskState, about: StageVisit? = nil, policy: StagePolicy = .init()
+        _ event: TaskEvent, from state: TaskState, visit: Int, about: StageVisit? = nil, policy: StagePolicy = .init()
     ) throws -> TaskTransition {
-        if let about, about != state.currentVisit || state.status != .active {
-            throw StaleOutcome(about: about, state: state)
+        let current = StageVisit(stage: state.stage, visit: visit)
+        if let about, about != current || state.status != .active {
+            throw StaleOutcome(about: about, state: state, visit: visit)
         }
         var next = try transition(event, from: state)
         var name = event.name
@@ -237,7 +235,7 @@ public enum TaskLifecycle {
         switch event {
         case .gateFailed(let reason, let attempt):
             if attempt + 1 < policy.maxGateFailures {
-                actions.append(.enqueueStage(state.currentVisit, attempt: attempt + 1, feedback: reason))
+                actions.append(.enqueueStage(current, attempt: attempt + 1, feedback: reason))
             } else {
                 next.status = .failed
                 name = TaskEvent.stageFailed(final: true).name
@@ -256,11 +254,12 @@ public enum TaskLifecycle {
         }
         // A task that becomes active in a stage (a new stage, an approval, a retry, a gate
         // opened) starts a new visit with that stage's first job, exactly once.
+        var nextVisit = visit
         if next.status == .active, next.stage != .done, next.stage != state.stage || state.status != .active {
-            next.visit = state.visit + 1
-            actions.append(.enqueueStage(next.currentVisit, attempt: 0, feedback: nil))
+            nextVisit = visit + 1
+            actions.append(.enqueueStage(StageVisit(stage: next.stage, visit: nextVisit), attempt: 0, feedback: nil))
         }
-        return TaskTransition(eventName: name, state: next, actions: actions)
+        return TaskTransition(eventName: name, state: next, visit: nextVisit, actions: actions)
     }
 
     /// The bare state change of `event` (no policy), or `IllegalTransition`.

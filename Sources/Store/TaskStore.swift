@@ -9,6 +9,8 @@ public struct TaskRecord: Sendable {
     public let description: String
     public let labels: [String]
     public let state: TaskState
+    /// The stage visit counter (see `StageVisit`).
+    public let visit: Int
     public let prNumber: Int?
     public let headSHA: String?
     public let mergeSHA: String?
@@ -33,7 +35,8 @@ public struct TaskRecord: Sendable {
         labels = try row.decode("labels", as: PostgresTextArray.self).values
         state = TaskState(
             stage: try row.decode("stage"), status: try row.decode("status"), track: try row.decode("track"),
-            auto: try row.decode("auto"), visit: try row.decode("visit"))
+            auto: try row.decode("auto"))
+        visit = try row.decode("visit")
         prNumber = try row.decode("pr_number")
         headSHA = try row.decode("head_sha")
         mergeSHA = try row.decode("merge_sha")
@@ -42,6 +45,11 @@ public struct TaskRecord: Sendable {
         createdAt = try row.decode("created_at")
         updatedAt = try row.decode("updated_at")
     }
+}
+
+extension TaskRecord {
+    /// The stage visit a job enqueued now would be about.
+    public var currentVisit: StageVisit { StageVisit(stage: state.stage, visit: visit) }
 }
 
 /// One entry of a task's history.
@@ -86,7 +94,7 @@ public struct TaskStore: Sendable {
             let task = try TaskRecord(row: row)
             let created = try row.decode("created", as: Bool.self)
             // A new task's first stage starts in the same transaction: created ⇔ its job exists.
-            if created { try await enqueueStage(task.state.currentVisit, workItem: workItem, on: connection) }
+            if created { try await enqueueStage(task.currentVisit, workItem: workItem, on: connection) }
             return (task, created)
         }
     }
@@ -132,13 +140,13 @@ public struct TaskStore: Sendable {
             else { return nil }
             if let fence { try await JobStore.completeFenced(fence, on: connection) }
             let task = try TaskRecord(row: row)
-            let transition = try TaskLifecycle.decide(event, from: task.state, about: about, policy: policy)
+            let transition = try TaskLifecycle.decide(event, from: task.state, visit: task.visit, about: about, policy: policy)
             let next = transition.state
             let updated = try await connection.query("""
                 UPDATE tasks SET stage = $2, status = $3, track = $4, visit = $5, updated_at = now() WHERE id = $1
                 RETURNING \(TaskRecord.columns)
                 """,
-                [task.id, next.stage.rawValue, next.status.rawValue, next.track.rawValue, next.visit]).first!
+                [task.id, next.stage.rawValue, next.status.rawValue, next.track.rawValue, transition.visit]).first!
             try await Self.recordEvent(
                 taskID: task.id, event: transition.eventName, from: task.state, to: next, reason: reason, actor: actor,
                 on: connection)

@@ -51,7 +51,7 @@ struct StageOutcome: Sendable {
         context.completion.markCompleted()
         logger.info("stage outcome applied", metadata: [
             "task.event": "\(event.name)", "gate.reason": "\(reason.prefix(300))",
-            "task.next": "\(next.map { "\($0.state.stage.rawValue)/\($0.state.status.rawValue) visit \($0.state.visit)" } ?? "")",
+            "task.next": "\(next.map { "\($0.state.stage.rawValue)/\($0.state.status.rawValue) visit \($0.visit)" } ?? "")",
         ])
     }
 }

@@ -150,10 +150,10 @@ public struct StageRunner: Sendable {
             throw PermanentJobFailure("no task \(payload.work_item)")
         }
         guard task.state.status == .active, task.state.stage.rawValue == payload.stage,
-              payload.visit.map({ $0 == task.state.visit }) ?? true
+              payload.visit.map({ $0 == task.visit }) ?? true
         else {
             logger.info("stage job is stale: the task moved on", metadata: [
-                "task.state": "\(task.state.stage.rawValue)/\(task.state.status.rawValue)", "task.visit": "\(task.state.visit)",
+                "task.state": "\(task.state.stage.rawValue)/\(task.state.status.rawValue)", "task.visit": "\(task.visit)",
             ])
             return
         }

@@ -19,7 +19,10 @@ final class WebhookProcessingTests: XCTestCase {
         let repo = RepositorySettings(
             project: "ORCH", planeProjectID: Self.projectID, repo: "acme/orch", cloneURL: "/srv/git/orch", defaultBranch: "main",
             testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
-        processor = WebhookProcessor(pool: database.pool, repos: [repo], labels: LabelSettings())
+        let other = RepositorySettings(
+            project: "SITE", planeProjectID: "11111111-2222-3333-4444-555555555555", repo: "acme/site", cloneURL: "/srv/git/site",
+            defaultBranch: "main", testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
+        processor = WebhookProcessor(pool: database.pool, repos: [repo, other], labels: LabelSettings())
         tasks = TaskStore(pool: database.pool)
     }
 
@@ -97,8 +100,16 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(count, 0)
     }
 
+    /// What the development stage records when it opens (or finds) the task's pull request.
+    private func openPullRequest(_ number: Int = 42, head: String = "2222222222222222222222222222222222222222") async throws {
+        try await database.pool.withConnection { connection in
+            try await TaskStore.recordOwnPullRequest(workItem: "ORCH-98", number: number, headSHA: head, on: connection)
+        }
+    }
+
     func testGiteaPullRequestRecordsThePRFactsOnTheTask() async throws {
         try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        try await openPullRequest()
         let (status, _) = try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_merged.json"))
         XCTAssertEqual(status, "processed")
         let task = try await tasks.task(workItem: "ORCH-98")
@@ -120,6 +131,7 @@ final class WebhookProcessingTests: XCTestCase {
         let early = try await deliver("gitea", "status", try fixture("gitea/status_success.json"))
         XCTAssertEqual(early.0, "processed")
         XCTAssertEqual(early.1, "ci/build success on 222222222222: no task has this commit yet (status kept)")
+        try await openPullRequest()
         try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_opened.json"))
         var task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.headSHA, "2222222222222222222222222222222222222222")
@@ -166,5 +178,80 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(noTask.1, "no task ORCH-98 in acme/orch")
         let statuses = try await database.pool.query("SELECT count(*) AS n FROM commit_statuses").first!.decode("n", as: Int.self)
         XCTAssertEqual(statuses, 0, "nothing kept for an unconfigured repository")
+    }
+
+    /// A `pull_request` fixture with fields of `pull_request` (and the top level) replaced.
+    private func pullRequest(_ path: String, pull changes: [String: Any], top: [String: Any] = [:]) throws -> [UInt8] {
+        var object = try JSONSerialization.jsonObject(with: Data(try fixture(path))) as! [String: Any]
+        var pull = object["pull_request"] as! [String: Any]
+        for (key, value) in changes { pull[key] = value }
+        object["pull_request"] = pull
+        for (key, value) in top { object[key] = value }
+        return Array(try JSONSerialization.data(withJSONObject: object))
+    }
+
+    func testOnlyTheTasksOwnPullRequestFromItsOwnRepositoryUpdatesTheTask() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        // Before the orchestrator opened or found the PR, no PR binds itself to the task.
+        let early = try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_opened.json"))
+        XCTAssertEqual(early.0, "ignored")
+        XCTAssertEqual(early.1, "PR #42 is not ORCH-98's pull request (none opened yet)")
+        try await openPullRequest()
+
+        // A fork's PR with branch orch/ORCH-98 (its head repository is another one).
+        let forkHead: [String: Any] = ["ref": "orch/ORCH-98", "sha": String(repeating: "f", count: 40), "repo_id": 99]
+        let fork = try await deliver("gitea", "pull_request", try pullRequest(
+            "gitea/pull_request_opened.json", pull: ["head": forkHead, "updated_at": "2026-06-01T09:30:00Z"], top: ["number": 43]))
+        XCTAssertEqual(fork.0, "ignored")
+        XCTAssertEqual(fork.1, "PR #43 comes from repository id 99, not acme/orch (a fork)")
+        let forkSameNumber = try await deliver("gitea", "pull_request", try pullRequest(
+            "gitea/pull_request_opened.json", pull: ["head": forkHead, "updated_at": "2026-06-01T09:30:00Z"]))
+        XCTAssertEqual(forkSameNumber.0, "ignored", "a head in another repository never binds, whatever the number")
+
+        // A PR with branch orch/ORCH-98 in another configured repository.
+        let elsewhere = try await deliver("gitea", "pull_request", try pullRequest(
+            "gitea/pull_request_opened.json", pull: ["head": ["ref": "orch/ORCH-98", "sha": String(repeating: "e", count: 40), "repo_id": 13]],
+            top: ["repository": ["id": 13, "full_name": "acme/site"], "number": 7]))
+        XCTAssertEqual(elsewhere.0, "ignored")
+        XCTAssertEqual(elsewhere.1, "no task ORCH-98 in acme/site")
+
+        // Another PR number in the right repository.
+        let another = try await deliver("gitea", "pull_request", try pullRequest(
+            "gitea/pull_request_opened.json", pull: ["updated_at": "2026-06-01T09:40:00Z"], top: ["number": 44]))
+        XCTAssertEqual(another.1, "PR #44 is not ORCH-98's pull request (#42)")
+
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.prNumber, 42)
+        XCTAssertEqual(task?.headSHA, "2222222222222222222222222222222222222222", "nothing rebound the task")
+    }
+
+    func testAReplayedOrLateDeliveryNeverRewindsTheHead() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        try await openPullRequest()
+        let newer = String(repeating: "5", count: 40)
+        let synchronized = try await deliver("gitea", "pull_request", try pullRequest(
+            "gitea/pull_request_opened.json",
+            pull: ["head": ["ref": "orch/ORCH-98", "sha": newer, "repo_id": 12], "updated_at": "2026-06-01T09:50:00Z"],
+            top: ["action": "synchronized"]))
+        XCTAssertEqual(synchronized.0, "processed")
+        // The older "opened" delivery arrives late (or is replayed): the head stays.
+        let late = try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_opened.json"))
+        XCTAssertEqual(late.0, "ignored")
+        XCTAssertTrue(late.1?.contains("stale or replayed") == true, late.1 ?? "")
+        var task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.headSHA, newer)
+
+        // A push that does not continue the known head (a replay of the earlier push) is ignored.
+        let replayedPush = try await deliver("gitea", "push", try fixture("gitea/push.json"))
+        XCTAssertEqual(replayedPush.0, "ignored")
+        XCTAssertTrue(replayedPush.1?.contains("does not continue the known head") == true, replayedPush.1 ?? "")
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.headSHA, newer)
+        // One that does continue it moves the head.
+        let next = String(repeating: "6", count: 40)
+        let push = try await deliver("gitea", "push", try fixture("gitea/push.json", replacing: ["before": newer, "after": next]))
+        XCTAssertEqual(push.0, "processed")
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.headSHA, next)
     }
 }

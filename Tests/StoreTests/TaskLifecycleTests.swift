@@ -103,4 +103,74 @@ final class TaskLifecycleTests: XCTestCase {
             XCTAssertEqual("\(error)", "cannot apply 'approved' to a task in done/done (full track): needs status awaiting_approval")
         }
     }
+
+    // MARK: Decisions with their actions (no database)
+
+    private let analysis = TaskState(stage: .analysis, status: .active, track: .full, auto: true)
+
+    func testAPassStartsTheNextStageVisitWithItsFirstJob() throws {
+        let transition = try TaskLifecycle.decide(.stagePassed, from: analysis, visit: 1, about: StageVisit(stage: .analysis, visit: 1))
+        XCTAssertEqual(transition.state.stage, .architecture)
+        XCTAssertEqual(transition.visit, 2)
+        XCTAssertEqual(transition.actions, [.enqueueStage(StageVisit(stage: .architecture, visit: 2), attempt: 0, feedback: nil)])
+        // Without auto the next stage waits for approval: no job, no new visit until approved.
+        var manual = analysis
+        manual.auto = false
+        let waiting = try TaskLifecycle.decide(.stagePassed, from: manual, visit: 1)
+        XCTAssertEqual(waiting.actions, [])
+        XCTAssertEqual(waiting.visit, 1)
+        let approved = try TaskLifecycle.decide(.approved, from: waiting.state, visit: waiting.visit)
+        XCTAssertEqual(approved.actions, [.enqueueStage(StageVisit(stage: .architecture, visit: 2), attempt: 0, feedback: nil)])
+    }
+
+    func testAGateFailureRetriesTheSameVisitThenFailsWithALesson() throws {
+        let policy = StagePolicy(maxGateFailures: 3, maxReviewRounds: 3)
+        let retry = try TaskLifecycle.decide(.gateFailed(reason: "spec.md missing", attempt: 1), from: analysis, visit: 4, policy: policy)
+        XCTAssertEqual(retry.eventName, "stage_failed")
+        XCTAssertEqual(retry.state, analysis)
+        XCTAssertEqual(retry.visit, 4, "a retry stays in the visit")
+        XCTAssertEqual(retry.actions, [.enqueueStage(StageVisit(stage: .analysis, visit: 4), attempt: 2, feedback: "spec.md missing")])
+        let final = try TaskLifecycle.decide(.gateFailed(reason: "spec.md missing", attempt: 2), from: analysis, visit: 4, policy: policy)
+        XCTAssertEqual(final.eventName, "stage_failed_final")
+        XCTAssertEqual(final.state.status, .failed)
+        XCTAssertEqual(final.actions, [.recordLesson(type: "gate_failure", rootCause: "spec.md missing")])
+        // An operator's retry starts a new visit.
+        let retried = try TaskLifecycle.decide(.retry, from: final.state, visit: final.visit)
+        XCTAssertEqual(retried.actions, [.enqueueStage(StageVisit(stage: .analysis, visit: 5), attempt: 0, feedback: nil)])
+    }
+
+    func testReviewRoundsAreBounded() throws {
+        let review = TaskState(stage: .review, status: .active, track: .full, auto: true)
+        let back = try TaskLifecycle.decide(.reviewRequestedChanges(round: 2), from: review, visit: 7, policy: StagePolicy(maxReviewRounds: 2))
+        XCTAssertEqual(back.eventName, "changes_requested")
+        XCTAssertEqual(back.state.stage, .development)
+        XCTAssertEqual(back.actions, [.enqueueStage(StageVisit(stage: .development, visit: 8), attempt: 0, feedback: nil)])
+        let over = try TaskLifecycle.decide(.reviewRequestedChanges(round: 3), from: review, visit: 7, policy: StagePolicy(maxReviewRounds: 2))
+        XCTAssertEqual(over.eventName, "stage_failed_final")
+        XCTAssertEqual(over.state, TaskState(stage: .review, status: .failed, track: .full, auto: true))
+        XCTAssertEqual(over.actions, [.recordLesson(type: "gate_failure", rootCause: "review requested changes 3 times (limit 2)")])
+    }
+
+    func testACancelCancelsTheStageJobs() throws {
+        let transition = try TaskLifecycle.decide(.cancel, from: analysis, visit: 1)
+        XCTAssertEqual(transition.state.status, .cancelled)
+        XCTAssertEqual(transition.actions, [.cancelStageJobs])
+    }
+
+    func testAnOutcomeAboutAnotherVisitIsStale() {
+        // A late review pass (visit 5) once the task is merging (visit 6) moves nothing.
+        let merging = TaskState(stage: .merge, status: .active, track: .full, auto: true)
+        XCTAssertThrowsError(try TaskLifecycle.decide(.stagePassed, from: merging, visit: 6, about: StageVisit(stage: .review, visit: 5))) {
+            let stale = $0 as? StaleOutcome
+            XCTAssertEqual(stale?.about, StageVisit(stage: .review, visit: 5))
+            XCTAssertEqual(stale?.visit, 6)
+            XCTAssertEqual(stale?.state, merging)
+        }
+        // The same stage in a later visit (review again after changes) is stale too.
+        let review = TaskState(stage: .review, status: .active, track: .full, auto: true)
+        XCTAssertThrowsError(try TaskLifecycle.decide(.stagePassed, from: review, visit: 9, about: StageVisit(stage: .review, visit: 5)))
+        // And an outcome for the right visit of a task no longer active (held, cancelled).
+        let held = TaskState(stage: .merge, status: .held, track: .full, auto: true)
+        XCTAssertThrowsError(try TaskLifecycle.decide(.stagePassed, from: held, visit: 6, about: StageVisit(stage: .merge, visit: 6)))
+    }
 }
