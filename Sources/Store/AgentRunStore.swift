@@ -50,11 +50,13 @@ public struct AgentRun: Sendable {
     public let timedOut: Bool
     public let usage: AgentUsage
     public let error: String?
+    /// What became of its result: `applied`, `superseded` (its job had lost its lease), or nil.
+    public let outcome: String?
 
     static let columns = """
         id, work_item, stage, role, replica_id, host, pid, process_start, log_path, started_at, ended_at, exit_code, timed_out, \
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, result_subtype, \
-        num_turns, is_error, error
+        num_turns, is_error, error, outcome
         """
 
     init(row: Row) throws {
@@ -77,6 +79,7 @@ public struct AgentRun: Sendable {
             costUSD: try row.decode("cost_usd"), model: try row.decode("model"), subtype: try row.decode("result_subtype"),
             numTurns: try row.decode("num_turns"), isError: try row.decode("is_error"))
         error = try row.decode("error")
+        outcome = try row.decode("outcome")
     }
 }
 

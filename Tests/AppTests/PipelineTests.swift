@@ -330,6 +330,46 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(stages, ["analysis", "architecture", "development", "review"])
     }
 
+    func testAReplicaPausedPastTheTTLAppliesNothingStaleAndComesBackUnderANewID() async throws {
+        let remote = try makeRemote()
+        let bases = try await start(remote: remote, defaultAgentOptions: ["--sleep", "4"], reviewerOptions: [], replicas: 2)
+        try await sendIssue(to: bases[0], labels: ["auto"])
+        let runs = AgentRunStore(pool: database.pool)
+        let replicas = ReplicaStore(pool: database.pool)
+        let run = try await firstLiveRun()
+        let victim = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
+        let name = servers[victim].name
+        servers[victim].signal(SIGSTOP)
+
+        // Past the TTL (3 s here) the other replica takes the stage over (a paused leader's
+        // session is ended by the server, so leadership moves too).
+        let takenOver = try await waitUntil(timeout: .seconds(30)) {
+            try await runs.runs(workItem: "ORCH-98").contains { $0.stage == run.stage && !$0.replicaID.hasPrefix(name + "-") }
+        }
+        XCTAssertTrue(takenOver, "the other replica runs the paused replica's stage")
+        let marked = try await waitUntil(timeout: .seconds(15)) { try await !replicas.live().contains { $0.id == run.replicaID } }
+        XCTAssertTrue(marked, "the paused replica is marked stopped")
+        servers[victim].signal(SIGCONT)
+
+        // Within a heartbeat or two it is live again, under a new id.
+        let revived = try await waitUntil(timeout: .seconds(10)) {
+            try await replicas.live().contains { $0.name == name && $0.id != run.replicaID }
+        }
+        XCTAssertTrue(revived, "the resumed replica registered again under a new id")
+
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        let state = try await task()?.state
+        XCTAssertTrue(done, "task ended \(String(describing: state))")
+        // Every stage passed exactly once: the stale run moved nothing.
+        let passed = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").filter { $0.event == "stage_passed" }
+        XCTAssertEqual(passed.map(\.fromStage), ["analysis", "architecture", "development", "review", "merge", "deploy"])
+        let stale = try await runs.run(id: run.id)
+        XCTAssertNotEqual(stale?.outcome, "applied", "the paused replica's run applied nothing")
+        // Merged: the default branch has the task's work.
+        let log = try git(["log", "--oneline", "main"], in: remote)
+        XCTAssertTrue(log.contains("Merge orch/ORCH-98"), log)
+    }
+
     func testARestartedReplicaKillsTheAgentItsPreviousLifeLeftRunning() async throws {
         let remote = try makeRemote()
         let messages = CallLog()
