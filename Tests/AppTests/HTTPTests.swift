@@ -77,6 +77,17 @@ final class ConfigurationTests: XCTestCase {
         }
     }
 
+    func testATTLTheHeartbeatCannotGuaranteeIsRefused() throws {
+        // Two beats plus one beat's timeout (TTL/3, at most an interval) must fit in the TTL.
+        XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_HEARTBEAT_INTERVAL": "5s", "ORCH_HEARTBEAT_TTL": "12s"])) {
+            XCTAssertTrue("\($0)".contains("at least 3 × ORCH_HEARTBEAT_INTERVAL"), "\($0)")
+        }
+        let accepted = try AppConfiguration(environment: ["ORCH_HEARTBEAT_INTERVAL": "5s", "ORCH_HEARTBEAT_TTL": "15s"])
+        XCTAssertEqual(accepted.heartbeatTimeout, .seconds(5))
+        let slow = try AppConfiguration(environment: ["ORCH_HEARTBEAT_INTERVAL": "1s", "ORCH_HEARTBEAT_TTL": "120s"])
+        XCTAssertEqual(slow.heartbeatTimeout, .seconds(1), "a beat never takes longer than an interval")
+    }
+
     func testTheBinaryRefusesToStartOnBadConfiguration() async throws {
         let process = try OrchestratorProcess(
             name: "badconfig", databaseURL: "postgresql://postgres@127.0.0.1:1/none", arguments: ["serve"],

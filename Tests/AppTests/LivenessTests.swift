@@ -34,8 +34,13 @@ final class LivenessTests: XCTestCase {
         XCTAssertTrue(registered)
         let id = try await replicas.live().first?.id
 
+        // Separate clients: one URLSession's per-host connection limit would queue the readiness
+        // flood behind the stuck admin requests on the client side.
         let session = testURLSession()
+        let flooder = testURLSession()
         let ttl = 3.0
+        // Measured with the test's own pool: the replica's heartbeat age, by the database clock.
+        let probe = database.makePool(maxConnections: 1, applicationName: "liveness-probe")
         // Every admin request below waits on this lock while holding one of the replica's two
         // pooled connections: the pool is saturated by slow queries for the whole window.
         let (maxAge, readyAnswers) = try await database.pool.withTransaction { connection in
@@ -57,7 +62,7 @@ final class LivenessTests: XCTestCase {
                         await withTaskGroup(of: Bool.self) { flood in
                             for _ in 0..<20 {
                                 flood.addTask {
-                                    let response = try? await session.data(from: base.appendingPathComponent("health/ready")).1
+                                    let response = try? await flooder.data(from: base.appendingPathComponent("health/ready")).1
                                     return (response as? HTTPURLResponse)?.statusCode == 200
                                 }
                             }
@@ -67,8 +72,6 @@ final class LivenessTests: XCTestCase {
                     return (0, answers)
                 }
                 group.addTask {
-                    // Measured with the test's own pool: the replica's heartbeat age, by the database clock.
-                    let probe = self.database.makePool(maxConnections: 1, applicationName: "liveness-probe")
                     var worst = 0.0
                     while ContinuousClock.now < deadline {
                         let row = try await probe.query(
@@ -76,7 +79,6 @@ final class LivenessTests: XCTestCase {
                         worst = max(worst, try row.first?.decode("age", as: Double?.self) ?? 0)
                         try await Task.sleep(for: .milliseconds(200))
                     }
-                    await probe.close()
                     return (worst, 0)
                 }
                 var worst = 0.0
@@ -88,6 +90,7 @@ final class LivenessTests: XCTestCase {
                 return (worst, answers)
             }
         }
+        await probe.close()
         XCTAssertLessThan(maxAge, ttl, "the heartbeat kept coming while the pool was saturated (worst age \(maxAge) s)")
         XCTAssertGreaterThan(readyAnswers, 20, "readiness answered during the flood")
         let live = try await replicas.live()

@@ -370,6 +370,27 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(log.contains("Merge orch/ORCH-98"), log)
     }
 
+    func testTwoJobsOfOneTaskOnOneReplicaNeverShareTheWorktree() async throws {
+        let remote = try makeRemote()
+        let bases = try await start(
+            remote: remote, defaultAgentOptions: ["--sleep", "3"], reviewerOptions: [], environment: ["ORCH_MAX_CONCURRENCY": "2"])
+        try await sendIssue(to: bases[0], labels: ["auto"])
+        let runs = AgentRunStore(pool: database.pool)
+        let first = try await firstLiveRun()
+        // A second job for the same stage (as a rescued job arriving while the stale run is still
+        // being stopped would be): it must wait for the first run to end, not reset its worktree.
+        let payload = try JSONB(encoding: StageJobPayload(work_item: "ORCH-98", stage: "analysis", visit: 1, attempt: 7, feedback: nil))
+        try await JobStore(pool: database.pool).enqueue(NewJob(kind: TaskStore.stageJobKind, payload: payload))
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        XCTAssertTrue(done)
+        let all = try await runs.runs(workItem: "ORCH-98").sorted { $0.startedAt < $1.startedAt }
+        for (earlier, later) in zip(all, all.dropFirst()) {
+            let ended = try XCTUnwrap(earlier.endedAt)
+            XCTAssertLessThanOrEqual(ended, later.startedAt, "runs \(earlier.id) and \(later.id) of one task overlapped")
+        }
+        XCTAssertEqual(all.first?.id, first.id)
+    }
+
     func testARestartedReplicaKillsTheAgentItsPreviousLifeLeftRunning() async throws {
         let remote = try makeRemote()
         let messages = CallLog()
