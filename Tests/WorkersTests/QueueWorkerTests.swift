@@ -251,4 +251,77 @@ final class QueueWorkerTests: XCTestCase {
         let next = try await jobs.claim(queues: ["default"], replicaID: "w1", limit: 1, lease: .seconds(5))
         XCTAssertEqual(next.first?.id, long)
     }
+
+    private func heartbeat(for worker: QueueWorker) -> ReplicaHeartbeat {
+        ReplicaHeartbeat(
+            identity: worker.identity, interval: .milliseconds(200), lease: .seconds(30),
+            session: DedicatedSession(configuration: database.pool.configuration, name: "heartbeat", timeout: .seconds(2), logger: testLogger),
+            replicas: ReplicaStore(pool: database.pool), worker: worker, logger: testLogger)
+    }
+
+    func testAHandlerWhoseJobWasTakenElsewhereIsStoppedAtTheNextHeartbeatAndWritesNothing() async throws {
+        let started = Atomic<Bool>(false)
+        let cancelled = Atomic<Bool>(false)
+        var registry = JobRegistry()
+        registry.register("long") { _ in
+            started.store(true, ordering: .relaxed)
+            do {
+                try await Task.sleep(for: .seconds(60))
+            } catch {
+                cancelled.store(true, ordering: .relaxed)
+                throw error
+            }
+        }
+        let worker = makeWorker(registry, listener: nil, poll: .milliseconds(100))
+        try await withServices([worker, heartbeat(for: worker)]) {
+            let id = try await jobs.enqueue(NewJob(kind: "long"))!
+            let running = await waitUntil(timeout: .seconds(5)) { started.load(ordering: .relaxed) }
+            XCTAssertTrue(running)
+            // The leader rescued it and another replica claimed it (attempt 2), as after a pause.
+            try await database.pool.query("UPDATE jobs SET locked_by = 'w2', attempt = attempt + 1 WHERE id = $1", [id])
+            let stopped = await waitUntil(timeout: .seconds(3)) { cancelled.load(ordering: .relaxed) }
+            XCTAssertTrue(stopped, "the handler was cancelled once the heartbeat found the job lost")
+            try await Task.sleep(for: .milliseconds(300))
+            let job = try await jobs.job(id: id)
+            XCTAssertEqual(job?.status, .running)
+            XCTAssertEqual(job?.lockedBy, "w2", "the stale owner wrote nothing about the new owner's job")
+            XCTAssertEqual(job?.attempt, 2)
+        }
+    }
+
+    func testAReplicaMarkedStoppedAbandonsItsJobsAndRegistersAgainUnderANewID() async throws {
+        let cancelled = Atomic<Bool>(false)
+        var registry = JobRegistry()
+        registry.register("long") { _ in
+            do {
+                try await Task.sleep(for: .seconds(60))
+            } catch {
+                cancelled.store(true, ordering: .relaxed)
+                throw error
+            }
+        }
+        let worker = makeWorker(registry, listener: nil, poll: .milliseconds(100))
+        let replicas = ReplicaStore(pool: database.pool)
+        try await withServices([worker, heartbeat(for: worker)]) {
+            let id = try await jobs.enqueue(NewJob(kind: "long"))!
+            let running = try await waitUntil(timeout: .seconds(5)) { try await status(id) == .running }
+            XCTAssertTrue(running)
+            // The leader gave up on this replica (as after a pause past the TTL).
+            try await database.pool.query("UPDATE replicas SET stopped_at = now() WHERE id = 'w1'")
+            let renewed = await waitUntil(timeout: .seconds(3)) { worker.identity.id != "w1" }
+            XCTAssertTrue(renewed)
+            let abandoned = await waitUntil(timeout: .seconds(3)) { cancelled.load(ordering: .relaxed) }
+            XCTAssertTrue(abandoned, "its handler was stopped")
+            let live = try await replicas.live().map(\.id)
+            XCTAssertTrue(live.contains(worker.identity.id), "registered under \(worker.identity.id): \(live)")
+            XCTAssertFalse(live.contains("w1"))
+            // Its job went back to the queue (still held, so handed back) and the worker, now
+            // under its new id, claims it again.
+            let reclaimed = try await waitUntil(timeout: .seconds(5)) {
+                let job = try await jobs.job(id: id)
+                return job?.status == .running && job?.lockedBy == worker.identity.id
+            }
+            XCTAssertTrue(reclaimed)
+        }
+    }
 }
