@@ -259,9 +259,8 @@ final class QueueWorkerTests: XCTestCase {
             replicas: ReplicaStore(pool: database.pool), worker: worker, logger: testLogger)
     }
 
-    func testAHandlerWhoseJobWasTakenElsewhereIsStoppedAtTheNextHeartbeatAndWritesNothing() async throws {
-        let started = Atomic<Bool>(false)
-        let cancelled = Atomic<Bool>(false)
+    /// A registry whose `long` job sleeps a minute, noting when it starts and when it is cancelled.
+    private func longJobs(started: Atomic<Bool>, cancelled: Atomic<Bool>) -> JobRegistry {
         var registry = JobRegistry()
         registry.register("long") { _ in
             started.store(true, ordering: .relaxed)
@@ -272,6 +271,13 @@ final class QueueWorkerTests: XCTestCase {
                 throw error
             }
         }
+        return registry
+    }
+
+    func testAHandlerWhoseJobWasTakenElsewhereIsStoppedAtTheNextHeartbeatAndWritesNothing() async throws {
+        let started = Atomic<Bool>(false)
+        let cancelled = Atomic<Bool>(false)
+        let registry = longJobs(started: started, cancelled: cancelled)
         let worker = makeWorker(registry, listener: nil, poll: .milliseconds(100))
         try await withServices([worker, heartbeat(for: worker)]) {
             let id = try await jobs.enqueue(NewJob(kind: "long"))!
@@ -291,15 +297,7 @@ final class QueueWorkerTests: XCTestCase {
 
     func testAReplicaMarkedStoppedAbandonsItsJobsAndRegistersAgainUnderANewID() async throws {
         let cancelled = Atomic<Bool>(false)
-        var registry = JobRegistry()
-        registry.register("long") { _ in
-            do {
-                try await Task.sleep(for: .seconds(60))
-            } catch {
-                cancelled.store(true, ordering: .relaxed)
-                throw error
-            }
-        }
+        let registry = longJobs(started: Atomic<Bool>(false), cancelled: cancelled)
         let worker = makeWorker(registry, listener: nil, poll: .milliseconds(100))
         let replicas = ReplicaStore(pool: database.pool)
         try await withServices([worker, heartbeat(for: worker)]) {
