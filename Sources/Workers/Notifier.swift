@@ -193,7 +193,7 @@ public struct Notifier: Sendable {
             default:
                 // The token appears in the URL only: never in the error.
                 throw NotificationError(
-                    description: "Telegram sendMessage answered \(status): \(String(decoding: data.prefix(300), as: UTF8.self))",
+                    description: "Telegram sendMessage answered \(status): \(OutboundHTTP.excerpt(data))",
                     isRetryable: status >= 500)
             }
         }
