@@ -85,7 +85,7 @@ enum ReplicaRuntime {
                 launcher: AgentLauncher(
                     settings: .init(logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host), pool: pool, logger: logger),
                 workspace: workspace, alerts: alerts).handler)
-            for handler in notifier.handlers { registry.register(handler) }
+            for handler in notifier.handlers(pool: pool) { registry.register(handler) }
             if configuration.diagnosticJobs {
                 try await DiagnosticStore(pool: pool).prepare()
                 DiagnosticJobs.register(in: &registry, pool: pool, replicaID: replicaID)

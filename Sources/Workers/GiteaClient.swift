@@ -55,20 +55,69 @@ struct GiteaClient: Sendable {
         return GiteaAPIError(description: "Gitea \(what) answered \(status) \(message.prefix(200))", isRetryable: status == 429 || status >= 500 || status == 0)
     }
 
+    /// Gitea's largest page (its default `MAX_RESPONSE_ITEMS`).
+    static let pageSize = 50
+    /// How many pages of open pull requests are searched (5,000 PRs) before giving up.
+    static let maximumPages = 100
+
     /// The open pull request from `head` into `base`, opened now if there is none.
-    func openOrFindPullRequest(repo: String, head: String, base: String, title: String, body: String) async throws -> (number: Int, headSHA: String) {
-        let (status, created) = try await call("POST", url(repo, "pulls"), json: ["head": head, "base": base, "title": title, "body": body])
-        if status == 201, let pull = created as? [String: Any], let number = (pull["number"] as? NSNumber)?.intValue {
+    func openOrFindPullRequest(
+        repo: String, head: String, base: String, title: String, body: String
+    ) async throws -> (number: Int, headSHA: String) {
+        let (status, created) = try await call(
+            "POST", url(repo, "pulls"), json: ["head": head, "base": base, "title": title, "body": body])
+        if status == 201, let pull = created as? [String: Any],
+           let number = (pull["number"] as? NSNumber)?.intValue {
             return (number, ((pull["head"] as? [String: Any])?["sha"] as? String) ?? "")
         }
         guard status == 409 || status == 422 else { throw failure("opening a pull request", status, created) }
         // It exists already (a retried job, or a later development round): find it.
-        let (listed, pulls) = try await call("GET", url(repo, "pulls?state=open&limit=50"))
-        guard listed == 200, let open = pulls as? [[String: Any]] else { throw failure("listing pull requests", listed, pulls) }
-        guard let pull = open.first(where: { ($0["head"] as? [String: Any])?["ref"] as? String == head }),
-              let number = (pull["number"] as? NSNumber)?.intValue
-        else { throw GiteaAPIError(description: "Gitea refused a pull request from \(head) but has none open", isRetryable: true) }
-        return (number, ((pull["head"] as? [String: Any])?["sha"] as? String) ?? "")
+        if let found = try await findOpenPullRequest(repo: repo, head: head, base: base) { return found }
+        throw GiteaAPIError(
+            description: "Gitea refused a pull request from \(head) but has none open", isRetryable: true)
+    }
+
+    /// The open pull request from branch `head` of `repo` itself into `base`, searched page by
+    /// page. A fork's pull request from a branch of the same name is not ours: the head repository
+    /// must be `repo`.
+    func findOpenPullRequest(
+        repo: String, head: String, base: String
+    ) async throws -> (number: Int, headSHA: String)? {
+        for page in 1...Self.maximumPages {
+            let (listed, pulls) = try await call("GET", try pullsPage(repo, page: page))
+            guard listed == 200, let open = pulls as? [[String: Any]] else {
+                throw failure("listing pull requests", listed, pulls)
+            }
+            if let pull = open.first(where: { Self.isPull($0, from: head, of: repo, into: base) }),
+               let number = (pull["number"] as? NSNumber)?.intValue {
+                return (number, ((pull["head"] as? [String: Any])?["sha"] as? String) ?? "")
+            }
+            // A short page is the last one.
+            if open.count < Self.pageSize { return nil }
+        }
+        return nil
+    }
+
+    /// `…/pulls?state=open&page=<page>&limit=50`, the query built as a query: appended as a path
+    /// component, the `?` would be escaped and Gitea would answer 404.
+    private func pullsPage(_ repo: String, page: Int) throws -> URL {
+        var components = URLComponents(url: url(repo, "pulls"), resolvingAgainstBaseURL: false)
+        components?.queryItems = [
+            URLQueryItem(name: "state", value: "open"), URLQueryItem(name: "page", value: "\(page)"),
+            URLQueryItem(name: "limit", value: "\(Self.pageSize)"),
+        ]
+        guard let url = components?.url else {
+            throw GiteaAPIError(description: "cannot build the pull request list URL for \(repo)", isRetryable: false)
+        }
+        return url
+    }
+
+    private static func isPull(_ pull: [String: Any], from head: String, of repo: String, into base: String) -> Bool {
+        let headBranch = pull["head"] as? [String: Any]
+        let headRepo = (headBranch?["repo"] as? [String: Any])?["full_name"] as? String
+        return headBranch?["ref"] as? String == head
+            && headRepo?.lowercased() == repo.lowercased()
+            && (pull["base"] as? [String: Any])?["ref"] as? String == base
     }
 
     /// A commit's combined status: `success`, `pending`, `failure`, `error`, or `""` with no statuses.
@@ -78,10 +127,16 @@ struct GiteaClient: Sendable {
         return (body as? [String: Any])?["state"] as? String ?? ""
     }
 
-    /// Merges with a merge commit, only if the head is still `headSHA`.
+    /// Merges with a merge commit, only if the head is still `headSHA`. The message's first line
+    /// is the commit's title, the rest its body.
     func merge(repo: String, number: Int, headSHA: String, message: String) async throws -> MergeResult {
+        // Gitea's MergePullRequestOption: `MergeTitleField` and `MergeMessageField` (CamelCase;
+        // a snake_case field is silently ignored); Gitea writes title + blank line + message.
+        let lines = message.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+        let title = lines.first.map(String.init) ?? message
+        let rest = lines.count > 1 ? lines[1].trimmingCharacters(in: .whitespacesAndNewlines) : ""
         let (status, body) = try await call("POST", url(repo, "pulls/\(number)/merge"), json: [
-            "Do": "merge", "head_commit_id": headSHA, "merge_message_field": message,
+            "Do": "merge", "head_commit_id": headSHA, "MergeTitleField": title, "MergeMessageField": rest,
         ])
         switch status {
         case 200, 204: return .merged

@@ -68,16 +68,25 @@ public struct Notifier: Sendable {
         Alerts(jobs: telegram == nil ? nil : JobStore(pool: pool))
     }
 
-    /// The channel job handlers.
-    public var handlers: [JobHandler] {
+    /// The channel job handlers; `pool` queues the rest of a split Telegram message that Telegram
+    /// rate-limited part-way.
+    public func handlers(pool: ConnectionPool) -> [JobHandler] {
         var handlers: [JobHandler] = []
         if let telegram {
+            let jobs = JobStore(pool: pool)
             handlers.append(JobHandler(kind: Alerts.jobKind, timeout: .seconds(60)) { context in
                 struct Payload: Decodable { let text: String }
-                try await Self.sendTelegram(text: try context.job.payload.decode(Payload.self).text, title: "⚠️ orchestrator", settings: telegram)
+                let messages = try Self.telegramMessages(context.job.payload) {
+                    Self.telegramMessages(text: try $0.decode(Payload.self).text, title: "⚠️ orchestrator")
+                }
+                try await Self.sendTelegram(messages, settings: telegram, job: context.job, jobs: jobs)
             })
             handlers.append(JobHandler(kind: NotificationStore.jobKind(channel: "telegram"), timeout: .seconds(60)) { context in
-                try await Self.sendTelegram(try context.job.payload.decode(Event.self), settings: telegram)
+                let messages = try Self.telegramMessages(context.job.payload) {
+                    let event = try $0.decode(Event.self)
+                    return Self.telegramMessages(text: Self.text(event), title: event.work_item)
+                }
+                try await Self.sendTelegram(messages, settings: telegram, job: context.job, jobs: jobs)
             })
         }
         if let plane {
@@ -131,28 +140,61 @@ public struct Notifier: Sendable {
         return chunks
     }
 
-    static func sendTelegram(_ event: Event, settings: TelegramSettings) async throws {
-        try await sendTelegram(text: text(event), title: event.work_item, settings: settings)
+    /// The rest of a split message that Telegram rate-limited part-way: the payload of the
+    /// follow-up job (same kind as the original) that sends only these, already-built messages.
+    struct TelegramRemainder: Codable {
+        let remaining_messages: [String]
     }
 
-    /// Sends `text` (escaped, split under the limit) with a bold `title` on the first message.
-    static func sendTelegram(text: String, title: String, settings: TelegramSettings) async throws {
-        let url = settings.apiURL.appendingPathComponent("bot\(settings.token)/sendMessage")
+    /// A job's messages: a follow-up's remainder as it is, otherwise built by `build`.
+    static func telegramMessages(_ payload: JSONB, build: (JSONB) throws -> [String]) throws -> [String] {
+        if let remainder = try? payload.decode(TelegramRemainder.self) { return remainder.remaining_messages }
+        return try build(payload)
+    }
+
+    /// `text` escaped and split under the limit, with a bold `title` on the first message.
+    static func telegramMessages(text: String, title: String) -> [String] {
         let title = "<b>\(escapeHTML(title))</b> "
-        for (index, chunk) in telegramChunks(text, limit: telegramLimit - title.utf16.count).enumerated() {
+        return telegramChunks(text, limit: telegramLimit - title.utf16.count).enumerated().map { index, chunk in
+            (index == 0 ? title : "") + chunk
+        }
+    }
+
+    /// Sends `messages` in order.
+    ///
+    /// A 429 on the first message leaves the whole job for Telegram's `retry_after`. A 429 on a
+    /// later one must not make a retry repeat the parts Telegram already took: the unsent rest goes
+    /// to a follow-up job due after `retry_after` (at most one per job, by its dedupe key) and this
+    /// job ends. Delivery stays at-least-once, not exactly-once: if this replica dies between
+    /// queueing the follow-up and completing the job, the job runs again from its first message
+    /// (and its rest may go out twice), and a message whose answer was lost is sent again.
+    /// Without `job` and `jobs` (no queue to hand the rest to) every 429 postpones the whole job.
+    static func sendTelegram(_ messages: [String], settings: TelegramSettings, job: Job?, jobs: JobStore?) async throws {
+        let url = settings.apiURL.appendingPathComponent("bot\(settings.token)/sendMessage")
+        for (index, message) in messages.enumerated() {
             let (status, data) = try await OutboundHTTP.send("POST", url, json: [
-                "chat_id": settings.chatID, "text": (index == 0 ? title : "") + chunk, "parse_mode": "HTML", "disable_web_page_preview": true,
+                "chat_id": settings.chatID, "text": message, "parse_mode": "HTML", "disable_web_page_preview": true,
             ])
             switch status {
             case 200: continue
             case 429:
-                // Telegram says how long to wait: the job goes back to the queue for that long.
+                // Telegram says how long to wait.
                 let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
                 let wait = ((object?["parameters"] as? [String: Any])?["retry_after"] as? NSNumber)?.doubleValue ?? 5
-                throw JobPostponed(until: Date().addingTimeInterval(wait), reason: "Telegram rate limit: retry after \(wait) s")
+                let due = Date().addingTimeInterval(wait)
+                guard index > 0, let job, let jobs else {
+                    throw JobPostponed(until: due, reason: "Telegram rate limit: retry after \(wait) s")
+                }
+                let remainder = TelegramRemainder(remaining_messages: Array(messages[index...]))
+                try await jobs.enqueue(NewJob(
+                    kind: job.kind, queue: job.queue, payload: try JSONB(encoding: remainder), priority: job.priority,
+                    runAt: due, maxAttempts: 10, dedupeKey: "telegram-rest:\(job.id)"))
+                return
             default:
                 // The token appears in the URL only: never in the error.
-                throw NotificationError(description: "Telegram sendMessage answered \(status): \(String(decoding: data.prefix(300), as: UTF8.self))", isRetryable: status >= 500)
+                throw NotificationError(
+                    description: "Telegram sendMessage answered \(status): \(OutboundHTTP.excerpt(data))",
+                    isRetryable: status >= 500)
             }
         }
     }

@@ -20,15 +20,22 @@ struct StageGate: Sendable {
 
     func check(_ stage: TaskStage, workItem: String, worktree: String, repo: RepositorySettings) async throws -> GateVerdict {
         let taskDocs = Workspace.taskDocs(workItem: workItem)
-        func document(_ name: String) -> String? {
-            (try? String(contentsOfFile: "\(worktree)/\(taskDocs)/\(name)", encoding: .utf8))
-                .flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : $0 }
+        // The agent wrote these files: read through TaskDocumentReader (no symbolic link, no FIFO
+        // or device, at most 256 KiB), so a refusal's message never carries a foreign file's bytes.
+        func document(_ name: String) async -> Result<String, TaskDocumentReader.Refusal> {
+            await TaskDocumentReader.read("\(taskDocs)/\(name)", in: worktree)
         }
         switch stage {
         case .analysis:
-            return document("spec.md") != nil ? .pass("spec.md written") : .fail("\(taskDocs)/spec.md is missing or empty")
+            switch await document("spec.md") {
+            case .success: return .pass("spec.md written")
+            case .failure(let refusal): return .fail(refusal.description)
+            }
         case .architecture:
-            return document("design.md") != nil ? .pass("design.md written") : .fail("\(taskDocs)/design.md is missing or empty")
+            switch await document("design.md") {
+            case .success: return .pass("design.md written")
+            case .failure(let refusal): return .fail(refusal.description)
+            }
         case .development:
             let commits = try await workspace.newCommits(worktree: worktree, repo: repo)
             guard commits > 0 else { return .fail("no new commits on \(Workspace.branch(workItem: workItem)) compared with \(repo.defaultBranch)") }
@@ -40,7 +47,11 @@ struct StageGate: Sendable {
             }
             return .pass("\(commits) new commit(s)" + (repo.testCommand == nil ? "" : ", tests pass"))
         case .review:
-            guard let review = document("review.md") else { return .fail("\(taskDocs)/review.md is missing or empty") }
+            let review: String
+            switch await document("review.md") {
+            case .success(let text): review = text
+            case .failure(let refusal): return .fail(refusal.description)
+            }
             let verdict = review.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             switch verdict {
             case "APPROVE": return .pass("review approved")

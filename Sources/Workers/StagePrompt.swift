@@ -36,8 +36,12 @@ public struct StagePrompt: Sendable {
             """
         for (name, file) in [("Specification", "spec.md"), ("Design", "design.md"), ("Last review", "review.md")] {
             let docs = Workspace.taskDocs(workItem: task.workItem)
-            let path = "\(worktree)/\(docs)/\(file)"
-            if let text = try? String(contentsOfFile: path, encoding: .utf8), !text.isEmpty {
+            // The agent wrote these too: a symbolic link to /dev/zero or a FIFO must not hang or
+            // exhaust the replica here either. readBlocking never blocks on a special file and
+            // reads at most 256 KiB, so it stays on this thread (build is synchronous).
+            let read = TaskDocumentReader.readBlocking(
+                "\(docs)/\(file)", in: worktree, limit: TaskDocumentReader.maximumBytes)
+            if case .success(let text) = read {
                 prompt += "\n## \(name) (\(docs)/\(file))\n\n\(text.prefix(20_000))\n"
             }
         }

@@ -607,3 +607,76 @@ final class SharedValue<Value: Sendable>: Sendable {
         set { storage.withLock { $0 = newValue } }
     }
 }
+
+// Gates that read what a hostile agent committed, and Gitea's existing pull request.
+extension PipelineTests {
+    func testASpecCommittedAsALinkToDevZeroFailsTheGateAndTheReplicaStaysHealthy() async throws {
+        let remote = try makeRemote()
+        let base = try await start(
+            remote: remote, defaultAgentOptions: ["--spec-symlink", "/dev/zero"], reviewerOptions: [],
+            environment: ["ORCH_HEARTBEAT_INTERVAL": "1s"])[0]
+        try await sendIssue(to: base, labels: ["auto"])
+        let reason = "docs/tasks/ORCH-98/spec.md is refused: it is a symbolic link"
+        let failedGate = try await waitUntil(timeout: .seconds(60)) {
+            let history = try await TaskStore(pool: self.database.pool).history(workItem: "ORCH-98")
+            return history.contains { $0.event == "stage_failed" && $0.reason?.hasPrefix(reason) == true }
+        }
+        XCTAssertTrue(failedGate, "the analysis gate refused the link")
+        // The retries (whose prompts read spec.md too) end the task as failed, not a stuck replica.
+        let failed = try await waitUntil(timeout: .seconds(60)) { try await self.task()?.state.status == .failed }
+        XCTAssertTrue(failed)
+        let beat = "SELECT extract(epoch FROM max(heartbeat_at))::float8 AS at FROM replicas"
+        let before = try await database.pool.query(beat).first?.decode("at", as: Double.self) ?? 0
+        let advancing = try await waitUntil(timeout: .seconds(20)) {
+            (try await self.database.pool.query(beat).first?.decode("at", as: Double.self) ?? 0) > before
+        }
+        XCTAssertTrue(advancing, "the replica's heartbeat keeps advancing")
+        let ready = await waitUntilAnswering(base.appendingPathComponent("health/ready"), timeout: .seconds(5))
+        XCTAssertTrue(ready)
+    }
+
+    func testAReviewRoundWithAnAlreadyOpenPullRequestPassesEndToEnd() async throws {
+        let remote = try makeRemote()
+        let root = self.root!
+        let git: @Sendable ([String], URL) throws -> String = {
+            try Self.git($0, in: $1).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let gitea = GiteaStandIn(
+            repo: "acme/orch", headOf: { try git(["rev-parse", $0], remote) },
+            performMerge: { pull, message in
+                let work = root.appendingPathComponent("gitea-merge-\(UUID().uuidString.prefix(6))")
+                _ = try git(["clone", "--quiet", remote.path, work.path], root)
+                _ = try git(["merge", "--no-ff", "--quiet", "-m", message, "origin/\(pull.headRef)"], work)
+                _ = try git(["push", "--quiet", "origin", "HEAD:main"], work)
+                return try git(["rev-parse", "HEAD"], work)
+            })
+        // Other work in the repository, and a fork's PR from a branch of the same name.
+        for index in 0..<55 { gitea.add(headRef: "feature/\(index)", headRepo: "acme/orch") }
+        gitea.add(headRef: "orch/ORCH-98", headRepo: "mallory/orch")
+        try await StandInServer.with(gitea.router) { api in
+            let base = try await start(
+                remote: remote, defaultAgentOptions: [], reviewerOptions: ["--request-changes-once"], environment: [
+                    "ORCH_GITEA_API_URL": api.absoluteString, "ORCH_GITEA_TOKEN": "gitea-token",
+                    "ORCH_GITEA_WEBHOOK_SECRET": "gitea-secret", "ORCH_CI_POLL_INTERVAL": "1s",
+                ])[0]
+            try await sendIssue(to: base, labels: ["auto"])
+            let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+            let state = try await self.task()?.state
+            XCTAssertTrue(done, "\(String(describing: state)) \(gitea.requestLog.suffix(8))")
+        }
+        let ours = try XCTUnwrap(gitea.all.first { $0.headRepo == "acme/orch" && $0.headRef == "orch/ORCH-98" })
+        let history = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98")
+        XCTAssertEqual(history.filter { $0.event == "changes_requested" }.count, 1)
+        // Both development rounds name the same PR: the second found the open one.
+        let rounds = history.filter { $0.reason?.contains(", PR #") == true }.compactMap(\.reason)
+        XCTAssertEqual(rounds.count, 2, "\(history.map { $0.reason ?? "" })")
+        XCTAssertTrue(rounds.allSatisfy { $0.hasSuffix(", PR #\(ours.number)") }, "\(rounds)")
+        XCTAssertEqual(gitea.requestLog.filter { $0.hasPrefix("POST") && $0.hasSuffix("/pulls") }.count, 2)
+        XCTAssertTrue(gitea.requestLog.contains("GET /api/v1/repos/acme/orch/pulls?state=open&page=1&limit=50"))
+        let prNumber = try await task()?.prNumber
+        XCTAssertEqual(prNumber, ours.number)
+        XCTAssertEqual(gitea.mergeCalls.map(\.title), ["Merge orch/ORCH-98 (ORCH-98)"])
+        let subject = try Self.git(["log", "-1", "--format=%s", "main"], in: remote)
+        XCTAssertEqual(subject.trimmingCharacters(in: .whitespacesAndNewlines), "Merge orch/ORCH-98 (ORCH-98)")
+    }
+}

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 import TestSupport
 
 /// A small local HTTP server standing in for an outside API (Plane, Gitea, …) during a test.
@@ -33,5 +34,192 @@ enum StandInServer {
             group.cancelAll()
             return result
         }
+    }
+}
+
+/// A Gitea stand-in for the pull-request calls, behaving like Gitea where the orchestrator
+/// depends on it: the list honours `state`, `page` and `limit` (newest first, at most 50 a page)
+/// and a query escaped into the path (`pulls%3Fstate=…`) is an unknown route (404); opening a
+/// second open PR for the same head repository, branch and base answers 409; a merge reads
+/// `Do`, `head_commit_id`, `MergeTitleField` and `MergeMessageField` (snake_case names are
+/// ignored, as Gitea ignores them), answers 409 when the head moved and 405 once merged.
+final class GiteaStandIn: Sendable {
+    /// One pull request as the stand-in keeps it.
+    struct Pull: Sendable {
+        var number: Int
+        var headRef: String
+        var headRepo: String
+        var baseRef: String
+        var headSHA: String
+        var state = "open"
+        var mergeSHA: String?
+    }
+
+    /// A merge request's fields as received.
+    struct MergeCall: Sendable, Equatable {
+        var number: Int
+        var headCommitID: String?
+        var title: String?
+        var message: String?
+    }
+
+    let repo: String
+    /// The head commit of a branch of `repo` now (for a new PR and the merge's stale-head check).
+    let headOf: @Sendable (String) throws -> String
+    /// Performs a merge with the commit message Gitea would write; returns the merge commit.
+    let performMerge: @Sendable (Pull, String) throws -> String
+    /// The combined status every commit reports.
+    let ciState: SharedValue<String>
+    private let pulls = Mutex<[Pull]>([])
+    private let requests = CallLog()
+    private let merges = Mutex<[MergeCall]>([])
+
+    init(
+        repo: String, ciState: String = "success",
+        headOf: @escaping @Sendable (String) throws -> String = { _ in String(repeating: "0", count: 40) },
+        performMerge: @escaping @Sendable (Pull, String) throws -> String = { _, _ in String(repeating: "1", count: 40) }
+    ) {
+        self.repo = repo
+        self.ciState = SharedValue(ciState)
+        self.headOf = headOf
+        self.performMerge = performMerge
+    }
+
+    /// Adds a pull request (another branch's, a fork's, …); returns its number.
+    @discardableResult
+    func add(
+        headRef: String, headRepo: String, baseRef: String = "main", headSHA: String = "", state: String = "open"
+    ) -> Int {
+        pulls.withLock { pulls in
+            let number = (pulls.map(\.number).max() ?? 0) + 1
+            pulls.append(Pull(
+                number: number, headRef: headRef, headRepo: headRepo, baseRef: baseRef, headSHA: headSHA, state: state))
+            return number
+        }
+    }
+
+    /// Every request as `METHOD path?query`, in order.
+    var requestLog: [String] { requests.all }
+    /// Every merge request's fields, in order.
+    var mergeCalls: [MergeCall] { merges.withLock { $0 } }
+    /// The pull requests now.
+    var all: [Pull] { pulls.withLock { $0 } }
+
+    private func json(_ status: HTTPResponse.Status, _ object: Any) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data("{}".utf8)
+        return Response(status: status, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func object(_ pull: Pull) -> [String: Any] {
+        [
+            "number": pull.number, "state": pull.state, "merged": pull.mergeSHA != nil,
+            "merge_commit_sha": pull.mergeSHA as Any,
+            "head": ["ref": pull.headRef, "sha": pull.headSHA, "repo": ["full_name": pull.headRepo]],
+            "base": ["ref": pull.baseRef, "repo": ["full_name": repo]],
+        ]
+    }
+
+    private static func body(_ request: Request) async throws -> [String: Any] {
+        let buffer = try await request.body.collect(upTo: 1 << 20)
+        return (try? JSONSerialization.jsonObject(with: Data(buffer: buffer))) as? [String: Any] ?? [:]
+    }
+
+    /// The routes, under `/api/v1/repos/<repo>`; anything else (an escaped `?` included) is 404.
+    var router: Router<BasicRequestContext> {
+        let router = Router()
+        let prefix = "/api/v1/repos/\(repo)"
+        router.middlewares.add(RequestLogger(log: requests))
+        router.post("\(prefix)/pulls") { request, _ -> Response in
+            let body = try await Self.body(request)
+            let head = body["head"] as? String ?? ""
+            let base = body["base"] as? String ?? ""
+            let sha = try self.headOf(head)
+            let created: Pull? = self.pulls.withLock { pulls in
+                guard !pulls.contains(where: {
+                    $0.state == "open" && $0.headRef == head && $0.headRepo == self.repo && $0.baseRef == base
+                }) else { return nil }
+                let number = (pulls.map(\.number).max() ?? 0) + 1
+                let pull = Pull(number: number, headRef: head, headRepo: self.repo, baseRef: base, headSHA: sha)
+                pulls.append(pull)
+                return pull
+            }
+            guard let created else {
+                return self.json(.conflict, ["message": "pull request already exists for these targets"])
+            }
+            return self.json(.created, self.object(created))
+        }
+        router.get("\(prefix)/pulls") { request, _ -> Response in
+            let query = request.uri.queryParameters
+            let state = query["state"].map(String.init) ?? "open"
+            let page = max(1, query["page"].flatMap { Int(String($0)) } ?? 1)
+            let limit = min(50, max(1, query["limit"].flatMap { Int(String($0)) } ?? 30))
+            let matching = self.pulls.withLock { $0 }
+                .filter { state == "all" || $0.state == state }
+                .sorted { $0.number > $1.number }
+            let slice = matching.dropFirst((page - 1) * limit).prefix(limit)
+            return self.json(.ok, slice.map { pull in self.object(self.refreshed(pull)) })
+        }
+        router.get("\(prefix)/pulls/:number") { _, context -> Response in
+            let number = try context.parameters.require("number", as: Int.self)
+            guard let pull = self.pulls.withLock({ $0.first { $0.number == number } }) else {
+                return self.json(.notFound, ["message": "not found"])
+            }
+            return self.json(.ok, self.object(self.refreshed(pull)))
+        }
+        router.get("\(prefix)/commits/:sha/status") { _, _ -> Response in
+            self.json(.ok, ["state": self.ciState.value])
+        }
+        router.post("\(prefix)/pulls/:number/merge") { request, context -> Response in
+            let number = try context.parameters.require("number", as: Int.self)
+            let body = try await Self.body(request)
+            let call = MergeCall(
+                number: number, headCommitID: body["head_commit_id"] as? String,
+                title: body["MergeTitleField"] as? String, message: body["MergeMessageField"] as? String)
+            self.merges.withLock { $0.append(call) }
+            guard let pull = self.pulls.withLock({ $0.first { $0.number == number } }) else {
+                return self.json(.notFound, ["message": "not found"])
+            }
+            guard pull.mergeSHA == nil else { return self.json(.methodNotAllowed, ["message": "already merged"]) }
+            let head = try self.headOf(pull.headRef)
+            if let expected = call.headCommitID, !expected.isEmpty, expected != head {
+                return self.json(.conflict, ["message": "head out of date"])
+            }
+            // Gitea's commit message: the title (a default without one), a blank line, the message.
+            let title = call.title?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            var message = title.isEmpty
+                ? "Merge pull request '#\(number)' from \(pull.headRef) into \(pull.baseRef)" : title
+            if let extra = call.message?.trimmingCharacters(in: .whitespacesAndNewlines), !extra.isEmpty {
+                message += "\n\n" + extra
+            }
+            let sha = try self.performMerge(pull, message)
+            self.pulls.withLock { pulls in
+                if let index = pulls.firstIndex(where: { $0.number == number }) {
+                    pulls[index].mergeSHA = sha
+                    pulls[index].state = "closed"
+                }
+            }
+            return self.json(.ok, [:])
+        }
+        return router
+    }
+
+    /// The pull request with its head as the branch is now (Gitea follows pushes).
+    private func refreshed(_ pull: Pull) -> Pull {
+        guard pull.headRepo == repo, pull.mergeSHA == nil, let sha = try? headOf(pull.headRef) else { return pull }
+        var pull = pull
+        pull.headSHA = sha
+        return pull
+    }
+}
+
+/// Records `METHOD path?query` of every request a stand-in gets.
+struct RequestLogger: RouterMiddleware {
+    let log: CallLog
+
+    func handle(
+        _ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response
+    ) async throws -> Response {
+        log.append("\(request.method) \(request.uri.path)\(request.uri.query.map { "?\($0)" } ?? "")")
+        return try await next(request, context)
     }
 }

@@ -17,6 +17,8 @@ Options (in the agent's argv, from the orchestrator's configuration):
   --fail-gate STAGE         in STAGE, write nothing (the gate fails every time)
   --fail-gate-once STAGE    in STAGE, write nothing the first time only
   --request-changes-once    the first review asks for changes, later ones approve
+  --spec-symlink TARGET     in analysis, write spec.md as a symbolic link to TARGET (a hostile agent;
+                            the gate must refuse it)
   --spawn-child             leave a background `sleep` running in the process group
   --plain                   print plain text instead of JSON (cost unknown)
   --transient               fail like a rate-limited API call (exit 1, is_error result)
@@ -36,6 +38,7 @@ def main(argv):
     # (Listing the directory opens one more, which shows up in the list.)
     inherited = sorted(int(fd) for fd in os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else []
     options = {"sleep": 0.0, "fail": set(), "fail_once": set(), "request_changes_once": False,
+               "spec_symlink": None,
                "spawn_child": False, "plain": False, "transient": False, "exit": 0, "dump": None}
     args = list(argv[1:])
     while args:
@@ -48,6 +51,8 @@ def main(argv):
             options["fail_once"].add(args.pop(0))
         elif arg == "--request-changes-once":
             options["request_changes_once"] = True
+        elif arg == "--spec-symlink":
+            options["spec_symlink"] = args.pop(0)
         elif arg == "--spawn-child":
             options["spawn_child"] = True
         elif arg == "--plain":
@@ -102,7 +107,12 @@ def main(argv):
     summary = f"{stage} for {work_item}: nothing written (told to fail the gate)"
     if not skip:
         title = prompt.strip().splitlines()[0] if prompt.strip() else work_item
-        if stage == "analysis":
+        if stage == "analysis" and options["spec_symlink"]:
+            spec = os.path.join(task_dir, "spec.md")
+            if os.path.lexists(spec):
+                os.remove(spec)
+            os.symlink(options["spec_symlink"], spec)
+        elif stage == "analysis":
             write(os.path.join(task_dir, "spec.md"), f"# Spec for {work_item}\n\n{title}\n\nAcceptance: the behaviour described works.\n")
         elif stage == "architecture":
             write(os.path.join(task_dir, "design.md"), f"# Design for {work_item}\n\nOne small change, tested.\n")
