@@ -259,33 +259,37 @@ final class QueueWorkerTests: XCTestCase {
             replicas: ReplicaStore(pool: database.pool), worker: worker, logger: testLogger)
     }
 
-    /// A registry whose `long` job sleeps a minute, noting when it starts and when it is cancelled.
-    private func longJobs(started: Atomic<Bool>, cancelled: Atomic<Bool>) -> JobRegistry {
-        var registry = JobRegistry()
-        registry.register("long") { _ in
-            started.store(true, ordering: .relaxed)
-            do {
-                try await Task.sleep(for: .seconds(60))
-            } catch {
-                cancelled.store(true, ordering: .relaxed)
-                throw error
+    /// What a `long` job (a minute's sleep) went through.
+    private final class LongJob: Sendable {
+        let started = Atomic<Bool>(false)
+        let cancelled = Atomic<Bool>(false)
+
+        var registry: JobRegistry {
+            var registry = JobRegistry()
+            registry.register("long") { _ in
+                self.started.store(true, ordering: .relaxed)
+                do {
+                    try await Task.sleep(for: .seconds(60))
+                } catch {
+                    self.cancelled.store(true, ordering: .relaxed)
+                    throw error
+                }
             }
+            return registry
         }
-        return registry
     }
 
     func testAHandlerWhoseJobWasTakenElsewhereIsStoppedAtTheNextHeartbeatAndWritesNothing() async throws {
-        let started = Atomic<Bool>(false)
-        let cancelled = Atomic<Bool>(false)
-        let registry = longJobs(started: started, cancelled: cancelled)
+        let long = LongJob()
+        let registry = long.registry
         let worker = makeWorker(registry, listener: nil, poll: .milliseconds(100))
         try await withServices([worker, heartbeat(for: worker)]) {
             let id = try await jobs.enqueue(NewJob(kind: "long"))!
-            let running = await waitUntil(timeout: .seconds(5)) { started.load(ordering: .relaxed) }
+            let running = await waitUntil(timeout: .seconds(5)) { long.started.load(ordering: .relaxed) }
             XCTAssertTrue(running)
             // The leader rescued it and another replica claimed it (attempt 2), as after a pause.
             try await database.pool.query("UPDATE jobs SET locked_by = 'w2', attempt = attempt + 1 WHERE id = $1", [id])
-            let stopped = await waitUntil(timeout: .seconds(3)) { cancelled.load(ordering: .relaxed) }
+            let stopped = await waitUntil(timeout: .seconds(3)) { long.cancelled.load(ordering: .relaxed) }
             XCTAssertTrue(stopped, "the handler was cancelled once the heartbeat found the job lost")
             try await Task.sleep(for: .milliseconds(300))
             let job = try await jobs.job(id: id)
@@ -296,8 +300,8 @@ final class QueueWorkerTests: XCTestCase {
     }
 
     func testAReplicaMarkedStoppedAbandonsItsJobsAndRegistersAgainUnderANewID() async throws {
-        let cancelled = Atomic<Bool>(false)
-        let registry = longJobs(started: Atomic<Bool>(false), cancelled: cancelled)
+        let long = LongJob()
+        let registry = long.registry
         let worker = makeWorker(registry, listener: nil, poll: .milliseconds(100))
         let replicas = ReplicaStore(pool: database.pool)
         try await withServices([worker, heartbeat(for: worker)]) {
@@ -308,7 +312,7 @@ final class QueueWorkerTests: XCTestCase {
             try await database.pool.query("UPDATE replicas SET stopped_at = now() WHERE id = 'w1'")
             let renewed = await waitUntil(timeout: .seconds(3)) { worker.identity.id != "w1" }
             XCTAssertTrue(renewed)
-            let abandoned = await waitUntil(timeout: .seconds(3)) { cancelled.load(ordering: .relaxed) }
+            let abandoned = await waitUntil(timeout: .seconds(3)) { long.cancelled.load(ordering: .relaxed) }
             XCTAssertTrue(abandoned, "its handler was stopped")
             let live = try await replicas.live().map(\.id)
             XCTAssertTrue(live.contains(worker.identity.id), "registered under \(worker.identity.id): \(live)")
