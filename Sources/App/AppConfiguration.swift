@@ -80,7 +80,8 @@ struct AppConfiguration: Sendable {
         webhookRetention = try env.duration("ORCH_WEBHOOK_RETENTION", default: WebhookStore.defaultRetention)
         guard webhookRetention >= .seconds(3600) else {
             throw ConfigurationError(
-                key: "ORCH_WEBHOOK_RETENTION", problem: "must be at least 1h: it is also the window in which redeliveries are recognised")
+                key: "ORCH_WEBHOOK_RETENTION",
+                problem: "must be at least 1h: it is also the window in which redeliveries are recognised")
         }
         replicaName = env.string("ORCH_REPLICA_NAME") ?? ProcessInfo.processInfo.hostName
         diagnosticJobs = try env.flag("ORCH_DIAGNOSTIC_JOBS", default: false)
@@ -105,7 +106,8 @@ struct AppConfiguration: Sendable {
         }
         workdir = env.string("ORCH_WORKDIR") ?? FileManager.default.currentDirectoryPath + "/.orchestrator"
         agentLogMaxBytes = try env.integer(
-            "ORCH_AGENT_LOG_MAX_BYTES", default: AgentLauncher.Settings.defaultMaxLogBytes, range: (64 << 10)...(1 << 40))
+            "ORCH_AGENT_LOG_MAX_BYTES", default: AgentLauncher.Settings.defaultMaxLogBytes,
+            range: (64 << 10)...(1 << 40))
         breaker = BreakerSettings(
             enabled: try env.flag("ORCH_RESILIENCE_ENABLED", default: true),
             threshold: try env.integer("ORCH_BREAKER_THRESHOLD", default: 3, range: 1...1000),

@@ -96,7 +96,8 @@ struct ConfigFile: Sendable, Equatable {
                 }
                 timeout = parsed
             }
-            file.agents[role] = AgentCommand(command: agent.command, timeout: timeout, identity: try identity(agent, role: role))
+            file.agents[role] = AgentCommand(
+                command: agent.command, timeout: timeout, identity: try identity(agent, role: role))
         }
         if let labels = raw.labels {
             file.labels = LabelSettings(auto: labels.auto ?? "auto", bug: labels.bug ?? "bug", stop: labels.stop ?? "STOP")
@@ -128,7 +129,8 @@ struct ConfigFile: Sendable, Equatable {
             guard let identity = agent.identity, identity.userID != effectiveUserID else { continue }
             throw ConfigurationError(
                 key: "agents.\(role).user",
-                problem: "running the agent as \(identity.userName) needs the orchestrator to run as root (it runs as uid \(effectiveUserID))")
+                problem: "running the agent as \(identity.userName) needs the orchestrator to run as root "
+                    + "(it runs as uid \(effectiveUserID))")
         }
     }
 

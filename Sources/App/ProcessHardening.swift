@@ -29,13 +29,13 @@ enum ProcessHardening {
     static func log(to logger: Logger, redactedSecrets: Int) {
         let result = outcome.withLock { $0 }
         if result == 0, isNonDumpable {
-            logger.info("process made non-dumpable: same-uid children cannot read its /proc environ or memory", metadata: [
-                "process.dumpable": "0", "redaction.secrets": "\(redactedSecrets)",
-            ])
+            logger.info(
+                "process made non-dumpable: same-uid children cannot read its /proc environ or memory",
+                metadata: ["process.dumpable": "0", "redaction.secrets": "\(redactedSecrets)"])
         } else {
-            logger.warning("could not make the process non-dumpable; children of the same uid can read its environment", metadata: [
-                "process.prctl_result": "\(result.map(String.init) ?? "not called")",
-            ])
+            logger.warning(
+                "could not make the process non-dumpable; children of the same uid can read its environment",
+                metadata: ["process.prctl_result": "\(result.map(String.init) ?? "not called")"])
         }
     }
 

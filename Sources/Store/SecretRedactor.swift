@@ -76,7 +76,9 @@ public final class SecretRedactor: Sendable {
         }
         for part in url.split(separator: " ") where part.hasPrefix("password=") {
             var value = String(part.dropFirst("password=".count))
-            if value.hasPrefix("'"), value.hasSuffix("'"), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            if value.hasPrefix("'"), value.hasSuffix("'"), value.count >= 2 {
+                value = String(value.dropFirst().dropLast())
+            }
             return value
         }
         return nil

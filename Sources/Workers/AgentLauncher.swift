@@ -108,7 +108,8 @@ public struct AgentLauncher: Sendable {
     /// URL, admin token, webhook secrets, API keys) stays out.
     /// (`HOME` and `XDG_CONFIG_HOME` are then pointed at the task's own home, `TaskHome`.)
     public static let inheritedEnvironment: Set<String> = [
-        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "TMPDIR", "XDG_CONFIG_HOME",
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "TMPDIR",
+        "XDG_CONFIG_HOME",
     ]
 
     let settings: Settings
@@ -179,9 +180,11 @@ public struct AgentLauncher: Sendable {
             let startLog = log
             termination = try await ChildProcess.run(
                 arguments: request.command,
-                environment: Self.environment(variables: request.variables, runID: runID, home: home, identity: identity),
+                environment: Self.environment(
+                    variables: request.variables, runID: runID, home: home, identity: identity),
                 directory: request.directory,
-                output: try OutputCapture(logPath: logPath, maxBytes: settings.maxLogBytes, tailBytes: settings.logTailBytes),
+                output: try OutputCapture(
+                    logPath: logPath, maxBytes: settings.maxLogBytes, tailBytes: settings.logTailBytes),
                 input: request.prompt, timeout: request.timeout, grace: settings.terminationGrace, identity: identity
             ) { pid in
                 let spawnedAt = Date()

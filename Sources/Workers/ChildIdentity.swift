@@ -49,6 +49,7 @@ public struct ChildIdentity: Sendable, Equatable {
         }
         let supplementary = Array(groups.prefix(Int(max(0, count))))
         return ChildIdentity(
-            userName: name, userID: userID, groupID: groupID, supplementaryGroups: supplementary.isEmpty ? [groupID] : supplementary)
+            userName: name, userID: userID, groupID: groupID,
+            supplementaryGroups: supplementary.isEmpty ? [groupID] : supplementary)
     }
 }

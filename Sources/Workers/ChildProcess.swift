@@ -9,8 +9,9 @@ import Glibc
 
 /// Runs one child process to its end through swift-subprocess: argv (never a shell), an explicit
 /// environment, a process group of its own, text on stdin, stdout and stderr into one bounded
-/// `OutputCapture` (memory, or a capped log file), and every other descriptor of this process closed in the child (swift-subprocess spawns
-/// with `closefrom(3)` and resets signal dispositions and the mask to their defaults).
+/// `OutputCapture` (memory, or a capped log file), and every other descriptor of this process
+/// closed in the child (swift-subprocess spawns with `closefrom(3)` and resets signal
+/// dispositions and the mask to their defaults).
 ///
 /// Its own process group means the whole tree a child starts can be signalled at once with
 /// `kill(-pgid, …)`, and that terminal signals sent to the orchestrator do not reach it.
@@ -55,8 +56,9 @@ enum ChildProcess {
         let termination: Termination
         do {
             termination = try await run(
-                executable: executable, arguments: arguments, environment: environment, directory: directory, log: writeEnd,
-                pipeEnd: pipeEnd, input: input, timeout: timeout, grace: grace, identity: identity, onStart: onStart)
+                executable: executable, arguments: arguments, environment: environment, directory: directory,
+                log: writeEnd, pipeEnd: pipeEnd, input: input, timeout: timeout, grace: grace, identity: identity,
+                onStart: onStart)
         } catch {
             pipeEnd.close()
             await reader.finish(within: Self.outputDrain)

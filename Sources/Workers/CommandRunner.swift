@@ -15,7 +15,8 @@ struct CommandRunner: Sendable {
         let output: String
         var description: String {
             let tail = output.suffix(2000).trimmingCharacters(in: .whitespacesAndNewlines)
-            return "\(command.joined(separator: " ")) exited \(exitCode): \(tail)"
+            // The argv too: a clone URL may carry a token.
+            return SecretRedactor.shared.redact("\(command.joined(separator: " ")) exited \(exitCode): \(tail)")
         }
     }
 
@@ -52,7 +53,8 @@ struct CommandRunner: Sendable {
                 home = taskHome
             } else {
                 // Not a task's worktree: a home for this run only, never this process's own.
-                home = FileManager.default.temporaryDirectory.appendingPathComponent("orch-home-\(UUID().uuidString)").path
+                home = FileManager.default.temporaryDirectory
+                    .appendingPathComponent("orch-home-\(UUID().uuidString)").path
                 temporaryHome = home
             }
             try TaskHome.prepare(home, owner: nil)

@@ -37,7 +37,8 @@ final class OutputCapture: Sendable {
             throw ChildProcess.Failure(description: "cannot open log \(logPath): \(String(cString: strerror(errno)))")
         }
         let tail = min(max(0, tailBytes), max(0, maxBytes))
-        state = Mutex(State(output: BoundedOutput(headLimit: maxBytes - tail, tailLimit: tail, storesHead: false), log: log))
+        let output = BoundedOutput(headLimit: maxBytes - tail, tailLimit: tail, storesHead: false)
+        state = Mutex(State(output: output, log: log))
     }
 
     /// What was kept: head, the marker when bytes were dropped, tail. For a log capture the head
@@ -104,7 +105,9 @@ final class OutputCapture: Sendable {
     func attach() async throws -> (writeEnd: Int32, reader: Reader) {
         var descriptors: [Int32] = [-1, -1]
         guard pipe(&descriptors) == 0 else {
-            throw ChildProcess.Failure(description: "cannot create a pipe: \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            end()
+            throw ChildProcess.Failure(description: "cannot create a pipe: \(reason)")
         }
         // Close-on-exec for other children spawned meanwhile (swift-subprocess also closes every
         // descriptor above 2 in its children, so the moment before this is harmless).
@@ -125,6 +128,7 @@ final class OutputCapture: Sendable {
             return (descriptors[1], Reader(channel: channel, capture: self))
         } catch {
             close(descriptors[1])
+            end()
             throw ChildProcess.Failure(description: "cannot read a child's output: \(error)")
         }
     }

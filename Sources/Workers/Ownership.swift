@@ -27,7 +27,8 @@ enum Ownership {
         for case let entry as String in entries {
             let full = "\(path)/\(entry)"
             if lchown(full, user, group) != 0, errno != ENOENT {
-                throw Failure(description: "cannot chown \(full) to \(user):\(group): \(String(cString: strerror(errno)))")
+                let reason = String(cString: strerror(errno))
+                throw Failure(description: "cannot chown \(full) to \(user):\(group): \(reason)")
             }
         }
     }

@@ -11,8 +11,8 @@ public enum QueueMaintenance {
     /// `webhookRetention` is how long finished webhook deliveries are kept (and redeliveries
     /// recognised as duplicates).
     public static func duties(
-        pool: ConnectionPool, replicaID: String, heartbeatInterval: Duration, heartbeatTTL: Duration, retention: Duration,
-        webhookRetention: Duration = WebhookStore.defaultRetention, logger: Logger
+        pool: ConnectionPool, replicaID: String, heartbeatInterval: Duration, heartbeatTTL: Duration,
+        retention: Duration, webhookRetention: Duration = WebhookStore.defaultRetention, logger: Logger
     ) -> [LeaderDuty] {
         let jobs = JobStore(pool: pool)
         let webhooks = WebhookStore(pool: pool)

@@ -24,10 +24,11 @@ final class AgentUserConfigTests: XCTestCase {
     }
 
     func testUnknownUsersAndGroupsAndAGroupAloneAreRefused() {
+        let prefix = "agents:\n  default: { command: [claude], "
         let cases: [(String, String)] = [
-            ("agents:\n  default: { command: [claude], user: no-such-user-orch }\n", "agents.default.user: no such user 'no-such-user-orch'"),
-            ("agents:\n  default: { command: [claude], user: nobody, group: no-such-group-orch }\n", "agents.default.group: no such group"),
-            ("agents:\n  default: { command: [claude], group: nogroup }\n", "agents.default.group: needs agents.default.user"),
+            (prefix + "user: no-such-user-orch }\n", "agents.default.user: no such user 'no-such-user-orch'"),
+            (prefix + "user: nobody, group: no-such-group-orch }\n", "agents.default.group: no such group"),
+            (prefix + "group: nogroup }\n", "agents.default.group: needs agents.default.user"),
         ]
         for (yaml, expected) in cases {
             XCTAssertThrowsError(try ConfigFile.parse(yaml), expected) { error in
@@ -45,6 +46,7 @@ final class AgentUserConfigTests: XCTestCase {
         }
         // The same user as the orchestrator's is no switch at all.
         XCTAssertNoThrow(try file.checkAgentUsers(effectiveUserID: 65534))
-        XCTAssertNoThrow(try ConfigFile.parse("agents:\n  default: { command: [claude] }\n").checkAgentUsers(effectiveUserID: 1000))
+        let plain = try ConfigFile.parse("agents:\n  default: { command: [claude] }\n")
+        XCTAssertNoThrow(try plain.checkAgentUsers(effectiveUserID: 1000))
     }
 }

@@ -26,7 +26,8 @@ final class SecretIsolationTests: XCTestCase {
 
     override func setUp() async throws {
         database = try await TestDatabase.create(suite: "secret_isolation")
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("orch-secrets-\(UUID().uuidString.prefix(8))")
+        root = FileManager.default.temporaryDirectory
+            .appendingPathComponent("orch-secrets-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -50,7 +51,8 @@ final class SecretIsolationTests: XCTestCase {
     }
 
     private func sendIssue(to base: URL) async throws {
-        var object = try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json"))) as! [String: Any]
+        let fixture = Data(try WebhookTests.fixture("plane/issue_created.json"))
+        var object = try JSONSerialization.jsonObject(with: fixture) as! [String: Any]
         var data = object["data"] as! [String: Any]
         data["labels"] = [["name": "auto"]]
         object["data"] = data
@@ -58,7 +60,8 @@ final class SecretIsolationTests: XCTestCase {
         var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
         request.httpMethod = "POST"
         request.httpBody = Data(body)
-        request.setValue(WebhookSignature.hmacSHA256Hex(secret: webhookSecret, body: body), forHTTPHeaderField: "X-Plane-Signature")
+        let signature = WebhookSignature.hmacSHA256Hex(secret: webhookSecret, body: body)
+        request.setValue(signature, forHTTPHeaderField: "X-Plane-Signature")
         let (_, response) = try await session.data(for: request)
         XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 202)
     }
@@ -109,11 +112,12 @@ final class SecretIsolationTests: XCTestCase {
             let (server, base) = try OrchestratorProcess.serving(
                 name: "isolation", databaseURL: database.url, role: "all",
                 environment: [
-                    "ORCH_PLANE_WEBHOOK_SECRET": webhookSecret, "ORCH_ADMIN_TOKEN": adminToken, "ORCH_CONFIG": config.path,
-                    "ORCH_WORKDIR": workdir.path, "ORCH_POLL_INTERVAL": "1s",
+                    "ORCH_PLANE_WEBHOOK_SECRET": webhookSecret, "ORCH_ADMIN_TOKEN": adminToken,
+                    "ORCH_CONFIG": config.path, "ORCH_WORKDIR": workdir.path, "ORCH_POLL_INTERVAL": "1s",
                     "ORCH_GITEA_API_URL": api.absoluteString, "ORCH_GITEA_TOKEN": giteaToken,
-                    "ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": botToken, "ORCH_TELEGRAM_CHAT_ID": "42",
-                    "ORCH_PLANE_API_URL": api.absoluteString, "ORCH_PLANE_API_KEY": "isolation-plane-key", "ORCH_PLANE_WORKSPACE": "acme",
+                    "ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": botToken,
+                    "ORCH_TELEGRAM_CHAT_ID": "42", "ORCH_PLANE_API_URL": api.absoluteString,
+                    "ORCH_PLANE_API_KEY": "isolation-plane-key", "ORCH_PLANE_WORKSPACE": "acme",
                 ])
             servers.append(server)
             let up = await waitUntilAnswering(base.appendingPathComponent("health/ready"))
@@ -125,8 +129,10 @@ final class SecretIsolationTests: XCTestCase {
             }
             XCTAssertTrue(failed, "the failing test_command fails the task")
             let events = try await tasks.history(workItem: "ORCH-98").count
-            let delivered = await waitUntil(timeout: .seconds(30)) { telegram.all.count >= events && comments.all.count >= events }
-            XCTAssertTrue(delivered, "\(telegram.all.count) messages and \(comments.all.count) comments for \(events) events")
+            let delivered = await waitUntil(timeout: .seconds(30)) {
+                telegram.all.count >= events && comments.all.count >= events
+            }
+            XCTAssertTrue(delivered, "\(telegram.all.count) messages, \(comments.all.count) comments, \(events) events")
 
             // The agent ran as nobody, as the orchestrator's child, and read nothing of its
             // environment.
@@ -150,10 +156,14 @@ final class SecretIsolationTests: XCTestCase {
             .map { try $0.decode("text", as: String.self) }
         XCTAssertFalse(lessons.isEmpty, "the final gate failure recorded a lesson")
         // The command's output (not only its argv) reached the event, redacted.
-        XCTAssertTrue(reasons.contains { $0.contains("exit 1:\nleaked admin=[REDACTED] gitea=[REDACTED]") }, "\(reasons)")
+        let redacted = "exit 1:\nleaked admin=[REDACTED] gitea=[REDACTED]"
+        XCTAssertTrue(reasons.contains { $0.contains(redacted) }, "\(reasons)")
         XCTAssertTrue(telegram.all.contains { $0.contains("leaked admin=[REDACTED]") }, "\(telegram.all)")
         XCTAssertTrue(comments.all.contains { $0.contains("leaked admin=[REDACTED]") }, "\(comments.all)")
-        for (place, texts) in [("task_events", reasons), ("lessons", lessons), ("telegram", telegram.all), ("plane", comments.all)] {
+        let places = [
+            ("task_events", reasons), ("lessons", lessons), ("telegram", telegram.all), ("plane", comments.all),
+        ]
+        for (place, texts) in places {
             for secret in [adminToken, giteaToken] {
                 XCTAssertFalse(texts.contains { $0.contains(secret) }, "\(secret) reached \(place)")
             }
@@ -176,8 +186,10 @@ final class SecretIsolationTests: XCTestCase {
             process.currentDirectoryURL = URL(fileURLWithPath: "/")
             // The database is unreachable: serve keeps waiting for it (up to a minute).
             process.environment = [
-                "PATH": "/usr/bin:/bin", "ORCH_ADMIN_TOKEN": secret, "ORCH_DATABASE_URL": "postgresql://orch@127.0.0.1:1/orch",
-                "ORCH_WORKDIR": root.appendingPathComponent("nobody").path, "ORCH_MIGRATIONS_DIR": migrationsDirectory.path,
+                "PATH": "/usr/bin:/bin", "ORCH_ADMIN_TOKEN": secret,
+                "ORCH_DATABASE_URL": "postgresql://orch@127.0.0.1:1/orch",
+                "ORCH_WORKDIR": root.appendingPathComponent("nobody").path,
+                "ORCH_MIGRATIONS_DIR": migrationsDirectory.path,
             ]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
@@ -204,14 +216,17 @@ final class SecretIsolationTests: XCTestCase {
         defer { control.terminate() }
         let controlRunning = await waitUntil(timeout: .seconds(10)) { owner(control.processIdentifier) == 65534 }
         XCTAssertTrue(controlRunning)
-        XCTAssertTrue(try readAsNobody(control.processIdentifier).contains(secret), "control: same uid, dumpable, readable")
+        let controlRead = try readAsNobody(control.processIdentifier)
+        XCTAssertTrue(controlRead.contains(secret), "control: same uid, dumpable, readable")
 
-        let orchestrator = try start(asNobody + [OrchestratorProcess.binary.path, "serve", "--role", "api", "--port", "0"])
+        let serve = [OrchestratorProcess.binary.path, "serve", "--role", "api", "--port", "0"]
+        let orchestrator = try start(asNobody + serve)
         defer { orchestrator.terminate() }
         // Non-dumpable: its /proc files become root's although it runs as nobody (once it runs
         // the orchestrator: setpriv between its setuid and its exec is non-dumpable too).
         func command(_ pid: Int32) -> String {
-            ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+            return comm.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let hardened = await waitUntil(timeout: .seconds(30)) {
             command(orchestrator.processIdentifier) == "orchestrator" && owner(orchestrator.processIdentifier) == 0

@@ -28,7 +28,8 @@ final class SecretRedactionTests: XCTestCase {
         XCTAssertEqual(redactor.redact("abc s3cret-value-longer s3cret-value"), "abc [REDACTED] [REDACTED]")
         XCTAssertEqual(redactor.redact("url postgresql://orch:p%40ss-word1@db, decoded p@ss-word1"),
                        "url postgresql://orch:[REDACTED]@db, decoded [REDACTED]")
-        XCTAssertEqual(SecretRedactor.databasePasswords("host=db password='conn-secret' dbname=orch"), ["conn-secret", "conn-secret"])
+        let conninfo = SecretRedactor.databasePasswords("host=db password='conn-secret' dbname=orch")
+        XCTAssertEqual(conninfo, ["conn-secret", "conn-secret"])
         XCTAssertEqual(SecretRedactor.databasePasswords("postgresql://orch@db/orch"), [])
         let long = String(repeating: "x", count: 10_000) + "s3cret-value" + String(repeating: "y", count: 10_000)
         let capped = redactor.redact(long, limit: 4000)

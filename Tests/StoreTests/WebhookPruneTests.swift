@@ -21,7 +21,8 @@ final class WebhookPruneTests: XCTestCase {
 
     private func gitea(_ id: String) -> WebhookStore.Delivery {
         WebhookStore.Delivery(
-            source: "gitea", deliveryID: id, bodySHA256: "sha-\(id)", event: "push", payload: JSONB(text: #"{"ref":"x"}"#))
+            source: "gitea", deliveryID: id, bodySHA256: "sha-\(id)", event: "push",
+            payload: JSONB(text: #"{"ref":"x"}"#))
     }
 
     @discardableResult
@@ -33,12 +34,14 @@ final class WebhookPruneTests: XCTestCase {
         }
         if status != "pending" { try await store.finish(id: deliveryID, status: status, reason: nil) }
         try await database.pool.query(
-            "UPDATE webhook_deliveries SET received_at = now() - make_interval(days => $2::int) WHERE id = $1", [deliveryID, ageDays])
+            "UPDATE webhook_deliveries SET received_at = now() - make_interval(days => $2::int) WHERE id = $1",
+            [deliveryID, ageDays])
         return deliveryID
     }
 
     private func remaining() async throws -> Set<String> {
-        Set(try await database.pool.query("SELECT delivery_id FROM webhook_deliveries").rows.map { try $0.decode("delivery_id") })
+        let rows = try await database.pool.query("SELECT delivery_id FROM webhook_deliveries").rows
+        return Set(try rows.map { try $0.decode("delivery_id") })
     }
 
     func testOldFinishedDeliveriesArePrunedPendingAndRecentOnesKept() async throws {

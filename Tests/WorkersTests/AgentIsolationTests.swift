@@ -13,8 +13,10 @@ final class AgentIsolationTests: XCTestCase {
 
     override func setUp() async throws {
         database = try await TestDatabase.create(suite: "agent_isolation")
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-isolation-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("work"), withIntermediateDirectories: true)
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("orch-isolation-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(
+            at: directory.appendingPathComponent("work"), withIntermediateDirectories: true)
     }
 
     override func tearDown() async throws {
@@ -22,7 +24,9 @@ final class AgentIsolationTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    private func launcher(maxLogBytes: Int = AgentLauncher.Settings.defaultMaxLogBytes, agents: [String: AgentCommand] = [:]) -> AgentLauncher {
+    private func launcher(
+        maxLogBytes: Int = AgentLauncher.Settings.defaultMaxLogBytes, agents: [String: AgentCommand] = [:]
+    ) -> AgentLauncher {
         AgentLauncher(
             settings: .init(
                 logDirectory: directory.appendingPathComponent("logs").path, replicaID: "r1", host: "test-host",
@@ -32,7 +36,8 @@ final class AgentIsolationTests: XCTestCase {
 
     private func request(_ script: String, role: String = "default") -> AgentLauncher.Request {
         AgentLauncher.Request(
-            command: ["/bin/sh", "-c", script], timeout: .seconds(60), prompt: "p", directory: directory.appendingPathComponent("work").path,
+            command: ["/bin/sh", "-c", script], timeout: .seconds(60), prompt: "p",
+            directory: directory.appendingPathComponent("work").path,
             variables: ["ORCH_WORK_ITEM": "ORCH-98"], workItem: "ORCH-98", jobID: nil, stage: "analysis", role: role)
     }
 
@@ -55,7 +60,8 @@ final class AgentIsolationTests: XCTestCase {
         XCTAssertEqual(TaskHome.path(forWorktree: "/srv/orch/worktrees/acme__orch/ORCH-12"), "/srv/orch/homes/ORCH-12")
         XCTAssertNil(TaskHome.path(forWorktree: "/srv/orch/elsewhere/ORCH-12"))
         let command = try await CommandRunner().run(["sh", "-c", "echo $HOME"], in: "/")
-        XCTAssertFalse(command.output.contains(ProcessInfo.processInfo.environment["HOME"] ?? "/root\n"), command.output)
+        let ownHome = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
+        XCTAssertFalse(command.output.contains(ownHome), command.output)
     }
 
     /// A log past its cap keeps its head and its most recent tail around a marker; the agent's
@@ -64,7 +70,7 @@ final class AgentIsolationTests: XCTestCase {
         let cap = 64 * 1024
         let outcome = try await launcher(maxLogBytes: cap).run(request("""
             echo first-line; head -c 1000000 /dev/zero | tr '\\0' 'a'; echo
-            echo '{"type":"result","subtype":"success","is_error":false,"total_cost_usd":0.5,"num_turns":1,"result":"ok"}'
+            echo '{"type":"result","is_error":false,"total_cost_usd":0.5,"num_turns":1,"result":"ok"}'
             """))
         XCTAssertEqual(outcome.exitCode, 0)
         let attributes = try FileManager.default.attributesOfItem(atPath: outcome.logPath)
@@ -101,7 +107,8 @@ final class AgentIsolationTests: XCTestCase {
         XCTAssertFalse(((try? read("environ.txt")) ?? "").contains("isolation-admin-secret"))
         // The worktree is the orchestrator's again (its git refuses another owner's), the home
         // stays the agent's.
-        let worktreeFile = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent("work/uid.txt").path)
+        let written = directory.appendingPathComponent("work/uid.txt").path
+        let worktreeFile = try FileManager.default.attributesOfItem(atPath: written)
         XCTAssertEqual(worktreeFile[.ownerAccountID] as? UInt, 0)
         let home = try FileManager.default.attributesOfItem(atPath: try read("home.txt"))
         XCTAssertEqual(home[.ownerAccountID] as? UInt, 65534)

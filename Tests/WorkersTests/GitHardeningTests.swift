@@ -10,7 +10,8 @@ final class GitHardeningTests: XCTestCase {
     var root: URL!
 
     override func setUp() async throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("orch-githooks-\(UUID().uuidString.prefix(8))")
+        root = FileManager.default.temporaryDirectory
+            .appendingPathComponent("orch-githooks-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -63,7 +64,8 @@ final class GitHardeningTests: XCTestCase {
         try await git(["config", "core.fsmonitor", monitor.path], in: clone)
         // The planted hook does run for a git without the orchestrator's settings: the test can
         // tell.
-        try await git(["worktree", "add", "--quiet", "--detach", root.appendingPathComponent("probe").path, "origin/main"], in: clone)
+        let probe = root.appendingPathComponent("probe").path
+        try await git(["worktree", "add", "--quiet", "--detach", probe, "origin/main"], in: clone)
         XCTAssertTrue(FileManager.default.fileExists(atPath: markers.appendingPathComponent("post-checkout").path))
         try FileManager.default.removeItem(at: markers)
         try FileManager.default.createDirectory(at: markers, withIntermediateDirectories: true)

@@ -15,8 +15,9 @@ final class NotifierRedactionTests: XCTestCase {
         SecretRedactor.shared.configure(secrets: [token])
         let reason = "test_command failed with exit 1:\n\(token)\n" + String(repeating: "line of output\n", count: 2000)
         let json: [String: Any] = [
-            "event_id": 1, "event": "stage_failed", "work_item": "ORCH-1", "title": "Crash \(token)", "from_stage": "development",
-            "to_stage": "development", "from_status": "active", "to_status": "active", "reason": reason, "actor": "system",
+            "event_id": 1, "event": "stage_failed", "work_item": "ORCH-1", "title": "Crash \(token)",
+            "from_stage": "development", "to_stage": "development", "from_status": "active", "to_status": "active",
+            "reason": reason, "actor": "system",
         ]
         let event = try JSONDecoder().decode(Notifier.Event.self, from: JSONSerialization.data(withJSONObject: json))
         let text = Notifier.text(event)
