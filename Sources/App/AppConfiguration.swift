@@ -17,6 +17,9 @@ struct AppConfiguration: Sendable {
     var electionInterval: Duration
     var shutdownGrace: Duration
     var jobRetention: Duration
+    /// `ORCH_WEBHOOK_RETENTION` (default 30 days): finished webhook deliveries older than this are
+    /// pruned by the leader, so it is also the window in which a redelivery counts as a duplicate.
+    var webhookRetention: Duration
     var replicaName: String
     var diagnosticJobs: Bool
     var logLevel: Logger.Level
@@ -43,6 +46,8 @@ struct AppConfiguration: Sendable {
     var telegram: TelegramSettings?
     /// Where clones, worktrees and per-run agent logs live (`ORCH_WORKDIR`).
     var workdir: String
+    /// The most one agent run's log keeps (`ORCH_AGENT_LOG_MAX_BYTES`, default 50 MiB).
+    var agentLogMaxBytes: Int
     /// Stage instruction templates (`ORCH_PROMPTS_DIR`, else `./prompts` when it exists).
     var promptsDirectory: String?
     /// How often a merge waiting for CI looks at the combined status (`ORCH_CI_POLL_INTERVAL`).
@@ -78,6 +83,12 @@ struct AppConfiguration: Sendable {
         electionInterval = try env.duration("ORCH_ELECTION_INTERVAL", default: heartbeatInterval)
         shutdownGrace = try env.duration("ORCH_SHUTDOWN_GRACE", default: .seconds(20))
         jobRetention = try env.duration("ORCH_JOB_RETENTION", default: .seconds(7 * 86400))
+        webhookRetention = try env.duration("ORCH_WEBHOOK_RETENTION", default: WebhookStore.defaultRetention)
+        guard webhookRetention >= .seconds(3600) else {
+            throw ConfigurationError(
+                key: "ORCH_WEBHOOK_RETENTION",
+                problem: "must be at least 1h: it is also the window in which redeliveries are recognised")
+        }
         replicaName = env.string("ORCH_REPLICA_NAME") ?? ProcessInfo.processInfo.hostName
         diagnosticJobs = try env.flag("ORCH_DIAGNOSTIC_JOBS", default: false)
         let level = env.string("ORCH_LOG_LEVEL") ?? "info"
@@ -100,6 +111,9 @@ struct AppConfiguration: Sendable {
                 token: $0[0], chatID: $0[1])
         }
         workdir = env.string("ORCH_WORKDIR") ?? FileManager.default.currentDirectoryPath + "/.orchestrator"
+        agentLogMaxBytes = try env.integer(
+            "ORCH_AGENT_LOG_MAX_BYTES", default: AgentLauncher.Settings.defaultMaxLogBytes,
+            range: (64 << 10)...(1 << 40))
         breaker = BreakerSettings(
             enabled: try env.flag("ORCH_RESILIENCE_ENABLED", default: true),
             threshold: try env.integer("ORCH_BREAKER_THRESHOLD", default: 3, range: 1...1000),
@@ -116,6 +130,13 @@ struct AppConfiguration: Sendable {
     private static func planeAPI(_ env: EnvironmentReader) throws -> PlaneAPISettings? {
         guard let values = try env.group(["ORCH_PLANE_API_URL", "ORCH_PLANE_API_KEY", "ORCH_PLANE_WORKSPACE"]) else { return nil }
         return PlaneAPISettings(baseURL: try env.httpURL("ORCH_PLANE_API_URL", values[0]), apiKey: values[1], workspace: values[2])
+    }
+
+    /// Every secret value of the configuration, for `SecretRedactor`: tokens, keys, webhook
+    /// secrets and the database password.
+    var secrets: [String?] {
+        [adminToken, planeWebhookSecret, giteaWebhookSecret, planeAPI?.apiKey, giteaAPI?.token, telegram?.token]
+            + SecretRedactor.databasePasswords(databaseURL)
     }
 
     /// The configured webhook secret of a source.

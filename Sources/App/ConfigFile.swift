@@ -25,6 +25,8 @@ struct ConfigFile: Sendable, Equatable {
         struct Agent: Decodable {
             var command: [String]
             var timeout: String?
+            var user: String?
+            var group: String?
         }
         struct Labels: Decodable {
             var auto: String?
@@ -94,12 +96,42 @@ struct ConfigFile: Sendable, Equatable {
                 }
                 timeout = parsed
             }
-            file.agents[role] = AgentCommand(command: agent.command, timeout: timeout)
+            file.agents[role] = AgentCommand(
+                command: agent.command, timeout: timeout, identity: try identity(agent, role: role))
         }
         if let labels = raw.labels {
             file.labels = LabelSettings(auto: labels.auto ?? "auto", bug: labels.bug ?? "bug", stop: labels.stop ?? "STOP")
         }
         return file
+    }
+
+    /// The user (and group) an agent runs as, resolved now so a typo stops the start, not a stage.
+    private static func identity(_ agent: Raw.Agent, role: String) throws -> ChildIdentity? {
+        guard let user = agent.user else {
+            if agent.group != nil {
+                throw ConfigurationError(key: "agents.\(role).group", problem: "needs agents.\(role).user as well")
+            }
+            return nil
+        }
+        do {
+            return try ChildIdentity.resolve(user: user, group: agent.group)
+        } catch let failure as ChildIdentity.LookupFailure {
+            let key = failure.description.hasPrefix("no such group") ? "group" : "user"
+            throw ConfigurationError(key: "agents.\(role).\(key)", problem: failure.description)
+        }
+    }
+
+    /// Refuses agents configured to run as another user when this process cannot switch users
+    /// (it is not root): better a clear error at start than every agent stage failing to spawn.
+    func checkAgentUsers(effectiveUserID: uid_t = geteuid()) throws {
+        guard effectiveUserID != 0 else { return }
+        for (role, agent) in agents.sorted(by: { $0.key < $1.key }) {
+            guard let identity = agent.identity, identity.userID != effectiveUserID else { continue }
+            throw ConfigurationError(
+                key: "agents.\(role).user",
+                problem: "running the agent as \(identity.userName) needs the orchestrator to run as root "
+                    + "(it runs as uid \(effectiveUserID))")
+        }
     }
 
     private static func describe(_ error: DecodingError) -> ConfigurationError {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Store
 
 /// The `orchestrator` command line (DESIGN §3).
 @main
@@ -10,6 +11,22 @@ struct Orchestrator: AsyncParsableCommand {
         abstract: "Multi-agent orchestrator: a PostgreSQL-backed, horizontally scalable job pipeline.",
         subcommands: [ServeCommand.self, MigrateCommand.self, BenchCommand.self]
     )
+
+    /// The entry point: the process is made non-dumpable before anything else runs (before a
+    /// secret is read or a child started), then the command line is parsed and run.
+    static func main() async {
+        ProcessHardening.makeNonDumpable()
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Builds the process logger: swift-log to stderr at the configured level.
@@ -24,11 +41,15 @@ private enum LoggingBootstrap {
     static let once: Void = LoggingSystem.bootstrap(StreamLogHandler.standardError)
 }
 
-/// Loads the configuration or exits with a message naming the bad key.
+/// Loads the configuration or exits with a message naming the bad key, and hands its secrets to
+/// the process-wide `SecretRedactor` before anything can write text that might contain them.
 func loadConfiguration() throws -> AppConfiguration {
+    let configuration: AppConfiguration
     do {
-        return try AppConfiguration()
+        configuration = try AppConfiguration()
     } catch let error as ConfigurationError {
         throw ValidationError(error.description)
     }
+    SecretRedactor.shared.configure(secrets: configuration.secrets)
+    return configuration
 }

@@ -83,7 +83,10 @@ enum ReplicaRuntime {
                     ciPollInterval: configuration.ciPollInterval),
                 pool: pool,
                 launcher: AgentLauncher(
-                    settings: .init(logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host), pool: pool, logger: logger),
+                    settings: .init(
+                        logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host,
+                        maxLogBytes: configuration.agentLogMaxBytes, agents: configuration.file.agents),
+                    pool: pool, logger: logger),
                 workspace: workspace, alerts: alerts).handler)
             for handler in notifier.handlers(pool: pool) { registry.register(handler) }
             if configuration.diagnosticJobs {
@@ -108,7 +111,8 @@ enum ReplicaRuntime {
             if configuration.reaperEnabled {
                 duties += QueueMaintenance.duties(
                     pool: pool, replicaID: replicaID, heartbeatInterval: configuration.heartbeatInterval,
-                    heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention, logger: logger)
+                    heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention,
+                    webhookRetention: configuration.webhookRetention, logger: logger)
                 duties.append(AgentOrphans.duty(
                     pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL, alerts: alerts, logger: logger))
             }

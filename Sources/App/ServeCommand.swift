@@ -25,7 +25,13 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = try loadConfiguration()
         if let host { configuration.host = host }
         if let port { configuration.port = port }
+        do {
+            try configuration.file.checkAgentUsers()
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
         let logger = makeLogger(label: "orchestrator", level: configuration.logLevel)
+        ProcessHardening.log(to: logger, redactedSecrets: SecretRedactor.shared.count)
         do {
             try await ReplicaRuntime.run(configuration: configuration, role: role, migrate: !noMigrate, logger: logger)
         } catch {

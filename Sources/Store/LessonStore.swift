@@ -65,13 +65,22 @@ public struct LessonStore: Sendable {
     }
 
     /// Records a lesson (linked to its task when the work item is known); returns it as stored.
+    /// Its free text (root cause, suggestion, detail) is redacted of configured secrets and the
+    /// root cause and suggestion capped (`SecretRedactor`): a gate failure's root cause carries
+    /// output of commands the agent's code controls.
     public func record(_ lesson: Lesson) async throws -> Lesson {
         try await pool.withConnection { try await Self.record(lesson, on: $0) }
     }
 
-    /// Records a lesson on the caller's connection (inside its transaction, if any).
+    /// Records a lesson on the caller's connection (inside its transaction, if any), redacted and
+    /// capped as `record(_:)` says.
     static func record(_ lesson: Lesson, on connection: Connection) async throws -> Lesson {
-        try Lesson(row: try await connection.query("""
+        var lesson = lesson
+        let redactor = SecretRedactor.shared
+        lesson.rootCause = redactor.redact(lesson.rootCause, limit: SecretRedactor.maxTextLength)
+        lesson.suggestion = lesson.suggestion.map { redactor.redact($0, limit: SecretRedactor.maxTextLength) }
+        lesson.detail = JSONB(text: redactor.redact(lesson.detail.text))
+        return try Lesson(row: try await connection.query("""
             INSERT INTO lessons (type, source, status, work_item, task_id, stage, agent, repo, root_cause, suggestion,
                                  attribution, target_repo, target_domain, related_task, detail)
             VALUES ($1, $2, $3, $4, (SELECT id FROM tasks WHERE work_item = $4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)

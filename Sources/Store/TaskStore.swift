@@ -181,7 +181,10 @@ public struct TaskStore: Sendable {
             INSERT INTO task_events (task_id, event, from_stage, to_stage, from_status, to_status, reason, actor)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             """,
-            [taskID, event, from.stage.rawValue, to.stage.rawValue, from.status.rawValue, to.status.rawValue, reason, actor])
+            [
+                taskID, event, from.stage.rawValue, to.stage.rawValue, from.status.rawValue, to.status.rawValue,
+                SecretRedactor.shared.redact(reason), actor,
+            ])
     }
 
     /// Cancels a task's queued stage jobs at once and asks the replicas running its running ones

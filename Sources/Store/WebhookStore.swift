@@ -147,6 +147,30 @@ public struct WebhookStore: Sendable {
             "UPDATE webhook_deliveries SET status = $2, reason = $3, processed_at = now() WHERE id = $1", [id, status, reason])
     }
 
+    /// How long deliveries are kept by default; also how long a redelivery is recognised as a
+    /// duplicate (the dedupe keys live in these rows).
+    public static let defaultRetention: Duration = .seconds(30 * 86400)
+
+    /// Deletes finished deliveries (`processed`, `ignored`, `failed`) received longer than
+    /// `retention` ago, `batchSize` rows per statement so no long lock or huge transaction is
+    /// held; never a `pending` one, whose job has yet to read it. Returns how many went.
+    public func prune(retention: Duration, batchSize: Int = 1000) async throws -> Int {
+        var total = 0
+        while true {
+            let result = try await pool.query("""
+                DELETE FROM webhook_deliveries WHERE id IN (
+                    SELECT id FROM webhook_deliveries
+                    WHERE status IN ('processed', 'ignored', 'failed')
+                      AND received_at < now() - make_interval(secs => $1::float8)
+                    ORDER BY received_at
+                    LIMIT $2 FOR UPDATE SKIP LOCKED)
+                """,
+                [retention, batchSize])
+            total += result.affectedRows
+            if result.affectedRows < batchSize { return total }
+        }
+    }
+
     /// Deliveries stored, by source and status (for `/queue` and tests).
     public func counts() async throws -> [String: Int] {
         var counts: [String: Int] = [:]

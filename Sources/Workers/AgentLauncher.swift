@@ -23,11 +23,21 @@ public struct AgentLauncher: Sendable {
         public var logRetention: Duration
         /// At most this many logs are kept (the oldest go first).
         public var maxLogs: Int
+        /// The most one run's log holds (plus the "… N bytes omitted …" marker): its first
+        /// `maxLogBytes - logTailBytes` bytes as they come, and its last `logTailBytes` at the end.
+        public var maxLogBytes: Int
+        /// The agents by role, for the user each runs as (`AgentCommand.identity`; a role without
+        /// its own entry uses `default`'s, as the stage runner picks the command).
+        public var agents: [String: AgentCommand]
+
+        /// The default cap of one run's log.
+        public static let defaultMaxLogBytes = 50 << 20
 
         /// Creates settings.
         public init(
             logDirectory: String, replicaID: String, host: String, terminationGrace: Duration = .seconds(5),
-            logRetention: Duration = .seconds(14 * 86400), maxLogs: Int = 2000
+            logRetention: Duration = .seconds(14 * 86400), maxLogs: Int = 2000, maxLogBytes: Int = defaultMaxLogBytes,
+            agents: [String: AgentCommand] = [:]
         ) {
             self.logDirectory = logDirectory
             self.replicaID = replicaID
@@ -35,7 +45,16 @@ public struct AgentLauncher: Sendable {
             self.terminationGrace = terminationGrace
             self.logRetention = logRetention
             self.maxLogs = maxLogs
+            self.maxLogBytes = maxLogBytes
+            self.agents = agents
         }
+
+        /// The end of a log kept when it overflows: half the cap, at most 4 MiB (held in memory
+        /// while the agent runs), and the agent's result, its last line, is in it.
+        public var logTailBytes: Int { min(maxLogBytes / 2, 4 << 20) }
+
+        /// The user an agent of `role` runs as, if not the orchestrator's.
+        func identity(role: String) -> ChildIdentity? { (agents[role] ?? agents["default"])?.identity }
     }
 
     /// One agent run to start.
@@ -91,8 +110,10 @@ public struct AgentLauncher: Sendable {
 
     /// Environment variables an agent inherits from the orchestrator; everything else (database
     /// URL, admin token, webhook secrets, API keys) stays out.
+    /// (`HOME` and `XDG_CONFIG_HOME` are then pointed at the task's own home, `TaskHome`.)
     public static let inheritedEnvironment: Set<String> = [
         "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "TMPDIR",
+        "XDG_CONFIG_HOME",
     ]
 
     let settings: Settings
@@ -106,11 +127,27 @@ public struct AgentLauncher: Sendable {
         self.logger = logger
     }
 
-    /// The child's environment: the allowlist from this process plus the task's `ORCH_*` variables.
-    static func environment(variables: [String: String], runID: Int64) -> [String: String] {
+    /// The child's environment: the allowlist from this process plus the task's `ORCH_*` variables,
+    /// with `HOME` (and `XDG_CONFIG_HOME`) the task's own, and `USER`/`LOGNAME` the identity's.
+    static func environment(
+        variables: [String: String], runID: Int64, home: String, identity: ChildIdentity? = nil
+    ) -> [String: String] {
         var task = variables.filter { $0.key.hasPrefix("ORCH_") }
         task["ORCH_RUN_ID"] = String(runID)
+        task.merge(TaskHome.environment(home: home)) { _, new in new }
+        if let identity {
+            task["USER"] = identity.userName
+            task["LOGNAME"] = identity.userName
+        }
         return inheritedEnvironment(adding: task)
+    }
+
+    /// The task's home: beside its worktree's (`TaskHome`), else under the log directory's
+    /// parent, per work item (or per run without one).
+    func home(for request: Request, runID: Int64) -> String {
+        if let home = TaskHome.path(forWorktree: request.directory) { return home }
+        let root = (settings.logDirectory as NSString).deletingLastPathComponent
+        return TaskHome.path(root: root, workItem: request.workItem ?? "run-\(runID)")
     }
 
     /// The allowlisted part of this process's environment (`inheritedEnvironment`) plus `extra`:
@@ -136,20 +173,32 @@ public struct AgentLauncher: Sendable {
         log[metadataKey: "agent.run"] = "\(runID)"
         log[metadataKey: "agent.role"] = "\(request.role)"
 
+        let identity = settings.identity(role: request.role)
+        let home = home(for: request, runID: runID)
         let termination: ChildProcess.Termination
         do {
+            try TaskHome.prepare(home, owner: identity)
+            // Another user's agent must be able to write its worktree; the orchestrator takes it
+            // back below, as its own git refuses a worktree owned by someone else.
+            if let identity { try Ownership.change(request.directory, to: identity.userID, identity.groupID) }
             let runs = self.runs
             let startLog = log
             termination = try await ChildProcess.run(
-                arguments: request.command, environment: Self.environment(variables: request.variables, runID: runID),
-                directory: request.directory, outputPath: logPath, input: request.prompt, timeout: request.timeout,
-                grace: settings.terminationGrace
+                arguments: request.command,
+                environment: Self.environment(
+                    variables: request.variables, runID: runID, home: home, identity: identity),
+                directory: request.directory,
+                output: try OutputCapture(
+                    logPath: logPath, maxBytes: settings.maxLogBytes, tailBytes: settings.logTailBytes),
+                input: request.prompt, timeout: request.timeout, grace: settings.terminationGrace, identity: identity
             ) { pid in
                 let spawnedAt = Date()
                 try? await runs.started(id: runID, pid: Int(pid), processStart: ProcStat.startTime(pid: Int(pid)), at: spawnedAt)
                 startLog.info("agent started", metadata: ["agent.pid": "\(pid)", "agent.log": "\(logPath)"])
             }
+            if identity != nil { try Ownership.change(request.directory, to: geteuid(), getegid()) }
         } catch {
+            if identity != nil { try? Ownership.change(request.directory, to: geteuid(), getegid()) }
             try? await runs.finish(id: runID, exitCode: -1, timedOut: false, usage: nil, error: "\(error)")
             throw error
         }

@@ -8,9 +8,10 @@ import Glibc
 #endif
 
 /// Runs one child process to its end through swift-subprocess: argv (never a shell), an explicit
-/// environment, a process group of its own, text on stdin, stdout and stderr appended to one
-/// file, and every other descriptor of this process closed in the child (swift-subprocess spawns
-/// with `closefrom(3)` and resets signal dispositions and the mask to their defaults).
+/// environment, a process group of its own, text on stdin, stdout and stderr into one bounded
+/// `OutputCapture` (memory, or a capped log file), and every other descriptor of this process
+/// closed in the child (swift-subprocess spawns with `closefrom(3)` and resets signal
+/// dispositions and the mask to their defaults).
 ///
 /// Its own process group means the whole tree a child starts can be signalled at once with
 /// `kill(-pgid, …)`, and that terminal signals sent to the orchestrator do not reach it.
@@ -38,19 +39,52 @@ enum ChildProcess {
     /// prompt reaches the child on stdin only, and a child that exits without reading it is not
     /// an error here (its exit status tells).
     static func run(
-        arguments: [String], environment: [String: String], directory: String, outputPath: String, input: String?,
-        timeout: Duration, grace: Duration, onStart: @escaping @Sendable (pid_t) async -> Void = { _ in }
+        arguments: [String], environment: [String: String], directory: String, output: OutputCapture, input: String?,
+        timeout: Duration, grace: Duration, identity: ChildIdentity? = nil,
+        onStart: @escaping @Sendable (pid_t) async -> Void = { _ in }
     ) async throws -> Termination {
-        guard let executable = arguments.first, !executable.isEmpty else { throw Failure(description: "empty command") }
+        guard let executable = arguments.first, !executable.isEmpty else {
+            output.abandon()
+            throw Failure(description: "empty command")
+        }
         Self.ignoreSIGPIPE
-        let log = open(outputPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard log >= 0 else { throw Failure(description: "cannot open log \(outputPath): \(String(cString: strerror(errno)))") }
-        // Ours to close: the child has its own copy as stdout and stderr once spawned, and this
-        // way a failed spawn cannot leave the descriptor open (or closed twice).
-        defer { close(log) }
+        let (writeEnd, reader) = try await output.attach()
+        // Ours to close, once: right after the spawn (the child has its own copies as stdout and
+        // stderr; ours open would keep the pipe from ever reaching end of file), or when the
+        // spawn failed.
+        let pipeEnd = WriteEnd(writeEnd)
+        let termination: Termination
+        do {
+            termination = try await run(
+                executable: executable, arguments: arguments, environment: environment, directory: directory,
+                log: writeEnd, pipeEnd: pipeEnd, input: input, timeout: timeout, grace: grace, identity: identity,
+                onStart: onStart)
+        } catch {
+            pipeEnd.close()
+            await reader.finish(within: Self.outputDrain)
+            throw error
+        }
+        pipeEnd.close()
+        await reader.finish(within: Self.outputDrain)
+        return termination
+    }
 
+    /// How long the output may still flow after the child is gone (its group is killed by then;
+    /// only a process that left the group can hold the pipe longer).
+    static let outputDrain: Duration = .seconds(2)
+
+    private static func run(
+        executable: String, arguments: [String], environment: [String: String], directory: String, log: Int32,
+        pipeEnd: WriteEnd, input: String?, timeout: Duration, grace: Duration, identity: ChildIdentity?,
+        onStart: @escaping @Sendable (pid_t) async -> Void
+    ) async throws -> Termination {
         var options = PlatformOptions()
         options.processGroupID = 0
+        if let identity {
+            options.userID = identity.userID
+            options.groupID = identity.groupID
+            options.supplementaryGroups = identity.supplementaryGroups
+        }
         // What swift-subprocess does when this task is cancelled mid-run: kill the whole group at
         // once (a STOP must not wait for the agent's grace period).
         options.teardownSequence = [.send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .zero)]
@@ -80,6 +114,7 @@ enum ChildProcess {
                         error: .fileDescriptor(logFile, closeAfterSpawningProcess: false)
                     ) { execution in
                         let pid = execution.processIdentifier.value
+                        pipeEnd.close()
                         group.started(pid)
                         await onStart(pid)
                         let writer = execution.standardInputWriter
@@ -137,6 +172,20 @@ enum ChildProcess {
             // before the cancelled timer was: it still ended because of the cancellation.
             if !timedOut, Task.isCancelled { cancelled = true }
             return Termination(exitCode: exit ?? -1, timedOut: timedOut, cancelled: cancelled)
+        }
+    }
+
+    /// The parent's copy of the pipe's write end, closed exactly once from whichever path gets
+    /// there first (the spawned child's body, or the caller after a failure).
+    private final class WriteEnd: Sendable {
+        private let descriptor: Mutex<Int32?>
+
+        init(_ descriptor: Int32) {
+            self.descriptor = Mutex(descriptor)
+        }
+
+        func close() {
+            if let descriptor = descriptor.withLock({ $0.take() }) { _ = Glibc.close(descriptor) }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Store
 
 #if canImport(Glibc)
 import Glibc
@@ -13,34 +14,63 @@ struct CommandRunner: Sendable {
         let exitCode: Int32
         let output: String
         var description: String {
-            "\(command.joined(separator: " ")) exited \(exitCode): \(output.suffix(2000).trimmingCharacters(in: .whitespacesAndNewlines))"
+            let tail = output.suffix(2000).trimmingCharacters(in: .whitespacesAndNewlines)
+            // The argv too: a clone URL may carry a token.
+            return SecretRedactor.shared.redact("\(command.joined(separator: " ")) exited \(exitCode): \(tail)")
         }
     }
 
     /// The environment commands get.
     var environment: [String: String]
+    /// Whether a command keeps this process's `HOME` (the Workspace's git: the remote's
+    /// credentials live there) or gets the task's own (`TaskHome`; gate and deploy commands,
+    /// which run code the agent wrote).
+    var keepsHome: Bool
 
-    /// The orchestrator's allowlisted environment plus `extra`.
-    init(extra: [String: String] = [:]) {
+    /// The orchestrator's allowlisted environment plus `extra`; `keepsHome` as above.
+    init(extra: [String: String] = [:], keepsHome: Bool = false) {
         environment = AgentLauncher.inheritedEnvironment(adding: extra)
+        self.keepsHome = keepsHome
     }
 
     /// Runs and returns exit code and output (which ends with a note when the command was killed
     /// at its timeout); `check` turns a non-zero exit into `Failure`. Throws `CancellationError`
     /// when the calling task was cancelled (the command is killed).
+    ///
+    /// The output is bounded: its first `BoundedOutput.commandHeadBytes` and last
+    /// `BoundedOutput.commandTailBytes`, with "… N bytes omitted …" between, whatever the command
+    /// prints; nothing goes to disk. Configured secrets in it are redacted (`SecretRedactor`), as
+    /// it ends up in gate feedback, task events and notifications.
     @discardableResult
-    func run(_ arguments: [String], in directory: String, timeout: Duration = .seconds(600), check: Bool = true) async throws -> (exitCode: Int32, output: String) {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("orch-cmd-\(UUID().uuidString).out").path
-        defer { unlink(outputPath) }
+    func run(
+        _ arguments: [String], in directory: String, timeout: Duration = .seconds(600), check: Bool = true
+    ) async throws -> (exitCode: Int32, output: String) {
+        var environment = self.environment
+        var temporaryHome: String?
+        if !keepsHome {
+            let home: String
+            if let taskHome = TaskHome.path(forWorktree: directory) {
+                home = taskHome
+            } else {
+                // Not a task's worktree: a home for this run only, never this process's own.
+                home = FileManager.default.temporaryDirectory
+                    .appendingPathComponent("orch-home-\(UUID().uuidString)").path
+                temporaryHome = home
+            }
+            try TaskHome.prepare(home, owner: nil)
+            environment.merge(TaskHome.environment(home: home)) { _, new in new }
+        }
+        defer { if let temporaryHome { try? FileManager.default.removeItem(atPath: temporaryHome) } }
+        let capture = OutputCapture()
         // No grace: a git or test command past its timeout is killed, group and all, at once.
         let termination = try await ChildProcess.run(
-            arguments: arguments, environment: environment, directory: directory, outputPath: outputPath, input: nil,
+            arguments: arguments, environment: environment, directory: directory, output: capture, input: nil,
             timeout: timeout, grace: .zero)
         // Killed because the caller was cancelled (shutdown, STOP, the job's own timeout): not a
         // failed command. Reporting its exit status would let a gate count a failed test.
         if termination.cancelled { throw CancellationError() }
         let exit = termination.exitCode
-        var output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        var output = SecretRedactor.shared.redact(capture.text)
         if termination.timedOut { output += "\n[orchestrator] killed: timed out after \(timeout)\n" }
         if check, exit != 0 { throw Failure(command: arguments, exitCode: exit, output: output) }
         return (exit, output)

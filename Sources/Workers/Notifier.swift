@@ -104,7 +104,8 @@ public struct Notifier: Sendable {
             : "\(event.from_stage) → \(event.to_stage) (\(event.to_status))"
         var text = "\(event.work_item) \(event.title)\n\(change) — \(event.event.replacingOccurrences(of: "_", with: " ")) by \(event.actor)"
         if let reason = event.reason, !reason.isEmpty { text += "\n\(reason)" }
-        return text
+        // Built here for both Telegram and Plane: no secret and no endless command output leaves.
+        return SecretRedactor.shared.redact(text, limit: SecretRedactor.maxTextLength)
     }
 
     /// `&`, `<` and `>` escaped for Telegram's HTML parse mode.
@@ -223,6 +224,7 @@ public struct Alerts: Sendable {
     /// Queues an alert; `key` makes a repeated alert for the same thing a no-op while queued.
     public func raise(_ text: String, key: String) async {
         guard let jobs else { return }
+        let text = SecretRedactor.shared.redact(text, limit: SecretRedactor.maxTextLength)
         _ = try? await jobs.enqueue(NewJob(
             kind: Self.jobKind, payload: (try? JSONB(encoding: ["text": text])) ?? JSONB(text: "{}"),
             maxAttempts: 10, dedupeKey: "alert:\(key)"))

@@ -2,13 +2,20 @@ import Logging
 import Store
 
 /// The leader's queue duties (the reaper): rescue abandoned jobs, sweep dead replicas, prune old
-/// rows. Each run is recorded in `maintenance_runs` for the `/queue` `reaper` block.
+/// jobs and webhook deliveries. Each run is recorded in `maintenance_runs` for the `/queue` `reaper` block.
 public enum QueueMaintenance {
+    /// The name the webhook-pruning duty is recorded under in `maintenance_runs`.
+    public static let webhookPruneDuty = "webhook-prune"
+
     /// The duties, for a `LeaderElector`.
+    /// `webhookRetention` is how long finished webhook deliveries are kept (and redeliveries
+    /// recognised as duplicates).
     public static func duties(
-        pool: ConnectionPool, replicaID: String, heartbeatInterval: Duration, heartbeatTTL: Duration, retention: Duration, logger: Logger
+        pool: ConnectionPool, replicaID: String, heartbeatInterval: Duration, heartbeatTTL: Duration,
+        retention: Duration, webhookRetention: Duration = WebhookStore.defaultRetention, logger: Logger
     ) -> [LeaderDuty] {
         let jobs = JobStore(pool: pool)
+        let webhooks = WebhookStore(pool: pool)
         let replicas = ReplicaStore(pool: pool)
         let runs = MaintenanceStore(pool: pool)
         /// Runs a duty body and records its outcome; a failed record is only logged (the duty's
@@ -47,6 +54,11 @@ public enum QueueMaintenance {
             recorded("prune", interval: .seconds(600)) {
                 let pruned = try await jobs.prune(retention: retention)
                 if pruned > 0 { logger.info("pruned finished jobs", metadata: ["job.count": "\(pruned)"]) }
+                return pruned
+            },
+            recorded(webhookPruneDuty, interval: .seconds(600)) {
+                let pruned = try await webhooks.prune(retention: webhookRetention)
+                if pruned > 0 { logger.info("pruned old webhook deliveries", metadata: ["webhook.count": "\(pruned)"]) }
                 return pruned
             },
         ]

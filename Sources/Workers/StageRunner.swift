@@ -2,18 +2,6 @@ import Foundation
 import Logging
 import Store
 
-/// An agent command for one role (`agents:` in `ORCH_CONFIG`).
-public struct AgentCommand: Sendable, Equatable {
-    public var command: [String]
-    public var timeout: Duration?
-
-    /// Creates a command.
-    public init(command: [String], timeout: Duration?) {
-        self.command = command
-        self.timeout = timeout
-    }
-}
-
 /// The agents' circuit breaker: `threshold` transient failures (any replica) within `window` open
 /// it for `cooldown`, during which agent stage jobs wait instead of running.
 public struct BreakerSettings: Sendable, Equatable {

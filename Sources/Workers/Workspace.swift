@@ -8,13 +8,13 @@ import Foundation
 /// done by another replica), else from the default branch, and ends by pushing the branch.
 public struct Workspace: Sendable {
     let root: String
-    let git: CommandRunner
+    let git: GitRunner
     let locks = KeyedLocks()
 
     /// Creates the workspace rooted at `root` (created on first use).
     public init(root: String) {
         self.root = root
-        self.git = CommandRunner(extra: [
+        self.git = GitRunner(extra: [
             "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "orchestrator", "GIT_AUTHOR_EMAIL": "orchestrator@localhost",
             "GIT_COMMITTER_NAME": "orchestrator", "GIT_COMMITTER_EMAIL": "orchestrator@localhost",
         ])

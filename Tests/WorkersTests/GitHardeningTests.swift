@@ -1,0 +1,86 @@
+import Foundation
+import TestSupport
+import XCTest
+
+@testable import Workers
+
+/// The orchestrator's own git never runs repository hooks or an fsmonitor that an agent could
+/// plant in the shared bare clone (issue #9, item 7).
+final class GitHardeningTests: XCTestCase {
+    var root: URL!
+
+    override func setUp() async throws {
+        root = FileManager.default.temporaryDirectory
+            .appendingPathComponent("orch-githooks-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() async throws {
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    @discardableResult
+    private func git(_ arguments: [String], in directory: URL) async throws -> String {
+        let runner = CommandRunner(extra: [
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+        ], keepsHome: true)
+        return try await runner.run(["git"] + arguments, in: directory.path).output
+    }
+
+    private func executable(_ path: URL, _ text: String) throws {
+        try text.write(to: path, atomically: true, encoding: .utf8)
+        chmod(path.path, 0o755)
+    }
+
+    func testHooksAndFsmonitorPlantedInTheCloneDoNotRun() async throws {
+        // A remote with one commit on main.
+        let remote = root.appendingPathComponent("remote.git")
+        let seed = root.appendingPathComponent("seed")
+        try FileManager.default.createDirectory(at: seed, withIntermediateDirectories: true)
+        try await git(["init", "--quiet", "--bare", "--initial-branch=main", remote.path], in: root)
+        try await git(["init", "--quiet", "--initial-branch=main"], in: seed)
+        try "hello\n".write(to: seed.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
+        try await git(["add", "-A"], in: seed)
+        try await git(["commit", "--quiet", "-m", "initial"], in: seed)
+        try await git(["push", "--quiet", remote.path, "main"], in: seed)
+
+        let workspace = Workspace(root: root.appendingPathComponent("work").path)
+        let repo = RepositorySettings(
+            project: "ORCH", planeProjectID: nil, repo: "acme/orch", cloneURL: remote.path, defaultBranch: "main",
+            testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
+        _ = try await workspace.prepare(repo, workItem: "ORCH-1")
+
+        // What an agent with write access to its worktree's git directory could plant.
+        let clone = URL(fileURLWithPath: workspace.clonePath(repo))
+        let markers = root.appendingPathComponent("markers")
+        try FileManager.default.createDirectory(at: markers, withIntermediateDirectories: true)
+        let hooks = clone.appendingPathComponent("hooks")
+        try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
+        for hook in ["post-checkout", "pre-commit", "commit-msg", "post-commit", "pre-push", "reference-transaction"] {
+            try executable(hooks.appendingPathComponent(hook), "#!/bin/sh\ntouch \(markers.path)/\(hook)\n")
+        }
+        let monitor = clone.appendingPathComponent("fsmonitor.sh")
+        try executable(monitor, "#!/bin/sh\ntouch \(markers.path)/fsmonitor\n")
+        try await git(["config", "core.fsmonitor", monitor.path], in: clone)
+        // The planted hook does run for a git without the orchestrator's settings: the test can
+        // tell.
+        let probe = root.appendingPathComponent("probe").path
+        try await git(["worktree", "add", "--quiet", "--detach", probe, "origin/main"], in: clone)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: markers.appendingPathComponent("post-checkout").path))
+        try FileManager.default.removeItem(at: markers)
+        try FileManager.default.createDirectory(at: markers, withIntermediateDirectories: true)
+
+        let worktree = try await workspace.prepare(repo, workItem: "ORCH-2")
+        try "change\n".write(toFile: worktree + "/file.txt", atomically: true, encoding: .utf8)
+        let committed = try await workspace.commitAll(worktree: worktree, message: "ORCH-2 development")
+        XCTAssertTrue(committed)
+        try await workspace.push(worktree: worktree, workItem: "ORCH-2")
+        _ = try await workspace.mergeLocally(repo, workItem: "ORCH-2")
+
+        let ran = try FileManager.default.contentsOfDirectory(atPath: markers.path)
+        XCTAssertEqual(ran, [], "no planted hook or fsmonitor ran")
+        XCTAssertEqual(GitRunner.hardened(["git", "status"]), [
+            "git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "status",
+        ])
+    }
+}
