@@ -27,10 +27,16 @@ struct CommandRunner: Sendable {
     /// which run code the agent wrote).
     var keepsHome: Bool
 
-    /// The orchestrator's allowlisted environment plus `extra`; `keepsHome` as above.
-    init(extra: [String: String] = [:], keepsHome: Bool = false) {
+    /// The user gate and deploy commands run as (`agents.default.user`): they run code the agent
+    /// wrote, so they get no more access than the agent. The directory is handed to that user for
+    /// the run and taken back afterwards, as for an agent.
+    var identity: ChildIdentity?
+
+    /// The orchestrator's allowlisted environment plus `extra`; `keepsHome` and `identity` as above.
+    init(extra: [String: String] = [:], keepsHome: Bool = false, identity: ChildIdentity? = nil) {
         environment = AgentLauncher.inheritedEnvironment(adding: extra)
         self.keepsHome = keepsHome
+        self.identity = identity
     }
 
     /// Runs and returns exit code and output (which ends with a note when the command was killed
@@ -57,15 +63,22 @@ struct CommandRunner: Sendable {
                     .appendingPathComponent("orch-home-\(UUID().uuidString)").path
                 temporaryHome = home
             }
-            try TaskHome.prepare(home, owner: nil)
+            try TaskHome.prepare(home, owner: identity)
             environment.merge(TaskHome.environment(home: home)) { _, new in new }
         }
         defer { if let temporaryHome { try? FileManager.default.removeItem(atPath: temporaryHome) } }
         let capture = OutputCapture()
+        if let identity {
+            environment["USER"] = identity.userName
+            environment["LOGNAME"] = identity.userName
+            try Ownership.change(directory, to: identity.userID, identity.groupID)
+        }
+        // The orchestrator's own git refuses a worktree owned by someone else: take it back.
+        defer { if identity != nil { try? Ownership.change(directory, to: geteuid(), getegid()) } }
         // No grace: a git or test command past its timeout is killed, group and all, at once.
         let termination = try await ChildProcess.run(
             arguments: arguments, environment: environment, directory: directory, output: capture, input: nil,
-            timeout: timeout, grace: .zero)
+            timeout: timeout, grace: .zero, identity: identity)
         // Killed because the caller was cancelled (shutdown, STOP, the job's own timeout): not a
         // failed command. Reporting its exit status would let a gate count a failed test.
         if termination.cancelled { throw CancellationError() }

@@ -15,7 +15,8 @@ public enum GateVerdict: Sendable, Equatable {
 /// first line is `APPROVE` (or `REQUEST_CHANGES`). The coverage gate comes later.
 struct StageGate: Sendable {
     let workspace: Workspace
-    let commands = CommandRunner()
+    /// Runs `test_command` as the agents' user when one is configured.
+    var commands = CommandRunner()
     var testTimeout: Duration = .seconds(1800)
 
     func check(_ stage: TaskStage, workItem: String, worktree: String, repo: RepositorySettings) async throws -> GateVerdict {

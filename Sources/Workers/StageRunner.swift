@@ -89,7 +89,8 @@ public struct StageRunner: Sendable {
     let workspace: Workspace
     let gate: StageGate
     let prompt: StagePrompt
-    let commands = CommandRunner()
+    /// Runs `deploy_command`, as the agents' user when one is configured (it runs merged code).
+    let commands: CommandRunner
     let breakers: CircuitBreakerStore
     let alerts: Alerts
     let runs: AgentRunStore
@@ -106,7 +107,12 @@ public struct StageRunner: Sendable {
         self.lessons = LessonStore(pool: pool)
         self.launcher = launcher
         self.workspace = workspace
-        self.gate = StageGate(workspace: workspace)
+        // Gate and deploy commands run code the agent wrote: as the default agent's user, if any.
+        let commands = CommandRunner(identity: settings.agents["default"]?.identity)
+        self.commands = commands
+        var gate = StageGate(workspace: workspace)
+        gate.commands = commands
+        self.gate = gate
         self.prompt = StagePrompt(templates: settings.promptTemplates)
         self.breakers = CircuitBreakerStore(pool: pool)
         self.runs = AgentRunStore(pool: pool)

@@ -117,4 +117,20 @@ final class AgentIsolationTests: XCTestCase {
         let own = agents.merging(["reviewer": AgentCommand(command: ["sh"], timeout: nil)]) { $1 }
         XCTAssertNil(launcher(agents: own).settings.identity(role: "reviewer"))
     }
+
+    /// Gate and deploy commands run code the agent wrote: with `agents.default.user` they run as
+    /// that user too, and the worktree is the orchestrator's again afterwards.
+    func testGateCommandsRunAsTheAgentsUser() async throws {
+        guard geteuid() == 0 else { throw XCTSkip("starting a command as another user needs root") }
+        let nobody = try ChildIdentity.resolve(user: "nobody", group: nil)
+        let work = directory.appendingPathComponent("work").path
+        let (exit, output) = try await CommandRunner(identity: nobody).run(
+            ["/bin/sh", "-c", "id -u > uid.txt && id -u && cat /proc/$PPID/environ >/dev/null 2>&1 || echo environ-denied"],
+            in: work, check: false)
+        XCTAssertEqual(exit, 0)
+        XCTAssertTrue(output.contains("65534"), output)
+        XCTAssertTrue(output.contains("environ-denied"), output)
+        let file = try FileManager.default.attributesOfItem(atPath: work + "/uid.txt")
+        XCTAssertEqual(file[.ownerAccountID] as? UInt, 0, "taken back for the orchestrator's git")
+    }
 }
