@@ -97,6 +97,10 @@ public struct Notifier: Sendable {
         return handlers
     }
 
+    /// The longest alert kept (four Telegram messages); an event's text is capped at
+    /// `SecretRedactor.maxTextLength`.
+    static let maxAlertLength = 4 * 4096
+
     /// The plain-text line for an event.
     static func text(_ event: Event) -> String {
         let change = event.from_stage == event.to_stage
@@ -224,7 +228,8 @@ public struct Alerts: Sendable {
     /// Queues an alert; `key` makes a repeated alert for the same thing a no-op while queued.
     public func raise(_ text: String, key: String) async {
         guard let jobs else { return }
-        let text = SecretRedactor.shared.redact(text, limit: SecretRedactor.maxTextLength)
+        // Alerts may be long (Telegram splits them into parts): capped at a few parts, not one.
+        let text = SecretRedactor.shared.redact(text, limit: Notifier.maxAlertLength)
         _ = try? await jobs.enqueue(NewJob(
             kind: Self.jobKind, payload: (try? JSONB(encoding: ["text": text])) ?? JSONB(text: "{}"),
             maxAttempts: 10, dedupeKey: "alert:\(key)"))
