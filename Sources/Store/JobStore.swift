@@ -316,7 +316,12 @@ public struct JobStore: Sendable {
         SELECT (SELECT count(*) FROM replica) AS known,
                (SELECT count(*) FROM replica WHERE stopped_at IS NOT NULL) AS stopped,
                (SELECT coalesce(array_agg(id), '{}') FROM extended WHERE cancel_requested) AS cancel_requested,
-               (SELECT coalesce(array_agg(h.id), '{}') FROM held h WHERE h.id NOT IN (SELECT id FROM extended)) AS lost
+               (SELECT coalesce(array_agg(h.id), '{}') FROM held h
+                WHERE h.id NOT IN (SELECT id FROM extended)
+                  -- Finished by this replica itself (completed, failed or put back as this
+                  -- attempt) just before the beat: its handler has ended, nothing is lost.
+                  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = h.id AND j.attempt = h.attempt
+                                  AND j.locked_by = $1 AND j.status <> 'running')) AS lost
         """
 
     /// Stamps `replicaID`'s heartbeat and extends the leases of the jobs it still holds (`holding`,

@@ -124,8 +124,10 @@ public struct Workspace: Sendable {
         }
     }
 
-    /// Removes the task's worktree and local branch (the remote branch stays, as history).
+    /// Removes the task's worktree, local branch and HOME (`TaskHome`; the remote branch stays,
+    /// as history).
     public func cleanup(_ repo: RepositorySettings, workItem: String) async throws {
+        try? FileManager.default.removeItem(atPath: TaskHome.path(root: root, workItem: workItem))
         let clone = clonePath(repo)
         guard FileManager.default.fileExists(atPath: clone) else { return }
         let worktree = worktreePath(repo, workItem: workItem)

@@ -209,6 +209,8 @@ final class PipelineTests: XCTestCase {
         // The worktree is cleaned up once the task is done.
         let worktree = root.appendingPathComponent("work-0/worktrees/acme__orch/ORCH-98").path
         XCTAssertFalse(FileManager.default.fileExists(atPath: worktree))
+        let home = root.appendingPathComponent("work-0/homes/ORCH-98").path
+        XCTAssertFalse(FileManager.default.fileExists(atPath: home), "the task's HOME goes with it")
     }
 
     func testManualModeStopsForApprovalAfterEachAgentStage() async throws {

@@ -138,6 +138,14 @@ final class FencedOutcomeTests: XCTestCase {
         XCTAssertFalse(beatA.replicaStopped)
         let beatB = try await jobs.heartbeat(replicaID: "replica-b", lease: .seconds(30), holding: [current])
         XCTAssertEqual(beatB.lost, [])
+        // A job its holder just finished itself (completed before the worker forgot it) is not lost.
+        let own = try await jobs.enqueue(NewJob(kind: "quick"))!
+        let claimedQuick = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))
+        let quick = try XCTUnwrap(claimedQuick.first { $0.id == own }?.lease)
+        let completed = try await jobs.complete(quick)
+        XCTAssertTrue(completed)
+        let afterCompletion = try await jobs.heartbeat(replicaID: "replica-a", lease: .seconds(30), holding: [quick])
+        XCTAssertEqual(afterCompletion.lost, [])
 
         // The leader marks a silent replica stopped; when it comes back it is told so, its leases
         // are not extended, and it cannot claim.
