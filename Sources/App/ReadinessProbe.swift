@@ -13,7 +13,8 @@ actor ReadinessProbe {
 
     /// Creates a probe with its own session to the configured database.
     init(configuration: DatabaseConfiguration, freshFor: Duration = .seconds(1), logger: Logger) {
-        self.session = DedicatedSession(configuration: configuration, name: "readiness", timeout: .seconds(3), logger: logger)
+        self.session = DedicatedSession(
+            configuration: configuration, name: "readiness", timeout: .seconds(3), logger: logger)
         self.freshFor = freshFor
     }
 

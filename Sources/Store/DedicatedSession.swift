@@ -24,7 +24,8 @@ public final class DedicatedSession: Sendable {
         var configuration = configuration
         configuration.applicationName = String("\(configuration.applicationName) \(name)".prefix(63))
         // Connecting is bounded too, by libpq's connect_timeout (whole seconds, at least 2).
-        configuration.connectTimeoutSeconds = max(2, min(configuration.connectTimeoutSeconds, Int(timeout.seconds.rounded(.up))))
+        let bound = Int(timeout.seconds.rounded(.up))
+        configuration.connectTimeoutSeconds = max(2, min(configuration.connectTimeoutSeconds, bound))
         self.configuration = configuration
         self.timeout = timeout
         self.settings = settings
@@ -97,7 +98,9 @@ public final class DedicatedSession: Sendable {
 
     /// Runs a blocking call; past the deadline the server is asked to cancel the statement (the
     /// server-side timeout should have fired first; this covers a server that stopped answering).
-    private func withDeadline<T: Sendable>(_ raw: PGConnection, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    private func withDeadline<T: Sendable>(
+        _ raw: PGConnection, _ body: @escaping @Sendable () throws -> T
+    ) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await self.run(body) }
             group.addTask {

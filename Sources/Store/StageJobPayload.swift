@@ -32,6 +32,7 @@ public struct JobFenceLost: Error, CustomStringConvertible {
     public let lease: JobLease
 
     public var description: String {
-        "job \(lease.jobID) attempt \(lease.attempt) is no longer held by \(lease.replicaID): its outcome was not applied"
+        "job \(lease.jobID) attempt \(lease.attempt) is no longer held by \(lease.replicaID): "
+            + "its outcome was not applied"
     }
 }

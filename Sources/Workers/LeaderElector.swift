@@ -38,7 +38,10 @@ public final class LeaderElector: Service, Sendable {
     private static let key = AdvisoryLockKey(namespace: AdvisoryLockKey.Namespace.leader, key: 1)
 
     /// Creates an elector. `session` must be its own (see `DedicatedSession.leaderSettings`).
-    public init(identity: ReplicaIdentity, session: DedicatedSession, pool: ConnectionPool, interval: Duration, duties: [LeaderDuty], logger: Logger) {
+    public init(
+        identity: ReplicaIdentity, session: DedicatedSession, pool: ConnectionPool, interval: Duration,
+        duties: [LeaderDuty], logger: Logger
+    ) {
         self.identity = identity
         self.session = session
         self.replicas = ReplicaStore(pool: pool)
@@ -66,7 +69,8 @@ public final class LeaderElector: Service, Sendable {
                     }
                 } catch {
                     let delay = failures.next()
-                    self.logger.warning("leader election failed", metadata: ["db.error": "\(error)", "retry.delay": "\(delay)"])
+                    self.logger.warning(
+                        "leader election failed", metadata: ["db.error": "\(error)", "retry.delay": "\(delay)"])
                     try? await Task.sleep(for: delay)
                 }
             }
@@ -97,7 +101,8 @@ public final class LeaderElector: Service, Sendable {
                 do {
                     try await duty.body()
                 } catch {
-                    logger.warning("leader duty failed", metadata: ["leader.duty": "\(duty.name)", "db.error": "\(error)"])
+                    logger.warning(
+                        "leader duty failed", metadata: ["leader.duty": "\(duty.name)", "db.error": "\(error)"])
                 }
             }
             try? await Task.sleep(for: interval)

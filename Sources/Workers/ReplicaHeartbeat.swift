@@ -22,8 +22,8 @@ public struct ReplicaHeartbeat: Service {
 
     /// Creates the heartbeat service; `session` is its own database session.
     public init(
-        identity: ReplicaIdentity, interval: Duration, lease: Duration, session: DedicatedSession, replicas: ReplicaStore,
-        worker: QueueWorker?, logger: Logger
+        identity: ReplicaIdentity, interval: Duration, lease: Duration, session: DedicatedSession,
+        replicas: ReplicaStore, worker: QueueWorker?, logger: Logger
     ) {
         self.identity = identity
         self.interval = interval
@@ -76,16 +76,16 @@ public struct ReplicaHeartbeat: Service {
     /// claiming, abandon the jobs (handlers cancelled, nothing applied; still-held ones are handed
     /// back), then live on under a new id.
     private func registerAgain(previous: String, stopped: Bool) async throws {
+        let why = stopped ? "was marked stopped (heartbeats missed past the TTL)" : "lost its row"
         logger.error(
-            stopped
-                ? "this replica was marked stopped (heartbeats missed past the TTL); abandoning its jobs and registering again"
-                : "this replica's row is gone; abandoning its jobs and registering again",
-            metadata: ["replica.id": "\(previous)"])
+            "this replica \(why); abandoning its jobs and registering again", metadata: ["replica.id": "\(previous)"])
         worker?.pauseClaiming()
         worker?.abandonAll()
         let id = identity.renew()
-        try await replicas.register(id: id, name: identity.name, host: identity.host, pid: identity.pid, role: identity.role)
+        try await replicas.register(
+            id: id, name: identity.name, host: identity.host, pid: identity.pid, role: identity.role)
         worker?.resumeClaiming()
-        logger.notice("registered again under a new id", metadata: ["replica.id": "\(id)", "replica.previous_id": "\(previous)"])
+        logger.notice(
+            "registered again under a new id", metadata: ["replica.id": "\(id)", "replica.previous_id": "\(previous)"])
     }
 }

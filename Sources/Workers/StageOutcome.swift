@@ -29,12 +29,15 @@ struct StageOutcome: Sendable {
                 fence: context.lease
             ) { connection in
                 try await alongside?(connection)
-                if let agentRun { try await AgentRunStore.markOutcome(id: agentRun, outcome: "applied", on: connection) }
+                if let agentRun {
+                    try await AgentRunStore.markOutcome(id: agentRun, outcome: "applied", on: connection)
+                }
             }
         } catch let lost as JobFenceLost {
             if let agentRun { try? await runs.markOutcome(id: agentRun, outcome: "superseded") }
             logger.warning("stage outcome not applied: the job is no longer held by this replica", metadata: [
-                "task.event": "\(event.name)", "job.fence": "\(lost.lease)", "agent.run": "\(agentRun.map(String.init) ?? "")",
+                "task.event": "\(event.name)", "job.fence": "\(lost.lease)",
+                "agent.run": "\(agentRun.map(String.init) ?? "")",
             ])
             throw lost
         } catch let stale as StaleOutcome {
@@ -44,14 +47,16 @@ struct StageOutcome: Sendable {
             return
         } catch let refused as IllegalTransition where refused.state.status == .cancelled {
             // Cancelled while this stage ran (a merge is left to finish): the cancel stands.
-            logger.notice("stage finished after the task was cancelled; the cancel stands", metadata: ["gate.reason": "\(reason)"])
+            logger.notice(
+                "stage finished after the task was cancelled; the cancel stands", metadata: ["gate.reason": "\(reason)"])
             return
         }
         // The job row was completed in that transaction: the worker must not complete it again.
         context.completion.markCompleted()
         logger.info("stage outcome applied", metadata: [
             "task.event": "\(event.name)", "gate.reason": "\(reason.prefix(300))",
-            "task.next": "\(next.map { "\($0.state.stage.rawValue)/\($0.state.status.rawValue) visit \($0.visit)" } ?? "")",
+            "task.next":
+                "\(next.map { "\($0.state.stage.rawValue)/\($0.state.status.rawValue) visit \($0.visit)" } ?? "")",
         ])
     }
 }
