@@ -9,6 +9,8 @@ import FoundationNetworking
 final class CappedBodyCollector: Sendable {
     private struct State {
         var continuation: CheckedContinuation<(status: Int, body: Data), any Error>?
+        /// The outcome when the transfer ended before `start` (a cancellation reported first).
+        var finished: Result<(status: Int, body: Data), any Error>?
         var status = 0
         var body = Data()
         var cut = false
@@ -21,9 +23,17 @@ final class CappedBodyCollector: Sendable {
         self.limit = limit
     }
 
-    /// Sets who is resumed when the transfer ends (before the task is resumed).
+    /// Sets who is resumed when the transfer ends; resumes it at once if it already ended (the
+    /// caller was cancelled and Foundation reported the end before this was called).
     func start(_ continuation: CheckedContinuation<(status: Int, body: Data), any Error>) {
-        state.withLock { $0.continuation = continuation }
+        let finished = state.withLock { state -> Result<(status: Int, body: Data), any Error>? in
+            guard let finished = state.finished else {
+                state.continuation = continuation
+                return nil
+            }
+            return finished
+        }
+        if let finished { continuation.resume(with: finished) }
     }
 
     func received(status: Int) {
@@ -56,6 +66,7 @@ final class CappedBodyCollector: Sendable {
             } else {
                 result = .success((state.status, state.body))
             }
+            if state.continuation == nil { state.finished = result }
             return (state.continuation, result)
         }
         continuation?.resume(with: result)

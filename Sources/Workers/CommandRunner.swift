@@ -66,15 +66,22 @@ struct CommandRunner: Sendable {
             try TaskHome.prepare(home, owner: identity)
             environment.merge(TaskHome.environment(home: home)) { _, new in new }
         }
-        defer { if let temporaryHome { try? FileManager.default.removeItem(atPath: temporaryHome) } }
+        defer {
+            // Another user's home is left alone: removing a tree its owner can still change
+            // could be steered outside it.
+            if let temporaryHome, Ownership.isOwnedBySelf(temporaryHome) {
+                try? FileManager.default.removeItem(atPath: temporaryHome)
+            }
+        }
         let capture = OutputCapture()
+        // The orchestrator's own git refuses a worktree owned by someone else: take it back,
+        // also when handing it over failed half-way.
+        defer { if identity != nil { try? Ownership.change(directory, to: geteuid(), getegid()) } }
         if let identity {
             environment["USER"] = identity.userName
             environment["LOGNAME"] = identity.userName
             try Ownership.change(directory, to: identity.userID, identity.groupID)
         }
-        // The orchestrator's own git refuses a worktree owned by someone else: take it back.
-        defer { if identity != nil { try? Ownership.change(directory, to: geteuid(), getegid()) } }
         // No grace: a git or test command past its timeout is killed, group and all, at once.
         let termination = try await ChildProcess.run(
             arguments: arguments, environment: environment, directory: directory, output: capture, input: nil,

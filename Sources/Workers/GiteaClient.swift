@@ -92,8 +92,9 @@ struct GiteaClient: Sendable {
                let number = (pull["number"] as? NSNumber)?.intValue {
                 return (number, ((pull["head"] as? [String: Any])?["sha"] as? String) ?? "")
             }
-            // A short page is the last one.
-            if open.count < Self.pageSize { return nil }
+            // Only an empty page is the last: a server whose MAX_RESPONSE_ITEMS is below the
+            // limit asked for answers shorter pages that are not the end.
+            if open.isEmpty { return nil }
         }
         return nil
     }

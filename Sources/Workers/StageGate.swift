@@ -38,7 +38,7 @@ struct StageGate: Sendable {
             case .failure(let refusal): return .fail(refusal.description)
             }
         case .development:
-            let commits = try await workspace.newCommits(worktree: worktree, repo: repo)
+            let commits = try await workspace.newCommits(repo, workItem: workItem)
             guard commits > 0 else { return .fail("no new commits on \(Workspace.branch(workItem: workItem)) compared with \(repo.defaultBranch)") }
             if let test = repo.testCommand {
                 let (exit, output) = try await commands.run(test, in: worktree, timeout: testTimeout, check: false)

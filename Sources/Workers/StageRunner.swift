@@ -222,10 +222,10 @@ public struct StageRunner: Sendable {
         }
 
         let committing = clock.now
-        try await workspace.commitAll(worktree: worktree, message: "\(task.workItem) \(stage.rawValue): agent run \(run.runID)")
-        try await workspace.push(worktree: worktree, workItem: task.workItem)
+        try await workspace.commitAll(repo, workItem: task.workItem, message: "\(task.workItem) \(stage.rawValue): agent run \(run.runID)")
+        try await workspace.push(repo, workItem: task.workItem)
         try? await launcher.runs.recordGitTimings(id: run.runID, workspace: workspaceTime, after: clock.now - committing)
-        let head = try await workspace.head(worktree: worktree)
+        let head = try await workspace.head(repo, workItem: task.workItem)
         let recordHead: @Sendable (Connection) async throws -> Void = { connection in
             try await TaskStore.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: head, on: connection)
         }

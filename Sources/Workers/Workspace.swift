@@ -61,8 +61,36 @@ public struct Workspace: Sendable {
             let start = remoteBranch ? "origin/\(branch)" : "origin/\(repo.defaultBranch)"
             try FileManager.default.createDirectory(atPath: (worktree as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try await git.run(["git", "worktree", "add", "--force", "-B", branch, worktree, start], in: clone)
+            // Later git in the worktree names this administrative directory itself (see
+            // `taskGit`): make sure it is the one git just made for this worktree.
+            let link = try? String(contentsOfFile: adminDirectory(repo, workItem: workItem) + "/gitdir", encoding: .utf8)
+            guard link?.trimmingCharacters(in: .whitespacesAndNewlines) == worktree + "/.git" else {
+                throw Failure(description: "git did not register \(worktree) as \(adminDirectory(repo, workItem: workItem))")
+            }
             return worktree
         }
+    }
+
+    /// A failure of the workspace itself.
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The worktree's administrative directory in the bare clone (`git worktree add` names it
+    /// after the worktree's folder, the work item).
+    func adminDirectory(_ repo: RepositorySettings, workItem: String) -> String {
+        "\(clonePath(repo))/worktrees/\(workItem)"
+    }
+
+    /// `git` for a task's worktree, with its git directory and work tree named explicitly. The
+    /// worktree's `.git` file is the agent's to rewrite: pointed at a directory of the agent's own,
+    /// whose config can run commands (a filter, `core.sshCommand`, a credential helper), it would
+    /// make the orchestrator's git run them with the orchestrator's rights. So git never looks it up.
+    private func taskGit(_ repo: RepositorySettings, workItem: String) -> [String] {
+        [
+            "git", "--git-dir=\(adminDirectory(repo, workItem: workItem))",
+            "--work-tree=\(worktreePath(repo, workItem: workItem))",
+        ]
     }
 
     private func fetch(_ repo: RepositorySettings) async throws {
@@ -76,28 +104,41 @@ public struct Workspace: Sendable {
         try await git.run(["git", "fetch", "--quiet", "--prune", "origin"], in: clone, timeout: .seconds(300))
     }
 
-    /// Commits whatever the agent left uncommitted; returns whether there was anything.
+    /// Commits whatever the agent left uncommitted in the task's worktree; returns whether there
+    /// was anything.
     @discardableResult
-    public func commitAll(worktree: String, message: String) async throws -> Bool {
-        try await git.run(["git", "add", "-A"], in: worktree)
-        guard try await !git.run(["git", "status", "--porcelain"], in: worktree).output.isEmpty else { return false }
-        try await git.run(["git", "commit", "--quiet", "-m", message], in: worktree)
+    public func commitAll(_ repo: RepositorySettings, workItem: String, message: String) async throws -> Bool {
+        let git = taskGit(repo, workItem: workItem)
+        let worktree = worktreePath(repo, workItem: workItem)
+        try await self.git.run(git + ["add", "-A"], in: worktree)
+        guard try await !self.git.run(git + ["status", "--porcelain"], in: worktree).output.isEmpty else { return false }
+        try await self.git.run(git + ["commit", "--quiet", "-m", message], in: worktree)
         return true
     }
 
     /// Pushes the task branch to the remote (the hand-over to whichever replica runs next).
-    public func push(worktree: String, workItem: String) async throws {
-        try await git.run(["git", "push", "--quiet", "origin", "HEAD:refs/heads/\(Self.branch(workItem: workItem))"], in: worktree, timeout: .seconds(300))
+    public func push(_ repo: RepositorySettings, workItem: String) async throws {
+        try await git.run(
+            taskGit(repo, workItem: workItem) + ["push", "--quiet", "origin", "HEAD:refs/heads/\(Self.branch(workItem: workItem))"],
+            in: worktreePath(repo, workItem: workItem), timeout: .seconds(300))
     }
 
     /// Commits on the task branch that the default branch does not have.
-    public func newCommits(worktree: String, repo: RepositorySettings) async throws -> Int {
-        Int(try await git.run(["git", "rev-list", "--count", "origin/\(repo.defaultBranch)..HEAD"], in: worktree).output
-            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    public func newCommits(_ repo: RepositorySettings, workItem: String) async throws -> Int {
+        Int(try await git.run(
+            taskGit(repo, workItem: workItem) + ["rev-list", "--count", "origin/\(repo.defaultBranch)..HEAD"],
+            in: worktreePath(repo, workItem: workItem)
+        ).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
-    /// The commit the worktree is at.
-    public func head(worktree: String) async throws -> String {
+    /// The commit the task's worktree is at.
+    public func head(_ repo: RepositorySettings, workItem: String) async throws -> String {
+        try await git.run(taskGit(repo, workItem: workItem) + ["rev-parse", "HEAD"], in: worktreePath(repo, workItem: workItem))
+            .output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The commit a worktree of the orchestrator's own (never an agent's) is at.
+    func head(worktree: String) async throws -> String {
         try await git.run(["git", "rev-parse", "HEAD"], in: worktree).output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -127,7 +168,10 @@ public struct Workspace: Sendable {
     /// Removes the task's worktree, local branch and HOME (`TaskHome`; the remote branch stays,
     /// as history).
     public func cleanup(_ repo: RepositorySettings, workItem: String) async throws {
-        try? FileManager.default.removeItem(atPath: TaskHome.path(root: root, workItem: workItem))
+        // A home handed to an agent's user stays (removing a tree its owner can still change
+        // could be steered outside it): only the orchestrator's own are removed.
+        let home = TaskHome.path(root: root, workItem: workItem)
+        if Ownership.isOwnedBySelf(home) { try? FileManager.default.removeItem(atPath: home) }
         let clone = clonePath(repo)
         guard FileManager.default.fileExists(atPath: clone) else { return }
         let worktree = worktreePath(repo, workItem: workItem)

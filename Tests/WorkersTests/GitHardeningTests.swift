@@ -32,6 +32,45 @@ final class GitHardeningTests: XCTestCase {
         chmod(path.path, 0o755)
     }
 
+    /// A remote with one commit on main, and a workspace whose repository it is.
+    private func remoteAndWorkspace() async throws -> (URL, Workspace, RepositorySettings) {
+        let remote = root.appendingPathComponent("remote.git")
+        let seed = root.appendingPathComponent("seed")
+        try FileManager.default.createDirectory(at: seed, withIntermediateDirectories: true)
+        try await git(["init", "--quiet", "--bare", "--initial-branch=main", remote.path], in: root)
+        try await git(["init", "--quiet", "--initial-branch=main"], in: seed)
+        try "hello\n".write(to: seed.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
+        try await git(["add", "-A"], in: seed)
+        try await git(["commit", "--quiet", "-m", "initial"], in: seed)
+        try await git(["push", "--quiet", remote.path, "main"], in: seed)
+        let repo = RepositorySettings(
+            project: "ORCH", planeProjectID: nil, repo: "acme/orch", cloneURL: remote.path, defaultBranch: "main",
+            testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
+        return (remote, Workspace(root: root.appendingPathComponent("work").path), repo)
+    }
+
+    func testAGitLinkRewrittenInTheWorktreeIsNeverFollowed() async throws {
+        let (remote, workspace, repo) = try await remoteAndWorkspace()
+        let worktree = try await workspace.prepare(repo, workItem: "ORCH-3")
+        // The agent makes a git directory of its own whose config runs a command as a filter, and
+        // points the worktree's .git at it.
+        let marker = root.appendingPathComponent("filter-ran").path
+        try await git(["init", "--quiet", "--bare", worktree + "/.x"], in: root)
+        let config = try String(contentsOfFile: worktree + "/.x/config", encoding: .utf8)
+        try (config + "[filter \"f\"]\n\tclean = sh -c 'touch \(marker); cat'\n")
+            .write(toFile: worktree + "/.x/config", atomically: true, encoding: .utf8)
+        try "* filter=f\n".write(toFile: worktree + "/.gitattributes", atomically: true, encoding: .utf8)
+        try "gitdir: .x\n".write(toFile: worktree + "/.git", atomically: true, encoding: .utf8)
+        try "work\n".write(toFile: worktree + "/file.txt", atomically: true, encoding: .utf8)
+
+        let committed = try await workspace.commitAll(repo, workItem: "ORCH-3", message: "ORCH-3 development")
+        XCTAssertTrue(committed)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the agent's git directory was never used")
+        try await workspace.push(repo, workItem: "ORCH-3")
+        let pushed = try await git(["show", "orch/ORCH-3:file.txt"], in: remote)
+        XCTAssertEqual(pushed, "work\n", "the commit went to the task branch through the real git directory")
+    }
+
     func testHooksAndFsmonitorPlantedInTheCloneDoNotRun() async throws {
         // A remote with one commit on main.
         let remote = root.appendingPathComponent("remote.git")
@@ -72,9 +111,9 @@ final class GitHardeningTests: XCTestCase {
 
         let worktree = try await workspace.prepare(repo, workItem: "ORCH-2")
         try "change\n".write(toFile: worktree + "/file.txt", atomically: true, encoding: .utf8)
-        let committed = try await workspace.commitAll(worktree: worktree, message: "ORCH-2 development")
+        let committed = try await workspace.commitAll(repo, workItem: "ORCH-2", message: "ORCH-2 development")
         XCTAssertTrue(committed)
-        try await workspace.push(worktree: worktree, workItem: "ORCH-2")
+        try await workspace.push(repo, workItem: "ORCH-2")
         _ = try await workspace.mergeLocally(repo, workItem: "ORCH-2")
 
         let ran = try FileManager.default.contentsOfDirectory(atPath: markers.path)
