@@ -57,7 +57,8 @@ final class GitHardeningTests: XCTestCase {
         let marker = root.appendingPathComponent("filter-ran").path
         try await git(["init", "--quiet", "--bare", worktree + "/.x"], in: root)
         let config = try String(contentsOfFile: worktree + "/.x/config", encoding: .utf8)
-        try (config + "[filter \"f\"]\n\tclean = sh -c 'touch \(marker); cat'\n")
+        try (config.replacingOccurrences(of: "bare = true", with: "bare = false")
+            + "[filter \"f\"]\n\tclean = \"sh -c 'touch \(marker); cat'\"\n")
             .write(toFile: worktree + "/.x/config", atomically: true, encoding: .utf8)
         try "* filter=f\n".write(toFile: worktree + "/.gitattributes", atomically: true, encoding: .utf8)
         try "gitdir: .x\n".write(toFile: worktree + "/.git", atomically: true, encoding: .utf8)
