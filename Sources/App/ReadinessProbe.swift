@@ -25,7 +25,7 @@ actor ReadinessProbe {
         checking = true
         let problem: String?
         do {
-            try await session.query("SELECT 1")
+            try await session.ping()
             problem = nil
         } catch {
             problem = "\(error)"

@@ -105,6 +105,18 @@ public final class ConnectionPool: Sendable {
         try await withConnection { try await $0.query(sql, parameters) }
     }
 
+    /// Runs a `DELETE … LIMIT $2` statement (`$1` is `retention`, `$2` the batch size) until it
+    /// deletes fewer rows than a batch: old rows go in small statements, so no long lock or huge
+    /// transaction is held. Returns how many rows went.
+    func deleteInBatches(_ sql: String, retention: Duration, batchSize: Int) async throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try await query(sql, [retention, batchSize]).affectedRows
+            total += deleted
+            if deleted < batchSize { return total }
+        }
+    }
+
     /// Opens a connection outside the pool, for holders that need a session of their own (locks, LISTEN).
     func openDedicated() async throws -> PGConnection {
         let configuration = self.configuration

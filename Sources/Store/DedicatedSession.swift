@@ -47,6 +47,25 @@ public final class DedicatedSession: Sendable {
         }
     }
 
+    /// Answers whether the server is reachable through this session (it reconnects if needed).
+    public func ping() async throws {
+        try await query("SELECT 1")
+    }
+
+    /// Takes a session-level advisory lock if it is free now; it lives as long as this session
+    /// (`backendPID` tells a replaced session apart).
+    public func tryAdvisoryLock(_ key: AdvisoryLockKey) async throws -> Bool {
+        let (arguments, parameters) = key.sqlArguments
+        return try await query("SELECT pg_try_advisory_lock(\(arguments)) AS locked", parameters)
+            .first?.decode("locked", as: Bool.self) == true
+    }
+
+    /// Releases a lock taken by `tryAdvisoryLock` (closing the session would free it too).
+    public func advisoryUnlock(_ key: AdvisoryLockKey) async throws {
+        let (arguments, parameters) = key.sqlArguments
+        try await query("SELECT pg_advisory_unlock(\(arguments))", parameters)
+    }
+
     /// Settings for a session holding the leader lock: ended by the server when idle past
     /// `timeout`, so a paused holder frees the lock (a paused process keeps its socket open).
     public static func leaderSettings(idleTimeout: Duration) -> [String] {

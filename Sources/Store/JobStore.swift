@@ -387,18 +387,13 @@ public struct JobStore: Sendable {
     /// Leader duty: deletes finished jobs older than `retention`, `batchSize` rows per statement so
     /// no long lock is held. Returns how many rows were deleted.
     public func prune(retention: Duration, batchSize: Int = 1000) async throws -> Int {
-        var total = 0
-        while true {
-            let result = try await pool.query("""
-                DELETE FROM jobs WHERE id IN (
-                    SELECT id FROM jobs
-                    WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < now() - make_interval(secs => $1::float8)
-                    LIMIT $2 FOR UPDATE SKIP LOCKED)
-                """,
-                [retention, batchSize])
-            total += result.affectedRows
-            if result.affectedRows < batchSize { return total }
-        }
+        try await pool.deleteInBatches("""
+            DELETE FROM jobs WHERE id IN (
+                SELECT id FROM jobs
+                WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < now() - make_interval(secs => $1::float8)
+                LIMIT $2 FOR UPDATE SKIP LOCKED)
+            """,
+            retention: retention, batchSize: batchSize)
     }
 
     // MARK: Reading

@@ -155,20 +155,15 @@ public struct WebhookStore: Sendable {
     /// `retention` ago, `batchSize` rows per statement so no long lock or huge transaction is
     /// held; never a `pending` one, whose job has yet to read it. Returns how many went.
     public func prune(retention: Duration, batchSize: Int = 1000) async throws -> Int {
-        var total = 0
-        while true {
-            let result = try await pool.query("""
-                DELETE FROM webhook_deliveries WHERE id IN (
-                    SELECT id FROM webhook_deliveries
-                    WHERE status IN ('processed', 'ignored', 'failed')
-                      AND received_at < now() - make_interval(secs => $1::float8)
-                    ORDER BY received_at
-                    LIMIT $2 FOR UPDATE SKIP LOCKED)
-                """,
-                [retention, batchSize])
-            total += result.affectedRows
-            if result.affectedRows < batchSize { return total }
-        }
+        try await pool.deleteInBatches("""
+            DELETE FROM webhook_deliveries WHERE id IN (
+                SELECT id FROM webhook_deliveries
+                WHERE status IN ('processed', 'ignored', 'failed')
+                  AND received_at < now() - make_interval(secs => $1::float8)
+                ORDER BY received_at
+                LIMIT $2 FOR UPDATE SKIP LOCKED)
+            """,
+            retention: retention, batchSize: batchSize)
     }
 
     /// Deliveries stored, by source and status (for `/queue` and tests).

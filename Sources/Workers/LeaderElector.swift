@@ -58,9 +58,7 @@ public final class LeaderElector: Service, Sendable {
             var failures = Backoff(initial: self.interval, maximum: self.interval * 4)
             while !Task.isCancelled {
                 do {
-                    let locked = try await self.session.query(
-                        "SELECT pg_try_advisory_lock($1::int, $2::int) AS locked", [Self.key.namespace, Int32(1)]
-                    ).first?.decode("locked", as: Bool.self) == true
+                    let locked = try await self.session.tryAdvisoryLock(Self.key)
                     failures.reset()
                     if locked {
                         await self.lead(backendPID: self.session.backendPID)
@@ -81,7 +79,7 @@ public final class LeaderElector: Service, Sendable {
     /// Whether the session that took the lock is still the live one (a replaced session holds nothing).
     private func stillHeld(backendPID: Int32) async -> Bool {
         do {
-            try await session.query("SELECT 1")
+            try await session.ping()
             return session.backendPID == backendPID
         } catch {
             return false
@@ -114,7 +112,7 @@ public final class LeaderElector: Service, Sendable {
         }
         leading.store(false, ordering: .relaxed)
         if session.backendPID == backendPID {
-            _ = try? await session.query("SELECT pg_advisory_unlock($1::int, $2::int)", [Self.key.namespace, Int32(1)])
+            try? await session.advisoryUnlock(Self.key)
         }
         try? await replicas.clearLeader(id: id)
         logger.notice("stepped down as leader", metadata: ["replica.id": "\(id)"])

@@ -51,34 +51,12 @@ final class PipelineTests: XCTestCase {
     /// Runs git (argv) with a fixed identity; throws with its output when it fails.
     @discardableResult
     static func git(_ arguments: [String], in directory: URL) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git"] + arguments
-        process.currentDirectoryURL = directory
-        process.environment = ProcessInfo.processInfo.environment.merging(
-            ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"]) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestSetupError("git \(arguments.joined(separator: " ")) failed: \(output)") }
-        return output
+        try runGit(arguments, in: directory)
     }
 
     /// A bare repository with one commit on main, standing in for the Gitea remote.
     private func makeRemote() throws -> URL {
-        let remote = root.appendingPathComponent("remote.git")
-        let seed = root.appendingPathComponent("seed")
-        try FileManager.default.createDirectory(at: seed, withIntermediateDirectories: true)
-        try git(["init", "--quiet", "--bare", "--initial-branch=main", remote.path], in: root)
-        try git(["init", "--quiet", "--initial-branch=main"], in: seed)
-        try "# Demo project\n".write(to: seed.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
-        try git(["add", "-A"], in: seed)
-        try git(["commit", "--quiet", "-m", "initial"], in: seed)
-        try git(["push", "--quiet", remote.path, "main"], in: seed)
-        return remote
+        try makeBareRemote(in: root)
     }
 
     private func start(

@@ -38,16 +38,7 @@ final class SecretIsolationTests: XCTestCase {
     }
 
     private func makeRemote() throws -> URL {
-        let remote = root.appendingPathComponent("remote.git")
-        let seed = root.appendingPathComponent("seed")
-        try FileManager.default.createDirectory(at: seed, withIntermediateDirectories: true)
-        try PipelineTests.git(["init", "--quiet", "--bare", "--initial-branch=main", remote.path], in: root)
-        try PipelineTests.git(["init", "--quiet", "--initial-branch=main"], in: seed)
-        try "# Demo\n".write(to: seed.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
-        try PipelineTests.git(["add", "-A"], in: seed)
-        try PipelineTests.git(["commit", "--quiet", "-m", "initial"], in: seed)
-        try PipelineTests.git(["push", "--quiet", remote.path, "main"], in: seed)
-        return remote
+        try makeBareRemote(in: root, readme: "# Demo\n")
     }
 
     private func sendIssue(to base: URL) async throws {

@@ -34,15 +34,7 @@ final class GitHardeningTests: XCTestCase {
 
     /// A remote with one commit on main, and a workspace whose repository it is.
     private func remoteAndWorkspace() async throws -> (URL, Workspace, RepositorySettings) {
-        let remote = root.appendingPathComponent("remote.git")
-        let seed = root.appendingPathComponent("seed")
-        try FileManager.default.createDirectory(at: seed, withIntermediateDirectories: true)
-        try await git(["init", "--quiet", "--bare", "--initial-branch=main", remote.path], in: root)
-        try await git(["init", "--quiet", "--initial-branch=main"], in: seed)
-        try "hello\n".write(to: seed.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
-        try await git(["add", "-A"], in: seed)
-        try await git(["commit", "--quiet", "-m", "initial"], in: seed)
-        try await git(["push", "--quiet", remote.path, "main"], in: seed)
+        let remote = try makeBareRemote(in: root, readme: "hello\n")
         let repo = RepositorySettings(
             project: "ORCH", planeProjectID: nil, repo: "acme/orch", cloneURL: remote.path, defaultBranch: "main",
             testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
@@ -73,21 +65,7 @@ final class GitHardeningTests: XCTestCase {
     }
 
     func testHooksAndFsmonitorPlantedInTheCloneDoNotRun() async throws {
-        // A remote with one commit on main.
-        let remote = root.appendingPathComponent("remote.git")
-        let seed = root.appendingPathComponent("seed")
-        try FileManager.default.createDirectory(at: seed, withIntermediateDirectories: true)
-        try await git(["init", "--quiet", "--bare", "--initial-branch=main", remote.path], in: root)
-        try await git(["init", "--quiet", "--initial-branch=main"], in: seed)
-        try "hello\n".write(to: seed.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
-        try await git(["add", "-A"], in: seed)
-        try await git(["commit", "--quiet", "-m", "initial"], in: seed)
-        try await git(["push", "--quiet", remote.path, "main"], in: seed)
-
-        let workspace = Workspace(root: root.appendingPathComponent("work").path)
-        let repo = RepositorySettings(
-            project: "ORCH", planeProjectID: nil, repo: "acme/orch", cloneURL: remote.path, defaultBranch: "main",
-            testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
+        let (_, workspace, repo) = try await remoteAndWorkspace()
         _ = try await workspace.prepare(repo, workItem: "ORCH-1")
 
         // What an agent with write access to its worktree's git directory could plant.
