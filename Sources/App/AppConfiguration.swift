@@ -12,6 +12,9 @@ struct AppConfiguration: Sendable {
     var poolSize: Int
     var queues: [String]
     var pollInterval: Duration
+    /// First delay before a failed job is retried (doubling per attempt, with jitter), and its cap.
+    var retryInitial: Duration
+    var retryMaximum: Duration
     var heartbeatInterval: Duration
     var heartbeatTTL: Duration
     var electionInterval: Duration
@@ -69,6 +72,11 @@ struct AppConfiguration: Sendable {
         queues = (env.string("ORCH_QUEUES") ?? "default").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         if queues.isEmpty { throw ConfigurationError(key: "ORCH_QUEUES", problem: "names no queue") }
         pollInterval = try env.duration("ORCH_POLL_INTERVAL", default: .seconds(2))
+        retryInitial = try env.duration("ORCH_JOB_RETRY_INITIAL", default: .seconds(1))
+        retryMaximum = try env.duration("ORCH_JOB_RETRY_MAX", default: .seconds(300))
+        guard retryMaximum >= retryInitial else {
+            throw ConfigurationError(key: "ORCH_JOB_RETRY_MAX", problem: "is below ORCH_JOB_RETRY_INITIAL")
+        }
         heartbeatInterval = try env.duration("ORCH_HEARTBEAT_INTERVAL", default: .seconds(5))
         heartbeatTTL = try env.duration("ORCH_HEARTBEAT_TTL", default: heartbeatInterval * 3)
         // A beat may take up to its statement timeout; the lease must outlive one missed beat

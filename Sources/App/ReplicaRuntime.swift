@@ -97,7 +97,8 @@ enum ReplicaRuntime {
                 configuration: .init(
                     replicaID: replicaID, queues: configuration.queues, maxConcurrency: configuration.maxConcurrency,
                     batchSize: min(configuration.maxConcurrency, 10), pollInterval: configuration.pollInterval,
-                    leaseDuration: configuration.heartbeatTTL, gracePeriod: configuration.shutdownGrace),
+                    leaseDuration: configuration.heartbeatTTL, gracePeriod: configuration.shutdownGrace,
+                    retryInitial: configuration.retryInitial, retryMaximum: configuration.retryMaximum),
                 store: jobs, registry: registry, listener: listener, logger: logger, identity: identity)
         }
         // Liveness never waits behind the pool: the heartbeat and the leader lock have sessions

@@ -208,8 +208,38 @@ public struct JobStore: Sendable {
 
     /// Records a failed attempt: back to the queue after `retryDelay` while attempts remain (and
     /// `retryable`), else `failed`. `error` is kept in `last_error` either way. Fenced.
-    public func fail(_ lease: JobLease, error: String, retryDelay: Duration, retryable: Bool = true) async throws -> FailOutcome {
-        let result = try await pool.query("""
+    ///
+    /// `whenFinal` runs first, in the same transaction, when this attempt is the last
+    /// (`finalAttempt`: not retryable, or the attempts are used up) — what the job's failure means
+    /// for the rest of the system (a stage job's task is held) commits with it or not at all. It
+    /// runs before the job row is locked, so it can take its own locks in the order used
+    /// elsewhere (a task row before its job rows); a fence found broken rolls it back.
+    public func fail(
+        _ lease: JobLease, error: String, retryDelay: Duration, retryable: Bool = true, finalAttempt: Bool = false,
+        whenFinal: ((Connection) async throws -> Void)? = nil
+    ) async throws -> FailOutcome {
+        guard finalAttempt, let whenFinal else {
+            return try await pool.withConnection { connection in
+                try await Self.fail(lease, error: error, retryDelay: retryDelay, retryable: retryable, on: connection)
+            }
+        }
+        struct NotOwner: Error {}
+        do {
+            return try await pool.withTransaction { connection in
+                try await whenFinal(connection)
+                let outcome = try await Self.fail(lease, error: error, retryDelay: retryDelay, retryable: false, on: connection)
+                guard case .failed = outcome else { throw NotOwner() }
+                return outcome
+            }
+        } catch is NotOwner {
+            return .notOwner
+        }
+    }
+
+    private static func fail(
+        _ lease: JobLease, error: String, retryDelay: Duration, retryable: Bool, on connection: Connection
+    ) async throws -> FailOutcome {
+        let result = try await connection.query("""
             WITH target AS (
                 SELECT id, (NOT $5::bool OR attempt >= max_attempts) AS final FROM jobs
                 WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempt = $3

@@ -109,8 +109,8 @@ public enum TaskAction: Sendable, Equatable {
     /// Cancel the task's stage jobs: queued ones at once, running ones signalled — except a
     /// running merge, which finishes (half a merge is worse than a finished one).
     case cancelStageJobs
-    /// Record an automatic lesson about the task.
-    case recordLesson(type: String, rootCause: String)
+    /// Record an automatic lesson about the task; without a root cause, the transition's reason is it.
+    case recordLesson(type: String, rootCause: String?)
 }
 
 /// The limits the stage policy applies.
@@ -173,6 +173,10 @@ public enum TaskEvent: Sendable, Equatable {
     case gateOpened
     /// Merge verification failed.
     case held
+    /// The stage's job failed for good (its retries used up, or an error retrying cannot fix): the
+    /// task is `held` for an operator when `canRetry` (Gitea down, a rejected push, a merge
+    /// conflict to resolve), else `failed`; either way `/retry` starts the stage again.
+    case stageErrored(reason: String, canRetry: Bool)
     /// An operator retries (`/retry`): a failed or held task becomes active in its stage.
     case retry
     /// `STOP` label, `/stop`, or the admin API.
@@ -193,6 +197,7 @@ public enum TaskEvent: Sendable, Equatable {
         case .waitForGate: return "wait_for_gate"
         case .gateOpened: return "gate_opened"
         case .held: return "held"
+        case .stageErrored: return "stage_error"
         case .retry: return "retry"
         case .cancel: return "cancel"
         case .escalate: return "escalate"
@@ -249,6 +254,13 @@ public enum TaskLifecycle {
             actions.append(.recordLesson(type: "gate_failure", rootCause: reason))
         case .cancel:
             actions.append(.cancelStageJobs)
+        case .stageErrored(let reason, let canRetry):
+            // The journal's types (DESIGN, lessons journal): a merge that cannot go on is a merge hold; a job
+            // that ran out of retries is transient-retry exhaustion.
+            let type = state.stage == .merge ? "merge_hold" : canRetry ? "transient_exhaustion" : "other"
+            actions.append(.recordLesson(type: type, rootCause: reason))
+        case .held:
+            actions.append(.recordLesson(type: "merge_hold", rootCause: nil))
         default:
             break
         }
@@ -311,6 +323,9 @@ public enum TaskLifecycle {
             try require(.active)
             guard state.stage == .merge else { throw refuse("only a merge can be held") }
             next.status = .held
+        case .stageErrored(_, let canRetry):
+            try require(.active)
+            next.status = canRetry ? .held : .failed
         case .retry:
             try require(.failed, .held)
             next.status = .active

@@ -55,11 +55,20 @@ public struct JobHandler: Sendable {
     /// Wall-clock limit for one attempt; past it the attempt fails and is retried with backoff.
     public let timeout: Duration
     let body: @Sendable (JobContext) async throws -> Void
+    /// What a job failing for good means beyond the job row, written in the transaction that
+    /// marks it `failed`: the job, its error, and whether retrying could have helped (its
+    /// attempts ran out) rather than not (a permanent error).
+    let failedForGood: (@Sendable (Job, String, Bool, Connection) async throws -> Void)?
 
-    /// Creates a handler.
-    public init(kind: String, timeout: Duration = .seconds(300), _ body: @escaping @Sendable (JobContext) async throws -> Void) {
+    /// Creates a handler; `failedForGood` (if any) runs in the transaction that fails a job for good.
+    public init(
+        kind: String, timeout: Duration = .seconds(300),
+        failedForGood: (@Sendable (Job, String, Bool, Connection) async throws -> Void)? = nil,
+        _ body: @escaping @Sendable (JobContext) async throws -> Void
+    ) {
         self.kind = kind
         self.timeout = timeout
+        self.failedForGood = failedForGood
         self.body = body
     }
 }

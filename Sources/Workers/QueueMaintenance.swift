@@ -1,11 +1,13 @@
 import Logging
 import Store
 
-/// The leader's queue duties (the reaper): rescue abandoned jobs, sweep dead replicas, prune old
-/// jobs and webhook deliveries. Each run is recorded in `maintenance_runs` for the `/queue` `reaper` block.
+/// The leader's queue duties (the reaper): rescue abandoned jobs, hold tasks left without a live
+/// stage job, sweep dead replicas, prune old jobs and webhook deliveries. Each run is recorded in `maintenance_runs` for the `/queue` `reaper` block.
 public enum QueueMaintenance {
     /// The name the webhook-pruning duty is recorded under in `maintenance_runs`.
     public static let webhookPruneDuty = "webhook-prune"
+    /// The name of the duty that holds active tasks left without a live stage job.
+    public static let strandedTaskDuty = "stranded-tasks"
 
     /// The duties, for a `LeaderElector`.
     /// `webhookRetention` is how long finished webhook deliveries are kept (and redeliveries
@@ -43,6 +45,13 @@ public enum QueueMaintenance {
                     logger.warning("rescued abandoned jobs", metadata: ["job.ids": "\(rescued.prefix(20))", "job.count": "\(rescued.count)"])
                 }
                 return rescued.count
+            },
+            recorded(strandedTaskDuty, interval: heartbeatTTL) {
+                let held = try await TaskStore(pool: pool).holdStranded()
+                if !held.isEmpty {
+                    logger.error("active tasks without a live stage job were held", metadata: ["task.work_items": "\(held.prefix(20))"])
+                }
+                return held.count
             },
             recorded("replica-sweep", interval: heartbeatTTL) {
                 let swept = try await replicas.sweep(staleAfter: heartbeatTTL, retention: .seconds(86400))

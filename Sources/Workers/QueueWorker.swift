@@ -393,7 +393,11 @@ public final class QueueWorker: Service, Sendable {
 
     private func fail(_ job: Job, lease: JobLease, message: String, retryable: Bool, log: JobLog) async throws {
         let delay = Backoff.delay(attempt: job.attempt - 1, initial: configuration.retryInitial, maximum: configuration.retryMaximum)
-        let result = try await store.fail(lease, error: message, retryDelay: delay, retryable: retryable)
+        let finalAttempt = !retryable || job.attempt >= job.maxAttempts
+        let hook = registry.handler(for: job.kind)?.failedForGood
+        let result = try await store.fail(
+            lease, error: message, retryDelay: delay, retryable: retryable, finalAttempt: finalAttempt,
+            whenFinal: hook.map { hook in { connection in try await hook(job, message, retryable, connection) } })
         switch result {
         case .retrying(let runAt):
             metrics.count(kind: job.kind, .retrying)

@@ -151,6 +151,27 @@ final class TaskLifecycleTests: XCTestCase {
         XCTAssertEqual(over.actions, [.recordLesson(type: "gate_failure", rootCause: "review requested changes 3 times (limit 2)")])
     }
 
+    /// A stage job that failed for good holds the task (or fails it when retrying cannot help) in
+    /// any stage, with a lesson of the journal's type; `/retry` then starts a new visit.
+    func testAStageErrorHoldsOrFailsTheTaskInAnyStageWithALesson() throws {
+        let development = TaskState(stage: .development, status: .active, track: .full, auto: true)
+        let held = try TaskLifecycle.decide(.stageErrored(reason: "push rejected", canRetry: true), from: development, visit: 3)
+        XCTAssertEqual(held.eventName, "stage_error")
+        XCTAssertEqual(held.state, TaskState(stage: .development, status: .held, track: .full, auto: true))
+        XCTAssertEqual(held.visit, 3)
+        XCTAssertEqual(held.actions, [.recordLesson(type: "transient_exhaustion", rootCause: "push rejected")])
+        let failed = try TaskLifecycle.decide(.stageErrored(reason: "no agent", canRetry: false), from: development, visit: 3)
+        XCTAssertEqual(failed.state.status, .failed)
+        XCTAssertEqual(failed.actions, [.recordLesson(type: "other", rootCause: "no agent")])
+        let merge = TaskState(stage: .merge, status: .active, track: .full, auto: true)
+        let mergeHeld = try TaskLifecycle.decide(.stageErrored(reason: "Gitea down", canRetry: true), from: merge, visit: 5)
+        XCTAssertEqual(mergeHeld.actions, [.recordLesson(type: "merge_hold", rootCause: "Gitea down")])
+        XCTAssertEqual(try TaskLifecycle.decide(.held, from: merge, visit: 5).actions, [.recordLesson(type: "merge_hold", rootCause: nil)])
+        let retried = try TaskLifecycle.decide(.retry, from: held.state, visit: held.visit)
+        XCTAssertEqual(retried.actions, [.enqueueStage(StageVisit(stage: .development, visit: 4), attempt: 0, feedback: nil)])
+        XCTAssertThrowsError(try TaskLifecycle.decide(.stageErrored(reason: "x", canRetry: true), from: held.state, visit: 3))
+    }
+
     func testACancelCancelsTheStageJobs() throws {
         let transition = try TaskLifecycle.decide(.cancel, from: analysis, visit: 1)
         XCTAssertEqual(transition.state.status, .cancelled)
