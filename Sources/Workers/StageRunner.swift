@@ -124,7 +124,12 @@ public struct StageRunner: Sendable {
 
     /// The job handler. Its timeout is a backstop above any agent's own.
     public var handler: JobHandler {
-        JobHandler(kind: TaskStore.stageJobKind, timeout: .seconds(6 * 3600)) { context in
+        JobHandler(kind: TaskStore.stageJobKind, timeout: .seconds(6 * 3600), failedForGood: { job, error, canRetry, connection in
+            // The task never stays active without a live job: it is held (or failed) with the
+            // error, in the transaction that fails the job. A payload that cannot be read names no task.
+            guard let payload = try? job.payload.decode(StageJobPayload.self) else { return }
+            try await tasks.stageJobFailed(payload, error: error, canRetry: canRetry, policy: policy, on: connection)
+        }) { context in
             try await run(context)
         }
     }
@@ -166,10 +171,7 @@ public struct StageRunner: Sendable {
             if let gitea = settings.gitea {
                 try await mergeThroughGitea(task, repo: repo, client: GiteaClient(settings: gitea), outcome: outcome, logger: logger)
             } else {
-                let sha = try await workspace.mergeLocally(repo, workItem: task.workItem)
-                try await outcome.apply(.stagePassed, reason: "merged into \(repo.defaultBranch) as \(sha.prefix(12))") { connection in
-                    try await TaskStore.recordMerge(workItem: task.workItem, sha: sha, on: connection)
-                }
+                try await mergeLocally(task, repo: repo, outcome: outcome, logger: logger)
             }
         case .deploy:
             try await deploy(task, repo: repo, attempt: attempt, outcome: outcome, logger: logger)
@@ -181,6 +183,98 @@ public struct StageRunner: Sendable {
     private func agentStage(
         _ task: TaskRecord, repo: RepositorySettings, attempt: Int, feedback: String?, outcome: StageOutcome, logger: Logger
     ) async throws {
+        let stage = task.state.stage
+        let pushed: PushedWork
+        // A retry of this job after its agent's work was pushed (a later step failed: the
+        // database, Gitea while opening the PR) judges that work again instead of paying for a new run.
+        if let resumed = try await resumePushedRun(task, repo: repo, jobID: outcome.context.job.id, logger: logger) {
+            pushed = resumed
+        } else {
+            switch try await runAgentAndPush(task, repo: repo, feedback: feedback, outcome: outcome, logger: logger) {
+            case .pushed(let work):
+                pushed = work
+            case .runFailed(let reason, let runID):
+                try await outcome.apply(
+                    .gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)), agentRun: runID)
+                return
+            }
+        }
+        let head = pushed.head
+        let recordHead: @Sendable (Connection) async throws -> Void = { connection in
+            try await TaskStore.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: head, on: connection)
+        }
+        let verdict = try await gate.check(stage, workItem: task.workItem, worktree: pushed.worktree, repo: repo, base: pushed.base)
+        switch verdict {
+        case .pass(let reason):
+            var reason = reason
+            var pullNumber: Int?
+            if stage == .development, let gitea = settings.gitea {
+                let pull = try await GiteaClient(settings: gitea).openOrFindPullRequest(
+                    repo: repo.repo, head: Workspace.branch(workItem: task.workItem), base: repo.defaultBranch,
+                    title: "\(task.workItem): \(task.title)", body: "Opened by the orchestrator for \(task.workItem).\n\n\(task.description.prefix(2000))")
+                pullNumber = pull.number
+                reason += ", PR #\(pull.number)"
+            }
+            let ownPull = pullNumber
+            try await outcome.apply(.stagePassed, reason: reason, agentRun: pushed.runID) { connection in
+                try await recordHead(connection)
+                if let ownPull {
+                    try await TaskStore.recordOwnPullRequest(workItem: task.workItem, number: ownPull, headSHA: head, on: connection)
+                }
+            }
+        case .fail(let reason):
+            try await outcome.apply(
+                .gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)), agentRun: pushed.runID,
+                alongside: recordHead)
+        case .changesRequested(let review):
+            let rounds = try await tasks.eventCount(workItem: task.workItem, event: .changesRequested)
+            try await outcome.apply(
+                .reviewRequestedChanges(round: rounds + 1), reason: String(review.prefix(500)), agentRun: pushed.runID,
+                alongside: recordHead)
+        }
+    }
+
+    /// An agent run whose work is on the remote task branch, ready to be judged.
+    struct PushedWork: Sendable {
+        let runID: Int64
+        /// The branch head the run started from: its gate judges the commits after it.
+        let base: String
+        let head: String
+        let worktree: String
+    }
+
+    /// What running the agent came to.
+    enum AgentRunResult: Sendable {
+        case pushed(PushedWork)
+        /// The run failed or timed out: nothing of it reached the branch (a patch of its changes
+        /// is kept beside its log); the reason is the gate's feedback.
+        case runFailed(reason: String, runID: Int64)
+    }
+
+    /// The pushed run of an earlier attempt of this job, when the remote branch is still at what
+    /// it pushed; nil when there is none (or the branch moved on: the agent runs again).
+    private func resumePushedRun(_ task: TaskRecord, repo: RepositorySettings, jobID: Int64, logger: Logger) async throws -> PushedWork? {
+        guard let run = try await runs.pushedRun(jobID: jobID) else { return nil }
+        let worktree = try await workspace.prepare(repo, workItem: task.workItem)
+        let head = try await workspace.head(repo, workItem: task.workItem)
+        guard head == run.pushed else {
+            logger.notice("the pushed work of an earlier attempt is no longer the branch head; running the agent again", metadata: [
+                "agent.run": "\(run.runID)", "git.pushed": "\(run.pushed)", "git.head": "\(head)",
+            ])
+            return nil
+        }
+        logger.info("resuming from the work an earlier attempt of this job pushed; the agent is not run again", metadata: [
+            "agent.run": "\(run.runID)", "git.base": "\(run.base)", "git.head": "\(head)",
+        ])
+        return PushedWork(runID: run.runID, base: run.base, head: head, worktree: worktree)
+    }
+
+    /// Runs the stage's agent in a fresh worktree and, when it succeeded, commits what it left and
+    /// pushes the branch at once — before anything else can fail — recording the pushed head on
+    /// the run so a retry resumes from it.
+    private func runAgentAndPush(
+        _ task: TaskRecord, repo: RepositorySettings, feedback: String?, outcome: StageOutcome, logger: Logger
+    ) async throws -> AgentRunResult {
         let stage = task.state.stage
         let role = stage == .review ? "reviewer" : "default"
         guard let agent = settings.agents[role] ?? settings.agents["default"] else {
@@ -195,6 +289,8 @@ public struct StageRunner: Sendable {
         let clock = ContinuousClock()
         let prepared = clock.now
         let worktree = try await workspace.prepare(repo, workItem: task.workItem)
+        let base = try await workspace.head(repo, workItem: task.workItem)
+        let remote = try await workspace.remoteBranchHead(repo, workItem: task.workItem)
         let workspaceTime = clock.now - prepared
         let run = try await launcher.run(.init(
             command: agent.command, timeout: agent.timeout ?? settings.defaultAgentTimeout,
@@ -207,6 +303,7 @@ public struct StageRunner: Sendable {
             replicaID: outcome.context.lease.replicaID))
         if run.cancelled { throw CancellationError() }
         if let reason = Self.transientReason(run) {
+            await keepFailedWork(task, repo: repo, run: run, base: base, logger: logger)
             if settings.breaker.enabled {
                 let breaker = try await breakers.recordFailure(
                     name: BreakerSettings.name, reason: reason, threshold: settings.breaker.threshold,
@@ -220,44 +317,58 @@ public struct StageRunner: Sendable {
             }
             throw TransientAgentFailure(description: reason)
         }
+        // A failed run's files do not count, and never reach the branch: the next try starts from
+        // the same head. The operator gets them as a patch beside the run's log.
+        guard run.succeeded else {
+            let patch = await keepFailedWork(task, repo: repo, run: run, base: base, logger: logger)
+            let what = run.timedOut ? "the agent timed out" : "the agent exited \(run.exitCode)"
+            let reason = "\(what) (run \(run.runID), log \(run.logPath)); its changes were not committed"
+                + (patch.map { ": they are kept in \($0)" } ?? "")
+            return .runFailed(reason: reason, runID: run.runID)
+        }
 
         let committing = clock.now
         try await workspace.commitAll(repo, workItem: task.workItem, message: "\(task.workItem) \(stage.rawValue): agent run \(run.runID)")
-        try await workspace.push(repo, workItem: task.workItem)
-        try? await launcher.runs.recordGitTimings(id: run.runID, workspace: workspaceTime, after: clock.now - committing)
+        // The branch is replaced only if it is still where this run started: an agent that
+        // rebased it is pushed, a branch someone else moved meanwhile is not overwritten.
+        try await workspace.push(repo, workItem: task.workItem, expecting: remote.map { .at($0) } ?? .absent)
         let head = try await workspace.head(repo, workItem: task.workItem)
-        let recordHead: @Sendable (Connection) async throws -> Void = { connection in
-            try await TaskStore.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: head, on: connection)
-        }
+        try await runs.recordPushed(id: run.runID, base: base, pushed: head)
+        try? await launcher.runs.recordGitTimings(id: run.runID, workspace: workspaceTime, after: clock.now - committing)
+        return .pushed(PushedWork(runID: run.runID, base: base, head: head, worktree: worktree))
+    }
 
-        // A failed agent fails the stage whatever its files say: its gate (maybe a long
-        // test_command) is not run.
-        let verdict: GateVerdict = run.succeeded
-            ? try await gate.check(stage, workItem: task.workItem, worktree: worktree, repo: repo)
-            : .fail(run.timedOut ? "the agent timed out (run \(run.runID))" : "the agent exited \(run.exitCode) (run \(run.runID), log \(run.logPath))")
-        switch verdict {
-        case .pass(let reason):
-            var reason = reason
-            var pullNumber: Int?
-            if stage == .development, let gitea = settings.gitea {
-                let pull = try await GiteaClient(settings: gitea).openOrFindPullRequest(
-                    repo: repo.repo, head: Workspace.branch(workItem: task.workItem), base: repo.defaultBranch,
-                    title: "\(task.workItem): \(task.title)", body: "Opened by the orchestrator for \(task.workItem).\n\n\(task.description.prefix(2000))")
-                pullNumber = pull.number
-                reason += ", PR #\(pull.number)"
+    /// Saves what a failed run changed as a patch beside its log; returns the patch's path, nil
+    /// when it changed nothing or the patch could not be written (logged: the run already failed).
+    @discardableResult
+    private func keepFailedWork(
+        _ task: TaskRecord, repo: RepositorySettings, run: AgentLauncher.Outcome, base: String, logger: Logger
+    ) async -> String? {
+        let patch = run.logPath + ".patch"
+        do {
+            return try await workspace.savePatch(repo, workItem: task.workItem, since: base, to: patch) ? patch : nil
+        } catch {
+            logger.warning("could not keep a failed run's changes", metadata: ["agent.run": "\(run.runID)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Merges with git into the default branch (no Gitea): a conflict holds the task with git's
+    /// account of it; a merged branch is deleted from the remote once the outcome is committed.
+    private func mergeLocally(_ task: TaskRecord, repo: RepositorySettings, outcome: StageOutcome, logger: Logger) async throws {
+        switch try await workspace.mergeLocally(repo, workItem: task.workItem) {
+        case .conflict(let message):
+            try await outcome.apply(.held, reason: String(message.prefix(2000)))
+        case .merged(let sha):
+            try await outcome.apply(.stagePassed, reason: "merged into \(repo.defaultBranch) as \(sha.prefix(12))") { connection in
+                try await TaskStore.recordMerge(workItem: task.workItem, sha: sha, on: connection)
             }
-            let ownPull = pullNumber
-            try await outcome.apply(.stagePassed, reason: reason, agentRun: run.runID) { connection in
-                try await recordHead(connection)
-                if let ownPull {
-                    try await TaskStore.recordOwnPullRequest(workItem: task.workItem, number: ownPull, headSHA: head, on: connection)
-                }
+            // After the outcome: a retried merge still finds the branch to recognise as merged.
+            do {
+                try await workspace.deleteRemoteBranch(repo, workItem: task.workItem)
+            } catch {
+                logger.warning("could not delete the merged task branch", metadata: ["error": "\(error)"])
             }
-        case .fail(let reason):
-            try await outcome.apply(.gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)), agentRun: run.runID, alongside: recordHead)
-        case .changesRequested(let review):
-            let rounds = try await tasks.eventCount(workItem: task.workItem, event: .changesRequested)
-            try await outcome.apply(.reviewRequestedChanges(round: rounds + 1), reason: String(review.prefix(500)), agentRun: run.runID, alongside: recordHead)
         }
     }
 
@@ -301,19 +412,27 @@ public struct StageRunner: Sendable {
         }
     }
 
+    /// Runs `deploy_command` on the merge commit (`merge_sha`, on the default branch): what was
+    /// merged is what ships, never the task branch (which may lack what merged before it).
     private func deploy(_ task: TaskRecord, repo: RepositorySettings, attempt: Int, outcome: StageOutcome, logger: Logger) async throws {
         guard let command = repo.deployCommand else {
             try await outcome.apply(.stagePassed, reason: "no deploy_command configured: skipped")
             try await workspace.cleanup(repo, workItem: task.workItem)
             return
         }
-        let worktree = try await workspace.prepare(repo, workItem: task.workItem)
+        guard let mergeSHA = task.mergeSHA else {
+            try await outcome.apply(
+                .stageErrored(reason: "nothing to deploy: no merge commit is recorded for \(task.workItem)", canRetry: true),
+                reason: "nothing to deploy: no merge commit is recorded")
+            return
+        }
+        let worktree = try await workspace.prepare(repo, workItem: task.workItem, mergedCommit: mergeSHA)
         let (exit, output) = try await commands.run(command, in: worktree, timeout: .seconds(3600), check: false)
         if exit == 0 {
-            try await outcome.apply(.stagePassed, reason: "deploy_command succeeded")
+            try await outcome.apply(.stagePassed, reason: "deploy_command succeeded on \(mergeSHA.prefix(12))")
             try await workspace.cleanup(repo, workItem: task.workItem)
         } else {
-            let reason = "deploy_command exited \(exit):\n\(output.suffix(4000))"
+            let reason = "deploy_command exited \(exit) on \(mergeSHA.prefix(12)):\n\(output.suffix(4000))"
             try await outcome.apply(.gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)))
         }
     }

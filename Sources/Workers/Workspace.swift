@@ -46,6 +46,16 @@ public struct Workspace: Sendable {
     /// Fetches the repository (cloning it the first time) and gives the task a fresh worktree on
     /// its branch. Returns the worktree path.
     public func prepare(_ repo: RepositorySettings, workItem: String) async throws -> String {
+        try await prepare(repo, workItem: workItem, at: nil)
+    }
+
+    /// A fresh worktree for the task, detached at `commit`, which must be on the default branch
+    /// (deploy runs what was merged, never the task branch). Returns the worktree path.
+    public func prepare(_ repo: RepositorySettings, workItem: String, mergedCommit commit: String) async throws -> String {
+        try await prepare(repo, workItem: workItem, at: commit)
+    }
+
+    private func prepare(_ repo: RepositorySettings, workItem: String, at commit: String?) async throws -> String {
         let clone = clonePath(repo)
         let worktree = worktreePath(repo, workItem: workItem)
         let branch = Self.branch(workItem: workItem)
@@ -56,11 +66,18 @@ public struct Workspace: Sendable {
                 try? FileManager.default.removeItem(atPath: worktree)
             }
             try await git.run(["git", "worktree", "prune"], in: clone)
-            let remoteBranch = try await git.run(
-                ["git", "rev-parse", "--verify", "--quiet", "refs/remotes/origin/\(branch)"], in: clone, check: false).exitCode == 0
-            let start = remoteBranch ? "origin/\(branch)" : "origin/\(repo.defaultBranch)"
             try FileManager.default.createDirectory(atPath: (worktree as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try await git.run(["git", "worktree", "add", "--force", "-B", branch, worktree, start], in: clone)
+            if let commit {
+                let onDefault = try await git.run(
+                    ["git", "merge-base", "--is-ancestor", commit, "refs/remotes/origin/\(repo.defaultBranch)"], in: clone, check: false)
+                guard onDefault.exitCode == 0 else {
+                    throw Failure(description: "\(commit.prefix(12)) is not on \(repo.defaultBranch) of \(repo.repo)")
+                }
+                try await git.run(["git", "worktree", "add", "--force", "--detach", worktree, commit], in: clone)
+            } else {
+                let start = try await remoteBranchHead(repo, workItem: workItem) != nil ? "origin/\(branch)" : "origin/\(repo.defaultBranch)"
+                try await git.run(["git", "worktree", "add", "--force", "-B", branch, worktree, start], in: clone)
+            }
             // Later git in the worktree names this administrative directory itself (see
             // `taskGit`): make sure it is the one git just made for this worktree.
             let link = try? String(contentsOfFile: adminDirectory(repo, workItem: workItem) + "/gitdir", encoding: .utf8)
@@ -69,6 +86,14 @@ public struct Workspace: Sendable {
             }
             return worktree
         }
+    }
+
+    /// The task branch's head on the remote as last fetched, nil when the remote has no such branch.
+    public func remoteBranchHead(_ repo: RepositorySettings, workItem: String) async throws -> String? {
+        let result = try await git.run(
+            ["git", "rev-parse", "--verify", "--quiet", "refs/remotes/origin/\(Self.branch(workItem: workItem))"],
+            in: clonePath(repo), check: false)
+        return result.exitCode == 0 ? result.output.trimmingCharacters(in: .whitespacesAndNewlines) : nil
     }
 
     /// A failure of the workspace itself.
@@ -116,19 +141,73 @@ public struct Workspace: Sendable {
         return true
     }
 
+    /// What the remote task branch must be for a push to replace it.
+    public enum RemoteBranchExpectation: Sendable, Equatable {
+        /// A plain push: only a fast-forward goes through.
+        case fastForward
+        /// The branch must not exist yet.
+        case absent
+        /// The branch must still be at this commit (the head the run started from); any new
+        /// history replaces it, so an agent that rebased the branch is pushed, while a branch
+        /// someone else moved meanwhile is never overwritten.
+        case at(String)
+    }
+
     /// Pushes the task branch to the remote (the hand-over to whichever replica runs next).
-    public func push(_ repo: RepositorySettings, workItem: String) async throws {
+    public func push(_ repo: RepositorySettings, workItem: String, expecting: RemoteBranchExpectation = .fastForward) async throws {
+        let ref = "refs/heads/\(Self.branch(workItem: workItem))"
+        var arguments = ["push", "--quiet"]
+        switch expecting {
+        case .fastForward: break
+        case .absent: arguments.append("--force-with-lease=\(ref):")
+        case .at(let sha): arguments.append("--force-with-lease=\(ref):\(sha)")
+        }
         try await git.run(
-            taskGit(repo, workItem: workItem) + ["push", "--quiet", "origin", "HEAD:refs/heads/\(Self.branch(workItem: workItem))"],
+            taskGit(repo, workItem: workItem) + arguments + ["origin", "HEAD:\(ref)"],
             in: worktreePath(repo, workItem: workItem), timeout: .seconds(300))
     }
 
-    /// Commits on the task branch that the default branch does not have.
-    public func newCommits(_ repo: RepositorySettings, workItem: String) async throws -> Int {
+    /// Commits of the task's worktree after `base` (the head its run started from) that change
+    /// something outside the task documents (`docs/tasks/`) and that the default branch does not
+    /// have: the work of this run, not the spec and design of earlier stages, nor default-branch
+    /// commits an agent rebased onto.
+    public func commitsOutsideTaskDocs(_ repo: RepositorySettings, workItem: String, since base: String) async throws -> Int {
         Int(try await git.run(
-            taskGit(repo, workItem: workItem) + ["rev-list", "--count", "origin/\(repo.defaultBranch)..HEAD"],
+            taskGit(repo, workItem: workItem) + [
+                "rev-list", "--count", "HEAD", "^\(base)", "^refs/remotes/origin/\(repo.defaultBranch)", "--", ".",
+                ":(exclude)docs/tasks",
+            ],
             in: worktreePath(repo, workItem: workItem)
         ).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// Whether `path` (relative to the worktree) is committed at HEAD as a regular file, and
+    /// whether it differs from `base`.
+    public func committedFile(
+        _ repo: RepositorySettings, workItem: String, path: String, since base: String
+    ) async throws -> (tracked: Bool, changed: Bool) {
+        let git = taskGit(repo, workItem: workItem)
+        let worktree = worktreePath(repo, workItem: workItem)
+        // `<mode> <type> <object>\t<path>`; regular files are 100644 or 100755.
+        let entry = try await self.git.run(git + ["ls-tree", "HEAD", "--", path], in: worktree).output
+        let mode = entry.split(separator: " ").first.map(String.init) ?? ""
+        guard mode == "100644" || mode == "100755" else { return (false, false) }
+        let diff = try await self.git.run(git + ["diff", "--quiet", base, "HEAD", "--", path], in: worktree, check: false)
+        return (true, diff.exitCode != 0)
+    }
+
+    /// Writes everything a run left in the task's worktree since `base` (its own commits and what
+    /// it left uncommitted, binary-safe) to `file` as a patch for the operator, without committing
+    /// it to the branch. Returns whether there was anything.
+    @discardableResult
+    public func savePatch(_ repo: RepositorySettings, workItem: String, since base: String, to file: String) async throws -> Bool {
+        let git = taskGit(repo, workItem: workItem)
+        let worktree = worktreePath(repo, workItem: workItem)
+        try await self.git.run(git + ["add", "-A"], in: worktree)
+        let changed = try await self.git.run(git + ["diff", "--cached", "--quiet", base], in: worktree, check: false).exitCode != 0
+        guard changed else { return false }
+        try await self.git.run(git + ["diff", "--cached", "--binary", "--output=\(file)", base], in: worktree)
+        return true
     }
 
     /// The commit the task's worktree is at.
@@ -142,10 +221,19 @@ public struct Workspace: Sendable {
         try await git.run(["git", "rev-parse", "HEAD"], in: worktree).output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// How a local merge ended.
+    public enum LocalMerge: Sendable, Equatable {
+        /// Merged (now or by an earlier try) as this commit on the default branch.
+        case merged(String)
+        /// The branch does not merge cleanly: nothing was pushed; git's account of the conflict.
+        case conflict(String)
+    }
+
     /// Merges the task branch into the default branch with a merge commit and pushes it (the
-    /// no-Gitea mode: the remote is a plain git repository). Returns the merge commit. Idempotent:
-    /// a branch already merged is not merged twice.
-    public func mergeLocally(_ repo: RepositorySettings, workItem: String) async throws -> String {
+    /// no-Gitea mode: the remote is a plain git repository). Idempotent: a branch already merged
+    /// is not merged twice, and its merge commit is found again (not the default branch's tip,
+    /// which may have moved on since).
+    public func mergeLocally(_ repo: RepositorySettings, workItem: String) async throws -> LocalMerge {
         let clone = clonePath(repo)
         let branch = Self.branch(workItem: workItem)
         let merging = "\(root)/worktrees/merge-\(UUID().uuidString.prefix(8))"
@@ -153,15 +241,45 @@ public struct Workspace: Sendable {
             try await fetch(repo)
             try await git.run(["git", "worktree", "add", "--detach", merging, "origin/\(repo.defaultBranch)"], in: clone)
             defer { try? FileManager.default.removeItem(atPath: merging) }
-            let merged = try await git.run(
-                ["git", "merge-base", "--is-ancestor", "origin/\(branch)", "HEAD"], in: merging, check: false).exitCode == 0
-            if !merged {
-                try await git.run(["git", "merge", "--no-ff", "--quiet", "-m", "Merge \(branch) (\(workItem))", "origin/\(branch)"], in: merging)
-                try await git.run(["git", "push", "--quiet", "origin", "HEAD:refs/heads/\(repo.defaultBranch)"], in: merging, timeout: .seconds(300))
-            }
-            let sha = try await head(worktree: merging)
+            let result = try await merge(branch, workItem: workItem, into: repo.defaultBranch, in: merging)
             try await git.run(["git", "worktree", "remove", "--force", merging], in: clone, check: false)
-            return sha
+            return result
+        }
+    }
+
+    private func merge(_ branch: String, workItem: String, into defaultBranch: String, in merging: String) async throws -> LocalMerge {
+        let merged = try await git.run(
+            ["git", "merge-base", "--is-ancestor", "origin/\(branch)", "HEAD"], in: merging, check: false).exitCode == 0
+        if merged {
+            // The first merge commit on the way from the branch tip to the default branch
+            // brought it in; without one the tip itself is on the default branch.
+            let merges = try await git.run(
+                ["git", "rev-list", "--ancestry-path", "--merges", "--reverse", "origin/\(branch)..HEAD"], in: merging).output
+            if let first = merges.split(whereSeparator: \.isNewline).first { return .merged(String(first)) }
+            return .merged(try await git.run(["git", "rev-parse", "origin/\(branch)"], in: merging).output
+                .trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let attempt = try await git.run(
+            ["git", "merge", "--no-ff", "--quiet", "-m", "Merge \(branch) (\(workItem))", "origin/\(branch)"], in: merging, check: false)
+        guard attempt.exitCode == 0 else {
+            let conflicted = try await git.run(["git", "diff", "--name-only", "--diff-filter=U"], in: merging, check: false).output
+            try await git.run(["git", "merge", "--abort"], in: merging, check: false)
+            let files = conflicted.split(whereSeparator: \.isNewline).prefix(20).joined(separator: ", ")
+            return .conflict("\(branch) does not merge cleanly into \(defaultBranch)"
+                + (files.isEmpty ? ": \(attempt.output.suffix(500))" : "; conflicts in \(files)"))
+        }
+        try await git.run(["git", "push", "--quiet", "origin", "HEAD:refs/heads/\(defaultBranch)"], in: merging, timeout: .seconds(300))
+        return .merged(try await head(worktree: merging))
+    }
+
+    /// Deletes the task branch on the remote after its merge (the no-Gitea mode; Gitea deletes it
+    /// itself with `delete_branch_after_merge`). A branch already gone is not an error.
+    public func deleteRemoteBranch(_ repo: RepositorySettings, workItem: String) async throws {
+        let ref = "refs/heads/\(Self.branch(workItem: workItem))"
+        try await locks.withLock(repo.repo) {
+            let listed = try await git.run(["git", "ls-remote", "origin", ref], in: clonePath(repo), timeout: .seconds(120)).output
+            guard !listed.isEmpty else { return }
+            try await git.run(["git", "push", "--quiet", "origin", "--delete", ref], in: clonePath(repo), timeout: .seconds(300))
         }
     }
 

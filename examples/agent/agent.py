@@ -118,7 +118,9 @@ def main(argv):
             write(os.path.join(task_dir, "design.md"), f"# Design for {work_item}\n\nOne small change, tested.\n")
         elif stage == "development":
             slug = work_item.lower().replace("-", "_")
-            write(os.path.join("src", f"{slug}.txt"), f"implementation of {work_item}\n")
+            # Each run changes the code (a later round must commit something of its own to pass).
+            run = os.environ.get("ORCH_RUN_ID", "?")
+            write(os.path.join("src", f"{slug}.txt"), f"implementation of {work_item} (run {run})\n")
             write(os.path.join("tests", f"{slug}_test.txt"), f"test of {work_item}\n")
         elif stage == "review":
             verdict = "REQUEST_CHANGES" if options["request_changes_once"] and once("reviewed") else "APPROVE"
