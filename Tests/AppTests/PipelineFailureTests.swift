@@ -1,5 +1,8 @@
 import Foundation
+import Hummingbird
+import NIOCore
 import Store
+import Synchronization
 import TestSupport
 import XCTest
 
@@ -188,5 +191,50 @@ final class PipelineFailureTests: XCTestCase {
         XCTAssertEqual(done?.state.status, .done)
         let merged = try runGit(["show", "main:src/orch_301.txt"], in: remote)
         XCTAssertTrue(merged.hasPrefix("implementation of ORCH-301"), merged)
+    }
+
+    /// Gitea answers 502 when development's pull request is opened, after the agent's work was
+    /// pushed: the retried job resumes from the pushed run and opens the PR without paying for
+    /// the agent again.
+    func testARetryAfterTheAgentsWorkWasPushedDoesNotRunTheAgentAgain() async throws {
+        let remote = try harness.makeRemote()
+        let opened = Mutex(0)
+        let router = Router()
+        router.post("/api/v1/repos/acme/orch/pulls") { _, _ -> Response in
+            let attempt = opened.withLock { count -> Int in
+                count += 1
+                return count
+            }
+            let (status, body): (HTTPResponse.Status, String) = attempt == 1
+                ? (.badGateway, #"{"message":"bad gateway"}"#) : (.created, #"{"number":7,"head":{"sha":""}}"#)
+            return Response(status: status, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        }
+        try await StandInServer.with(router) { gitea in
+            let config = try harness.writeConfig(.init(cloneURL: remote.path))
+            let base = try await harness.launch(0, config: config, environment: [
+                "ORCH_GITEA_API_URL": gitea.absoluteString, "ORCH_GITEA_TOKEN": "t", "ORCH_GITEA_WEBHOOK_SECRET": "s",
+            ])
+            // Bug track without auto: analysis, then development on approval.
+            try await harness.sendIssue(to: base, labels: ["bug"])
+            var task = try await harness.waitUntilAtRest("ORCH-98")
+            XCTAssertEqual(task?.state.status, .awaitingApproval)
+            let (approved, _) = try await harness.admin("POST", base, "tasks/ORCH-98/approve")
+            XCTAssertEqual(approved, 200)
+            task = try await harness.waitUntilAtRest("ORCH-98")
+            XCTAssertEqual(task?.state.stage, .review)
+            XCTAssertEqual(task?.state.status, .awaitingApproval)
+            XCTAssertEqual(task?.prNumber, 7)
+        }
+        XCTAssertEqual(opened.withLock { $0 }, 2, "the PR was opened on the second try")
+        let runs = try await AgentRunStore(pool: harness.database.pool).runs(workItem: "ORCH-98").filter { $0.stage == "development" }
+        XCTAssertEqual(runs.count, 1, "the agent ran once")
+        XCTAssertEqual(runs.first?.outcome, "applied")
+        let head = try runGit(["rev-parse", "orch/ORCH-98"], in: remote).trimmingCharacters(in: .whitespacesAndNewlines)
+        let task = try await harness.task("ORCH-98")
+        XCTAssertEqual(task?.headSHA, head)
+        let attempts = try await harness.database.pool.query("""
+            SELECT attempt FROM jobs WHERE kind = 'run_stage' AND payload->>'stage' = 'development'
+            """).first?.decode("attempt", as: Int.self)
+        XCTAssertEqual(attempts, 2)
     }
 }
