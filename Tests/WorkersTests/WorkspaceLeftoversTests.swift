@@ -114,4 +114,73 @@ final class WorkspaceLeftoversTests: XCTestCase {
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: workspace.mergeWorktreesDirectory).filter { $0.hasPrefix("merge-") }, [])
     }
+
+    // MARK: Lock files
+
+    func testStaleLocksOfAKilledGitNoLongerStopPrepare() async throws {
+        let (remote, workspace, repo) = try remoteAndWorkspace()
+        _ = try await workspace.prepare(repo, workItem: "ORCH-2")
+        _ = try await workspace.prepare(repo, workItem: "ORCH-9")
+        let clone = clone(workspace, repo).path
+        // Main moves on, so the next fetch must update the remote-tracking ref.
+        let seed = root.appendingPathComponent("seed")
+        try "more\n".write(to: seed.appendingPathComponent("more.txt"), atomically: true, encoding: .utf8)
+        try runGit(["add", "-A"], in: seed)
+        try runGit(["commit", "--quiet", "-m", "more"], in: seed)
+        try runGit(["push", "--quiet", remote.path, "main"], in: seed)
+
+        // Left by git killed in ORCH-2's run: its index and branch locks (just now).
+        try plant(clone + "/worktrees/ORCH-2/index.lock")
+        try plant(clone + "/refs/heads/orch/ORCH-2.lock")
+        // Left by a git killed long ago: a remote-tracking ref lock.
+        try plant(clone + "/refs/remotes/origin/main.lock", age: 11 * 60)
+        // Possibly live: ORCH-9's agent is committing right now.
+        try plant(clone + "/worktrees/ORCH-9/index.lock")
+        try plant(clone + "/refs/heads/orch/ORCH-9.lock")
+        // Planted by an agent: links, which are never followed, and what they point at.
+        let outside = root.appendingPathComponent("outside").path
+        try plant(outside + "/victim.lock", age: 3600)
+        try FileManager.default.createSymbolicLink(atPath: clone + "/trap", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: clone + "/old.lock", withDestinationPath: outside + "/victim.lock")
+        age(link: clone + "/old.lock", by: 3600)
+
+        // Plain git fails on these locks as the workspace's did (each fetch, then each prepare).
+        XCTAssertThrowsError(try runGit(["fetch", "--quiet", "origin"], in: URL(fileURLWithPath: clone))) { error in
+            XCTAssertTrue("\(error)".contains("main.lock"), "\(error)")
+        }
+
+        let worktree = try await workspace.prepare(repo, workItem: "ORCH-2")
+
+        XCTAssertEqual(try runGit(["rev-parse", "HEAD"], in: URL(fileURLWithPath: worktree)), try runGit(["rev-parse", "main"], in: remote))
+        try "work\n".write(toFile: worktree + "/work.txt", atomically: true, encoding: .utf8)
+        let committed = try await workspace.commitAll(repo, workItem: "ORCH-2", message: "ORCH-2 development")
+        XCTAssertTrue(committed)
+        for live in ["/worktrees/ORCH-9/index.lock", "/refs/heads/orch/ORCH-9.lock"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: clone + live), "another task's young lock stays: \(live)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: clone + "/refs/remotes/origin/main.lock"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: clone + "/refs/heads/orch/ORCH-2.lock"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: outside + "/victim.lock"), "nothing is removed through a link")
+        XCTAssertNotNil(try? FileManager.default.destinationOfSymbolicLink(atPath: clone + "/old.lock"), "a link is never removed")
+    }
+
+    func testATaskLockLeftInTheWorktreeStopsItsCommitUntilRemoved() async throws {
+        let (_, workspace, repo) = try remoteAndWorkspace()
+        let worktree = try await workspace.prepare(repo, workItem: "ORCH-5")
+        let clone = clone(workspace, repo).path
+        try "work\n".write(toFile: worktree + "/work.txt", atomically: true, encoding: .utf8)
+        try plant(clone + "/worktrees/ORCH-5/index.lock")
+
+        do {
+            try await workspace.commitAll(repo, workItem: "ORCH-5", message: "ORCH-5 development")
+            XCTFail("git commits past a lock file")
+        } catch {
+            XCTAssertTrue("\(error)".contains("index.lock"), "\(error)")
+        }
+        XCTAssertEqual(workspace.removeStaleLocks(repo), [], "young locks stay unless they are the task's own")
+        XCTAssertEqual(workspace.removeStaleLocks(repo, workItem: "ORCH-5"), [clone + "/worktrees/ORCH-5/index.lock"])
+
+        let committed = try await workspace.commitAll(repo, workItem: "ORCH-5", message: "ORCH-5 development")
+        XCTAssertTrue(committed)
+    }
 }
