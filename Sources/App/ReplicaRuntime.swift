@@ -97,7 +97,8 @@ enum ReplicaRuntime {
             }
             worker = QueueWorker(
                 configuration: .init(
-                    replicaID: replicaID, queues: notifier.workerQueues(configuration.queues), maxConcurrency: configuration.maxConcurrency,
+                    replicaID: replicaID, queues: notifier.workerQueues(configuration.queues),
+                    maxConcurrency: configuration.maxConcurrency,
                     batchSize: min(configuration.maxConcurrency, 10), pollInterval: configuration.pollInterval,
                     leaseDuration: configuration.heartbeatTTL, gracePeriod: configuration.shutdownGrace),
                 store: jobs, registry: registry, listener: listener, logger: logger, identity: identity)

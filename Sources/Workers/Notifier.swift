@@ -220,7 +220,8 @@ public struct Notifier: Sendable {
                 }
                 let remainder = TelegramRemainder(remaining_messages: Array(messages[index...]))
                 try await jobs.enqueue(NewJob(
-                    kind: job.kind, queue: NotificationStore.queue(channel: "telegram"), payload: try JSONB(encoding: remainder), priority: job.priority,
+                    kind: job.kind, queue: NotificationStore.queue(channel: "telegram"), payload: try JSONB(encoding: remainder),
+                    priority: job.priority,
                     runAt: due, maxAttempts: 10, dedupeKey: "telegram-rest:\(job.id)"))
                 return
             default:

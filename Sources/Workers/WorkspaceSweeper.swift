@@ -44,7 +44,9 @@ public struct WorkspaceSweeper: Service {
         for repo in repos {
             do {
                 let merges = try await workspace.removeStaleMergeWorktrees(repo)
-                if !merges.isEmpty { logger.notice("removed merge worktrees left by a killed merge", metadata: ["workspace.paths": "\(merges)"]) }
+                if !merges.isEmpty {
+                    logger.notice("removed merge worktrees left by a killed merge", metadata: ["workspace.paths": "\(merges)"])
+                }
             } catch {
                 logger.warning("could not remove stale merge worktrees", metadata: ["task.repo": "\(repo.repo)", "error": "\(error)"])
             }

@@ -131,6 +131,7 @@ final class NotificationChannelTests: XCTestCase {
         XCTAssertEqual(
             Notifier(telegram: nil, plane: nil).workerQueues(["default", "notify.telegram", "notify.plane_comment"]), ["default"],
             "an off channel's queue is never claimed, even when configured")
-        XCTAssertEqual(Notifier(telegram: telegram, plane: nil).workerQueues(["notify.telegram", "default"]), ["notify.telegram", "default"])
+        XCTAssertEqual(
+            Notifier(telegram: telegram, plane: nil).workerQueues(["notify.telegram", "default"]), ["notify.telegram", "default"])
     }
 }

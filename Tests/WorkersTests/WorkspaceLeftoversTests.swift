@@ -112,7 +112,8 @@ final class WorkspaceLeftoversTests: XCTestCase {
             for _ in 0..<3 { _ = try await workspace.mergeLocally(repo, workItem: "ORCH-4") }
             group.cancelAll()
         }
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: workspace.mergeWorktreesDirectory).filter { $0.hasPrefix("merge-") }, [])
+        let left = try FileManager.default.contentsOfDirectory(atPath: workspace.mergeWorktreesDirectory).filter { $0.hasPrefix("merge-") }
+        XCTAssertEqual(left, [])
     }
 
     // MARK: Lock files
