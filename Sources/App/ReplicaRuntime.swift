@@ -89,13 +89,16 @@ enum ReplicaRuntime {
                     pool: pool, logger: logger),
                 workspace: workspace, alerts: alerts).handler)
             for handler in notifier.handlers(pool: pool) { registry.register(handler) }
+            let moved = try await Notifier.moveQueuedJobsToChannelQueues(pool: pool)
+            if moved > 0 { logger.notice("moved queued notification jobs to their channel's queue", metadata: ["job.count": "\(moved)"]) }
             if configuration.diagnosticJobs {
                 try await DiagnosticStore(pool: pool).prepare()
                 DiagnosticJobs.register(in: &registry, pool: pool, replicaID: replicaID)
             }
             worker = QueueWorker(
                 configuration: .init(
-                    replicaID: replicaID, queues: configuration.queues, maxConcurrency: configuration.maxConcurrency,
+                    replicaID: replicaID, queues: notifier.workerQueues(configuration.queues),
+                    maxConcurrency: configuration.maxConcurrency,
                     batchSize: min(configuration.maxConcurrency, 10), pollInterval: configuration.pollInterval,
                     leaseDuration: configuration.heartbeatTTL, gracePeriod: configuration.shutdownGrace,
                     retryInitial: configuration.retryInitial, retryMaximum: configuration.retryMaximum),

@@ -2,6 +2,7 @@ import Foundation
 
 /// Turns new `task_events` into notification jobs, one per event and channel, exactly once: the
 /// cursor row is locked while the jobs are enqueued, and each job's dedupe key names the event.
+/// Each channel's jobs wait in the channel's own queue (`queue(channel:)`).
 public struct NotificationStore: Sendable {
     let pool: ConnectionPool
 
@@ -12,6 +13,30 @@ public struct NotificationStore: Sendable {
 
     /// The job kind of each channel.
     public static func jobKind(channel: String) -> String { "notify.\(channel)" }
+
+    /// The queue of each channel's jobs. A channel has a queue of its own so that only replicas
+    /// with its settings claim them: in a shared queue, a replica without them would take the
+    /// jobs and fail them, though another replica could deliver them.
+    public static func queue(channel: String) -> String { "notify.\(channel)" }
+
+    /// Moves queued jobs of `kinds` from any other queue to `queue`, waking its workers; returns
+    /// how many moved. Notification jobs queued by an earlier version wait in `default`, where a
+    /// replica without the channel would claim them: each replica moves them at start.
+    @discardableResult
+    public func moveQueued(kinds: [String], to queue: String) async throws -> Int {
+        guard !kinds.isEmpty else { return 0 }
+        return try await pool.query("""
+            WITH moved AS (
+                UPDATE jobs SET queue = $2
+                WHERE status = 'queued' AND kind = ANY($1::text[]) AND queue <> $2
+                RETURNING id
+            ), notified AS (
+                SELECT pg_notify('orch_jobs', $2) WHERE EXISTS (SELECT 1 FROM moved)
+            )
+            SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM notified) AS notified
+            """,
+            [PostgresArray(kinds), queue]).first!.decode("moved", as: Int.self)
+    }
 
     /// Enqueues a job per channel for each task event after the cursor (at most `limit`), and
     /// moves the cursor. The first call starts at the newest event: history is not replayed.
@@ -46,7 +71,9 @@ public struct NotificationStore: Sendable {
                 let id: Int64 = try row.decode("id")
                 let payload = JSONB(text: try row.decode("payload"))
                 for channel in channels {
-                    jobs.append(NewJob(kind: Self.jobKind(channel: channel), payload: payload, maxAttempts: 10, dedupeKey: "\(channel):\(id)"))
+                    jobs.append(NewJob(
+                        kind: Self.jobKind(channel: channel), queue: Self.queue(channel: channel), payload: payload, maxAttempts: 10,
+                        dedupeKey: "\(channel):\(id)"))
                 }
             }
             try await JobStore(pool: pool).enqueue(jobs, on: connection)

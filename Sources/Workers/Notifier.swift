@@ -19,7 +19,8 @@ public struct TelegramSettings: Sendable, Equatable {
 /// Notifications as jobs (DESIGN §8): the leader turns each new task event (stage change, gate
 /// failure, hold, cancellation, completion, approval) into a `notify.telegram` and a
 /// `notify.plane_comment` job; each is retried on its own, so one channel failing never repeats
-/// the other.
+/// the other. Each channel's jobs wait in a queue of their own that only replicas with the
+/// channel's settings claim (`workerQueues`).
 public struct Notifier: Sendable {
     let telegram: TelegramSettings?
     let plane: PlaneAPISettings?
@@ -33,6 +34,33 @@ public struct Notifier: Sendable {
     /// Channels that are on.
     public var channels: [String] {
         (telegram == nil ? [] : ["telegram"]) + (plane == nil ? [] : ["plane_comment"])
+    }
+
+    /// Every channel there is, on or off.
+    static let allChannels = ["telegram", "plane_comment"]
+
+    /// The queues a worker of this replica claims from: `configured` (`ORCH_QUEUES`) plus the
+    /// queue of each channel that is on, and without the queue of any channel that is off (even
+    /// when configured): a replica lacking a channel's settings never takes its jobs, which a
+    /// replica that has them delivers.
+    public func workerQueues(_ configured: [String]) -> [String] {
+        let off = Set(Self.allChannels.filter { !channels.contains($0) }.map(NotificationStore.queue(channel:)))
+        var queues = configured.filter { !off.contains($0) }
+        for queue in channels.map(NotificationStore.queue(channel:)) where !queues.contains(queue) { queues.append(queue) }
+        // Only an off channel's queue configured and nothing on: a worker needs a queue, and this
+        // misconfiguration is better seen in the jobs it fails than in a replica that cannot start.
+        return queues.isEmpty ? configured : queues
+    }
+
+    /// Moves notification jobs queued by an earlier version (in `default`, with every other job)
+    /// into their channel's queue, so that only replicas with the channel take them.
+    public static func moveQueuedJobsToChannelQueues(pool: ConnectionPool) async throws -> Int {
+        let store = NotificationStore(pool: pool)
+        var moved = try await store.moveQueued(
+            kinds: [NotificationStore.jobKind(channel: "telegram"), Alerts.jobKind], to: NotificationStore.queue(channel: "telegram"))
+        moved += try await store.moveQueued(
+            kinds: [NotificationStore.jobKind(channel: "plane_comment")], to: NotificationStore.queue(channel: "plane_comment"))
+        return moved
     }
 
     /// Telegram's limit for one message.
@@ -192,7 +220,8 @@ public struct Notifier: Sendable {
                 }
                 let remainder = TelegramRemainder(remaining_messages: Array(messages[index...]))
                 try await jobs.enqueue(NewJob(
-                    kind: job.kind, queue: job.queue, payload: try JSONB(encoding: remainder), priority: job.priority,
+                    kind: job.kind, queue: NotificationStore.queue(channel: "telegram"), payload: try JSONB(encoding: remainder),
+                    priority: job.priority,
                     runAt: due, maxAttempts: 10, dedupeKey: "telegram-rest:\(job.id)"))
                 return
             default:
@@ -220,6 +249,8 @@ struct NotificationError: RetryClassifiedError, CustomStringConvertible {
 /// Raises operator alerts as `notify.alert` jobs (sent to Telegram); a no-op when Telegram is off.
 public struct Alerts: Sendable {
     static let jobKind = "notify.alert"
+    /// Alerts go to Telegram, so they wait in its queue: only replicas with Telegram take them.
+    static let queue = NotificationStore.queue(channel: "telegram")
     let jobs: JobStore?
 
     /// Alerts that go nowhere (no Telegram).
@@ -231,7 +262,7 @@ public struct Alerts: Sendable {
         // Alerts may be long (Telegram splits them into parts): capped at a few parts, not one.
         let text = SecretRedactor.shared.redact(text, limit: Notifier.maxAlertLength)
         _ = try? await jobs.enqueue(NewJob(
-            kind: Self.jobKind, payload: (try? JSONB(encoding: ["text": text])) ?? JSONB(text: "{}"),
+            kind: Self.jobKind, queue: Self.queue, payload: (try? JSONB(encoding: ["text": text])) ?? JSONB(text: "{}"),
             maxAttempts: 10, dedupeKey: "alert:\(key)"))
     }
 }

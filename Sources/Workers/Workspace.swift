@@ -60,6 +60,7 @@ public struct Workspace: Sendable {
         let worktree = worktreePath(repo, workItem: workItem)
         let branch = Self.branch(workItem: workItem)
         return try await locks.withLock(repo.repo) {
+            removeStaleLocks(repo, workItem: workItem)
             try await fetch(repo)
             if FileManager.default.fileExists(atPath: worktree) {
                 try await git.run(["git", "worktree", "remove", "--force", worktree], in: clone, check: false)

@@ -3,9 +3,11 @@ import Logging
 import ServiceLifecycle
 import Store
 
-/// Every replica's own clean-up of its workspace: the worktree of a task that ended (done,
-/// failed, cancelled — whichever replica ended it) is removed. A done task's worktree is removed
-/// by its deploy stage already; cancelled and failed tasks end elsewhere, so this sweep finds them.
+/// Every replica's own clean-up of its workspace, at start and then every `interval`: the
+/// worktree of a task that ended (done, failed, cancelled — whichever replica ended it) is
+/// removed. A done task's worktree is removed by its deploy stage already; cancelled and failed
+/// tasks end elsewhere, so this sweep finds them. It also removes the temporary worktrees of local
+/// merges that a kill left behind (see `Workspace.removeStaleMergeWorktrees`).
 public struct WorkspaceSweeper: Service {
     let workspace: Workspace
     let repos: [RepositorySettings]
@@ -31,11 +33,23 @@ public struct WorkspaceSweeper: Service {
         }
     }
 
+    /// A merge worktree that no clone claims is removed once this old: a merge (a fetch, a merge
+    /// and a push, each with a timeout of at most ten minutes) never lasts this long.
+    static let orphanMergeAge: TimeInterval = 60 * 60
+
     /// One sweep; returns the work items whose worktrees it removed.
     @discardableResult
     public func sweep() async -> [String] {
         var removed: [String] = []
         for repo in repos {
+            do {
+                let merges = try await workspace.removeStaleMergeWorktrees(repo)
+                if !merges.isEmpty {
+                    logger.notice("removed merge worktrees left by a killed merge", metadata: ["workspace.paths": "\(merges)"])
+                }
+            } catch {
+                logger.warning("could not remove stale merge worktrees", metadata: ["task.repo": "\(repo.repo)", "error": "\(error)"])
+            }
             let directory = workspace.worktreesDirectory(repo)
             let workItems = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
             for workItem in workItems {
@@ -48,6 +62,8 @@ public struct WorkspaceSweeper: Service {
                 }
             }
         }
+        let orphans = workspace.removeOrphanMergeFolders(olderThan: Self.orphanMergeAge)
+        if !orphans.isEmpty { logger.notice("removed merge worktrees of no known clone", metadata: ["workspace.paths": "\(orphans)"]) }
         if !removed.isEmpty { logger.info("removed worktrees of ended tasks", metadata: ["task.work_items": "\(removed)"]) }
         return removed
     }

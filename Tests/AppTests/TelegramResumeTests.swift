@@ -56,7 +56,8 @@ final class TelegramResumeTests: XCTestCase {
             for handler in notifier.handlers(pool: database.pool) { registry.register(handler) }
             let worker = QueueWorker(
                 configuration: .init(
-                    replicaID: "t1", pollInterval: .milliseconds(100), retryInitial: .milliseconds(100),
+                    replicaID: "t1", queues: notifier.workerQueues(["default"]), pollInterval: .milliseconds(100),
+                    retryInitial: .milliseconds(100),
                     retryMaximum: .seconds(1)),
                 store: jobs, registry: registry, listener: nil, logger: testLogger)
             let group = ServiceGroup(configuration: .init(
