@@ -136,6 +136,7 @@ public struct Workspace: Sendable {
     public func commitAll(_ repo: RepositorySettings, workItem: String, message: String) async throws -> Bool {
         let git = taskGit(repo, workItem: workItem)
         let worktree = worktreePath(repo, workItem: workItem)
+        try await removeTaskLocks(repo, workItem: workItem)
         try await self.git.run(git + ["add", "-A"], in: worktree)
         guard try await !self.git.run(git + ["status", "--porcelain"], in: worktree).output.isEmpty else { return false }
         try await self.git.run(git + ["commit", "--quiet", "-m", message], in: worktree)
@@ -152,6 +153,13 @@ public struct Workspace: Sendable {
         /// history replaces it, so an agent that rebased the branch is pushed, while a branch
         /// someone else moved meanwhile is never overwritten.
         case at(String)
+    }
+
+    /// Before the orchestrator's own git runs in a task's worktree after its agent: an agent killed
+    /// in the middle of a `git commit` leaves `index.lock` behind, and its process group is gone
+    /// by now, so any lock of the task's is stale.
+    private func removeTaskLocks(_ repo: RepositorySettings, workItem: String) async throws {
+        try await locks.withLock(repo.repo) { _ = removeStaleLocks(repo, workItem: workItem) }
     }
 
     /// Pushes the task branch to the remote (the hand-over to whichever replica runs next).
@@ -204,6 +212,7 @@ public struct Workspace: Sendable {
     public func savePatch(_ repo: RepositorySettings, workItem: String, since base: String, to file: String) async throws -> Bool {
         let git = taskGit(repo, workItem: workItem)
         let worktree = worktreePath(repo, workItem: workItem)
+        try await removeTaskLocks(repo, workItem: workItem)
         try await self.git.run(git + ["add", "-A"], in: worktree)
         let changed = try await self.git.run(git + ["diff", "--cached", "--quiet", base], in: worktree, check: false).exitCode != 0
         guard changed else { return false }
