@@ -130,4 +130,25 @@ final class StrandedTaskTests: XCTestCase {
         let again = try await tasks.holdStranded()
         XCTAssertEqual(again, [], "a held task is not held twice")
     }
+
+    /// An enqueue refused by the dedupe key (a job of that visit and try is queued or running
+    /// already) rolls the transition back instead of leaving the task active with no job of its own.
+    func testADedupeCollisionRollsTheTransitionBack() async throws {
+        let job = try await claim()
+        let payload = try JSONB(encoding: StageJobPayload(work_item: "ORCH-7", stage: "architecture", visit: 2, attempt: 0, feedback: nil))
+        _ = try await jobs.enqueue([NewJob(kind: TaskStore.stageJobKind, payload: payload, dedupeKey: "stage:ORCH-7:architecture:v2:0")])
+        do {
+            try await tasks.apply(
+                .stagePassed, workItem: "ORCH-7", actor: "system", reason: "spec.md written", about: StageVisit(stage: .analysis, visit: 1),
+                fence: job.lease)
+            XCTFail("the collision must be refused")
+        } catch let duplicate as DuplicateStageJob {
+            XCTAssertEqual(duplicate.dedupeKey, "stage:ORCH-7:architecture:v2:0")
+        }
+        let task = try await tasks.task(workItem: "ORCH-7")
+        XCTAssertEqual(task?.state.stage, .analysis, "nothing applied")
+        XCTAssertEqual(task?.visit, 1)
+        let still = try await jobs.job(id: job.id)
+        XCTAssertEqual(still?.status, .running, "the job's completion rolled back with it")
+    }
 }
