@@ -32,6 +32,9 @@ final class DuplicateDeliveryTests: XCTestCase {
             environment: [
                 "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_CONFIG": config.path, "ORCH_ADMIN_TOKEN": "t",
                 "ORCH_POLL_INTERVAL": "1s",
+                // The tasks' first stage fails (the clone URL leads nowhere) and would be held after
+                // its retries: spread them far apart so every task is still active when its STOP comes.
+                "ORCH_JOB_RETRY_INITIAL": "60s", "ORCH_JOB_RETRY_MAX": "60s",
             ])
         servers.append(server)
         return base
@@ -70,6 +73,8 @@ final class DuplicateDeliveryTests: XCTestCase {
                 plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
                 repo: acme/orch
                 clone_url: /srv/git/orch
+            agents:
+              default: { command: ["sleep", "60"] }
             """.write(to: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: config) }
         let replicas = [try startReplica("dup-a", config: config), try startReplica("dup-b", config: config)]
