@@ -5,12 +5,14 @@ import Store
 /// The `process_webhook` job: turns a stored delivery into task changes (DESIGN §6).
 ///
 /// Plane `issue` events create or refresh the task (labels choose the track and auto mode; `STOP`
-/// cancels); Plane comments starting `/approve`, `/retry` or `/stop` are commands; the service's
-/// own comments are skipped. Gitea `pull_request` events record the PR number and head/merge
-/// commits on the task of branch `orch/<WORK-ITEM>`, `push` events to that branch its new head,
-/// and `status` events the CI state of whichever task has that commit as head or merge commit.
-/// Events for a repository that is not configured are stored as ignored, with the reason. Idempotent: a repeated run finds the task
-/// already in the resulting state and records nothing twice.
+/// cancels; label names compare case-insensitively), only when newer than what the task holds
+/// (the work item's `updated_at`); Plane comments starting `/approve`, `/retry` or `/stop` are
+/// commands; the service's own comments are skipped. Gitea `pull_request` events
+/// record the PR number and head/merge commits on the task of branch `orch/<WORK-ITEM>`, `push`
+/// events to that branch its new head, and `status` events the CI state of whichever task has that
+/// commit as head or merge commit. Events for a repository that is not configured are stored as
+/// ignored, with the reason. Idempotent: a repeated run finds the task already in the resulting
+/// state and records nothing twice.
 public struct WebhookProcessor: Sendable {
     /// Marks comments the orchestrator itself posts, so their webhooks are skipped.
     public static let ownCommentMarker = "<!-- orchestrator -->"
@@ -87,18 +89,36 @@ public struct WebhookProcessor: Sendable {
         case .unknown(let reason): return ("ignored", reason)
         }
         let workItem = "\(repo.project)-\(sequence)"
-        let names = (data["labels"] as? [Any] ?? []).compactMap { ($0 as? [String: Any])?["name"] as? String ?? $0 as? String }
-        let lower = Set(names.map { $0.lowercased() })
+        // Plane's `updated` payloads can be partial: an absent field is nil and keeps the stored value.
+        let names = (data["labels"] as? [Any])?.compactMap { ($0 as? [String: Any])?["name"] as? String ?? $0 as? String }
+        let lower = Set((names ?? []).map { $0.lowercased() })
         let state = (data["state"] as? [String: Any])?["name"] as? String ?? data["state"] as? String
-        let (task, created) = try await tasks.upsert(
-            workItem: workItem, repo: repo.repo, title: data["name"] as? String ?? "",
-            description: data["description_stripped"] as? String ?? "", labels: names,
-            track: lower.contains(labels.bug.lowercased()) ? .bug : .full, auto: lower.contains(labels.auto.lowercased()),
-            planeIssueID: issueID, planeProjectID: projectID, planeState: state)
-        if names.contains(labels.stop), !task.state.status.isTerminal {
-            try await tasks.apply(.cancel, workItem: workItem, actor: "plane", reason: "\(labels.stop) label")
-            return ("processed", "\(workItem) cancelled by the \(labels.stop) label")
+        let description = data["description_stripped"] as? String ?? (data["description_html"] as? String).map(Self.stripTags)
+        let stamp = data["updated_at"] as? String
+        var refusal: String?
+        var created = false
+        if let stamp, Date(timestamp: stamp) == nil {
+            refusal = "work item updated_at '\(stamp.prefix(40))' is not a timestamp: its order is unknown"
+        } else {
+            do {
+                created = try await tasks.upsert(
+                    workItem: workItem, repo: repo.repo, title: data["name"] as? String, description: description, labels: names,
+                    track: lower.contains(labels.bug.lowercased()) ? .bug : .full,
+                    auto: names == nil ? nil : lower.contains(labels.auto.lowercased()), planeIssueID: issueID,
+                    planeProjectID: projectID, planeState: state, planeUpdatedAt: stamp.flatMap(Date.init(timestamp:))
+                ).created
+            } catch let error as WorkItemUpdateRefused {
+                refusal = error.description
+            }
         }
+        // STOP cancels whatever the delivery's order: cancelling is terminal, so a late STOP cannot
+        // undo anything newer. It cancels the issue's own task, the one its comments reach.
+        if lower.contains(labels.stop.lowercased()), let task = try await tasks.task(planeIssueID: issueID), !task.state.status.isTerminal {
+            try await tasks.apply(.cancel, workItem: task.workItem, actor: "plane", reason: "\(labels.stop) label")
+            let cancelled = "\(task.workItem) cancelled by the \(labels.stop) label"
+            return ("processed", cancelled + (refusal.map { "; nothing else applied: \($0)" } ?? ""))
+        }
+        if let refusal { return ("ignored", refusal) }
         return ("processed", created ? "\(workItem) created" : "\(workItem) updated")
     }
 

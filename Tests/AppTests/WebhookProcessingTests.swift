@@ -74,6 +74,20 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(history.map(\.event), ["cancel"], "the redelivered STOP did not cancel twice")
     }
 
+    static let issueID = "c0ffee00-1111-4222-8333-444455556666"
+
+    /// A Plane fixture with fields of `data` replaced (or removed, for keys in `removing`) and of
+    /// the top level replaced.
+    private func plane(_ path: String, data changes: [String: Any] = [:], removing: [String] = [], top: [String: Any] = [:]) throws -> [UInt8] {
+        var object = try JSONSerialization.jsonObject(with: Data(try fixture(path))) as! [String: Any]
+        var data = object["data"] as! [String: Any]
+        for (key, value) in changes { data[key] = value }
+        for key in removing { data[key] = nil }
+        object["data"] = data
+        for (key, value) in top { object[key] = value }
+        return Array(try JSONSerialization.data(withJSONObject: object))
+    }
+
     func testApproveCommentAdvancesAnAwaitingTask() async throws {
         _ = try await tasks.upsert(
             workItem: "ORCH-98", repo: "acme/orch", title: "t", description: "", labels: [], track: .full, auto: false,
@@ -253,5 +267,156 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(push.0, "processed")
         task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.headSHA, next)
+    }
+
+    // MARK: Ordered, partial work-item updates
+
+    /// The stored `updated_at` of ORCH-98's work item.
+    private func planeStamp() async throws -> String? {
+        try await database.pool.query("SELECT plane_updated_at FROM tasks WHERE work_item = 'ORCH-98'").first!
+            .decode("plane_updated_at", as: Date?.self)?.timestampText
+    }
+
+    private func labels(_ names: String...) -> [[String: Any]] {
+        names.map { ["id": UUID().uuidString.lowercased(), "name": $0] }
+    }
+
+    func testWorkItemUpdatesApplyOnlyWhenNewer() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        let created = try await planeStamp()
+        XCTAssertEqual(created, "2026-06-01T08:30:12.345690Z")
+        // "Remove auto" (newer) is processed before "add auto" (older): auto stays off, and the
+        // title does not regress.
+        let removeAuto = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["labels": labels("bug"), "name": "Renamed", "updated_at": "2026-06-01T09:00:00.000002Z"]))
+        XCTAssertEqual(removeAuto.1, "ORCH-98 updated")
+        let addAuto = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json",
+            data: ["labels": labels("bug", "auto"), "name": "Older title", "updated_at": "2026-06-01T09:00:00.000001Z"]))
+        XCTAssertEqual(addAuto.0, "ignored")
+        XCTAssertEqual(addAuto.1, "stale: work item updated_at 2026-06-01T09:00:00.000001Z is not newer than 2026-06-01T09:00:00.000002Z")
+        var task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.auto, false)
+        XCTAssertEqual(task?.labels, ["bug"])
+        XCTAssertEqual(task?.title, "Renamed")
+        // The same stamp again (Plane resending the same version) is not newer either.
+        let again = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["labels": labels("bug", "auto"), "updated_at": "2026-06-01T09:00:00.000002Z"]))
+        XCTAssertEqual(again.0, "ignored")
+
+        // The real partial fixture: no description fields, so the description stays.
+        let state = try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_state.json"))
+        XCTAssertEqual(state.1, "ORCH-98 updated")
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.description, "Steps to reproduce: open a draft, press save. Depends on ORCH-97")
+        XCTAssertEqual(task?.title, "Crash when saving a draft")
+        XCTAssertEqual(task?.state.auto, true)
+        let planeState = try await database.pool.query("SELECT plane_state FROM tasks").first!.decode("plane_state", as: String.self)
+        XCTAssertEqual(planeState, "In Progress")
+
+        // Microseconds order: one older by 1 µs is stale, one newer by 1 µs applies.
+        let older = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["name": "Stale title", "updated_at": "2026-06-01T09:02:40.100199Z"]))
+        XCTAssertEqual(older.0, "ignored")
+        let newer = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["name": "Newest title", "updated_at": "2026-06-01T09:02:40.100201Z"]))
+        XCTAssertEqual(newer.0, "processed")
+
+        // Without updated_at (order unknown) an update applies, fields it lacks stay, and the
+        // stored stamp does not move.
+        let unstamped = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_stop_label.json", data: ["labels": labels("bug")], removing: ["name"]))
+        XCTAssertEqual(unstamped.1, "ORCH-98 updated")
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.title, "Newest title")
+        XCTAssertEqual(task?.state.auto, false)
+        XCTAssertEqual(task?.description, "Steps to reproduce: open a draft, press save. Depends on ORCH-97")
+        let kept = try await planeStamp()
+        XCTAssertEqual(kept, "2026-06-01T09:02:40.100201Z")
+        XCTAssertEqual(task?.state.stage, .analysis, "updates never move the stage")
+    }
+
+    func testAnOlderUpdateRacingTheTasksCreationDoesNotOverwriteIt() async throws {
+        let upsert: @Sendable (TaskStore) async throws -> Void = { tasks in
+            try await tasks.upsert(
+                workItem: "ORCH-98", repo: "acme/orch", title: "Older", description: nil, labels: nil, track: .full, auto: nil,
+                planeIssueID: Self.issueID, planeProjectID: Self.projectID, planeState: nil,
+                planeUpdatedAt: Date(timestamp: "2026-06-01T09:00:00Z"))
+        }
+        let tasks: TaskStore = tasks
+        let pool: ConnectionPool = database.pool
+        let older = try await pool.withTransaction { connection in
+            // A newer delivery creates the task but has not committed when the older one checks.
+            try await connection.query("""
+                INSERT INTO tasks (work_item, title, plane_issue_id, plane_updated_at)
+                VALUES ('ORCH-98', 'Newer', $1, '2026-06-01T10:00:00Z')
+                """, [Self.issueID])
+            let older = Task { try await upsert(tasks) }
+            let blocked = try await waitUntil(timeout: .seconds(20)) {
+                try await pool.query("""
+                    SELECT count(*) AS n FROM pg_stat_activity
+                    WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tasks%'
+                    """).first!.decode("n", as: Int.self) == 1
+            }
+            XCTAssertTrue(blocked, "the older delivery waits on the newer one's row")
+            return older
+        }
+        do {
+            try await older.value
+            XCTFail("expected the older update to be refused")
+        } catch let error as WorkItemUpdateRefused {
+            XCTAssertEqual(error.description, "stale: work item updated_at 2026-06-01T09:00:00.000000Z is not newer than 2026-06-01T10:00:00.000000Z")
+        }
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.title, "Newer")
+    }
+
+    func testTheStopLabelCancelsWhateverItsCaseOrOrder() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_state.json"))
+        // Older than what the task holds, lower-case "Stop": it still cancels, and nothing else applies.
+        let stop = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_stop_label.json",
+            data: ["labels": labels("bug", "Stop"), "name": "Stale title", "updated_at": "2026-06-01T09:00:00Z"]))
+        XCTAssertEqual(stop.0, "processed")
+        XCTAssertEqual(stop.1, "ORCH-98 cancelled by the STOP label; nothing else applied: stale: work item updated_at "
+            + "2026-06-01T09:00:00.000000Z is not newer than 2026-06-01T09:02:40.100200Z")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .cancelled)
+        XCTAssertEqual(task?.title, "Crash when saving a draft")
+        // A task of another issue with label "stop" in lower case.
+        let other = try await deliver("plane", "issue.created", try plane(
+            "plane/issue_created.json", data: ["id": "another-issue", "sequence_id": 99, "labels": labels("stop")]))
+        XCTAssertEqual(other.1, "ORCH-99 cancelled by the STOP label")
+        let cancelled = try await tasks.task(workItem: "ORCH-99")
+        XCTAssertEqual(cancelled?.state.status, .cancelled)
+    }
+
+    // MARK: One task per Plane issue
+
+    func testAPlaneIssueNeverGetsASecondTask() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        // The same issue under another project key (the mapping changed): refused, not retried.
+        let moved = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["project": "11111111-2222-3333-4444-555555555555", "updated_at": "2026-06-02T00:00:00Z"]))
+        XCTAssertEqual(moved.0, "ignored")
+        XCTAssertEqual(moved.1, "Plane issue \(Self.issueID) already belongs to task ORCH-98, not SITE-98 (was the project's identifier changed?)")
+        // Another issue claiming ORCH-98.
+        let impostor = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["id": "another-issue", "name": "Impostor", "updated_at": "2026-06-02T00:00:00Z"]))
+        XCTAssertEqual(impostor.0, "ignored")
+        XCTAssertEqual(impostor.1, "task ORCH-98 belongs to Plane issue \(Self.issueID), not another-issue")
+        let count = try await database.pool.query("SELECT count(*) AS n FROM tasks").first!.decode("n", as: Int.self)
+        XCTAssertEqual(count, 1)
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.title, "Crash when saving a draft")
+        // And the database itself refuses a second task for the issue.
+        do {
+            try await database.pool.query(
+                "INSERT INTO tasks (work_item, plane_issue_id) VALUES ('SITE-98', $1)", [Self.issueID])
+            XCTFail("expected a unique violation")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.isUniqueViolation, "\(error)")
+        }
     }
 }
