@@ -36,4 +36,16 @@ extension TaskStore {
                 description: "stale: work item updated_at \(planeUpdatedAt.timestampText) is not newer than \(held.timestampText)")
         }
     }
+
+    /// A Plane issue's task with its history (oldest first), read while the task row is
+    /// share-locked so the two agree: what a comment answers is judged from them.
+    public func taskWithHistory(planeIssueID: String) async throws -> (task: TaskRecord, history: [TaskHistoryEntry])? {
+        try await pool.withTransaction { connection in
+            guard let row = try await connection.query(
+                "SELECT \(TaskRecord.columns) FROM tasks WHERE plane_issue_id = $1 FOR SHARE", [planeIssueID]).first
+            else { return nil }
+            let task = try TaskRecord(row: row)
+            return (task, try await Self.history(workItem: task.workItem, on: connection))
+        }
+    }
 }

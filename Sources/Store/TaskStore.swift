@@ -444,7 +444,12 @@ public struct TaskStore: Sendable {
 
     /// A task's history, oldest first.
     public func history(workItem: String) async throws -> [TaskHistoryEntry] {
-        try await pool.query("""
+        try await pool.withConnection { try await Self.history(workItem: workItem, on: $0) }
+    }
+
+    /// A task's history, oldest first, on the caller's connection.
+    static func history(workItem: String, on connection: Connection) async throws -> [TaskHistoryEntry] {
+        try await connection.query("""
             SELECT e.event, e.from_stage, e.to_stage, e.from_status, e.to_status, e.reason, e.actor, e.at
             FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE t.work_item = $1 ORDER BY e.id
             """,

@@ -6,13 +6,13 @@ import Store
 ///
 /// Plane `issue` events create or refresh the task (labels choose the track and auto mode; `STOP`
 /// cancels; label names compare case-insensitively), only when newer than what the task holds
-/// (the work item's `updated_at`); Plane comments starting `/approve`, `/retry` or `/stop` are
-/// commands; the service's own comments are skipped. Gitea `pull_request` events
+/// (the work item's `updated_at`); new Plane comments starting `/approve`, `/retry` or `/stop` are
+/// commands (edits are not); the service's own comments are skipped. Gitea `pull_request` events
 /// record the PR number and head/merge commits on the task of branch `orch/<WORK-ITEM>`, `push`
 /// events to that branch its new head, and `status` events the CI state of whichever task has that
 /// commit as head or merge commit. Events for a repository that is not configured are stored as
 /// ignored, with the reason. Idempotent: a repeated run finds the task already in the resulting
-/// state and records nothing twice.
+/// state (or the delivery finished) and records nothing twice.
 public struct WebhookProcessor: Sendable {
     /// Marks comments the orchestrator itself posts, so their webhooks are skipped.
     public static let ownCommentMarker = "<!-- orchestrator -->"
@@ -56,7 +56,7 @@ public struct WebhookProcessor: Sendable {
         case ("plane", let event) where event.hasPrefix("issue."):
             outcome = try await planeIssue(object, action: String(event.dropFirst("issue.".count)))
         case ("plane", let event) where event.hasPrefix("issue_comment."):
-            outcome = try await planeComment(object)
+            outcome = try await planeComment(object, action: String(event.dropFirst("issue_comment.".count)), deliveryID: deliveryID)
         case ("gitea", let event):
             outcome = try await gitea(object, event: event)
         default:
@@ -122,7 +122,12 @@ public struct WebhookProcessor: Sendable {
         return ("processed", created ? "\(workItem) created" : "\(workItem) updated")
     }
 
-    private func planeComment(_ object: [String: Any]) async throws -> (String, String?) {
+    /// The commands of Plane comments. Only a comment as written (`created`) is one: an edit of an
+    /// old comment must not approve, retry or stop whatever the task does now. An approval answers
+    /// the stage that awaited approval when the comment was written, and only that wait. The
+    /// command and its delivery's "processed" commit in one transaction, so nothing replays it.
+    private func planeComment(_ object: [String: Any], action: String, deliveryID: Int64) async throws -> (String, String?) {
+        guard action == "created" else { return ("processed", "\(action == "updated" ? "edited" : action) comment: not a command") }
         guard let data = object["data"] as? [String: Any], let issueID = data["issue"] as? String else {
             throw PermanentJobFailure("Plane comment event without data.issue")
         }
@@ -130,22 +135,37 @@ public struct WebhookProcessor: Sendable {
         if html.contains(Self.ownCommentMarker) { return ("ignored", "the orchestrator's own comment") }
         let text = (data["comment_stripped"] as? String) ?? Self.stripTags(html)
         let command = text.trimmingCharacters(in: .whitespacesAndNewlines).split(whereSeparator: \.isWhitespace).first.map(String.init) ?? ""
+        guard ["/approve", "/retry", "/stop"].contains(command.lowercased()) else { return ("processed", "not a command") }
+        guard let (task, history) = try await tasks.taskWithHistory(planeIssueID: issueID) else {
+            return ("ignored", "no task for Plane issue \(issueID)")
+        }
         let event: TaskEvent
         switch command.lowercased() {
-        case "/approve": event = .approved
+        case "/approve":
+            guard let writtenAt = (data["created_at"] as? String).flatMap(Date.init(timestamp:)) else {
+                return ("processed", "\(command) refused: the comment has no created_at, so the stage it answers is unknown")
+            }
+            do {
+                let target = try TaskLifecycle.approvalTarget(writtenAt: writtenAt, history: history, visit: task.visit)
+                event = .approvedStage(target.stage, visit: target.visit)
+            } catch let error as ApprovalWithoutTarget {
+                return ("processed", "\(command) refused: \(error)")
+            }
         case "/retry": event = .retry
-        case "/stop": event = .cancel
-        default: return ("processed", "not a command")
+        default: event = .cancel
         }
-        guard let task = try await tasks.task(planeIssueID: issueID) else { return ("ignored", "no task for Plane issue \(issueID)") }
         let actor = "plane:\((object["activity"] as? [String: Any]).flatMap { ($0["actor"] as? [String: Any])?["display_name"] as? String } ?? "user")"
+        let applied = ("processed", "\(command) applied to \(task.workItem)")
         do {
-            try await tasks.apply(event, workItem: task.workItem, actor: actor, reason: "\(command) comment")
-            return ("processed", "\(command) applied to \(task.workItem)")
+            let found = try await tasks.apply(event, workItem: task.workItem, actor: actor, reason: "\(command) comment") { connection in
+                try await WebhookStore.finish(id: deliveryID, status: applied.0, reason: applied.1, on: connection)
+            }
+            return found == nil ? ("ignored", "no task \(task.workItem) any more") : applied
         } catch let error as IllegalTransition {
-            // Not an error of the delivery: the command does not fit the task's state (or a
-            // redelivery already applied it). Record why and move on.
+            // Not an error of the delivery: the command does not fit the task's state. Record why.
             return ("processed", "\(command) refused: \(error)")
+        } catch is DeliveryAlreadyFinished {
+            return ("processed", "already finished by another run of this delivery's job; nothing applied twice")
         }
     }
 

@@ -30,18 +30,29 @@ final class WebhookProcessingTests: XCTestCase {
         await database?.drop()
     }
 
-    /// Stores a body as a delivery and runs its processing; returns the delivery's status and reason.
-    @discardableResult
-    private func deliver(_ source: String, _ event: String, _ body: [UInt8]) async throws -> (String, String?) {
+    /// Stores a body as a delivery (not yet processed); returns its id.
+    private func store(_ source: String, _ event: String, _ body: [UInt8]) async throws -> Int64 {
         let outcome = try await WebhookStore(pool: database.pool).record(.init(
             source: source, deliveryID: UUID().uuidString, bodySHA256: WebhookSignature.sha256Hex(body + Array(UUID().uuidString.utf8)),
             event: event, payload: JSONB(text: String(decoding: body, as: UTF8.self))))
         guard case .accepted(let id, _) = outcome else { throw TestSetupError("not accepted: \(outcome)") }
+        return id
+    }
+
+    /// A stored delivery's status and reason.
+    private func outcome(of id: Int64) async throws -> (String, String?) {
+        let row = try await database.pool.query("SELECT status, reason FROM webhook_deliveries WHERE id = $1", [id]).first!
+        return (try row.decode("status"), try row.decode("reason"))
+    }
+
+    /// Stores a body as a delivery and runs its processing; returns the delivery's status and reason.
+    @discardableResult
+    private func deliver(_ source: String, _ event: String, _ body: [UInt8]) async throws -> (String, String?) {
+        let id = try await store(source, event, body)
         try await processor.process(deliveryID: id, logger: testLogger)
         // A second run (a redelivered job) changes nothing.
         try await processor.process(deliveryID: id, logger: testLogger)
-        let row = try await database.pool.query("SELECT status, reason FROM webhook_deliveries WHERE id = $1", [id]).first!
-        return (try row.decode("status"), try row.decode("reason"))
+        return try await outcome(of: id)
     }
 
     private func fixture(_ path: String) throws -> [UInt8] {
@@ -76,6 +87,17 @@ final class WebhookProcessingTests: XCTestCase {
 
     static let issueID = "c0ffee00-1111-4222-8333-444455556666"
 
+    /// ORCH-98 (full track, no auto) past analysis: architecture awaits approval. Returns when it
+    /// began to wait (the database's time of that event).
+    @discardableResult
+    private func awaitingTask() async throws -> Date {
+        _ = try await tasks.upsert(
+            workItem: "ORCH-98", repo: "acme/orch", title: "t", description: "", labels: [], track: .full, auto: false,
+            planeIssueID: Self.issueID, planeProjectID: Self.projectID, planeState: nil)
+        try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
+        return try await tasks.history(workItem: "ORCH-98").last!.at
+    }
+
     /// A Plane fixture with fields of `data` replaced (or removed, for keys in `removing`) and of
     /// the top level replaced.
     private func plane(_ path: String, data changes: [String: Any] = [:], removing: [String] = [], top: [String: Any] = [:]) throws -> [UInt8] {
@@ -88,12 +110,14 @@ final class WebhookProcessingTests: XCTestCase {
         return Array(try JSONSerialization.data(withJSONObject: object))
     }
 
+    /// A `comment_created.json` comment saying `text`, written at `writtenAt`.
+    private func comment(_ text: String, writtenAt: Date, action: String = "created") throws -> [UInt8] {
+        try plane("plane/comment_created.json", data: ["comment_html": "<p>\(text)</p>", "created_at": writtenAt.timestampText], top: ["action": action])
+    }
+
     func testApproveCommentAdvancesAnAwaitingTask() async throws {
-        _ = try await tasks.upsert(
-            workItem: "ORCH-98", repo: "acme/orch", title: "t", description: "", labels: [], track: .full, auto: false,
-            planeIssueID: "c0ffee00-1111-4222-8333-444455556666", planeProjectID: Self.projectID, planeState: nil)
-        try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
-        let (status, reason) = try await deliver("plane", "issue_comment.created", try fixture("plane/comment_created.json"))
+        let waitingSince = try await awaitingTask()
+        let (status, reason) = try await deliver("plane", "issue_comment.created", try comment("/approve", writtenAt: waitingSince))
         XCTAssertEqual(status, "processed")
         XCTAssertEqual(reason, "/approve applied to ORCH-98")
         let task = try await tasks.task(workItem: "ORCH-98")
@@ -267,6 +291,100 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(push.0, "processed")
         task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.headSHA, next)
+    }
+
+    // MARK: Commands bound to what they answer
+
+    func testAnEditedCommentIsNotACommand() async throws {
+        let waitingSince = try await awaitingTask()
+        let edited = try await deliver(
+            "plane", "issue_comment.updated", try comment("/approve", writtenAt: waitingSince, action: "updated"))
+        XCTAssertEqual(edited.0, "processed")
+        XCTAssertEqual(edited.1, "edited comment: not a command")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .awaitingApproval)
+        let history = try await tasks.history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(history, ["stage_passed"])
+    }
+
+    func testALateApproveIsRefusedWithTheReason() async throws {
+        let architectureWait = try await awaitingTask()
+        // The fixture's comment was written on 2026-06-01, before this task was even created.
+        let early = try await deliver("plane", "issue_comment.created", try fixture("plane/comment_created.json"))
+        XCTAssertEqual(early.0, "processed")
+        XCTAssertEqual(early.1, "/approve refused: written at 2026-06-01T09:10:00.000001Z, while the task was in its first stage "
+            + "(nothing awaited approval)")
+
+        // Architecture is approved by other means and passes; development awaits. A comment written
+        // while architecture awaited, or while it ran, arrives only now: neither starts development.
+        try await tasks.apply(.approved, workItem: "ORCH-98", actor: "admin")
+        let architectureRan = try await tasks.history(workItem: "ORCH-98").last!.at
+        try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
+        let late = try await deliver("plane", "issue_comment.created", try comment("/approve", writtenAt: architectureWait))
+        XCTAssertEqual(late.1, "/approve refused: cannot apply 'approved' to a task in development/awaiting_approval (full track): "
+            + "the approval is for architecture, but the task awaits approval of development")
+        let during = try await deliver("plane", "issue_comment.created", try comment("/approve", writtenAt: architectureRan))
+        XCTAssertEqual(during.1, "/approve refused: written at \(architectureRan.timestampText), while the task was in "
+            + "architecture/active, not awaiting approval")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state, TaskState(stage: .development, status: .awaitingApproval, track: .full, auto: false))
+        let history = try await tasks.history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(history, ["stage_passed", "approved", "stage_passed"])
+    }
+
+    func testACommandAndItsDeliveryCommitTogether() async throws {
+        _ = try await tasks.upsert(
+            workItem: "ORCH-98", repo: "acme/orch", title: "t", description: "", labels: [], track: .full, auto: false,
+            planeIssueID: Self.issueID, planeProjectID: Self.projectID, planeState: nil)
+        try await tasks.apply(.stageFailed(final: true), workItem: "ORCH-98", actor: "system")
+        let id = try await store("plane", "issue_comment.created", try comment("/retry", writtenAt: Date()))
+        // Marking the delivery processed fails (as a crash at that point would end it): the retry
+        // it was applied with is rolled back, so the next run applies it exactly once.
+        try await database.pool.query("""
+            CREATE FUNCTION refuse_finish() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'the delivery cannot be finished now'; END $$
+            """)
+        try await database.pool.query(
+            "CREATE TRIGGER refuse_finish BEFORE UPDATE ON webhook_deliveries FOR EACH ROW EXECUTE FUNCTION refuse_finish()")
+        do {
+            try await processor.process(deliveryID: id, logger: testLogger)
+            XCTFail("expected the finish to fail")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.message.contains("the delivery cannot be finished now"), "\(error)")
+        }
+        var task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .failed, "the retry was rolled back with the finish")
+        let pending = try await outcome(of: id)
+        XCTAssertEqual(pending.0, "pending")
+
+        try await database.pool.query("DROP TRIGGER refuse_finish ON webhook_deliveries")
+        try await processor.process(deliveryID: id, logger: testLogger)
+        try await processor.process(deliveryID: id, logger: testLogger)
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .active)
+        let done = try await outcome(of: id)
+        XCTAssertEqual(done.0, "processed")
+        XCTAssertEqual(done.1, "/retry applied to ORCH-98")
+        var history = try await tasks.history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(history, ["stage_failed_final", "retry"])
+
+        // Another run of the job that got as far as applying it, once the delivery is finished:
+        // its transition rolls back instead of applying the command a second time.
+        try await tasks.apply(.stageFailed(final: true), workItem: "ORCH-98", actor: "system")
+        do {
+            try await tasks.apply(.retry, workItem: "ORCH-98", actor: "plane:dana") { connection in
+                try await WebhookStore.finish(id: id, status: "processed", reason: "again", on: connection)
+            }
+            XCTFail("expected DeliveryAlreadyFinished")
+        } catch let error as DeliveryAlreadyFinished {
+            XCTAssertEqual(error.deliveryID, id)
+        }
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .failed)
+        history = try await tasks.history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(history, ["stage_failed_final", "retry", "stage_failed_final"])
+        let still = try await outcome(of: id)
+        XCTAssertEqual(still.1, "/retry applied to ORCH-98", "the generic finish never overwrites")
     }
 
     // MARK: Ordered, partial work-item updates
