@@ -23,7 +23,21 @@ struct AdminRoutes: Sendable {
         router.get("/tasks/:work_item") { request, context in
             await admin(request, context) { try await task(context.parameters.get("work_item") ?? "") }
         }
-        for (action, event) in [("approve", TaskEvent.approved), ("retry", .retry), ("cancel", .cancel)] {
+        router.post("/tasks/:work_item/approve") { request, context in
+            await admin(request, context) {
+                // `?stage=` binds the approval to the stage the operator looked at: refused (409) if
+                // the task awaits approval of another one by now. Without it, whatever awaits.
+                guard let name = request.uri.queryParameters.get("stage") else {
+                    return try await apply(.approved, to: context.parameters.get("work_item") ?? "")
+                }
+                guard let stage = TaskStage(rawValue: name) else {
+                    let stages = TaskStage.allCases.map(\.rawValue).joined(separator: ", ")
+                    return json(ErrorBody("unknown stage '\(name.prefix(64))' (one of \(stages))"), status: .badRequest)
+                }
+                return try await apply(.approvedStage(stage, visit: nil), to: context.parameters.get("work_item") ?? "")
+            }
+        }
+        for (action, event) in [("retry", TaskEvent.retry), ("cancel", .cancel)] {
             router.post("/tasks/:work_item/\(action)") { request, context in
                 await admin(request, context) { try await apply(event, to: context.parameters.get("work_item") ?? "") }
             }

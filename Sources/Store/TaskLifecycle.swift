@@ -151,8 +151,12 @@ public struct StaleOutcome: Error, CustomStringConvertible, Equatable {
 public enum TaskEvent: Sendable, Equatable {
     /// The current stage's gate passed.
     case stagePassed
-    /// A human approved (`/approve`, or the admin API).
+    /// A human approved whatever stage awaits approval (the admin API without `?stage=`).
     case approved
+    /// A human approved starting `stage` — for a comment, during the wait of `visit` it was written
+    /// in: refused unless the task awaits approval of exactly that stage (and visit), so a late or
+    /// replayed approval never starts a later stage.
+    case approvedStage(TaskStage, visit: Int?)
     /// The current stage's gate failed; `final` when its retries are used up.
     case stageFailed(final: Bool)
     /// The gate of try `attempt` failed with `reason`: the policy retries the stage with the
@@ -188,7 +192,7 @@ public enum TaskEvent: Sendable, Equatable {
     public var name: String {
         switch self {
         case .stagePassed: return "stage_passed"
-        case .approved: return "approved"
+        case .approved, .approvedStage: return "approved"
         case .stageFailed(let final): return final ? "stage_failed_final" : "stage_failed"
         case .gateFailed: return "stage_failed"
         case .changesRequested, .reviewRequestedChanges: return "changes_requested"
@@ -235,6 +239,7 @@ public enum TaskLifecycle {
             throw StaleOutcome(about: about, state: state, visit: visit)
         }
         var next = try transition(event, from: state)
+        try checkApprovedStage(event, state: state, visit: visit)
         var name = event.name
         var actions: [TaskAction] = []
         switch event {
@@ -267,7 +272,7 @@ public enum TaskLifecycle {
         // A task that becomes active in a stage (a new stage, an approval, a retry, a gate
         // opened) starts a new visit with that stage's first job, exactly once.
         var nextVisit = visit
-        if next.status == .active, next.stage != .done, next.stage != state.stage || state.status != .active {
+        if startsVisit(from: (state.stage, state.status), to: (next.stage, next.status)) {
             nextVisit = visit + 1
             actions.append(.enqueueStage(StageVisit(stage: next.stage, visit: nextVisit), attempt: 0, feedback: nil))
         }
@@ -295,7 +300,7 @@ public enum TaskLifecycle {
             } else {
                 next.status = (!state.auto && state.stage.isAgentStage) ? .awaitingApproval : .active
             }
-        case .approved:
+        case .approved, .approvedStage:
             try require(.awaitingApproval)
             next.status = .active
         case .stageFailed(let final):

@@ -74,23 +74,55 @@ public struct TaskStore: Sendable {
     }
 
     /// Creates the task if new (in `TaskState.initial`) or refreshes its work-item facts; the
-    /// stage and status of an existing task are left to the state machine. Returns the task and
-    /// whether it was created.
+    /// stage, status and track of an existing task are left to the state machine. Returns the
+    /// task and whether it was created.
+    ///
+    /// Plane deliveries can be partial and arrive out of order: a `nil` title, description,
+    /// labels, auto or state keeps the stored value, and with `planeUpdatedAt` (the work item's
+    /// `updated_at`) the update applies only when newer than the one the task holds — else it
+    /// throws `WorkItemUpdateRefused` and changes nothing. Without it the update applies (its
+    /// order is unknown) and the stored stamp stays. A Plane issue belongs to one task: a
+    /// delivery binding it to another work item (or another issue to this one) is refused too.
+    @discardableResult
     public func upsert(
-        workItem: String, repo: String?, title: String, description: String, labels: [String],
-        track: TaskTrack, auto: Bool, planeIssueID: String?, planeProjectID: String?, planeState: String?
+        workItem: String, repo: String?, title: String?, description: String?, labels: [String]?,
+        track: TaskTrack, auto: Bool?, planeIssueID: String?, planeProjectID: String?, planeState: String?,
+        planeUpdatedAt: Date? = nil
     ) async throws -> (task: TaskRecord, created: Bool) {
         try await pool.withTransaction { connection in
-            let row = try await connection.query("""
-                INSERT INTO tasks (work_item, repo, title, description, labels, track, auto, plane_issue_id, plane_project_id, plane_state, visit)
-                VALUES ($1, $2, $3, $4, $5::text[], $6, $7, $8, $9, $10, 1)
-                ON CONFLICT (work_item) DO UPDATE SET
-                    repo = coalesce(EXCLUDED.repo, tasks.repo), title = EXCLUDED.title, description = EXCLUDED.description,
-                    labels = EXCLUDED.labels, auto = EXCLUDED.auto, plane_state = coalesce(EXCLUDED.plane_state, tasks.plane_state),
-                    plane_issue_id = coalesce(EXCLUDED.plane_issue_id, tasks.plane_issue_id), updated_at = now()
-                RETURNING \(TaskRecord.columns), (xmax = 0) AS created
-                """,
-                [workItem, repo, title, description, PostgresArray(labels), track.rawValue, auto, planeIssueID, planeProjectID, planeState]).first!
+            try await Self.checkWorkItemUpdate(
+                workItem: workItem, planeIssueID: planeIssueID, planeUpdatedAt: planeUpdatedAt, on: connection)
+            let row: Row?
+            do {
+                // The conflict branch repeats the check's conditions: a task created by a delivery
+                // racing this one (after the check found none) is not overwritten by an older one.
+                row = try await connection.query("""
+                    INSERT INTO tasks (work_item, repo, title, description, labels, track, auto, plane_issue_id, plane_project_id,
+                                       plane_state, plane_updated_at, visit)
+                    VALUES ($1, $2, coalesce($3::text, ''), coalesce($4::text, ''), coalesce($5::text[], '{}'), $6,
+                            coalesce($7::boolean, false), $8, $9, $10, $11::timestamptz, 1)
+                    ON CONFLICT (work_item) DO UPDATE SET
+                        repo = coalesce(EXCLUDED.repo, tasks.repo), title = coalesce($3::text, tasks.title),
+                        description = coalesce($4::text, tasks.description), labels = coalesce($5::text[], tasks.labels),
+                        auto = coalesce($7::boolean, tasks.auto), plane_state = coalesce(EXCLUDED.plane_state, tasks.plane_state),
+                        plane_issue_id = coalesce(EXCLUDED.plane_issue_id, tasks.plane_issue_id),
+                        plane_updated_at = coalesce(EXCLUDED.plane_updated_at, tasks.plane_updated_at), updated_at = now()
+                    WHERE ($11::timestamptz IS NULL OR tasks.plane_updated_at IS NULL OR $11::timestamptz > tasks.plane_updated_at)
+                      AND ($8::text IS NULL OR tasks.plane_issue_id IS NULL OR tasks.plane_issue_id = $8::text)
+                    RETURNING \(TaskRecord.columns), (xmax = 0) AS created
+                    """,
+                    [workItem, repo, title, description, labels.map(PostgresArray.init), track.rawValue, auto, planeIssueID,
+                     planeProjectID, planeState, planeUpdatedAt]).first
+            } catch let error as PostgresError where error.isUniqueViolation {
+                // Another transaction bound the issue to another work item since the check.
+                throw WorkItemUpdateRefused(description: "Plane issue \(planeIssueID ?? "?") already belongs to another task")
+            }
+            guard let row else {
+                // The racing delivery committed: checking again now says why this one is refused.
+                try await Self.checkWorkItemUpdate(
+                    workItem: workItem, planeIssueID: planeIssueID, planeUpdatedAt: planeUpdatedAt, on: connection)
+                throw WorkItemUpdateRefused(description: "task \(workItem) changed while this update was applied")
+            }
             let task = try TaskRecord(row: row)
             let created = try row.decode("created", as: Bool.self)
             // A new task's first stage starts in the same transaction: created ⇔ its job exists.
@@ -501,7 +533,12 @@ public struct TaskStore: Sendable {
 
     /// A task's history, oldest first.
     public func history(workItem: String) async throws -> [TaskHistoryEntry] {
-        try await pool.query("""
+        try await pool.withConnection { try await Self.history(workItem: workItem, on: $0) }
+    }
+
+    /// A task's history, oldest first, on the caller's connection.
+    static func history(workItem: String, on connection: Connection) async throws -> [TaskHistoryEntry] {
+        try await connection.query("""
             SELECT e.event, e.from_stage, e.to_stage, e.from_status, e.to_status, e.reason, e.actor, e.at
             FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE t.work_item = $1 ORDER BY e.id
             """,

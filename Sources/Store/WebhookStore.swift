@@ -1,5 +1,12 @@
 import Foundation
 
+/// A delivery was already finished by another run of its job; what this run did is rolled back.
+public struct DeliveryAlreadyFinished: Error, CustomStringConvertible, Equatable {
+    public let deliveryID: Int64
+
+    public var description: String { "webhook delivery \(deliveryID) was already finished" }
+}
+
 /// The `webhook_deliveries` inbox: stores a delivery and enqueues its processing atomically.
 public struct WebhookStore: Sendable {
     let pool: ConnectionPool
@@ -141,11 +148,26 @@ public struct WebhookStore: Sendable {
                       status: try row.decode("status"), payload: try row.decode("payload"))
     }
 
-    /// Records how processing ended: `processed` (with an optional note) or `ignored` with the reason.
+    /// Records how processing ended: `processed` (with an optional note) or `ignored` with the
+    /// reason. Only a delivery still `pending`: one a command already finished in its own
+    /// transaction (``finish(id:status:reason:on:)``) keeps that outcome.
     public func finish(id: Int64, status: String, reason: String?) async throws {
-        try await pool.query(
-            "UPDATE webhook_deliveries SET status = $2, reason = $3, processed_at = now() WHERE id = $1", [id, status, reason])
+        try await pool.query(Self.finishStatement, [id, status, reason])
     }
+
+    /// Records how processing ended on the caller's connection, inside the transaction that
+    /// applies the delivery's effect (a command), so the effect and "done" commit together and a
+    /// crash between them can never replay it. Throws `DeliveryAlreadyFinished` — rolling the
+    /// effect back — when the delivery is no longer pending (another run of its job got there first).
+    public static func finish(id: Int64, status: String, reason: String?, on connection: Connection) async throws {
+        guard try await connection.query(finishStatement, [id, status, reason]).affectedRows == 1 else {
+            throw DeliveryAlreadyFinished(deliveryID: id)
+        }
+    }
+
+    private static let finishStatement = """
+        UPDATE webhook_deliveries SET status = $2, reason = $3, processed_at = now() WHERE id = $1 AND status = 'pending'
+        """
 
     /// How long deliveries are kept by default; also how long a redelivery is recognised as a
     /// duplicate (the dedupe keys live in these rows).

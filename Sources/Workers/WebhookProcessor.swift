@@ -5,12 +5,14 @@ import Store
 /// The `process_webhook` job: turns a stored delivery into task changes (DESIGN §6).
 ///
 /// Plane `issue` events create or refresh the task (labels choose the track and auto mode; `STOP`
-/// cancels); Plane comments starting `/approve`, `/retry` or `/stop` are commands; the service's
-/// own comments are skipped. Gitea `pull_request` events record the PR number and head/merge
-/// commits on the task of branch `orch/<WORK-ITEM>`, `push` events to that branch its new head,
-/// and `status` events the CI state of whichever task has that commit as head or merge commit.
-/// Events for a repository that is not configured are stored as ignored, with the reason. Idempotent: a repeated run finds the task
-/// already in the resulting state and records nothing twice.
+/// cancels; label names compare case-insensitively), only when newer than what the task holds
+/// (the work item's `updated_at`); new Plane comments starting `/approve`, `/retry` or `/stop` are
+/// commands (edits are not); the service's own comments are skipped. Gitea `pull_request` events
+/// record the PR number and head/merge commits on the task of branch `orch/<WORK-ITEM>`, `push`
+/// events to that branch its new head, and `status` events the CI state of whichever task has that
+/// commit as head or merge commit. Events for a repository that is not configured are stored as
+/// ignored, with the reason. Idempotent: a repeated run finds the task already in the resulting
+/// state (or the delivery finished) and records nothing twice.
 public struct WebhookProcessor: Sendable {
     /// Marks comments the orchestrator itself posts, so their webhooks are skipped.
     public static let ownCommentMarker = "<!-- orchestrator -->"
@@ -54,7 +56,7 @@ public struct WebhookProcessor: Sendable {
         case ("plane", let event) where event.hasPrefix("issue."):
             outcome = try await planeIssue(object, action: String(event.dropFirst("issue.".count)))
         case ("plane", let event) where event.hasPrefix("issue_comment."):
-            outcome = try await planeComment(object)
+            outcome = try await planeComment(object, action: String(event.dropFirst("issue_comment.".count)), deliveryID: deliveryID)
         case ("gitea", let event):
             outcome = try await gitea(object, event: event)
         default:
@@ -87,22 +89,45 @@ public struct WebhookProcessor: Sendable {
         case .unknown(let reason): return ("ignored", reason)
         }
         let workItem = "\(repo.project)-\(sequence)"
-        let names = (data["labels"] as? [Any] ?? []).compactMap { ($0 as? [String: Any])?["name"] as? String ?? $0 as? String }
-        let lower = Set(names.map { $0.lowercased() })
+        // Plane's `updated` payloads can be partial: an absent field is nil and keeps the stored value.
+        let names = (data["labels"] as? [Any])?.compactMap { ($0 as? [String: Any])?["name"] as? String ?? $0 as? String }
+        let lower = Set((names ?? []).map { $0.lowercased() })
         let state = (data["state"] as? [String: Any])?["name"] as? String ?? data["state"] as? String
-        let (task, created) = try await tasks.upsert(
-            workItem: workItem, repo: repo.repo, title: data["name"] as? String ?? "",
-            description: data["description_stripped"] as? String ?? "", labels: names,
-            track: lower.contains(labels.bug.lowercased()) ? .bug : .full, auto: lower.contains(labels.auto.lowercased()),
-            planeIssueID: issueID, planeProjectID: projectID, planeState: state)
-        if names.contains(labels.stop), !task.state.status.isTerminal {
-            try await tasks.apply(.cancel, workItem: workItem, actor: "plane", reason: "\(labels.stop) label")
-            return ("processed", "\(workItem) cancelled by the \(labels.stop) label")
+        let description = data["description_stripped"] as? String ?? (data["description_html"] as? String).map(Self.stripTags)
+        let stamp = data["updated_at"] as? String
+        var refusal: String?
+        var created = false
+        if let stamp, Date(timestamp: stamp) == nil {
+            refusal = "work item updated_at '\(stamp.prefix(40))' is not a timestamp: its order is unknown"
+        } else {
+            do {
+                created = try await tasks.upsert(
+                    workItem: workItem, repo: repo.repo, title: data["name"] as? String, description: description, labels: names,
+                    track: lower.contains(labels.bug.lowercased()) ? .bug : .full,
+                    auto: names == nil ? nil : lower.contains(labels.auto.lowercased()), planeIssueID: issueID,
+                    planeProjectID: projectID, planeState: state, planeUpdatedAt: stamp.flatMap(Date.init(timestamp:))
+                ).created
+            } catch let error as WorkItemUpdateRefused {
+                refusal = error.description
+            }
         }
+        // STOP cancels whatever the delivery's order: cancelling is terminal, so a late STOP cannot
+        // undo anything newer. It cancels the issue's own task, the one its comments reach.
+        if lower.contains(labels.stop.lowercased()), let task = try await tasks.task(planeIssueID: issueID), !task.state.status.isTerminal {
+            try await tasks.apply(.cancel, workItem: task.workItem, actor: "plane", reason: "\(labels.stop) label")
+            let cancelled = "\(task.workItem) cancelled by the \(labels.stop) label"
+            return ("processed", cancelled + (refusal.map { "; nothing else applied: \($0)" } ?? ""))
+        }
+        if let refusal { return ("ignored", refusal) }
         return ("processed", created ? "\(workItem) created" : "\(workItem) updated")
     }
 
-    private func planeComment(_ object: [String: Any]) async throws -> (String, String?) {
+    /// The commands of Plane comments. Only a comment as written (`created`) is one: an edit of an
+    /// old comment must not approve, retry or stop whatever the task does now. An approval answers
+    /// the stage that awaited approval when the comment was written, and only that wait. The
+    /// command and its delivery's "processed" commit in one transaction, so nothing replays it.
+    private func planeComment(_ object: [String: Any], action: String, deliveryID: Int64) async throws -> (String, String?) {
+        guard action == "created" else { return ("processed", "\(action == "updated" ? "edited" : action) comment: not a command") }
         guard let data = object["data"] as? [String: Any], let issueID = data["issue"] as? String else {
             throw PermanentJobFailure("Plane comment event without data.issue")
         }
@@ -110,22 +135,37 @@ public struct WebhookProcessor: Sendable {
         if html.contains(Self.ownCommentMarker) { return ("ignored", "the orchestrator's own comment") }
         let text = (data["comment_stripped"] as? String) ?? Self.stripTags(html)
         let command = text.trimmingCharacters(in: .whitespacesAndNewlines).split(whereSeparator: \.isWhitespace).first.map(String.init) ?? ""
+        guard ["/approve", "/retry", "/stop"].contains(command.lowercased()) else { return ("processed", "not a command") }
+        guard let (task, history) = try await tasks.taskWithHistory(planeIssueID: issueID) else {
+            return ("ignored", "no task for Plane issue \(issueID)")
+        }
         let event: TaskEvent
         switch command.lowercased() {
-        case "/approve": event = .approved
+        case "/approve":
+            guard let writtenAt = (data["created_at"] as? String).flatMap(Date.init(timestamp:)) else {
+                return ("processed", "\(command) refused: the comment has no created_at, so the stage it answers is unknown")
+            }
+            do {
+                let target = try TaskLifecycle.approvalTarget(writtenAt: writtenAt, history: history, visit: task.visit)
+                event = .approvedStage(target.stage, visit: target.visit)
+            } catch let error as ApprovalWithoutTarget {
+                return ("processed", "\(command) refused: \(error)")
+            }
         case "/retry": event = .retry
-        case "/stop": event = .cancel
-        default: return ("processed", "not a command")
+        default: event = .cancel
         }
-        guard let task = try await tasks.task(planeIssueID: issueID) else { return ("ignored", "no task for Plane issue \(issueID)") }
         let actor = "plane:\((object["activity"] as? [String: Any]).flatMap { ($0["actor"] as? [String: Any])?["display_name"] as? String } ?? "user")"
+        let applied = ("processed", "\(command) applied to \(task.workItem)")
         do {
-            try await tasks.apply(event, workItem: task.workItem, actor: actor, reason: "\(command) comment")
-            return ("processed", "\(command) applied to \(task.workItem)")
+            let found = try await tasks.apply(event, workItem: task.workItem, actor: actor, reason: "\(command) comment") { connection in
+                try await WebhookStore.finish(id: deliveryID, status: applied.0, reason: applied.1, on: connection)
+            }
+            return found == nil ? ("ignored", "no task \(task.workItem) any more") : applied
         } catch let error as IllegalTransition {
-            // Not an error of the delivery: the command does not fit the task's state (or a
-            // redelivery already applied it). Record why and move on.
+            // Not an error of the delivery: the command does not fit the task's state. Record why.
             return ("processed", "\(command) refused: \(error)")
+        } catch is DeliveryAlreadyFinished {
+            return ("processed", "already finished by another run of this delivery's job; nothing applied twice")
         }
     }
 

@@ -161,6 +161,34 @@ final class AdminTests: XCTestCase {
         XCTAssertEqual(history, ["stage_passed", "approved", "cancel"])
     }
 
+    func testApproveWithAStageIsRefusedUnlessThatStageAwaitsApproval() async throws {
+        // ORCH-7 (bug track) passed analysis: development awaits approval.
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/tasks/ORCH-7/approve?stage=architecture", method: .post, headers: Self.auth(Self.token)) { response in
+                XCTAssertEqual(response.status, .conflict)
+                XCTAssertEqual(Self.object(response.body)["error"] as? String,
+                               "cannot apply 'approved' to a task in development/awaiting_approval (bug track): "
+                               + "the approval is for architecture, but the task awaits approval of development")
+            }
+            try await client.execute(uri: "/tasks/ORCH-7/approve?stage=later", method: .post, headers: Self.auth(Self.token)) { response in
+                XCTAssertEqual(response.status, .badRequest)
+                XCTAssertEqual(Self.object(response.body)["error"] as? String,
+                               "unknown stage 'later' (one of analysis, architecture, development, review, merge, deploy, done)")
+            }
+            try await client.execute(uri: "/tasks/ORCH-7/approve?stage=development", method: .post, headers: Self.auth(Self.token)) { response in
+                XCTAssertEqual(response.status, .ok)
+                XCTAssertEqual((Self.object(response.body)["task"] as? [String: Any])?["status"] as? String, "active")
+            }
+            // A second click on the same approval finds nothing awaiting.
+            try await client.execute(uri: "/tasks/ORCH-7/approve?stage=development", method: .post, headers: Self.auth(Self.token)) { response in
+                XCTAssertEqual(response.status, .conflict)
+                XCTAssertTrue((Self.object(response.body)["error"] as? String ?? "").hasSuffix("needs status awaiting_approval"))
+            }
+        }
+        let history = try await TaskStore(pool: database.pool).history(workItem: "ORCH-7").map(\.event)
+        XCTAssertEqual(history, ["stage_passed", "approved"])
+    }
+
     func testMetricsEnvelopeAndPrometheusExposition() async throws {
         try await JobStore(pool: database.pool).enqueue(NewJob(kind: "metrics.probe", payload: JSONB(text: "{}")))
         try await app().test(.router) { client in

@@ -30,18 +30,29 @@ final class WebhookProcessingTests: XCTestCase {
         await database?.drop()
     }
 
-    /// Stores a body as a delivery and runs its processing; returns the delivery's status and reason.
-    @discardableResult
-    private func deliver(_ source: String, _ event: String, _ body: [UInt8]) async throws -> (String, String?) {
+    /// Stores a body as a delivery (not yet processed); returns its id.
+    private func store(_ source: String, _ event: String, _ body: [UInt8]) async throws -> Int64 {
         let outcome = try await WebhookStore(pool: database.pool).record(.init(
             source: source, deliveryID: UUID().uuidString, bodySHA256: WebhookSignature.sha256Hex(body + Array(UUID().uuidString.utf8)),
             event: event, payload: JSONB(text: String(decoding: body, as: UTF8.self))))
         guard case .accepted(let id, _) = outcome else { throw TestSetupError("not accepted: \(outcome)") }
+        return id
+    }
+
+    /// A stored delivery's status and reason.
+    private func outcome(of id: Int64) async throws -> (String, String?) {
+        let row = try await database.pool.query("SELECT status, reason FROM webhook_deliveries WHERE id = $1", [id]).first!
+        return (try row.decode("status"), try row.decode("reason"))
+    }
+
+    /// Stores a body as a delivery and runs its processing; returns the delivery's status and reason.
+    @discardableResult
+    private func deliver(_ source: String, _ event: String, _ body: [UInt8]) async throws -> (String, String?) {
+        let id = try await store(source, event, body)
         try await processor.process(deliveryID: id, logger: testLogger)
         // A second run (a redelivered job) changes nothing.
         try await processor.process(deliveryID: id, logger: testLogger)
-        let row = try await database.pool.query("SELECT status, reason FROM webhook_deliveries WHERE id = $1", [id]).first!
-        return (try row.decode("status"), try row.decode("reason"))
+        return try await outcome(of: id)
     }
 
     private func fixture(_ path: String) throws -> [UInt8] {
@@ -74,12 +85,39 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(history.map(\.event), ["cancel"], "the redelivered STOP did not cancel twice")
     }
 
-    func testApproveCommentAdvancesAnAwaitingTask() async throws {
+    static let issueID = "c0ffee00-1111-4222-8333-444455556666"
+
+    /// ORCH-98 (full track, no auto) past analysis: architecture awaits approval. Returns when it
+    /// began to wait (the database's time of that event).
+    @discardableResult
+    private func awaitingTask() async throws -> Date {
         _ = try await tasks.upsert(
             workItem: "ORCH-98", repo: "acme/orch", title: "t", description: "", labels: [], track: .full, auto: false,
-            planeIssueID: "c0ffee00-1111-4222-8333-444455556666", planeProjectID: Self.projectID, planeState: nil)
+            planeIssueID: Self.issueID, planeProjectID: Self.projectID, planeState: nil)
         try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
-        let (status, reason) = try await deliver("plane", "issue_comment.created", try fixture("plane/comment_created.json"))
+        return try await tasks.history(workItem: "ORCH-98").last!.at
+    }
+
+    /// A Plane fixture with fields of `data` replaced (or removed, for keys in `removing`) and of
+    /// the top level replaced.
+    private func plane(_ path: String, data changes: [String: Any] = [:], removing: [String] = [], top: [String: Any] = [:]) throws -> [UInt8] {
+        var object = try JSONSerialization.jsonObject(with: Data(try fixture(path))) as! [String: Any]
+        var data = object["data"] as! [String: Any]
+        for (key, value) in changes { data[key] = value }
+        for key in removing { data[key] = nil }
+        object["data"] = data
+        for (key, value) in top { object[key] = value }
+        return Array(try JSONSerialization.data(withJSONObject: object))
+    }
+
+    /// A `comment_created.json` comment saying `text`, written at `writtenAt`.
+    private func comment(_ text: String, writtenAt: Date, action: String = "created") throws -> [UInt8] {
+        try plane("plane/comment_created.json", data: ["comment_html": "<p>\(text)</p>", "created_at": writtenAt.timestampText], top: ["action": action])
+    }
+
+    func testApproveCommentAdvancesAnAwaitingTask() async throws {
+        let waitingSince = try await awaitingTask()
+        let (status, reason) = try await deliver("plane", "issue_comment.created", try comment("/approve", writtenAt: waitingSince))
         XCTAssertEqual(status, "processed")
         XCTAssertEqual(reason, "/approve applied to ORCH-98")
         let task = try await tasks.task(workItem: "ORCH-98")
@@ -253,5 +291,250 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(push.0, "processed")
         task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.headSHA, next)
+    }
+
+    // MARK: Commands bound to what they answer
+
+    func testAnEditedCommentIsNotACommand() async throws {
+        let waitingSince = try await awaitingTask()
+        let edited = try await deliver(
+            "plane", "issue_comment.updated", try comment("/approve", writtenAt: waitingSince, action: "updated"))
+        XCTAssertEqual(edited.0, "processed")
+        XCTAssertEqual(edited.1, "edited comment: not a command")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .awaitingApproval)
+        let history = try await tasks.history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(history, ["stage_passed"])
+    }
+
+    func testALateApproveIsRefusedWithTheReason() async throws {
+        let architectureWait = try await awaitingTask()
+        // The fixture's comment was written on 2026-06-01, before this task was even created.
+        let early = try await deliver("plane", "issue_comment.created", try fixture("plane/comment_created.json"))
+        XCTAssertEqual(early.0, "processed")
+        XCTAssertEqual(early.1, "/approve refused: written at 2026-06-01T09:10:00.000001Z, while the task was in its first stage "
+            + "(nothing awaited approval)")
+
+        // Architecture is approved by other means and passes; development awaits. A comment written
+        // while architecture awaited, or while it ran, arrives only now: neither starts development.
+        try await tasks.apply(.approved, workItem: "ORCH-98", actor: "admin")
+        let architectureRan = try await tasks.history(workItem: "ORCH-98").last!.at
+        try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
+        let late = try await deliver("plane", "issue_comment.created", try comment("/approve", writtenAt: architectureWait))
+        XCTAssertEqual(late.1, "/approve refused: cannot apply 'approved' to a task in development/awaiting_approval (full track): "
+            + "the approval is for architecture, but the task awaits approval of development")
+        let during = try await deliver("plane", "issue_comment.created", try comment("/approve", writtenAt: architectureRan))
+        XCTAssertEqual(during.1, "/approve refused: written at \(architectureRan.timestampText), while the task was in "
+            + "architecture/active, not awaiting approval")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state, TaskState(stage: .development, status: .awaitingApproval, track: .full, auto: false))
+        let history = try await tasks.history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(history, ["stage_passed", "approved", "stage_passed"])
+    }
+
+    func testACommandAndItsDeliveryCommitTogether() async throws {
+        _ = try await tasks.upsert(
+            workItem: "ORCH-98", repo: "acme/orch", title: "t", description: "", labels: [], track: .full, auto: false,
+            planeIssueID: Self.issueID, planeProjectID: Self.projectID, planeState: nil)
+        try await tasks.apply(.stageFailed(final: true), workItem: "ORCH-98", actor: "system")
+        let id = try await store("plane", "issue_comment.created", try comment("/retry", writtenAt: Date()))
+        // Marking the delivery processed fails (as a crash at that point would end it): the retry
+        // it was applied with is rolled back, so the next run applies it exactly once.
+        try await database.pool.query("""
+            CREATE FUNCTION refuse_finish() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'the delivery cannot be finished now'; END $$
+            """)
+        try await database.pool.query(
+            "CREATE TRIGGER refuse_finish BEFORE UPDATE ON webhook_deliveries FOR EACH ROW EXECUTE FUNCTION refuse_finish()")
+        do {
+            try await processor.process(deliveryID: id, logger: testLogger)
+            XCTFail("expected the finish to fail")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.message.contains("the delivery cannot be finished now"), "\(error)")
+        }
+        var task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .failed, "the retry was rolled back with the finish")
+        let pending = try await outcome(of: id)
+        XCTAssertEqual(pending.0, "pending")
+
+        try await database.pool.query("DROP TRIGGER refuse_finish ON webhook_deliveries")
+        try await processor.process(deliveryID: id, logger: testLogger)
+        try await processor.process(deliveryID: id, logger: testLogger)
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .active)
+        let done = try await outcome(of: id)
+        XCTAssertEqual(done.0, "processed")
+        XCTAssertEqual(done.1, "/retry applied to ORCH-98")
+        var history = try await tasks.history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(history, ["stage_failed_final", "retry"])
+
+        // Another run of the job that got as far as applying it, once the delivery is finished:
+        // its transition rolls back instead of applying the command a second time.
+        try await tasks.apply(.stageFailed(final: true), workItem: "ORCH-98", actor: "system")
+        do {
+            try await tasks.apply(.retry, workItem: "ORCH-98", actor: "plane:dana") { connection in
+                try await WebhookStore.finish(id: id, status: "processed", reason: "again", on: connection)
+            }
+            XCTFail("expected DeliveryAlreadyFinished")
+        } catch let error as DeliveryAlreadyFinished {
+            XCTAssertEqual(error.deliveryID, id)
+        }
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .failed)
+        history = try await tasks.history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(history, ["stage_failed_final", "retry", "stage_failed_final"])
+        let still = try await outcome(of: id)
+        XCTAssertEqual(still.1, "/retry applied to ORCH-98", "the generic finish never overwrites")
+    }
+
+    // MARK: Ordered, partial work-item updates
+
+    /// The stored `updated_at` of ORCH-98's work item.
+    private func planeStamp() async throws -> String? {
+        try await database.pool.query("SELECT plane_updated_at FROM tasks WHERE work_item = 'ORCH-98'").first!
+            .decode("plane_updated_at", as: Date?.self)?.timestampText
+    }
+
+    private func labels(_ names: String...) -> [[String: Any]] {
+        names.map { ["id": UUID().uuidString.lowercased(), "name": $0] }
+    }
+
+    func testWorkItemUpdatesApplyOnlyWhenNewer() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        let created = try await planeStamp()
+        XCTAssertEqual(created, "2026-06-01T08:30:12.345690Z")
+        // "Remove auto" (newer) is processed before "add auto" (older): auto stays off, and the
+        // title does not regress.
+        let removeAuto = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["labels": labels("bug"), "name": "Renamed", "updated_at": "2026-06-01T09:00:00.000002Z"]))
+        XCTAssertEqual(removeAuto.1, "ORCH-98 updated")
+        let addAuto = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json",
+            data: ["labels": labels("bug", "auto"), "name": "Older title", "updated_at": "2026-06-01T09:00:00.000001Z"]))
+        XCTAssertEqual(addAuto.0, "ignored")
+        XCTAssertEqual(addAuto.1, "stale: work item updated_at 2026-06-01T09:00:00.000001Z is not newer than 2026-06-01T09:00:00.000002Z")
+        var task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.auto, false)
+        XCTAssertEqual(task?.labels, ["bug"])
+        XCTAssertEqual(task?.title, "Renamed")
+        // The same stamp again (Plane resending the same version) is not newer either.
+        let again = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["labels": labels("bug", "auto"), "updated_at": "2026-06-01T09:00:00.000002Z"]))
+        XCTAssertEqual(again.0, "ignored")
+
+        // The real partial fixture: no description fields, so the description stays.
+        let state = try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_state.json"))
+        XCTAssertEqual(state.1, "ORCH-98 updated")
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.description, "Steps to reproduce: open a draft, press save. Depends on ORCH-97")
+        XCTAssertEqual(task?.title, "Crash when saving a draft")
+        XCTAssertEqual(task?.state.auto, true)
+        let planeState = try await database.pool.query("SELECT plane_state FROM tasks").first!.decode("plane_state", as: String.self)
+        XCTAssertEqual(planeState, "In Progress")
+
+        // Microseconds order: one older by 1 µs is stale, one newer by 1 µs applies.
+        let older = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["name": "Stale title", "updated_at": "2026-06-01T09:02:40.100199Z"]))
+        XCTAssertEqual(older.0, "ignored")
+        let newer = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["name": "Newest title", "updated_at": "2026-06-01T09:02:40.100201Z"]))
+        XCTAssertEqual(newer.0, "processed")
+
+        // Without updated_at (order unknown) an update applies, fields it lacks stay, and the
+        // stored stamp does not move.
+        let unstamped = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_stop_label.json", data: ["labels": labels("bug")], removing: ["name"]))
+        XCTAssertEqual(unstamped.1, "ORCH-98 updated")
+        task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.title, "Newest title")
+        XCTAssertEqual(task?.state.auto, false)
+        XCTAssertEqual(task?.description, "Steps to reproduce: open a draft, press save. Depends on ORCH-97")
+        let kept = try await planeStamp()
+        XCTAssertEqual(kept, "2026-06-01T09:02:40.100201Z")
+        XCTAssertEqual(task?.state.stage, .analysis, "updates never move the stage")
+    }
+
+    func testAnOlderUpdateRacingTheTasksCreationDoesNotOverwriteIt() async throws {
+        let upsert: @Sendable (TaskStore) async throws -> Void = { tasks in
+            try await tasks.upsert(
+                workItem: "ORCH-98", repo: "acme/orch", title: "Older", description: nil, labels: nil, track: .full, auto: nil,
+                planeIssueID: Self.issueID, planeProjectID: Self.projectID, planeState: nil,
+                planeUpdatedAt: Date(timestamp: "2026-06-01T09:00:00Z"))
+        }
+        let tasks: TaskStore = tasks
+        let pool: ConnectionPool = database.pool
+        let older = try await pool.withTransaction { connection in
+            // A newer delivery creates the task but has not committed when the older one checks.
+            try await connection.query("""
+                INSERT INTO tasks (work_item, title, plane_issue_id, plane_updated_at)
+                VALUES ('ORCH-98', 'Newer', $1, '2026-06-01T10:00:00Z')
+                """, [Self.issueID])
+            let older = Task { try await upsert(tasks) }
+            let blocked = try await waitUntil(timeout: .seconds(20)) {
+                try await pool.query("""
+                    SELECT count(*) AS n FROM pg_stat_activity
+                    WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tasks%'
+                    """).first!.decode("n", as: Int.self) == 1
+            }
+            XCTAssertTrue(blocked, "the older delivery waits on the newer one's row")
+            return older
+        }
+        do {
+            try await older.value
+            XCTFail("expected the older update to be refused")
+        } catch let error as WorkItemUpdateRefused {
+            XCTAssertEqual(error.description, "stale: work item updated_at 2026-06-01T09:00:00.000000Z is not newer than 2026-06-01T10:00:00.000000Z")
+        }
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.title, "Newer")
+    }
+
+    func testTheStopLabelCancelsWhateverItsCaseOrOrder() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_state.json"))
+        // Older than what the task holds, lower-case "Stop": it still cancels, and nothing else applies.
+        let stop = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_stop_label.json",
+            data: ["labels": labels("bug", "Stop"), "name": "Stale title", "updated_at": "2026-06-01T09:00:00Z"]))
+        XCTAssertEqual(stop.0, "processed")
+        XCTAssertEqual(stop.1, "ORCH-98 cancelled by the STOP label; nothing else applied: stale: work item updated_at "
+            + "2026-06-01T09:00:00.000000Z is not newer than 2026-06-01T09:02:40.100200Z")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .cancelled)
+        XCTAssertEqual(task?.title, "Crash when saving a draft")
+        // A task of another issue with label "stop" in lower case.
+        let other = try await deliver("plane", "issue.created", try plane(
+            "plane/issue_created.json", data: ["id": "another-issue", "sequence_id": 99, "labels": labels("stop")]))
+        XCTAssertEqual(other.1, "ORCH-99 cancelled by the STOP label")
+        let cancelled = try await tasks.task(workItem: "ORCH-99")
+        XCTAssertEqual(cancelled?.state.status, .cancelled)
+    }
+
+    // MARK: One task per Plane issue
+
+    func testAPlaneIssueNeverGetsASecondTask() async throws {
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        // The same issue under another project key (the mapping changed): refused, not retried.
+        let moved = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["project": "11111111-2222-3333-4444-555555555555", "updated_at": "2026-06-02T00:00:00Z"]))
+        XCTAssertEqual(moved.0, "ignored")
+        XCTAssertEqual(moved.1, "Plane issue \(Self.issueID) already belongs to task ORCH-98, not SITE-98 (was the project's identifier changed?)")
+        // Another issue claiming ORCH-98.
+        let impostor = try await deliver("plane", "issue.updated", try plane(
+            "plane/issue_updated_state.json", data: ["id": "another-issue", "name": "Impostor", "updated_at": "2026-06-02T00:00:00Z"]))
+        XCTAssertEqual(impostor.0, "ignored")
+        XCTAssertEqual(impostor.1, "task ORCH-98 belongs to Plane issue \(Self.issueID), not another-issue")
+        let count = try await database.pool.query("SELECT count(*) AS n FROM tasks").first!.decode("n", as: Int.self)
+        XCTAssertEqual(count, 1)
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.title, "Crash when saving a draft")
+        // And the database itself refuses a second task for the issue.
+        do {
+            try await database.pool.query(
+                "INSERT INTO tasks (work_item, plane_issue_id) VALUES ('SITE-98', $1)", [Self.issueID])
+            XCTFail("expected a unique violation")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.isUniqueViolation, "\(error)")
+        }
     }
 }

@@ -80,4 +80,30 @@ final class MigratorTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("12_bad.sql"))
         }
     }
+
+    /// Migration 0015 on a database that already holds several tasks for one Plane issue: the
+    /// oldest keeps the link, the others lose it, and the unique index is built.
+    func testPlaneIssueDuplicatesAreResolvedBeforeTheUniqueIndex() async throws {
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where name >= "0015" {
+            try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
+        try await Migrator(pool: database.pool, directory: directory, logger: testLogger).migrate()
+        try await database.pool.query("""
+            INSERT INTO tasks (work_item, plane_issue_id) VALUES
+                ('ORCH-1', 'issue-a'), ('OPS-1', 'issue-a'), ('NEW-1', 'issue-a'), ('ORCH-2', 'issue-b'), ('ORCH-3', NULL)
+            """)
+        let applied = try await Migrator(pool: database.pool, directory: migrationsDirectory, logger: testLogger).migrate()
+        XCTAssertTrue(applied.contains("0015_plane_ordering.sql"), "\(applied)")
+        var links: [String: String?] = [:]
+        for row in try await database.pool.query("SELECT work_item, plane_issue_id FROM tasks").rows {
+            links[try row.decode("work_item")] = try row.decode("plane_issue_id", as: String?.self)
+        }
+        XCTAssertEqual(links, ["ORCH-1": "issue-a", "OPS-1": nil, "NEW-1": nil, "ORCH-2": "issue-b", "ORCH-3": nil])
+        do {
+            try await database.pool.query("UPDATE tasks SET plane_issue_id = 'issue-a' WHERE work_item = 'OPS-1'")
+            XCTFail("expected a unique violation")
+        } catch let error as PostgresError {
+            XCTAssertTrue(error.isUniqueViolation, "\(error)")
+        }
+    }
 }

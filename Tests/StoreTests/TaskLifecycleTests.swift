@@ -194,4 +194,87 @@ final class TaskLifecycleTests: XCTestCase {
         let held = TaskState(stage: .merge, status: .held, track: .full, auto: true)
         XCTAssertThrowsError(try TaskLifecycle.decide(.stagePassed, from: held, visit: 6, about: StageVisit(stage: .merge, visit: 6)))
     }
+
+    // MARK: Approvals bound to the stage (and the wait) they answer
+
+    func testAnApprovalNamingAStageIsRefusedForAnyOtherStageOrWait() throws {
+        let waiting = TaskState(stage: .architecture, status: .awaitingApproval, track: .full, auto: false)
+        let approved = try TaskLifecycle.decide(.approvedStage(.architecture, visit: nil), from: waiting, visit: 1)
+        XCTAssertEqual(approved.eventName, "approved")
+        XCTAssertEqual(approved.state.status, .active)
+        XCTAssertEqual(approved.actions, [.enqueueStage(StageVisit(stage: .architecture, visit: 2), attempt: 0, feedback: nil)])
+        XCTAssertEqual(try TaskLifecycle.decide(.approvedStage(.architecture, visit: 1), from: waiting, visit: 1).state.status, .active)
+        XCTAssertThrowsError(try TaskLifecycle.decide(.approvedStage(.development, visit: nil), from: waiting, visit: 1)) {
+            XCTAssertEqual("\($0)", "cannot apply 'approved' to a task in architecture/awaiting_approval (full track): "
+                + "the approval is for development, but the task awaits approval of architecture")
+        }
+        XCTAssertThrowsError(try TaskLifecycle.decide(.approvedStage(.architecture, visit: 0), from: waiting, visit: 1)) {
+            XCTAssertEqual(($0 as? IllegalTransition)?.reason, "the approval answers the wait for architecture in visit 0, not the current one (visit 1)")
+        }
+        // A task not awaiting approval refuses any approval, named or not.
+        let active = TaskState(stage: .architecture, status: .active, track: .full, auto: false)
+        XCTAssertThrowsError(try TaskLifecycle.decide(.approvedStage(.architecture, visit: nil), from: active, visit: 2)) {
+            XCTAssertEqual(($0 as? IllegalTransition)?.reason, "needs status awaiting_approval")
+        }
+    }
+
+    /// Walks the real state machine through `events`, one second apart from `start`, recording the
+    /// history a database would hold; returns it with the final state and visit.
+    private func walk(_ events: [TaskEvent], start: Date) throws -> (history: [TaskHistoryEntry], state: TaskState, visit: Int) {
+        var state = TaskState.initial(track: .full, auto: false)
+        var visit = 1
+        var history: [TaskHistoryEntry] = []
+        for (offset, event) in events.enumerated() {
+            let transition = try TaskLifecycle.decide(event, from: state, visit: visit)
+            history.append(TaskHistoryEntry(
+                event: transition.eventName, from: (state.stage, state.status), to: (transition.state.stage, transition.state.status),
+                at: start.addingTimeInterval(Double(offset + 1))))
+            (state, visit) = (transition.state, transition.visit)
+        }
+        return (history, state, visit)
+    }
+
+    func testACommentApprovesTheWaitItWasWrittenIn() throws {
+        let t0 = Date(timeIntervalSince1970: 1_780_000_000)
+        func at(_ seconds: Double) -> Date { t0.addingTimeInterval(seconds) }
+        // 1 s: architecture awaits; 2 s: approved; 3 s: development awaits; 4 s: approved;
+        // 5 s: review awaits (visit 3); 6 s: approved; 7 s: changes requested; 8 s: review awaits again (visit 5).
+        let (history, state, visit) = try walk(
+            [.stagePassed, .approved, .stagePassed, .approved, .stagePassed, .approved, .changesRequested, .stagePassed], start: t0)
+        XCTAssertEqual(state, TaskState(stage: .review, status: .awaitingApproval, track: .full, auto: false))
+        XCTAssertEqual(visit, 5)
+        func target(_ seconds: Double) throws -> StageVisit {
+            try TaskLifecycle.approvalTarget(writtenAt: at(seconds), history: history, visit: visit)
+        }
+        XCTAssertThrowsError(try target(0.5)) {
+            XCTAssertEqual("\($0)", "written at 2026-05-28T20:26:40.500000Z, while the task was in its first stage (nothing awaited approval)")
+        }
+        XCTAssertEqual(try target(1), StageVisit(stage: .architecture, visit: 1), "an event at the very moment counts")
+        XCTAssertThrowsError(try target(2.5)) {
+            XCTAssertEqual("\($0)", "written at 2026-05-28T20:26:42.500000Z, while the task was in architecture/active, not awaiting approval")
+        }
+        XCTAssertEqual(try target(5.5), StageVisit(stage: .review, visit: 3))
+        XCTAssertEqual(try target(8.5), StageVisit(stage: .review, visit: 5))
+        // Only the approval written in the current wait applies; one for an earlier stage or an
+        // earlier wait for review is refused by the state machine.
+        let current = try target(8.5)
+        XCTAssertEqual(try TaskLifecycle.decide(.approvedStage(current.stage, visit: current.visit), from: state, visit: visit).visit, 6)
+        for seconds in [1.5, 5.5] {
+            let earlier = try target(seconds)
+            XCTAssertThrowsError(try TaskLifecycle.decide(.approvedStage(earlier.stage, visit: earlier.visit), from: state, visit: visit))
+        }
+    }
+
+    func testTimestampsKeepTheirMicroseconds() throws {
+        let first = try XCTUnwrap(Date(timestamp: "2026-06-01T09:02:40.100200Z"))
+        let second = try XCTUnwrap(Date(timestamp: "2026-06-01T09:02:40.100203Z"))
+        XCTAssertLessThan(first, second, "three microseconds apart still order")
+        XCTAssertEqual(first.timestampText, "2026-06-01T09:02:40.100200Z")
+        XCTAssertEqual(second.timestampText, "2026-06-01T09:02:40.100203Z")
+        XCTAssertEqual(Date(timestamp: "2026-06-01T11:02:40.100200+02:00"), first)
+        XCTAssertEqual(Date(timestamp: "2026-06-01T09:02:40Z")?.timestampText, "2026-06-01T09:02:40.000000Z")
+        for bad in ["2026-06-01", "infinity", "yesterday", "2026-06-01T09:02", ""] {
+            XCTAssertNil(Date(timestamp: bad), bad)
+        }
+    }
 }

@@ -19,7 +19,7 @@ final class TaskStoreTests: XCTestCase {
     private func createTask(_ workItem: String = "ORCH-98", track: TaskTrack = .full, auto: Bool = false) async throws -> TaskRecord {
         try await tasks.upsert(
             workItem: workItem, repo: "acme/orch", title: "Crash when saving a draft", description: "Steps…",
-            labels: ["bug", "needs \"quotes\", commas", "auto"], track: track, auto: auto, planeIssueID: "c0ffee00",
+            labels: ["bug", "needs \"quotes\", commas", "auto"], track: track, auto: auto, planeIssueID: "issue-\(workItem)",
             planeProjectID: "9d8c7b6a", planeState: "Todo").task
     }
 
