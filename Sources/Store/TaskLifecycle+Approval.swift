@@ -33,12 +33,24 @@ extension TaskLifecycle {
     /// have left the task awaiting approval of a stage; the visit is today's minus the visits
     /// started since. Throws `ApprovalWithoutTarget` when nothing awaited approval then.
     ///
+    /// A comment older than the whole history (clock skew) answers the task's first wait only, and
+    /// only while the task still awaits it.
+    ///
     /// A stage is awaited in one visit at most (leaving the wait always starts a visit or ends the
     /// task), so the visit tells an approval of this wait from one of an earlier wait for the same
     /// stage (review, after changes were requested).
     public static func approvalTarget(writtenAt: Date, history: [TaskHistoryEntry], visit: Int) throws -> StageVisit {
         let moment = writtenAt.timestampText
         guard let index = history.indices.last(where: { history[$0].at <= writtenAt }) else {
+            // Written before anything happened to the task by the database's clock: a Plane clock
+            // behind ours, or an example payload replayed. It cannot be placed on the timeline, so
+            // it may answer only the task's first wait, and only while that wait is the current
+            // one — never a later stage.
+            let waits = history.filter { $0.toStatus == TaskStatus.awaitingApproval.rawValue }
+            if waits.count == 1, let last = history.last, last.toStatus == TaskStatus.awaitingApproval.rawValue,
+               let stage = TaskStage(rawValue: last.toStage) {
+                return StageVisit(stage: stage, visit: visit)
+            }
             throw ApprovalWithoutTarget(description: "written at \(moment), while the task was in its first stage (nothing awaited approval)")
         }
         let event = history[index]

@@ -309,11 +309,6 @@ final class WebhookProcessingTests: XCTestCase {
 
     func testALateApproveIsRefusedWithTheReason() async throws {
         let architectureWait = try await awaitingTask()
-        // The fixture's comment was written on 2026-06-01, before this task was even created.
-        let early = try await deliver("plane", "issue_comment.created", try fixture("plane/comment_created.json"))
-        XCTAssertEqual(early.0, "processed")
-        XCTAssertEqual(early.1, "/approve refused: written at 2026-06-01T09:10:00.000001Z, while the task was in its first stage "
-            + "(nothing awaited approval)")
 
         // Architecture is approved by other means and passes; development awaits. A comment written
         // while architecture awaited, or while it ran, arrives only now: neither starts development.
@@ -326,10 +321,27 @@ final class WebhookProcessingTests: XCTestCase {
         let during = try await deliver("plane", "issue_comment.created", try comment("/approve", writtenAt: architectureRan))
         XCTAssertEqual(during.1, "/approve refused: written at \(architectureRan.timestampText), while the task was in "
             + "architecture/active, not awaiting approval")
+        // The fixture's comment was written on 2026-06-01, before this task existed by the
+        // database's clock: it cannot be placed, and answers only a task's first wait — not this one.
+        let early = try await deliver("plane", "issue_comment.created", try fixture("plane/comment_created.json"))
+        XCTAssertEqual(early.0, "processed")
+        XCTAssertEqual(early.1, "/approve refused: written at 2026-06-01T09:10:00.000001Z, while the task was in its first stage "
+            + "(nothing awaited approval)")
         let task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.state, TaskState(stage: .development, status: .awaitingApproval, track: .full, auto: false))
         let history = try await tasks.history(workItem: "ORCH-98").map(\.event)
         XCTAssertEqual(history, ["stage_passed", "approved", "stage_passed"])
+    }
+
+    /// A comment older than the task's whole history by the database's clock (Plane's clock
+    /// behind, or the shared example payload) approves the task's first wait while it lasts.
+    func testACommentOlderThanTheTaskApprovesOnlyItsFirstWait() async throws {
+        _ = try await awaitingTask()
+        let early = try await deliver("plane", "issue_comment.created", try fixture("plane/comment_created.json"))
+        XCTAssertEqual(early.1, "/approve applied to ORCH-98")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .active)
+        XCTAssertEqual(task?.state.stage, .architecture)
     }
 
     func testACommandAndItsDeliveryCommitTogether() async throws {
