@@ -21,6 +21,8 @@ struct ConfigFile: Sendable, Equatable {
             var coverage_command: [String]?
             var deploy_command: [String]?
             var health_url: String?
+            var ci: String?
+            var ci_timeout: String?
         }
         struct Agent: Decodable {
             var command: [String]
@@ -80,10 +82,25 @@ struct ConfigFile: Sendable, Equatable {
                     throw ConfigurationError(key: "\(key).health_url", problem: "must be an http(s) URL")
                 }
             }
+            var ci = RepositorySettings.CIRequirement.required
+            if let text = repo.ci {
+                guard let parsed = RepositorySettings.CIRequirement(rawValue: text) else {
+                    throw ConfigurationError(key: "\(key).ci", problem: "expected required or none, got '\(text)'")
+                }
+                ci = parsed
+            }
+            var ciTimeout = RepositorySettings.defaultCITimeout
+            if let text = repo.ci_timeout {
+                guard let parsed = EnvironmentReader.parseDuration(text), parsed > .zero else {
+                    throw ConfigurationError(
+                        key: "\(key).ci_timeout", problem: "expected a duration such as 2h, got '\(text)'")
+                }
+                ciTimeout = parsed
+            }
             file.repos.append(RepositorySettings(
                 project: repo.project, planeProjectID: repo.plane_project_id, repo: repo.repo, cloneURL: repo.clone_url,
                 defaultBranch: repo.default_branch ?? "main", testCommand: repo.test_command, coverageCommand: repo.coverage_command,
-                deployCommand: repo.deploy_command, healthURL: repo.health_url))
+                deployCommand: repo.deploy_command, healthURL: repo.health_url, ci: ci, ciTimeout: ciTimeout))
         }
         for (role, agent) in raw.agents ?? [:] {
             guard !agent.command.isEmpty, !agent.command[0].isEmpty else {

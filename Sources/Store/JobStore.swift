@@ -181,12 +181,27 @@ public struct JobStore: Sendable {
 
     /// Puts a running job back in the queue until `until` without spending an attempt (its
     /// `max_attempts` grows by one, so the fencing token `attempt` still only ever increases).
-    /// Fenced; returns false when the job is no longer ours.
+    /// Fenced; returns false when the job is no longer ours. For an instant that came from the
+    /// database (a circuit breaker's `open_until`); a delay from now uses `postpone(_:after:reason:)`.
     public func postpone(_ lease: JobLease, until: Date, reason: String) async throws -> Bool {
+        try await postpone(lease, until: until, after: nil, reason: reason)
+    }
+
+    /// Puts a running job back in the queue for `delay`, measured from the database's `now()`:
+    /// a replica whose clock is off can neither make the job wait too long nor spin it.
+    /// Otherwise as `postpone(_:until:reason:)`.
+    public func postpone(_ lease: JobLease, after delay: Duration, reason: String) async throws -> Bool {
+        try await postpone(lease, until: nil, after: delay, reason: reason)
+    }
+
+    private func postpone(
+        _ lease: JobLease, until: Date?, after delay: Duration?, reason: String
+    ) async throws -> Bool {
         try await pool.query("""
             WITH postponed AS (
-                UPDATE jobs SET status = 'queued', run_at = $4, max_attempts = max_attempts + 1, last_error = $5,
-                       lease_expires_at = NULL
+                UPDATE jobs SET status = 'queued', max_attempts = max_attempts + 1, last_error = $5,
+                       lease_expires_at = NULL,
+                       run_at = coalesce($4::timestamptz, now() + make_interval(secs => $6::float8))
                 WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempt = $3
                 RETURNING queue, run_at
             )
@@ -194,7 +209,8 @@ public struct JobStore: Sendable {
                    (SELECT count(*) FROM (SELECT pg_notify('orch_jobs', queue) FROM postponed WHERE run_at <= now()) notified) AS notified
             FROM postponed
             """,
-            [lease.jobID, lease.replicaID, lease.attempt, until, reason]).first!.decode("n", as: Int.self) == 1
+            [lease.jobID, lease.replicaID, lease.attempt, until, reason, max(delay ?? .zero, .zero).seconds]
+        ).first!.decode("n", as: Int.self) == 1
     }
 
     /// Queued jobs of `kind` waiting because they were postponed with a reason starting with

@@ -113,17 +113,44 @@ public struct JobRegistry: Sendable {
     public var kinds: [String] { handlers.keys.sorted() }
 }
 
-/// Thrown by a handler that cannot run now but should later (a circuit breaker is open): the job
-/// goes back to the queue until `until`, without spending an attempt.
+/// Thrown by a handler that cannot run now but should later (a circuit breaker is open, CI is
+/// still running): the job goes back to the queue without spending an attempt.
 public struct JobPostponed: Error, CustomStringConvertible {
-    public let until: Date
+    /// When the job is due again.
+    public enum Due: Sendable, Equatable {
+        /// At an instant the database gave (a circuit breaker's `open_until`).
+        case at(Date)
+        /// After a delay counted from the database's `now()`, never from this replica's clock.
+        case after(Duration)
+    }
+
+    public let due: Due
     public let reason: String
 
-    /// Creates the postponement.
+    /// Postpones until an instant read from the database.
     public init(until: Date, reason: String) {
-        self.until = until
+        self.due = .at(until)
         self.reason = reason
     }
 
-    public var description: String { "postponed until \(until): \(reason)" }
+    /// Postpones for `delay` from the database's `now()` when the postponement is recorded.
+    public init(after delay: Duration, reason: String) {
+        self.due = .after(delay)
+        self.reason = reason
+    }
+
+    public var description: String {
+        switch due {
+        case .at(let until): "postponed until \(until): \(reason)"
+        case .after(let delay): "postponed for \(delay): \(reason)"
+        }
+    }
+
+    /// Puts the job back in the queue as due; false when its lease is no longer ours.
+    func record(_ lease: JobLease, in store: JobStore) async throws -> Bool {
+        switch due {
+        case .at(let until): try await store.postpone(lease, until: until, reason: reason)
+        case .after(let delay): try await store.postpone(lease, after: delay, reason: reason)
+        }
+    }
 }

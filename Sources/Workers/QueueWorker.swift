@@ -371,9 +371,9 @@ public final class QueueWorker: Service, Sendable {
             case .threw(let message, let retryable):
                 try await fail(job, lease: lease, message: message, retryable: retryable, log: log)
             case .postponed(let postponed):
-                let recorded = try await store.postpone(lease, until: postponed.until, reason: postponed.reason)
+                let recorded = try await postponed.record(lease, in: store)
                 metrics.count(kind: job.kind, recorded ? .postponed : .notOwner)
-                log(.info, "job postponed", ["job.until": "\(postponed.until)", "job.reason": "\(postponed.reason)"])
+                log(.info, "job postponed", ["job.due": "\(postponed.due)", "job.reason": "\(postponed.reason)"])
             case .timedOut, .stopped(.timedOut):
                 try await fail(job, lease: lease, message: "timed out after \(registry.handler(for: job.kind)?.timeout ?? .zero)", retryable: true, log: log)
             case .stopped(.cancelRequested):

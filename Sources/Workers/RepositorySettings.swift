@@ -12,12 +12,30 @@ public struct RepositorySettings: Sendable, Equatable {
     public var coverageCommand: [String]?
     public var deployCommand: [String]?
     public var healthURL: String?
+    /// Whether a merge through Gitea waits for the PR head's commit statuses (`ci:`).
+    public var ci: CIRequirement
+    /// How long a merge waits for a CI verdict on the PR head before the task is held (`ci_timeout:`).
+    public var ciTimeout: Duration
+
+    /// What `ci:` says about commit statuses.
+    public enum CIRequirement: String, Sendable, Equatable, CaseIterable {
+        /// The default: merge only once the PR head's combined status is green.
+        case required
+        /// The repository has no CI: merge on the development gate alone, without waiting for statuses.
+        case none
+    }
+
+    /// The CI wait when `ci_timeout` is not set: two hours.
+    public static let defaultCITimeout: Duration = .seconds(2 * 3600)
 
     /// Creates settings.
     public init(
         project: String, planeProjectID: String?, repo: String, cloneURL: String, defaultBranch: String,
-        testCommand: [String]?, coverageCommand: [String]?, deployCommand: [String]?, healthURL: String?
+        testCommand: [String]?, coverageCommand: [String]?, deployCommand: [String]?, healthURL: String?,
+        ci: CIRequirement = .required, ciTimeout: Duration = Self.defaultCITimeout
     ) {
+        self.ci = ci
+        self.ciTimeout = ciTimeout
         self.project = project
         self.planeProjectID = planeProjectID
         self.repo = repo

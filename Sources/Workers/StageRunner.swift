@@ -372,46 +372,6 @@ public struct StageRunner: Sendable {
         }
     }
 
-    /// Merge through Gitea (DESIGN §7): only once the PR head's CI is green (from status webhooks,
-    /// else the combined status as a backstop), with `head_commit_id` so a head that moved is
-    /// never merged unchecked. Red CI or an unmergeable PR holds the task for an operator.
-    private func mergeThroughGitea(
-        _ task: TaskRecord, repo: RepositorySettings, client: GiteaClient, outcome: StageOutcome, logger: Logger
-    ) async throws {
-        guard let number = task.prNumber, let head = task.headSHA else {
-            throw PermanentJobFailure("\(task.workItem) reached merge without a pull request")
-        }
-        var ci = task.headCIState ?? ""
-        if ci != "success" { ci = try await client.combinedStatus(repo: repo.repo, sha: head) }
-        switch ci {
-        case "success":
-            break
-        case "failure", "error":
-            try await outcome.apply(.held, reason: "CI failed on the PR head \(head.prefix(12))")
-            return
-        default:
-            throw JobPostponed(until: Date().addingTimeInterval(settings.ciPollInterval.seconds), reason: "waiting for CI on \(head.prefix(12)) of PR #\(number)")
-        }
-        let pull: (merged: Bool, mergeSHA: String?, headSHA: String?)
-        switch try await client.merge(repo: repo.repo, number: number, headSHA: head, message: "Merge \(Workspace.branch(workItem: task.workItem)) (\(task.workItem))") {
-        case .merged:
-            pull = try await client.pullRequest(repo: repo.repo, number: number)
-        case .notMergeable(let message):
-            // A retried job finds the PR merged already: that is success, not a hold.
-            pull = try await client.pullRequest(repo: repo.repo, number: number)
-            guard pull.merged else {
-                try await outcome.apply(.held, reason: "PR #\(number) not mergeable: \(message.prefix(300))")
-                return
-            }
-        case .staleHead:
-            throw GiteaAPIError(description: "PR #\(number) head moved past \(head.prefix(12)); checking again", isRetryable: true)
-        }
-        let mergeSHA = pull.mergeSHA
-        try await outcome.apply(.stagePassed, reason: "PR #\(number) merged" + (mergeSHA.map { " as \($0.prefix(12))" } ?? "")) { connection in
-            if let mergeSHA { try await TaskStore.recordMerge(workItem: task.workItem, sha: mergeSHA, on: connection) }
-        }
-    }
-
     /// Runs `deploy_command` on the merge commit (`merge_sha`, on the default branch): what was
     /// merged is what ships, never the task branch (which may lack what merged before it).
     private func deploy(_ task: TaskRecord, repo: RepositorySettings, attempt: Int, outcome: StageOutcome, logger: Logger) async throws {

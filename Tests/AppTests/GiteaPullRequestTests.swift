@@ -97,10 +97,11 @@ final class GiteaPullRequestTests: XCTestCase {
         XCTAssertEqual(results.0, .staleHead)
         XCTAssertEqual(results.1, .merged)
         XCTAssertEqual(results.2, .notMergeable("already merged"))
-        XCTAssertEqual(results.3.merged, true)
-        XCTAssertEqual(results.3.mergeSHA, "def456")
+        XCTAssertEqual(results.3?.merged, true)
+        XCTAssertEqual(results.3?.mergeSHA, "def456")
         XCTAssertEqual(gitea.mergeCalls[1], .init(
-            number: number, headCommitID: "abc123", title: "Merge orch/ORCH-7 (ORCH-7)", message: "Reviewed."))
+            number: number, headCommitID: "abc123", title: "Merge orch/ORCH-7 (ORCH-7)", message: "Reviewed.",
+            deleteBranchAfterMerge: true))
         XCTAssertEqual(merged.value, "Merge orch/ORCH-7 (ORCH-7)\n\nReviewed.")
     }
 }

@@ -617,19 +617,7 @@ extension PipelineTests {
 
     func testAReviewRoundWithAnAlreadyOpenPullRequestPassesEndToEnd() async throws {
         let remote = try makeRemote()
-        let root = self.root!
-        let git: @Sendable ([String], URL) throws -> String = {
-            try Self.git($0, in: $1).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        let gitea = GiteaStandIn(
-            repo: "acme/orch", headOf: { try git(["rev-parse", $0], remote) },
-            performMerge: { pull, message in
-                let work = root.appendingPathComponent("gitea-merge-\(UUID().uuidString.prefix(6))")
-                _ = try git(["clone", "--quiet", remote.path, work.path], root)
-                _ = try git(["merge", "--no-ff", "--quiet", "-m", message, "origin/\(pull.headRef)"], work)
-                _ = try git(["push", "--quiet", "origin", "HEAD:main"], work)
-                return try git(["rev-parse", "HEAD"], work)
-            })
+        let gitea = GiteaStandIn.over(remote: remote, root: root)
         // Other work in the repository, and a fork's PR from a branch of the same name.
         for index in 0..<55 { gitea.add(headRef: "feature/\(index)", headRepo: "acme/orch") }
         gitea.add(headRef: "orch/ORCH-98", headRepo: "mallory/orch")

@@ -22,7 +22,6 @@ final class SecretIsolationTests: XCTestCase {
     let adminToken = "isolation-admin-token-7d1c"
     let giteaToken = "isolation-gitea-token-4b2a"
     let botToken = "isolation-bot-token-9e8f"
-    let session = testURLSession()
 
     override func setUp() async throws {
         database = try await TestDatabase.create(suite: "secret_isolation")
@@ -42,19 +41,8 @@ final class SecretIsolationTests: XCTestCase {
     }
 
     private func sendIssue(to base: URL) async throws {
-        let fixture = Data(try WebhookTests.fixture("plane/issue_created.json"))
-        var object = try JSONSerialization.jsonObject(with: fixture) as! [String: Any]
-        var data = object["data"] as! [String: Any]
-        data["labels"] = [["name": "auto"]]
-        object["data"] = data
-        let body = Array(try JSONSerialization.data(withJSONObject: object))
-        var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
-        request.httpMethod = "POST"
-        request.httpBody = Data(body)
-        let signature = WebhookSignature.hmacSHA256Hex(secret: webhookSecret, body: body)
-        request.setValue(signature, forHTTPHeaderField: "X-Plane-Signature")
-        let (_, response) = try await session.data(for: request)
-        XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 202)
+        let answered = try await sendPlaneIssue(to: base, secret: webhookSecret)
+        XCTAssertEqual(answered, 202)
     }
 
     /// A failing `test_command` prints the admin and Gitea tokens (as a test the agent wrote

@@ -40,9 +40,12 @@ enum StandInServer {
 /// A Gitea stand-in for the pull-request calls, behaving like Gitea where the orchestrator
 /// depends on it: the list honours `state`, `page` and `limit` (newest first, at most 50 a page)
 /// and a query escaped into the path (`pulls%3Fstate=…`) is an unknown route (404); opening a
-/// second open PR for the same head repository, branch and base answers 409; a merge reads
-/// `Do`, `head_commit_id`, `MergeTitleField` and `MergeMessageField` (snake_case names are
-/// ignored, as Gitea ignores them), answers 409 when the head moved and 405 once merged.
+/// second open PR for the same head repository, branch and base answers 409; a pull request
+/// shows `state`, `merged`, `merge_commit_sha`, its head as the branch is now and `updated_at`
+/// (whole seconds, bumped when the head moves); a merge reads `Do`, `head_commit_id`,
+/// `MergeTitleField`, `MergeMessageField` and `delete_branch_after_merge` (other snake_case names
+/// are ignored, as Gitea ignores them), answers 404 for a closed PR, 409 "head out of date" when
+/// the head moved and 405 once merged, unless the test scripted its next answers.
 final class GiteaStandIn: Sendable {
     /// One pull request as the stand-in keeps it.
     struct Pull: Sendable {
@@ -53,6 +56,7 @@ final class GiteaStandIn: Sendable {
         var headSHA: String
         var state = "open"
         var mergeSHA: String?
+        var updatedAt = Date()
     }
 
     /// A merge request's fields as received.
@@ -61,6 +65,7 @@ final class GiteaStandIn: Sendable {
         var headCommitID: String?
         var title: String?
         var message: String?
+        var deleteBranchAfterMerge: Bool?
     }
 
     let repo: String
@@ -68,8 +73,14 @@ final class GiteaStandIn: Sendable {
     let headOf: @Sendable (String) throws -> String
     /// Performs a merge with the commit message Gitea would write; returns the merge commit.
     let performMerge: @Sendable (Pull, String) throws -> String
+    /// Deletes a merged head branch when the merge asked for it (`delete_branch_after_merge`).
+    let deleteBranch: @Sendable (String) throws -> Void
     /// The combined status every commit reports.
     let ciState: SharedValue<String>
+    /// The latest status of each context every commit lists (`statuses[].status`), if any.
+    let ciStatuses = SharedValue<[String]>([])
+    /// Answers the next merge requests get instead of merging: (HTTP status, JSON body).
+    private let scriptedMerges = Mutex<[(Int, String)]>([])
     private let pulls = Mutex<[Pull]>([])
     private let requests = CallLog()
     private let merges = Mutex<[MergeCall]>([])
@@ -77,12 +88,33 @@ final class GiteaStandIn: Sendable {
     init(
         repo: String, ciState: String = "success",
         headOf: @escaping @Sendable (String) throws -> String = { _ in String(repeating: "0", count: 40) },
-        performMerge: @escaping @Sendable (Pull, String) throws -> String = { _, _ in String(repeating: "1", count: 40) }
+        performMerge: @escaping @Sendable (Pull, String) throws -> String = { _, _ in String(repeating: "1", count: 40) },
+        deleteBranch: @escaping @Sendable (String) throws -> Void = { _ in }
     ) {
+        self.deleteBranch = deleteBranch
         self.repo = repo
         self.ciState = SharedValue(ciState)
         self.headOf = headOf
         self.performMerge = performMerge
+    }
+
+    /// A stand-in over a bare git repository `remote` (scratch clones go under `root`): heads are
+    /// the remote's branches, a merge really merges with Gitea's message and pushes the default
+    /// branch, and `delete_branch_after_merge` deletes the branch in the remote.
+    static func over(remote: URL, root: URL, repo: String = "acme/orch", ciState: String = "success") -> GiteaStandIn {
+        let git: @Sendable ([String], URL) throws -> String = {
+            try runGit($0, in: $1).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return GiteaStandIn(
+            repo: repo, ciState: ciState, headOf: { try git(["rev-parse", $0], remote) },
+            performMerge: { pull, message in
+                let work = root.appendingPathComponent("gitea-merge-\(UUID().uuidString.prefix(6))")
+                _ = try git(["clone", "--quiet", remote.path, work.path], root)
+                _ = try git(["merge", "--no-ff", "--quiet", "-m", message, "origin/\(pull.headRef)"], work)
+                _ = try git(["push", "--quiet", "origin", "HEAD:\(pull.baseRef)"], work)
+                return try git(["rev-parse", "HEAD"], work)
+            },
+            deleteBranch: { branch in _ = try git(["branch", "-D", branch], remote) })
     }
 
     /// Adds a pull request (another branch's, a fork's, …); returns its number.
@@ -95,6 +127,21 @@ final class GiteaStandIn: Sendable {
             pulls.append(Pull(
                 number: number, headRef: headRef, headRepo: headRepo, baseRef: baseRef, headSHA: headSHA, state: state))
             return number
+        }
+    }
+
+    /// Makes the next merge request answer `status` with `body` (JSON text), as Gitea would.
+    func scriptMergeAnswer(_ status: Int, _ body: String) {
+        scriptedMerges.withLock { $0.append((status, body)) }
+    }
+
+    /// Closes a pull request without merging it (as a person would in Gitea's UI).
+    func close(_ number: Int) {
+        pulls.withLock { pulls in
+            if let index = pulls.firstIndex(where: { $0.number == number }) {
+                pulls[index].state = "closed"
+                pulls[index].updatedAt = Date()
+            }
         }
     }
 
@@ -113,7 +160,8 @@ final class GiteaStandIn: Sendable {
     private func object(_ pull: Pull) -> [String: Any] {
         [
             "number": pull.number, "state": pull.state, "merged": pull.mergeSHA != nil,
-            "merge_commit_sha": pull.mergeSHA as Any,
+            "merge_commit_sha": pull.mergeSHA as Any, "mergeable": true,
+            "updated_at": pull.updatedAt.formatted(Date.ISO8601FormatStyle()),
             "head": ["ref": pull.headRef, "sha": pull.headSHA, "repo": ["full_name": pull.headRepo]],
             "base": ["ref": pull.baseRef, "repo": ["full_name": repo]],
         ]
@@ -167,16 +215,27 @@ final class GiteaStandIn: Sendable {
             return self.json(.ok, self.object(self.refreshed(pull)))
         }
         router.get("\(prefix)/commits/:sha/status") { _, _ -> Response in
-            self.json(.ok, ["state": self.ciState.value])
+            self.json(.ok, [
+                "state": self.ciState.value,
+                "statuses": self.ciStatuses.value.enumerated().map { ["context": "ci/\($0.offset)", "status": $0.element] },
+            ])
         }
         router.post("\(prefix)/pulls/:number/merge") { request, context -> Response in
             let number = try context.parameters.require("number", as: Int.self)
             let body = try await Self.body(request)
             let call = MergeCall(
                 number: number, headCommitID: body["head_commit_id"] as? String,
-                title: body["MergeTitleField"] as? String, message: body["MergeMessageField"] as? String)
+                title: body["MergeTitleField"] as? String, message: body["MergeMessageField"] as? String,
+                deleteBranchAfterMerge: body["delete_branch_after_merge"] as? Bool)
             self.merges.withLock { $0.append(call) }
-            guard let pull = self.pulls.withLock({ $0.first { $0.number == number } }) else {
+            if let (status, text) = self.scriptedMerges.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+                return Response(
+                    status: HTTPResponse.Status(code: status), body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+            }
+            // Gitea answers a merge of a closed pull request with 404 (ErrIsClosed → NotFound).
+            guard let pull = self.pulls.withLock({ $0.first { $0.number == number } }),
+                  pull.state == "open" || pull.mergeSHA != nil
+            else {
                 return self.json(.notFound, ["message": "not found"])
             }
             guard pull.mergeSHA == nil else { return self.json(.methodNotAllowed, ["message": "already merged"]) }
@@ -196,19 +255,27 @@ final class GiteaStandIn: Sendable {
                 if let index = pulls.firstIndex(where: { $0.number == number }) {
                     pulls[index].mergeSHA = sha
                     pulls[index].state = "closed"
+                    pulls[index].updatedAt = Date()
                 }
             }
+            if call.deleteBranchAfterMerge == true { try self.deleteBranch(pull.headRef) }
             return self.json(.ok, [:])
         }
         return router
     }
 
-    /// The pull request with its head as the branch is now (Gitea follows pushes).
+    /// The pull request with its head as the branch is now (Gitea follows pushes and stamps
+    /// `updated_at` when the head moves).
     private func refreshed(_ pull: Pull) -> Pull {
-        guard pull.headRepo == repo, pull.mergeSHA == nil, let sha = try? headOf(pull.headRef) else { return pull }
-        var pull = pull
-        pull.headSHA = sha
-        return pull
+        guard pull.headRepo == repo, pull.mergeSHA == nil, pull.state == "open", let sha = try? headOf(pull.headRef),
+              sha != pull.headSHA
+        else { return pull }
+        return pulls.withLock { pulls in
+            guard let index = pulls.firstIndex(where: { $0.number == pull.number }) else { return pull }
+            pulls[index].headSHA = sha
+            pulls[index].updatedAt = Date()
+            return pulls[index]
+        }
     }
 }
 
