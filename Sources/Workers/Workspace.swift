@@ -171,9 +171,13 @@ public struct Workspace: Sendable {
         case .absent: arguments.append("--force-with-lease=\(ref):")
         case .at(let sha): arguments.append("--force-with-lease=\(ref):\(sha)")
         }
-        try await git.run(
-            taskGit(repo, workItem: workItem) + arguments + ["origin", "HEAD:\(ref)"],
-            in: worktreePath(repo, workItem: workItem), timeout: .seconds(300))
+        // Under the repository's lock: a push updates the clone's remote-tracking ref, which a
+        // fetch for another task would otherwise find moved under it ("cannot lock ref").
+        _ = try await locks.withLock(repo.repo) {
+            try await git.run(
+                taskGit(repo, workItem: workItem) + arguments + ["origin", "HEAD:\(ref)"],
+                in: worktreePath(repo, workItem: workItem), timeout: .seconds(300))
+        }
     }
 
     /// Commits of the task's worktree after `base` (the head its run started from) that change
