@@ -193,32 +193,37 @@ public struct AgentRunStore: Sendable {
         try await connection.query("UPDATE agent_runs SET outcome = $2 WHERE id = $1", [id, outcome])
     }
 
-    /// A successful run whose work is on the remote task branch: the head it started from and the
-    /// head pushed after it.
-    public struct PushedRun: Sendable, Equatable {
+    /// What a successful run produced: the head it started from, the commit of its work, and the
+    /// head pushed (nil until the push went through).
+    public struct RunWork: Sendable, Equatable {
         public let runID: Int64
         public let base: String
-        public let pushed: String
-        public let logPath: String?
+        public let committed: String
+        public let pushed: String?
     }
 
-    /// Records that run `id` succeeded and its work was pushed: from `base` to `pushed`.
-    public func recordPushed(id: Int64, base: String, pushed: String) async throws {
-        try await pool.query("UPDATE agent_runs SET base_sha = $2, pushed_sha = $3 WHERE id = $1", [id, base, pushed])
+    /// Records that run `id` succeeded and its work was committed as `committed` on top of `base`.
+    public func recordCommitted(id: Int64, base: String, committed: String) async throws {
+        try await pool.query("UPDATE agent_runs SET base_sha = $2, committed_sha = $3 WHERE id = $1", [id, base, committed])
     }
 
-    /// The newest run of job `jobID` (any attempt) that succeeded and was pushed and whose result
-    /// no outcome applied yet: a retry of the job resumes from it instead of running the agent again.
-    public func pushedRun(jobID: Int64) async throws -> PushedRun? {
+    /// Records that run `id`'s work was pushed: the branch is at `pushed`.
+    public func recordPushed(id: Int64, pushed: String) async throws {
+        try await pool.query("UPDATE agent_runs SET pushed_sha = $2 WHERE id = $1", [id, pushed])
+    }
+
+    /// The newest run of job `jobID` (any attempt) that succeeded and committed its work and whose
+    /// result no outcome applied yet: a retry of the job picks it up instead of running the agent again.
+    public func work(jobID: Int64) async throws -> RunWork? {
         try await pool.query("""
-            SELECT id, base_sha, pushed_sha, log_path FROM agent_runs
-            WHERE job_id = $1 AND pushed_sha IS NOT NULL AND base_sha IS NOT NULL AND outcome IS DISTINCT FROM 'applied'
+            SELECT id, base_sha, committed_sha, pushed_sha FROM agent_runs
+            WHERE job_id = $1 AND committed_sha IS NOT NULL AND base_sha IS NOT NULL AND outcome IS DISTINCT FROM 'applied'
             ORDER BY id DESC LIMIT 1
             """,
             [jobID]).first.map {
-            PushedRun(
-                runID: try $0.decode("id"), base: try $0.decode("base_sha"), pushed: try $0.decode("pushed_sha"),
-                logPath: try $0.decode("log_path"))
+            RunWork(
+                runID: try $0.decode("id"), base: try $0.decode("base_sha"), committed: try $0.decode("committed_sha"),
+                pushed: try $0.decode("pushed_sha"))
         }
     }
 

@@ -187,7 +187,7 @@ public struct StageRunner: Sendable {
         let pushed: PushedWork
         // A retry of this job after its agent's work was pushed (a later step failed: the
         // database, Gitea while opening the PR) judges that work again instead of paying for a new run.
-        if let resumed = try await resumePushedRun(task, repo: repo, jobID: outcome.context.job.id, logger: logger) {
+        if let resumed = try await resumeEarlierRun(task, repo: repo, jobID: outcome.context.job.id, logger: logger) {
             pushed = resumed
         } else {
             switch try await runAgentAndPush(task, repo: repo, feedback: feedback, outcome: outcome, logger: logger) {
@@ -251,27 +251,37 @@ public struct StageRunner: Sendable {
         case runFailed(reason: String, runID: Int64)
     }
 
-    /// The pushed run of an earlier attempt of this job, when the remote branch is still at what
-    /// it pushed; nil when there is none (or the branch moved on: the agent runs again).
-    private func resumePushedRun(_ task: TaskRecord, repo: RepositorySettings, jobID: Int64, logger: Logger) async throws -> PushedWork? {
-        guard let run = try await runs.pushedRun(jobID: jobID) else { return nil }
+    /// The work an earlier attempt of this job committed, pushed (again, when its push had failed)
+    /// and ready to be judged; nil when there is none, or when it cannot be used — the branch
+    /// moved on, or the commit was made on another replica — and the agent must run again.
+    private func resumeEarlierRun(_ task: TaskRecord, repo: RepositorySettings, jobID: Int64, logger: Logger) async throws -> PushedWork? {
+        guard let work = try await runs.work(jobID: jobID) else { return nil }
         let worktree = try await workspace.prepare(repo, workItem: task.workItem)
         let head = try await workspace.head(repo, workItem: task.workItem)
-        guard head == run.pushed else {
-            logger.notice("the pushed work of an earlier attempt is no longer the branch head; running the agent again", metadata: [
-                "agent.run": "\(run.runID)", "git.pushed": "\(run.pushed)", "git.head": "\(head)",
-            ])
+        var logger = logger
+        logger[metadataKey: "agent.run"] = "\(work.runID)"
+        logger[metadataKey: "git.committed"] = "\(work.committed)"
+        if head == work.committed {
+            if work.pushed == nil { try await runs.recordPushed(id: work.runID, pushed: head) }
+            logger.info("resuming from the work an earlier attempt of this job pushed; the agent is not run again")
+            return PushedWork(runID: work.runID, base: work.base, head: head, worktree: worktree)
+        }
+        let remote = try await workspace.remoteBranchHead(repo, workItem: task.workItem)
+        guard work.pushed == nil, remote == nil || remote == work.base, try await workspace.hasCommit(repo, work.committed) else {
+            logger.notice("the work of an earlier attempt cannot be used (the branch moved, or it was made elsewhere); running the agent again",
+                metadata: ["git.head": "\(head)"])
             return nil
         }
-        logger.info("resuming from the work an earlier attempt of this job pushed; the agent is not run again", metadata: [
-            "agent.run": "\(run.runID)", "git.base": "\(run.base)", "git.head": "\(head)",
-        ])
-        return PushedWork(runID: run.runID, base: run.base, head: head, worktree: worktree)
+        try await workspace.reset(repo, workItem: task.workItem, to: work.committed)
+        try await workspace.push(repo, workItem: task.workItem, expecting: remote.map { .at($0) } ?? .absent)
+        try await runs.recordPushed(id: work.runID, pushed: work.committed)
+        logger.info("pushed the work an earlier attempt of this job committed; the agent is not run again")
+        return PushedWork(runID: work.runID, base: work.base, head: work.committed, worktree: worktree)
     }
 
     /// Runs the stage's agent in a fresh worktree and, when it succeeded, commits what it left and
-    /// pushes the branch at once — before anything else can fail — recording the pushed head on
-    /// the run so a retry resumes from it.
+    /// pushes the branch at once — before anything else can fail — recording the commit and then
+    /// the pushed head on the run, so a retry resumes from them.
     private func runAgentAndPush(
         _ task: TaskRecord, repo: RepositorySettings, feedback: String?, outcome: StageOutcome, logger: Logger
     ) async throws -> AgentRunResult {
@@ -329,11 +339,13 @@ public struct StageRunner: Sendable {
 
         let committing = clock.now
         try await workspace.commitAll(repo, workItem: task.workItem, message: "\(task.workItem) \(stage.rawValue): agent run \(run.runID)")
+        let head = try await workspace.head(repo, workItem: task.workItem)
+        // Recorded before the push: a retry after a failed push pushes this commit again.
+        try await runs.recordCommitted(id: run.runID, base: base, committed: head)
         // The branch is replaced only if it is still where this run started: an agent that
         // rebased it is pushed, a branch someone else moved meanwhile is not overwritten.
         try await workspace.push(repo, workItem: task.workItem, expecting: remote.map { .at($0) } ?? .absent)
-        let head = try await workspace.head(repo, workItem: task.workItem)
-        try await runs.recordPushed(id: run.runID, base: base, pushed: head)
+        try await runs.recordPushed(id: run.runID, pushed: head)
         try? await launcher.runs.recordGitTimings(id: run.runID, workspace: workspaceTime, after: clock.now - committing)
         return .pushed(PushedWork(runID: run.runID, base: base, head: head, worktree: worktree))
     }

@@ -224,6 +224,17 @@ public struct Workspace: Sendable {
         return true
     }
 
+    /// Whether this replica's clone of the repository has `sha` (a commit made here, even if it
+    /// was never pushed: task worktrees share the clone's objects).
+    public func hasCommit(_ repo: RepositorySettings, _ sha: String) async throws -> Bool {
+        try await git.run(["git", "cat-file", "-e", "\(sha)^{commit}"], in: clonePath(repo), check: false).exitCode == 0
+    }
+
+    /// Points the task's worktree and branch at `sha` (work committed by an earlier try of the job).
+    public func reset(_ repo: RepositorySettings, workItem: String, to sha: String) async throws {
+        try await git.run(taskGit(repo, workItem: workItem) + ["reset", "--quiet", "--hard", sha], in: worktreePath(repo, workItem: workItem))
+    }
+
     /// The commit the task's worktree is at.
     public func head(_ repo: RepositorySettings, workItem: String) async throws -> String {
         try await git.run(taskGit(repo, workItem: workItem) + ["rev-parse", "HEAD"], in: worktreePath(repo, workItem: workItem))

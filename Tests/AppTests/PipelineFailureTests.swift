@@ -31,6 +31,9 @@ final class PipelineFailureTests: XCTestCase {
         var environment: [String: String] = [:]
         /// Breaks something in the remote before the task starts.
         var prepare: @Sendable (_ remote: URL) throws -> Void = { _ in }
+        /// With a Gitea stand-in over the remote, answering calls starting `METHOD path` (below
+        /// the repository) with these statuses; nil: no Gitea (plain git merge).
+        var gitea: [(prefix: String, status: Int)]?
         let status: TaskStatus
         let stage: TaskStage
         /// Something the reason of the task's last event must say.
@@ -75,6 +78,24 @@ final class PipelineFailureTests: XCTestCase {
             name: "deploy_command fails", repository: { .init(cloneURL: $0.path, deployCommand: ["false"]) },
             status: .failed, stage: .deploy, reason: "deploy_command exited 1"),
         FailureCase(
+            name: "Gitea: opening the pull request fails", gitea: [("POST /pulls", 502)],
+            status: .held, stage: .development, reason: "the development job gave up after its retries"),
+        FailureCase(
+            name: "Gitea: reading the pull request fails", gitea: [("GET /pulls/1", 500)],
+            status: .held, stage: .merge, reason: "the merge job gave up after its retries"),
+        FailureCase(
+            name: "Gitea: the pull request is gone", gitea: [("GET /pulls/1", 404)],
+            status: .held, stage: .merge, reason: "PR #1 not found"),
+        FailureCase(
+            name: "Gitea: the merge call fails", gitea: [("POST /pulls/1/merge", 500)],
+            status: .held, stage: .merge, reason: "the merge job gave up after its retries"),
+        FailureCase(
+            name: "Gitea: the combined status cannot be read", gitea: [("GET /commits/", 500)],
+            status: .held, stage: .merge, reason: "the merge job gave up after its retries"),
+        FailureCase(
+            name: "Gitea: nothing fails", gitea: [],
+            status: .done, stage: .done, reason: ""),
+        FailureCase(
             name: "the Plane API is unreachable (notifications only)",
             environment: ["ORCH_PLANE_API_URL": "http://127.0.0.1:9", "ORCH_PLANE_API_KEY": "k", "ORCH_PLANE_WORKSPACE": "w"],
             status: .done, stage: .done, reason: ""),
@@ -84,27 +105,46 @@ final class PipelineFailureTests: XCTestCase {
         for (index, failure) in Self.cases.enumerated() {
             let remote = try harness.makeRemote("case-\(index)")
             try failure.prepare(remote)
-            let config = try harness.writeConfig(
-                failure.repository(remote), agent: failure.agent, agentTimeout: failure.agentTimeout, name: "case-\(index).yaml")
-            let base = try await harness.launch(index, config: config, environment: failure.environment)
-            let workItem = "ORCH-\(100 + index)"
-            try await harness.sendIssue(to: base, sequence: 100 + index)
-            let task = try await harness.waitUntilAtRest(workItem)
-            XCTAssertEqual(task?.state.status, failure.status, failure.name)
-            XCTAssertEqual(task?.state.stage, failure.stage, failure.name)
-            let reason = try await harness.lastReason(workItem)
-            XCTAssertTrue(failure.reason.isEmpty || reason.contains(failure.reason), "\(failure.name): \(reason)")
-            if failure.status != .done {
-                XCTAssertFalse(reason.isEmpty, failure.name)
-                // Held and failed tasks start again on /retry.
-                let (status, _) = try await harness.admin("POST", base, "tasks/\(workItem)/retry")
-                XCTAssertEqual(status, 200, failure.name)
-                let retried = try await harness.task(workItem)
-                XCTAssertEqual(retried?.state.status, .active, failure.name)
-                _ = try await harness.admin("POST", base, "tasks/\(workItem)/cancel")
+            if let outages = failure.gitea {
+                let gitea = GiteaStandIn.over(remote: remote, root: harness.root)
+                gitea.outages.value = outages
+                try await StandInServer.with(gitea.router) { api in
+                    try await run(failure, index: index, remote: remote, environment: [
+                        "ORCH_GITEA_API_URL": api.absoluteString, "ORCH_GITEA_TOKEN": "t", "ORCH_GITEA_WEBHOOK_SECRET": "s",
+                    ])
+                }
+            } else {
+                try await run(failure, index: index, remote: remote, environment: [:])
             }
-            await harness.stopServers(testFailed: testRun?.hasSucceeded == false)
         }
+    }
+
+    /// Runs one case on a replica of its own; the task must end as the case says.
+    private func run(_ failure: FailureCase, index: Int, remote: URL, environment: [String: String]) async throws {
+        let config = try harness.writeConfig(
+            failure.repository(remote), agent: failure.agent, agentTimeout: failure.agentTimeout, name: "case-\(index).yaml")
+        let base = try await harness.launch(index, config: config, environment: failure.environment.merging(environment) { $1 })
+        let workItem = "ORCH-\(100 + index)"
+        try await harness.sendIssue(to: base, sequence: 100 + index)
+        let task = try await harness.waitUntilAtRest(workItem)
+        XCTAssertEqual(task?.state.status, failure.status, failure.name)
+        XCTAssertEqual(task?.state.stage, failure.stage, failure.name)
+        let reason = try await harness.lastReason(workItem)
+        XCTAssertTrue(failure.reason.isEmpty || reason.contains(failure.reason), "\(failure.name): \(reason)")
+        if failure.status != .done {
+            XCTAssertFalse(reason.isEmpty, failure.name)
+            // Held and failed tasks start again on /retry.
+            let (status, _) = try await harness.admin("POST", base, "tasks/\(workItem)/retry")
+            XCTAssertEqual(status, 200, failure.name)
+            let retried = try await harness.task(workItem)
+            XCTAssertEqual(retried?.state.status, .active, failure.name)
+            _ = try await harness.admin("POST", base, "tasks/\(workItem)/cancel")
+        }
+        // Whatever failed after the agent ran, no stage ran its agent more than its gate tries.
+        let runs = try await AgentRunStore(pool: harness.database.pool).runs(workItem: workItem)
+        let perStage = Dictionary(grouping: runs, by: { $0.stage ?? "" }).mapValues(\.count)
+        XCTAssertTrue(perStage.values.allSatisfy { $0 <= 3 }, "\(failure.name): \(perStage)")
+        await harness.stopServers(testFailed: testRun?.hasSucceeded == false)
     }
 
     /// A failed run's files never reach the branch; the operator finds them as a patch beside its log.

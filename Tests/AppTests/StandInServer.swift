@@ -84,6 +84,9 @@ final class GiteaStandIn: Sendable {
     private let pulls = Mutex<[Pull]>([])
     private let requests = CallLog()
     private let merges = Mutex<[MergeCall]>([])
+    /// Outages: every request whose `METHOD path` (below the repository) has one of these
+    /// prefixes is answered with its status and nothing else happens (Gitea down, a 404, …).
+    let outages = SharedValue<[(prefix: String, status: Int)]>([])
 
     init(
         repo: String, ciState: String = "success",
@@ -177,6 +180,7 @@ final class GiteaStandIn: Sendable {
         let router = Router()
         let prefix = "/api/v1/repos/\(repo)"
         router.middlewares.add(RequestLogger(log: requests))
+        router.middlewares.add(Outage(prefix: prefix, outages: outages))
         router.post("\(prefix)/pulls") { request, _ -> Response in
             let body = try await Self.body(request)
             let head = body["head"] as? String ?? ""
@@ -288,5 +292,21 @@ struct RequestLogger: RouterMiddleware {
     ) async throws -> Response {
         log.append("\(request.method) \(request.uri.path)\(request.uri.query.map { "?\($0)" } ?? "")")
         return try await next(request, context)
+    }
+}
+
+/// Answers requests matching a scripted outage with its status (see `GiteaStandIn.outages`).
+struct Outage: RouterMiddleware {
+    let prefix: String
+    let outages: SharedValue<[(prefix: String, status: Int)]>
+
+    func handle(
+        _ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response
+    ) async throws -> Response {
+        let call = "\(request.method) \(request.uri.path.replacingOccurrences(of: prefix, with: ""))"
+        guard let outage = outages.value.first(where: { call.hasPrefix($0.prefix) }) else { return try await next(request, context) }
+        return Response(
+            status: HTTPResponse.Status(code: outage.status),
+            body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"message":"stand-in outage"}"#)))
     }
 }
