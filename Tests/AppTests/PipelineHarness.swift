@@ -108,19 +108,8 @@ final class PipelineHarness: @unchecked Sendable {
 
     /// Sends a signed Plane `issue` webhook for work item `ORCH-<sequence>`.
     func sendIssue(to base: URL, sequence: Int = 98, labels: [String] = ["auto"]) async throws {
-        var object = try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json"))) as! [String: Any]
-        var data = object["data"] as! [String: Any]
-        data["labels"] = labels.map { ["name": $0] }
-        data["sequence_id"] = sequence
-        data["id"] = "c0ffee00-1111-4222-8333-\(String(format: "%012d", sequence))"
-        object["data"] = data
-        let body = Array(try JSONSerialization.data(withJSONObject: object))
-        var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
-        request.httpMethod = "POST"
-        request.httpBody = Data(body)
-        request.setValue(WebhookSignature.hmacSHA256Hex(secret: secret, body: body), forHTTPHeaderField: "X-Plane-Signature")
-        let (_, response) = try await session.data(for: request)
-        XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 202)
+        let status = try await sendPlaneIssue(to: base, secret: secret, labels: labels, sequence: sequence)
+        XCTAssertEqual(status, 202)
     }
 
     /// Calls an admin endpoint; returns the status and the JSON object answered.

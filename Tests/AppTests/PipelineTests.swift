@@ -90,20 +90,14 @@ final class PipelineTests: XCTestCase {
     }
 
     private func sendIssue(to base: URL, labels: [String], action: String = "created") async throws {
-        var object = try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json"))) as! [String: Any]
-        var data = object["data"] as! [String: Any]
-        data["labels"] = labels.map { ["name": $0] }
-        data["name"] = "Crash when saving a \"draft\" $(rm -rf ~)"
-        data["description_stripped"] = "Steps: save.\nline two `whoami`\n$(touch /tmp/orch-pwned)"
-        object["data"] = data
-        object["action"] = action
-        let body = Array(try JSONSerialization.data(withJSONObject: object))
-        var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
-        request.httpMethod = "POST"
-        request.httpBody = Data(body)
-        request.setValue(WebhookSignature.hmacSHA256Hex(secret: secret, body: body), forHTTPHeaderField: "X-Plane-Signature")
-        let (_, response) = try await session.data(for: request)
-        XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 202)
+        let status = try await sendPlaneIssue(
+            to: base, secret: secret, labels: labels,
+            fields: [
+                "name": "Crash when saving a \"draft\" $(rm -rf ~)",
+                "description_stripped": "Steps: save.\nline two `whoami`\n$(touch /tmp/orch-pwned)",
+            ],
+            action: action)
+        XCTAssertEqual(status, 202)
     }
 
     private func adminGET(_ base: URL, _ path: String) async throws -> [String: Any] {

@@ -8,13 +8,23 @@ import FoundationNetworking
 
 @testable import App
 
-/// The fixture's Plane `issue` created webhook (work item ORCH-98), with the given labels, signed
-/// with `secret` and posted to a replica at `base`; returns the HTTP status it answered.
-func sendPlaneIssue(to base: URL, secret: String, labels: [String] = ["auto"]) async throws -> Int? {
+/// The fixture's Plane `issue` webhook (`action`, default created) (work item ORCH-98, or ORCH-`sequence` with an issue
+/// id of its own), with the given labels and any other `data` fields replaced, signed with
+/// `secret` and posted to a replica at `base`; returns the HTTP status it answered.
+func sendPlaneIssue(
+    to base: URL, secret: String, labels: [String] = ["auto"], sequence: Int? = nil, fields: [String: any Sendable] = [:],
+    action: String = "created"
+) async throws -> Int? {
     var object = try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json"))) as! [String: Any]
     var data = object["data"] as! [String: Any]
     data["labels"] = labels.map { ["name": $0] }
+    if let sequence {
+        data["sequence_id"] = sequence
+        data["id"] = "c0ffee00-1111-4222-8333-\(String(format: "%012d", sequence))"
+    }
+    data.merge(fields) { $1 }
     object["data"] = data
+    object["action"] = action
     let body = Array(try JSONSerialization.data(withJSONObject: object))
     var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
     request.httpMethod = "POST"
