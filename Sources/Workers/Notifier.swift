@@ -214,10 +214,10 @@ public struct Notifier: Sendable {
                 // Telegram says how long to wait.
                 let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
                 let wait = ((object?["parameters"] as? [String: Any])?["retry_after"] as? NSNumber)?.doubleValue ?? 5
-                let due = Date().addingTimeInterval(wait)
                 guard index > 0, let job, let jobs else {
-                    throw JobPostponed(until: due, reason: "Telegram rate limit: retry after \(wait) s")
+                    throw JobPostponed(after: .milliseconds(Int64(wait * 1000)), reason: "Telegram rate limit: retry after \(wait) s")
                 }
+                let due = Date().addingTimeInterval(wait)
                 let remainder = TelegramRemainder(remaining_messages: Array(messages[index...]))
                 try await jobs.enqueue(NewJob(
                     kind: job.kind, queue: NotificationStore.queue(channel: "telegram"), payload: try JSONB(encoding: remainder),

@@ -33,15 +33,15 @@ public struct TransientAgentFailure: Error, CustomStringConvertible {
 
 /// The `run_stage` job (DESIGN §7): runs one stage of one task and lets its gate decide.
 ///
-/// Agent stages run the role's agent in the task's worktree with the prompt on stdin, commit what
-/// it left uncommitted, push the branch (the hand-over to any replica), and check the gate:
-/// pass → the next stage (or `awaiting_approval` without `auto`; the transition enqueues the next
-/// job), fail → the stage again with the gate's message as feedback, up to a limit, then the task
-/// fails and a lesson is recorded; review `REQUEST_CHANGES` → back to development, bounded.
-/// Merge merges the branch into the default branch and pushes it (the plain-git mode; merging
-/// through the Gitea API once CI is green, with the merge lease, is the next step), deploy runs
-/// `deploy_command` when there is one. A job for a task that moved on meanwhile does nothing, so
-/// running a job twice is harmless.
+/// Agent stages run the role's agent in the task's worktree with the prompt on stdin; when it
+/// succeeded, commit what it left and push the branch at once (the hand-over to any replica), then
+/// let the gate judge this run's committed work: pass → the next stage (or `awaiting_approval`
+/// without `auto`; the transition enqueues the next job), fail → the stage again with the gate's
+/// message as feedback, up to a limit, then the task fails and a lesson is recorded; review
+/// `REQUEST_CHANGES` → back to development, bounded. Merge merges through the Gitea API once CI is
+/// green (`StageRunner+GiteaMerge.swift`) or, without Gitea, with git; deploy runs `deploy_command`
+/// on the merge commit when there is one. A job for a task that moved on meanwhile does nothing, so
+/// running a job twice is harmless; a job that fails for good holds (or fails) its task.
 public struct StageRunner: Sendable {
     /// Runner settings.
     public struct Settings: Sendable {
