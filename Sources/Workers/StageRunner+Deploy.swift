@@ -1,0 +1,31 @@
+import Foundation
+import Logging
+import Store
+
+/// The deploy stage.
+extension StageRunner {
+    /// Runs `deploy_command` on the merge commit (`merge_sha`, on the default branch): what was
+    /// merged is what ships, never the task branch (which may lack what merged before it).
+    func deploy(_ task: TaskRecord, repo: RepositorySettings, attempt: Int, outcome: StageOutcome, logger: Logger) async throws {
+        guard let command = repo.deployCommand else {
+            try await outcome.apply(.stagePassed, reason: "no deploy_command configured: skipped")
+            try await workspace.cleanup(repo, workItem: task.workItem)
+            return
+        }
+        guard let mergeSHA = task.mergeSHA else {
+            try await outcome.apply(
+                .stageErrored(reason: "nothing to deploy: no merge commit is recorded for \(task.workItem)", canRetry: true),
+                reason: "nothing to deploy: no merge commit is recorded")
+            return
+        }
+        let worktree = try await workspace.prepare(repo, workItem: task.workItem, mergedCommit: mergeSHA)
+        let (exit, output) = try await commands.run(command, in: worktree, timeout: .seconds(3600), check: false)
+        if exit == 0 {
+            try await outcome.apply(.stagePassed, reason: "deploy_command succeeded on \(mergeSHA.prefix(12))")
+            try await workspace.cleanup(repo, workItem: task.workItem)
+        } else {
+            let reason = "deploy_command exited \(exit) on \(mergeSHA.prefix(12)):\n\(output.suffix(4000))"
+            try await outcome.apply(.gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)))
+        }
+    }
+}
