@@ -200,6 +200,14 @@ public struct AgentRunStore: Sendable {
         public let base: String
         public let committed: String
         public let pushed: String?
+
+        /// Creates the facts of a run's work.
+        public init(runID: Int64, base: String, committed: String, pushed: String?) {
+            self.runID = runID
+            self.base = base
+            self.committed = committed
+            self.pushed = pushed
+        }
     }
 
     /// Records that run `id` succeeded and its work was committed as `committed` on top of `base`.

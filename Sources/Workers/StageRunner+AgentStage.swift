@@ -83,25 +83,30 @@ extension StageRunner {
         guard let work = try await runs.work(jobID: jobID) else { return nil }
         let worktree = try await workspace.prepare(repo, workItem: task.workItem)
         let head = try await workspace.head(repo, workItem: task.workItem)
+        let remote = try await workspace.remoteBranchHead(repo, workItem: task.workItem)
+        let hasCommit = try await workspace.hasCommit(repo, work.committed)
         var logger = logger
         logger[metadataKey: "agent.run"] = "\(work.runID)"
         logger[metadataKey: "git.committed"] = "\(work.committed)"
-        if head == work.committed {
+        switch RunResumption.decide(work: work, head: head, remote: remote, hasCommit: hasCommit) {
+        case .runAgent:
+            return nil
+        case .runAgain(let reason):
+            logger.notice("the work of an earlier attempt cannot be used; running the agent again", metadata: [
+                "git.head": "\(head)", "resume.reason": "\(reason)",
+            ])
+            return nil
+        case .judge(let work):
             if work.pushed == nil { try await runs.recordPushed(id: work.runID, pushed: head) }
             logger.info("resuming from the work an earlier attempt of this job pushed; the agent is not run again")
             return PushedWork(runID: work.runID, base: work.base, head: head, worktree: worktree)
+        case .pushAgain(let work, let expecting):
+            try await workspace.reset(repo, workItem: task.workItem, to: work.committed)
+            try await workspace.push(repo, workItem: task.workItem, expecting: expecting)
+            try await runs.recordPushed(id: work.runID, pushed: work.committed)
+            logger.info("pushed the work an earlier attempt of this job committed; the agent is not run again")
+            return PushedWork(runID: work.runID, base: work.base, head: work.committed, worktree: worktree)
         }
-        let remote = try await workspace.remoteBranchHead(repo, workItem: task.workItem)
-        guard work.pushed == nil, remote == nil || remote == work.base, try await workspace.hasCommit(repo, work.committed) else {
-            logger.notice("the work of an earlier attempt cannot be used (the branch moved, or it was made elsewhere); running the agent again",
-                metadata: ["git.head": "\(head)"])
-            return nil
-        }
-        try await workspace.reset(repo, workItem: task.workItem, to: work.committed)
-        try await workspace.push(repo, workItem: task.workItem, expecting: remote.map { .at($0) } ?? .absent)
-        try await runs.recordPushed(id: work.runID, pushed: work.committed)
-        logger.info("pushed the work an earlier attempt of this job committed; the agent is not run again")
-        return PushedWork(runID: work.runID, base: work.base, head: work.committed, worktree: worktree)
     }
 
     /// Runs the stage's agent in a fresh worktree and, when it succeeded, commits what it left and
