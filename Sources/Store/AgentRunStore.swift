@@ -264,26 +264,29 @@ public struct AgentRunStore: Sendable {
     }
 
     /// Cost and tokens of one task per stage (known costs only; `runs` counts every run).
-    public func costByStage(workItem: String) async throws -> [(stage: String, runs: Int, costUSD: Double, input: Int, output: Int)] {
+    public func costByStage(workItem: String) async throws -> [StageCost] {
         try await pool.query("""
             SELECT coalesce(stage, '') AS stage, count(*) AS runs, coalesce(sum(cost_usd), 0)::float8 AS usd,
                    coalesce(sum(input_tokens), 0)::bigint AS input, coalesce(sum(output_tokens), 0)::bigint AS output
             FROM agent_runs WHERE work_item = $1 GROUP BY stage ORDER BY min(id)
             """,
             [workItem]).rows.map {
-            (try $0.decode("stage"), try $0.decode("runs"), try $0.decode("usd"), try $0.decode("input"), try $0.decode("output"))
+            StageCost(
+                stage: try $0.decode("stage"), runs: try $0.decode("runs"), costUSD: try $0.decode("usd"), input: try $0.decode("input"),
+                output: try $0.decode("output"))
         }
     }
 
     /// Aggregate cost: runs, USD (known costs only) and tokens.
-    public func totals() async throws -> (runs: Int, costUSD: Double, input: Int, output: Int, cacheRead: Int, cacheWrite: Int) {
+    public func totals() async throws -> AgentRunTotals {
         let row = try await pool.query("""
             SELECT count(*) AS runs, coalesce(sum(cost_usd), 0)::float8 AS usd, coalesce(sum(input_tokens), 0)::bigint AS input,
                    coalesce(sum(output_tokens), 0)::bigint AS output, coalesce(sum(cache_read_tokens), 0)::bigint AS cache_read,
                    coalesce(sum(cache_write_tokens), 0)::bigint AS cache_write
             FROM agent_runs
             """).first!
-        return (try row.decode("runs"), try row.decode("usd"), try row.decode("input"), try row.decode("output"),
-                try row.decode("cache_read"), try row.decode("cache_write"))
+        return AgentRunTotals(
+            runs: try row.decode("runs"), costUSD: try row.decode("usd"), input: try row.decode("input"), output: try row.decode("output"),
+            cacheRead: try row.decode("cache_read"), cacheWrite: try row.decode("cache_write"))
     }
 }

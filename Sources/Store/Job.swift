@@ -147,3 +147,12 @@ public struct Job: Sendable {
         leaseExpiresAt = try row.decode("lease_expires_at")
     }
 }
+
+extension JobStatus: Encodable {}
+
+extension Job: Encodable {
+    /// What an operator reads about a job; the payload, priority and lease columns stay out.
+    enum CodingKeys: String, CodingKey {
+        case id, kind, queue, status, attempt, maxAttempts, lastError, lockedBy, createdAt, finishedAt
+    }
+}

@@ -91,7 +91,7 @@ public struct LessonStore: Sendable {
     }
 
     /// Lesson counts by status and by type, and the last one's time (the `/queue` `lessons` block).
-    public func summary() async throws -> (byStatus: [String: Int], byType: [String: Int], lastAt: Date?) {
+    public func summary() async throws -> LessonSummary {
         var byStatus: [String: Int] = [:]
         var byType: [String: Int] = [:]
         var lastAt: Date?
@@ -103,7 +103,7 @@ public struct LessonStore: Sendable {
             let last: Date = try row.decode("last")
             lastAt = max(lastAt ?? last, last)
         }
-        return (byStatus, byType, lastAt)
+        return LessonSummary(byStatus: byStatus, byType: byType, lastAt: lastAt)
     }
 
     /// Lessons matching every given filter, newest first.
@@ -127,5 +127,13 @@ public struct LessonStore: Sendable {
             RETURNING \(Lesson.columns)
             """,
             [id, status, type, attribution, suggestion, targetRepo, targetDomain]).first.map(Lesson.init(row:))
+    }
+}
+
+extension Lesson: Encodable {
+    /// Every column but `detail` (a detector's raw evidence, for the database reader).
+    enum CodingKeys: String, CodingKey {
+        case id, type, source, status, workItem, stage, agent, repo, rootCause, suggestion, attribution, targetRepo, targetDomain
+        case relatedTask, createdAt, updatedAt
     }
 }

@@ -9,8 +9,8 @@ public struct MaintenanceStore: Sendable {
         self.pool = pool
     }
 
-    /// One duty's record.
-    public struct Run: Sendable, Equatable {
+    /// One duty's record (in `/queue` under its duty's name, so the name is not repeated).
+    public struct Run: Sendable, Equatable, Encodable {
         public let duty: String
         public let replicaID: String
         public let lastRunAt: Date
@@ -18,6 +18,11 @@ public struct MaintenanceStore: Sendable {
         public let totalAffected: Int
         public let runs: Int
         public let lastError: String?
+
+        enum CodingKeys: String, CodingKey {
+            case replicaID = "replica"
+            case lastRunAt, lastAffected, totalAffected, runs, lastError
+        }
     }
 
     /// Records a run of `duty` by `replicaID`: rows it changed, or the error it failed with.

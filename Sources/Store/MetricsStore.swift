@@ -56,7 +56,7 @@ public struct MetricsStore: Sendable {
     }
 
     /// Queue figures: jobs by kind and status, and the age of the oldest job ready to run.
-    public func queue() async throws -> (kinds: [KindFigures], byStatus: [String: Int], oldestReadySeconds: Double?) {
+    public func queue() async throws -> QueueFigures {
         var kinds: [String: [String: Int]] = [:]
         // Every status present, zero when no job has it; from the same rows as the kinds.
         var byStatus = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0.rawValue, 0) })
@@ -69,6 +69,6 @@ public struct MetricsStore: Sendable {
         let oldest: Double? = try await pool.query("""
             SELECT extract(epoch FROM now() - min(run_at))::float8 AS age FROM jobs WHERE status = 'queued' AND run_at <= now()
             """).first!.decode("age")
-        return (kinds.keys.sorted().map { KindFigures(kind: $0, counts: kinds[$0]!) }, byStatus, oldest)
+        return QueueFigures(kinds: kinds.keys.sorted().map { KindFigures(kind: $0, counts: kinds[$0]!) }, byStatus: byStatus, oldestReadySeconds: oldest)
     }
 }

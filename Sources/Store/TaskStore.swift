@@ -53,7 +53,7 @@ extension TaskRecord {
 }
 
 /// One entry of a task's history.
-public struct TaskHistoryEntry: Sendable {
+public struct TaskHistoryEntry: Sendable, Encodable {
     public let event: String
     public let fromStage: String
     public let toStage: String
@@ -332,7 +332,7 @@ public struct TaskStore: Sendable {
 
     /// STOP/cancel figures for `/queue`: cancelled tasks, cancelled stage jobs, merges a cancel is
     /// waiting for (deferred), recent cancellations.
-    public func stopSummary(recent limit: Int) async throws -> (tasks: Int, jobs: Int, deferred: Int, recent: [(workItem: String, actor: String, reason: String?, at: Date)]) {
+    public func stopSummary(recent limit: Int) async throws -> StopSummary {
         let counts = try await pool.query("""
             SELECT (SELECT count(*) FROM tasks WHERE status = 'cancelled') AS tasks,
                    (SELECT count(*) FROM jobs WHERE status = 'cancelled' AND kind = $1) AS jobs,
@@ -344,14 +344,16 @@ public struct TaskStore: Sendable {
             SELECT t.work_item, e.actor, e.reason, e.at FROM task_events e JOIN tasks t ON t.id = e.task_id
             WHERE e.event = 'cancel' ORDER BY e.id DESC LIMIT $1
             """,
-            [limit]).rows.map { (try $0.decode("work_item", as: String.self), try $0.decode("actor", as: String.self),
-                                 try $0.decode("reason", as: String?.self), try $0.decode("at", as: Date.self)) }
-        return (try counts.decode("tasks"), try counts.decode("jobs"), try counts.decode("deferred"), recent)
+            [limit]).rows.map {
+            StopSummary.Cancellation(
+                workItem: try $0.decode("work_item"), actor: try $0.decode("actor"), reason: try $0.decode("reason"), at: try $0.decode("at"))
+        }
+        return StopSummary(tasks: try counts.decode("tasks"), jobs: try counts.decode("jobs"), deferred: try counts.decode("deferred"), recent: recent)
     }
 
     /// Bug fast-track figures for `/queue`: bug-track tasks by status, how many skipped
     /// architecture (passed analysis on the bug track), and escalations to the full track.
-    public func bugTrackSummary() async throws -> (byStatus: [String: Int], architectureSkipped: Int, escalated: Int) {
+    public func bugTrackSummary() async throws -> BugTrackSummary {
         var byStatus: [String: Int] = [:]
         for row in try await pool.query("SELECT status, count(*) AS n FROM tasks WHERE track = 'bug' GROUP BY status").rows {
             byStatus[try row.decode("status")] = try row.decode("n")
@@ -361,7 +363,7 @@ public struct TaskStore: Sendable {
                     WHERE t.track = 'bug' AND e.from_stage = 'analysis' AND e.to_stage = 'development') AS skipped,
                    (SELECT count(*) FROM task_events WHERE event = 'escalate') AS escalated
             """).first!
-        return (byStatus, try row.decode("skipped"), try row.decode("escalated"))
+        return BugTrackSummary(byStatus: byStatus, architectureSkipped: try row.decode("skipped"), escalated: try row.decode("escalated"))
     }
 
     /// The task of a Plane issue uuid.

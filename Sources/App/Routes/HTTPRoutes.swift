@@ -1,0 +1,56 @@
+import Foundation
+import Hummingbird
+import Logging
+import Store
+import Workers
+
+/// Builds the HTTP router: the public routes (health, webhooks, and the Prometheus exposition when
+/// `ORCH_METRICS_PUBLIC` is set), then the admin routes in a group behind the bearer token.
+enum HTTPRoutes {
+    static func router(
+        pool: ConnectionPool, configuration: AppConfiguration, readiness: ReadinessProbe? = nil
+    ) -> Router<BasicRequestContext> {
+        let readiness = readiness ?? ReadinessProbe(configuration: pool.configuration, logger: Logger(label: "orchestrator.readiness"))
+        _ = Telemetry.registry
+        let router = Router()
+        // Request counts and durations by route template (`http.route`), for /metrics/prometheus.
+        router.add(middleware: MetricsMiddleware())
+        WebhookRoutes(store: WebhookStore(pool: pool), configuration: configuration).register(on: router)
+        router.addRoutes(HealthRoutes(readiness: readiness).endpoints)
+        let prometheus = PrometheusRoutes(jobs: JobStore(pool: pool))
+        if configuration.metricsPublic {
+            router.addRoutes(prometheus.endpoints(context: BasicRequestContext.self))
+        }
+
+        // The token is checked before anything else, and errors inside keep the seed's body.
+        let admin = router.group(context: AdminRequestContext.self)
+            .add(middleware: APIErrorMiddleware())
+            .add(middleware: BearerTokenMiddleware(token: configuration.adminToken))
+        admin.addRoutes(TaskRoutes(pool: pool).endpoints)
+        admin.addRoutes(queueRoutes(pool: pool, configuration: configuration).endpoints)
+        admin.addRoutes(LessonRoutes(lessons: LessonStore(pool: pool)).endpoints)
+        admin.addRoutes(MetricsRoutes(pool: pool, maxConcurrency: configuration.maxConcurrency).endpoints)
+        if !configuration.metricsPublic {
+            admin.addRoutes(prometheus.endpoints(context: AdminRequestContext.self))
+        }
+        return router
+    }
+
+    /// `/queue` with one block per subsystem, in the order the report has always listed them.
+    private static func queueRoutes(pool: ConnectionPool, configuration: AppConfiguration) -> QueueRoutes {
+        QueueRoutes(
+            pool: pool, maxConcurrency: configuration.maxConcurrency, pollInterval: configuration.pollInterval,
+            blocks: [
+                ResilienceBlock(settings: configuration.breaker),
+                StopBlock(label: configuration.file.labels.stop),
+                BugFastTrackBlock(label: configuration.file.labels.bug),
+                ReaperBlock(
+                    enabled: configuration.reaperEnabled, heartbeatTTL: configuration.heartbeatTTL, jobRetention: configuration.jobRetention),
+                LessonsBlock(),
+                WebhooksBlock(
+                    planeSecretSet: configuration.webhookSecret(for: .plane) != nil,
+                    giteaSecretSet: configuration.webhookSecret(for: .gitea) != nil,
+                    insecure: configuration.insecureWebhooks, maxBodyBytes: configuration.webhookMaxBodyBytes),
+            ])
+    }
+}
