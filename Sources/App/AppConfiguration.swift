@@ -3,7 +3,7 @@ import Logging
 import Store
 import Workers
 
-/// Deployment settings read from the environment (DESIGN §3); invalid values stop the process.
+/// Deployment settings read from the environment; invalid values stop the process.
 struct AppConfiguration: Sendable {
     var databaseURL: String?
     var host: String

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import Store
 
-/// The `orchestrator` command line (DESIGN §3).
+/// The `orchestrator` command line.
 @main
 struct Orchestrator: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -11,7 +11,6 @@ actor ReadinessProbe {
     private var checking = false
     private var waiters: [CheckedContinuation<String?, Never>] = []
 
-    /// Creates a probe with its own session to the configured database.
     init(configuration: DatabaseConfiguration, freshFor: Duration = .seconds(1), logger: Logger) {
         self.session = DedicatedSession(
             configuration: configuration, name: "readiness", timeout: .seconds(3), logger: logger)

@@ -87,7 +87,6 @@ public struct AgentRun: Sendable {
 public struct AgentRunStore: Sendable {
     let pool: ConnectionPool
 
-    /// Creates the store.
     public init(pool: ConnectionPool) {
         self.pool = pool
     }
@@ -103,7 +102,6 @@ public struct AgentRunStore: Sendable {
         public var command: [String]
         public var logPath: String?
 
-        /// Creates a start record.
         public init(workItem: String?, jobID: Int64?, stage: String?, role: String, replicaID: String, host: String, command: [String], logPath: String?) {
             self.workItem = workItem
             self.jobID = jobID

@@ -6,7 +6,6 @@ public struct Backoff: Sendable {
     public let maximum: Duration
     private var attempt = 0
 
-    /// Creates a backoff sequence.
     public init(initial: Duration, maximum: Duration) {
         self.initial = initial
         self.maximum = maximum

@@ -7,7 +7,6 @@ public struct BugTrackSummary: Sendable, Equatable, Encodable {
     /// Escalations to the full track.
     public let escalated: Int
 
-    /// Creates a summary.
     public init(byStatus: [String: Int], architectureSkipped: Int, escalated: Int) {
         self.byStatus = byStatus
         self.architectureSkipped = architectureSkipped

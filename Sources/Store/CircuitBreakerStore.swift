@@ -5,7 +5,6 @@ import Foundation
 public struct CircuitBreakerStore: Sendable {
     let pool: ConnectionPool
 
-    /// Creates the store.
     public init(pool: ConnectionPool) {
         self.pool = pool
     }

@@ -11,7 +11,6 @@ public struct DatabaseConfiguration: Sendable {
     /// How long a caller waits for a free pooled connection before `poolTimeout`.
     public var acquireTimeout: Duration
 
-    /// Creates a configuration.
     public init(
         connectionString: String? = nil,
         applicationName: String = "orchestrator",

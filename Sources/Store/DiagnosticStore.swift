@@ -8,7 +8,6 @@ import Foundation
 public struct DiagnosticStore: Sendable {
     let pool: ConnectionPool
 
-    /// Creates the store.
     public init(pool: ConnectionPool) {
         self.pool = pool
     }

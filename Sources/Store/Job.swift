@@ -17,7 +17,6 @@ public struct NewJob: Sendable {
     /// When set, at most one queued-or-running job has this key; a second enqueue is a no-op.
     public var dedupeKey: String?
 
-    /// Creates a job description.
     public init(
         kind: String, queue: String = "default", payload: JSONB = JSONB(text: "{}"), priority: Int = 0,
         runAt: Date? = nil, maxAttempts: Int = 5, dedupeKey: String? = nil
@@ -53,7 +52,6 @@ public struct JobLease: Sendable, Hashable, CustomStringConvertible {
     /// The attempt number of this claim.
     public let attempt: Int
 
-    /// Creates a token.
     public init(jobID: Int64, replicaID: String, attempt: Int) {
         self.jobID = jobID
         self.replicaID = replicaID

@@ -4,7 +4,6 @@ import Foundation
 public struct JobStore: Sendable {
     let pool: ConnectionPool
 
-    /// Creates a store over a pool.
     public init(pool: ConnectionPool) {
         self.pool = pool
     }

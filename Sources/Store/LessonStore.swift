@@ -23,7 +23,6 @@ public struct Lesson: Sendable {
     public var createdAt: Date = Date()
     public var updatedAt: Date = Date()
 
-    /// Creates a lesson to record.
     public init(type: String, rootCause: String) {
         self.type = type
         self.rootCause = rootCause
@@ -59,7 +58,6 @@ public struct Lesson: Sendable {
 public struct LessonStore: Sendable {
     let pool: ConnectionPool
 
-    /// Creates the store.
     public init(pool: ConnectionPool) {
         self.pool = pool
     }

@@ -7,7 +7,6 @@ public struct LessonSummary: Sendable, Equatable, Encodable {
     /// When the latest lesson was recorded; nil when there is none.
     public let lastAt: Date?
 
-    /// Creates a summary.
     public init(byStatus: [String: Int], byType: [String: Int], lastAt: Date?) {
         self.byStatus = byStatus
         self.byType = byType

@@ -4,7 +4,6 @@ import Foundation
 public struct MaintenanceStore: Sendable {
     let pool: ConnectionPool
 
-    /// Creates the store.
     public init(pool: ConnectionPool) {
         self.pool = pool
     }

@@ -4,7 +4,6 @@ import Foundation
 public struct MetricsStore: Sendable {
     let pool: ConnectionPool
 
-    /// Creates the reader.
     public init(pool: ConnectionPool) {
         self.pool = pool
     }

@@ -4,7 +4,6 @@ import Foundation
 public struct PlaneProjectStore: Sendable {
     let pool: ConnectionPool
 
-    /// Creates the store.
     public init(pool: ConnectionPool) {
         self.pool = pool
     }

@@ -55,7 +55,6 @@ extension Optional: PostgresEncodable where Wrapped: PostgresEncodable {
 
 /// SQL NULL, for parameter lists where a typed `nil` would be awkward.
 public struct PostgresNull: PostgresEncodable {
-    /// Creates a NULL parameter.
     public init() {}
     public var postgresText: String? { nil }
 }
@@ -64,7 +63,6 @@ public struct PostgresNull: PostgresEncodable {
 public struct PostgresArray: PostgresEncodable {
     let elements: [String?]
 
-    /// Creates an array of any encodable elements.
     public init<Element: PostgresEncodable>(_ elements: [Element]) {
         self.elements = elements.map(\.postgresText)
     }

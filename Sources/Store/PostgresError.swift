@@ -27,7 +27,6 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     /// The server's HINT field, if any.
     public var hint: String?
 
-    /// Creates an error.
     public init(kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil) {
         self.kind = kind
         self.sqlState = sqlState

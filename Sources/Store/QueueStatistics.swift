@@ -4,7 +4,6 @@ import Foundation
 public struct QueueStatistics: Sendable {
     let pool: ConnectionPool
 
-    /// Creates the statistics reader.
     public init(pool: ConnectionPool) {
         self.pool = pool
     }

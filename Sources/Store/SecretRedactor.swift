@@ -24,7 +24,6 @@ public final class SecretRedactor: Sendable {
 
     private let secrets = Mutex<[String]>([])
 
-    /// Creates a redactor with no secrets.
     public init() {}
 
     /// Sets the secrets (replacing earlier ones); nil, empty and short values are skipped. Longer

@@ -10,7 +10,6 @@ public struct StopSummary: Sendable, Equatable, Encodable {
         public let reason: String?
         public let at: Date
 
-        /// Creates a cancellation.
         public init(workItem: String, actor: String, reason: String?, at: Date) {
             self.workItem = workItem
             self.actor = actor
@@ -28,7 +27,6 @@ public struct StopSummary: Sendable, Equatable, Encodable {
     /// The latest cancellations, newest first.
     public let recent: [Cancellation]
 
-    /// Creates a summary.
     public init(tasks: Int, jobs: Int, deferred: Int, recent: [Cancellation]) {
         self.tasks = tasks
         self.jobs = jobs

@@ -72,7 +72,6 @@ public struct TaskState: Sendable, Equatable {
     /// The `auto` label: advance without human approval.
     public var auto: Bool
 
-    /// Creates a state.
     public init(stage: TaskStage, status: TaskStatus, track: TaskTrack, auto: Bool) {
         self.stage = stage
         self.status = status
@@ -93,7 +92,6 @@ public struct StageVisit: Sendable, Hashable, CustomStringConvertible {
     public var stage: TaskStage
     public var visit: Int
 
-    /// Creates a visit.
     public init(stage: TaskStage, visit: Int) {
         self.stage = stage
         self.visit = visit
@@ -120,7 +118,6 @@ public struct StagePolicy: Sendable, Equatable {
     /// Review rounds (changes requested) before the task fails.
     public var maxReviewRounds: Int
 
-    /// Creates a policy.
     public init(maxGateFailures: Int = 3, maxReviewRounds: Int = 3) {
         self.maxGateFailures = maxGateFailures
         self.maxReviewRounds = maxReviewRounds
@@ -260,7 +257,7 @@ public enum TaskLifecycle {
         case .cancel:
             actions.append(.cancelStageJobs)
         case .stageErrored(let reason, let canRetry):
-            // The journal's types (DESIGN, lessons journal): a merge that cannot go on is a merge hold; a job
+            // The journal's types (docs/architecture.md, Lessons): a merge that cannot go on is a merge hold; a job
             // that ran out of retries is transient-retry exhaustion.
             let type = state.stage == .merge ? "merge_hold" : canRetry ? "transient_exhaustion" : "other"
             actions.append(.recordLesson(type: type, rootCause: reason))

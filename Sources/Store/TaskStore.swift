@@ -68,7 +68,6 @@ public struct TaskHistoryEntry: Sendable, Encodable {
 public struct TaskStore: Sendable {
     let pool: ConnectionPool
 
-    /// Creates the store.
     public init(pool: ConnectionPool) {
         self.pool = pool
     }

@@ -6,7 +6,6 @@ public struct AgentCommand: Sendable, Equatable {
     /// orchestrator's own; resolved from names when the configuration is read.
     public var identity: ChildIdentity?
 
-    /// Creates a command.
     public init(command: [String], timeout: Duration?, identity: ChildIdentity? = nil) {
         self.command = command
         self.timeout = timeout

@@ -6,7 +6,7 @@ import Store
 import Glibc
 #endif
 
-/// Starts agent processes (DESIGN §7): argv from the configuration (never a shell), the prompt on
+/// Starts agent processes: argv from the configuration (never a shell), the prompt on
 /// stdin only, a scrubbed environment, a process group of its own, a wall-clock timeout (SIGTERM
 /// to the group, then SIGKILL after a grace period), stdout and stderr in a per-run log file, and
 /// an `agent_runs` row with exit status, tokens and cost.
@@ -74,7 +74,6 @@ public struct AgentLauncher: Sendable {
         /// that registered again runs under its new id); the launcher's own when nil.
         public var replicaID: String?
 
-        /// Creates a request.
         public init(
             command: [String], timeout: Duration, prompt: String, directory: String, variables: [String: String],
             workItem: String?, jobID: Int64?, stage: String?, role: String, replicaID: String? = nil
@@ -120,7 +119,6 @@ public struct AgentLauncher: Sendable {
     let runs: AgentRunStore
     let logger: Logger
 
-    /// Creates a launcher.
     public init(settings: Settings, pool: ConnectionPool, logger: Logger) {
         self.settings = settings
         self.runs = AgentRunStore(pool: pool)

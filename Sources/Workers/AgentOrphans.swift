@@ -6,7 +6,7 @@ import Store
 import Glibc
 #endif
 
-/// Agent runs whose replica died (DESIGN §5, §8 reaper): a restarted replica kills the agents its
+/// Agent runs whose replica died (docs/architecture.md, Replicas): a restarted replica kills the agents its
 /// previous life left running on this host and closes their runs; the leader closes the runs of
 /// replicas that are gone (their jobs are rescued by the queue and run again elsewhere).
 public enum AgentOrphans {

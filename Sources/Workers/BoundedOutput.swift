@@ -20,7 +20,6 @@ struct BoundedOutput: Sendable {
     /// Bytes dropped between the head and the tail.
     private(set) var omitted = 0
 
-    /// Creates an empty buffer.
     init(headLimit: Int = commandHeadBytes, tailLimit: Int = commandTailBytes, storesHead: Bool = true) {
         self.headLimit = max(0, headLimit)
         self.tailLimit = max(0, tailLimit)

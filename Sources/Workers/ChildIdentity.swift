@@ -13,7 +13,6 @@ public struct ChildIdentity: Sendable, Equatable {
     /// The user's groups from the group database, so the child does not keep root's.
     public var supplementaryGroups: [gid_t]
 
-    /// Creates an identity from ids.
     public init(userName: String, userID: uid_t, groupID: gid_t, supplementaryGroups: [gid_t]) {
         self.userName = userName
         self.userID = userID

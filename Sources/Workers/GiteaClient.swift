@@ -20,7 +20,6 @@ public struct GiteaAPIError: RetryClassifiedError, CustomStringConvertible {
     public let description: String
     public let isRetryable: Bool
 
-    /// Creates an error.
     public init(description: String, isRetryable: Bool) {
         self.description = description
         self.isRetryable = isRetryable

@@ -78,7 +78,6 @@ public struct PermanentJobFailure: Error, CustomStringConvertible {
     /// Why the job cannot succeed.
     public let description: String
 
-    /// Creates a permanent failure.
     public init(_ description: String) { self.description = description }
 }
 

@@ -11,7 +11,6 @@ public struct LeaderDuty: Sendable {
     public let interval: Duration
     let body: @Sendable () async throws -> Void
 
-    /// Creates a duty.
     public init(name: String, interval: Duration, _ body: @escaping @Sendable () async throws -> Void) {
         self.name = name
         self.interval = interval

@@ -30,7 +30,6 @@ public struct PlaneAPIError: RetryClassifiedError, CustomStringConvertible, Send
     public let description: String
     public let isRetryable: Bool
 
-    /// Creates an error.
     public init(description: String, isRetryable: Bool) {
         self.description = description
         self.isRetryable = isRetryable
@@ -41,7 +40,6 @@ public struct PlaneAPIError: RetryClassifiedError, CustomStringConvertible, Send
 public struct PlaneClient: Sendable {
     let settings: PlaneAPISettings
 
-    /// Creates a client.
     public init(settings: PlaneAPISettings) {
         self.settings = settings
     }

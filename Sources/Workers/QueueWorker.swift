@@ -31,7 +31,6 @@ public final class QueueWorker: Service, Sendable {
         /// Cap on the retry delay.
         public var retryMaximum: Duration
 
-        /// Creates a configuration.
         public init(
             replicaID: String, queues: [String] = ["default"], maxConcurrency: Int = 4, batchSize: Int = 10,
             pollInterval: Duration = .seconds(2), leaseDuration: Duration = .seconds(30), gracePeriod: Duration = .seconds(20),

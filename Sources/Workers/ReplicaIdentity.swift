@@ -12,7 +12,6 @@ public final class ReplicaIdentity: Sendable {
     public let role: String
     private let current: Mutex<String>
 
-    /// Creates an identity with its first id.
     public init(id: String, name: String, host: String, pid: Int, role: String) {
         self.name = name
         self.host = host

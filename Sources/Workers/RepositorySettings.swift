@@ -48,7 +48,7 @@ public struct RepositorySettings: Sendable, Equatable {
     }
 }
 
-/// The label names that drive behaviour (configurable; DESIGN §6).
+/// The label names that drive behaviour (configurable).
 public struct LabelSettings: Sendable, Equatable {
     public var auto: String
     public var bug: String

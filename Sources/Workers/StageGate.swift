@@ -1,7 +1,7 @@
 import Foundation
 import Store
 
-/// What a stage's gate decided (DESIGN §7 defaults).
+/// What a stage's gate decided (docs/architecture.md, The pipeline).
 public enum GateVerdict: Sendable, Equatable {
     case pass(String)
     /// The stage is retried with this message as feedback (up to a limit).

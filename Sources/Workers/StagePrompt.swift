@@ -8,7 +8,6 @@ public struct StagePrompt: Sendable {
     /// Where the templates are (`ORCH_PROMPTS_DIR`, else `./prompts`); built-in text otherwise.
     let templates: String?
 
-    /// Creates the builder.
     public init(templates: String?) {
         self.templates = templates
     }

@@ -10,7 +10,7 @@ extension StageRunner {
     /// The pause before trying such a merge again.
     static let mergeRetryDelay: Duration = .seconds(2)
 
-    /// Merge through Gitea (DESIGN §7). The pull request is read first: merged already (a retried
+    /// Merge through Gitea. The pull request is read first: merged already (a retried
     /// job) passes with its merge commit; closed or gone holds the task; its current head is
     /// recorded (only forward, ordered by the PR's `updated_at`) and is the one merged, only once
     /// its CI is green (statuses from webhooks, the combined status as a backstop) unless the repo

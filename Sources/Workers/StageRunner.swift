@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import Store
 
-/// The `run_stage` job (DESIGN §7): runs one stage of one task and lets its gate decide.
+/// The `run_stage` job: runs one stage of one task and lets its gate decide.
 ///
 /// Agent stages run the role's agent in the task's worktree with the prompt on stdin; when it
 /// succeeded, commit what it left and push the branch at once (the hand-over to any replica), then

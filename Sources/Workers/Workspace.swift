@@ -1,6 +1,6 @@
 import Foundation
 
-/// Git working space of one replica under `ORCH_WORKDIR` (DESIGN §7): per repository a cached bare
+/// Git working space of one replica under `ORCH_WORKDIR`: per repository a cached bare
 /// clone (fetched before each use), per task a worktree on branch `orch/<WORK-ITEM>`.
 ///
 /// Nothing here is shared between replicas: the task branch on the remote is the hand-over. A

@@ -15,7 +15,6 @@ public struct WorkspaceSweeper: Service {
     let interval: Duration
     let logger: Logger
 
-    /// Creates the sweeper.
     public init(workspace: Workspace, repos: [RepositorySettings], pool: ConnectionPool, interval: Duration = .seconds(60), logger: Logger) {
         self.workspace = workspace
         self.repos = repos

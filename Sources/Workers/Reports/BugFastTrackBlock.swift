@@ -30,7 +30,6 @@ public struct BugFastTrackBlock: QueueReportBlock {
     public let key = "bug_fast_track"
     let label: String
 
-    /// Creates the block for the configured bug label.
     public init(label: String) {
         self.label = label
     }

@@ -25,7 +25,6 @@ public struct LessonsBlock: QueueReportBlock {
 
     public let key = "lessons"
 
-    /// Creates the block.
     public init() {}
 
     public func read(from pool: ConnectionPool, leader: String?) async throws -> Body {

@@ -6,7 +6,6 @@ public struct MetricsCost: Encodable, Sendable {
     /// The most recent runs (up to 50), each with its cost (absent = unknown).
     public let recentRuns: [RunCost]
 
-    /// Creates the part.
     public init(totals: AgentRunTotals, recentRuns: [RunCost]) {
         self.totals = totals
         self.recentRuns = recentRuns

@@ -6,7 +6,6 @@ public struct MetricsQueue: Encodable, Sendable {
     public let figures: QueueFigures
     public let maxConcurrency: Int
 
-    /// Creates the part.
     public init(figures: QueueFigures, maxConcurrency: Int) {
         self.figures = figures
         self.maxConcurrency = maxConcurrency

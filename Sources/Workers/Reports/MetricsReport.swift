@@ -17,7 +17,6 @@ public struct MetricsReport: Encodable, Sendable {
     public let agents: [LiveAgent]
     public let cost: MetricsCost
 
-    /// Creates a report from figures already read.
     public init(
         generatedAt: Date, clkTck: Int, stages: [MetricsStore.StageFigures], queue: MetricsQueue, agents: [LiveAgent], cost: MetricsCost
     ) {

@@ -8,7 +8,6 @@ public struct QueueReport: Encodable, Sendable {
         public let key: String
         public let body: any Encodable & Sendable
 
-        /// Creates a block.
         public init(key: String, body: any Encodable & Sendable) {
             self.key = key
             self.body = body
@@ -25,7 +24,6 @@ public struct QueueReport: Encodable, Sendable {
     public let blocks: [Block]
     public let recent: [Job]
 
-    /// Creates a report from figures already read.
     public init(
         counts: [String: Int], maxConcurrency: Int, pollInterval: Double, replicas: [Replica], leader: String?, blocks: [Block],
         recent: [Job]

@@ -28,7 +28,6 @@ public struct ReaperBlock: QueueReportBlock {
     let heartbeatTTL: Duration
     let jobRetention: Duration
 
-    /// Creates the block for the maintenance settings.
     public init(enabled: Bool, heartbeatTTL: Duration, jobRetention: Duration) {
         self.enabled = enabled
         self.heartbeatTTL = heartbeatTTL

@@ -30,7 +30,6 @@ public struct StopBlock: QueueReportBlock {
     public let key = "stop"
     let label: String
 
-    /// Creates the block for the configured STOP label.
     public init(label: String) {
         self.label = label
     }

@@ -10,7 +10,6 @@ public struct TaskReport: Encodable, Sendable {
     /// The sum of the per-stage costs as they are shown (each to the micro-dollar).
     public let costUSD: Double
 
-    /// Creates a report from figures already read.
     public init(task: TaskRecord, history: [TaskHistoryEntry], jobs: [Job], agentRuns: [AgentRun], costByStage: [StageCost]) {
         self.task = task
         self.history = history
