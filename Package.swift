@@ -73,6 +73,8 @@ let package = Package(
             dependencies: ["Store", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
+        // Pure unit tests: no database, no servers, seconds (`scripts/test.sh --unit`).
+        .testTarget(name: "UnitTests", dependencies: ["App", "Store", "Workers"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "Store", "TestSupport"]),
         .testTarget(
