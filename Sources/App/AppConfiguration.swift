@@ -148,7 +148,7 @@ struct AppConfiguration: Sendable {
     }
 
     /// The configured webhook secret of a source.
-    func webhookSecret(for source: WebhookPayload.Source) -> String? {
+    func webhookSecret(for source: WebhookSource) -> String? {
         switch source {
         case .plane: return planeWebhookSecret
         case .gitea: return giteaWebhookSecret

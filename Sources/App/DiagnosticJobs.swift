@@ -2,38 +2,29 @@ import Foundation
 import Store
 import Workers
 
-/// Opt-in job kinds for operators and tests (`ORCH_DIAGNOSTIC_JOBS=1`): they exercise the queue
-/// without side effects outside the database.
-///
-/// - `diag.noop`: does nothing.
-/// - `diag.sleep`: sleeps `{"ms": n}` (cancellable).
-/// - `diag.fail`: throws `{"message": "…"}`; retried with backoff like any failure.
-/// - `diag.record`: sleeps `{"ms": n}` then writes one `diag_executions` row per execution.
+/// Registers the handlers of the opt-in diagnostic job kinds (see ``DiagnosticJob``).
 enum DiagnosticJobs {
-    private struct Payload: Decodable {
-        var ms: Int?
-        var message: String?
-    }
-
     static func register(in registry: inout JobRegistry, pool: ConnectionPool, replicaID: String) {
         let diagnostics = DiagnosticStore(pool: pool)
-        registry.register("diag.noop") { _ in }
-        registry.register("diag.sleep") { context in
-            let payload = try context.job.payload.decode(Payload.self)
+        registry.register(DiagnosticJob.Noop.kind) { _ in }
+        registry.register(DiagnosticJob.Sleep.kind) { context in
+            let payload = try DiagnosticJob.Sleep.payload(of: context.job)
             try await Task.sleep(for: .milliseconds(payload.ms ?? 1000))
         }
-        registry.register("diag.fail") { context in
-            let payload = try context.job.payload.decode(Payload.self)
+        registry.register(DiagnosticJob.Fail.kind) { context in
+            let payload = try DiagnosticJob.Fail.payload(of: context.job)
             throw DiagnosticFailure(message: payload.message ?? "diagnostic failure")
         }
-        registry.register("diag.record") { context in
+        registry.register(DiagnosticJob.Record.kind) { context in
             let started = Date()
-            let payload = try context.job.payload.decode(Payload.self)
+            let payload = try DiagnosticJob.Record.payload(of: context.job)
             if let ms = payload.ms, ms > 0 { try await Task.sleep(for: .milliseconds(ms)) }
-            try await diagnostics.recordExecution(jobID: context.job.id, attempt: context.job.attempt, replicaID: replicaID, startedAt: started)
+            try await diagnostics.recordExecution(
+                jobID: context.job.id, attempt: context.job.attempt, replicaID: replicaID, startedAt: started)
         }
     }
 
+    /// The error a `diag.fail` job throws.
     struct DiagnosticFailure: Error, CustomStringConvertible {
         let message: String
         var description: String { message }

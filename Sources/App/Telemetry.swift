@@ -1,5 +1,6 @@
 import Metrics
 import Prometheus
+import Store
 
 /// The process's metrics backend: swift-metrics bootstrapped once with a Prometheus registry,
 /// which `GET /metrics/prometheus` renders.
@@ -35,7 +36,7 @@ struct WebhookMetrics: Sendable {
     init() {
         _ = Telemetry.registry
         var counters: [String: Metrics.Counter] = [:]
-        for source in WebhookPayload.Source.allCases {
+        for source in WebhookSource.allCases {
             for outcome in Outcome.allCases {
                 counters["\(source.rawValue).\(outcome.rawValue)"] = Metrics.Counter(
                     label: "orch_webhook_deliveries_total", dimensions: [("source", source.rawValue), ("outcome", outcome.rawValue)])
@@ -44,7 +45,7 @@ struct WebhookMetrics: Sendable {
         self.counters = counters
     }
 
-    func count(_ source: WebhookPayload.Source, _ outcome: Outcome) {
+    func count(_ source: WebhookSource, _ outcome: Outcome) {
         counters["\(source.rawValue).\(outcome.rawValue)"]?.increment()
     }
 }

@@ -3,10 +3,12 @@ import Hummingbird
 import Logging
 import NIOCore
 import Store
+import Workers
 
 /// `POST /webhook/plane` and `POST /webhook/gitea` (DESIGN §6).
 ///
-/// Order matters: size limit, then the signature over the raw bytes, then parsing. A request
+/// Order matters: size limit, then the signature over the raw bytes, then decoding into the
+/// event's model (``WebhookEvent``; a body that does not decode is a 400 naming the field). A request
 /// rejected at any step writes nothing. An accepted delivery is stored with its processing job in
 /// one transaction and answered 202; a repeat is answered 200 `{"ok":true,"duplicate":true}`.
 struct WebhookRoutes: Sendable {
@@ -41,14 +43,14 @@ struct WebhookRoutes: Sendable {
         }
     }
 
-    func handle(_ source: WebhookPayload.Source, request: Request, context: BasicRequestContext) async -> Response {
+    func handle(_ source: WebhookSource, request: Request, context: BasicRequestContext) async -> Response {
         let (response, outcome) = await respond(source, request: request, context: context)
         metrics.count(source, outcome)
         return response
     }
 
     private func respond(
-        _ source: WebhookPayload.Source, request: Request, context: BasicRequestContext
+        _ source: WebhookSource, request: Request, context: BasicRequestContext
     ) async -> (Response, WebhookMetrics.Outcome) {
         let limit = configuration.webhookMaxBodyBytes
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
@@ -78,12 +80,11 @@ struct WebhookRoutes: Sendable {
             return (json(ErrorBody("webhook secret not configured: set \(variable) (ORCH_INSECURE_WEBHOOKS=1 accepts unsigned deliveries, for testing only)"), status: .unauthorized), .unauthorized)
         }
 
-        let classification: WebhookPayload.Classification
+        let event: WebhookEvent
         do {
-            classification = try WebhookPayload.classify(
-                source: source, headerEvent: request.header(named: "X-Gitea-Event"), body: body)
+            event = try WebhookEvent.decode(source: source, giteaEvent: request.header(named: "X-Gitea-Event"), body: Data(body))
         } catch {
-            return (json(ErrorBody("\(error)"), status: .badRequest), .invalid)
+            return (json(ErrorBody(error.description), status: .badRequest), .invalid)
         }
         guard let text = String(validating: body, as: UTF8.self) else {
             return (json(ErrorBody("body is not UTF-8"), status: .badRequest), .invalid)
@@ -91,8 +92,8 @@ struct WebhookRoutes: Sendable {
         let deliveryHeader = source == .plane ? "X-Plane-Delivery" : "X-Gitea-Delivery"
         let deliveryID = request.header(named: deliveryHeader).map { String($0.prefix(200)) }
         let delivery = WebhookStore.Delivery(
-            source: source.rawValue, deliveryID: deliveryID, bodySHA256: WebhookSignature.sha256Hex(body),
-            event: classification.event, payload: JSONB(text: text), ignoredReason: classification.ignoredReason)
+            source: source, deliveryID: deliveryID, bodySHA256: WebhookSignature.sha256Hex(body),
+            event: event.name, payload: JSONB(text: text), ignoredReason: event.ignoredReason)
         do {
             switch try await inbox.submit(delivery) {
             case .accepted(let id, _):

@@ -11,13 +11,20 @@ public struct NotificationStore: Sendable {
         self.pool = pool
     }
 
-    /// The job kind of each channel.
-    public static func jobKind(channel: String) -> String { "notify.\(channel)" }
-
     /// The queue of each channel's jobs. A channel has a queue of its own so that only replicas
     /// with its settings claim them: in a shared queue, a replica without them would take the
     /// jobs and fail them, though another replica could deliver them.
     public static func queue(channel: String) -> String { "notify.\(channel)" }
+
+    /// The job that notifies `channel` of `event`: `telegram` (``TelegramNotificationJob``) or
+    /// `plane_comment` (``PlaneCommentNotificationJob``); `nil` for a channel there is no job for.
+    public static func job(channel: String, event: TaskEventNotification) throws -> NewJob? {
+        switch channel {
+        case "telegram": try TelegramNotificationJob.job(.content(event))
+        case "plane_comment": try PlaneCommentNotificationJob.job(event)
+        default: nil
+        }
+    }
 
     /// Moves queued jobs of `kinds` from any other queue to `queue`, waking its workers; returns
     /// how many moved. Notification jobs queued by an earlier version wait in `default`, where a
@@ -56,11 +63,8 @@ public struct NotificationStore: Sendable {
             let cursor: Int64 = try await connection.query(
                 "SELECT last_event_id FROM notification_cursor WHERE name = 'task_events' FOR UPDATE").first!.decode("last_event_id")
             let events = try await connection.query("""
-                SELECT e.id, json_build_object(
-                    'event_id', e.id, 'event', e.event, 'work_item', t.work_item, 'title', t.title, 'repo', t.repo,
-                    'from_stage', e.from_stage, 'to_stage', e.to_stage, 'from_status', e.from_status, 'to_status', e.to_status,
-                    'reason', e.reason, 'actor', e.actor, 'plane_issue_id', t.plane_issue_id, 'plane_project_id', t.plane_project_id
-                )::text AS payload
+                SELECT e.id, e.event, t.work_item, t.title, t.repo, e.from_stage, e.to_stage, e.from_status, e.to_status,
+                       e.reason, e.actor, t.plane_issue_id, t.plane_project_id
                 FROM task_events e JOIN tasks t ON t.id = e.task_id
                 WHERE e.id > $1 ORDER BY e.id LIMIT $2
                 """,
@@ -68,12 +72,14 @@ public struct NotificationStore: Sendable {
             guard let last = try events.last?.decode("id", as: Int64.self) else { return 0 }
             var jobs: [NewJob] = []
             for row in events {
-                let id: Int64 = try row.decode("id")
-                let payload = JSONB(text: try row.decode("payload"))
+                let event = TaskEventNotification(
+                    event_id: try row.decode("id"), event: try row.decode("event"), work_item: try row.decode("work_item"),
+                    title: try row.decode("title"), repo: try row.decode("repo"), from_stage: try row.decode("from_stage"),
+                    to_stage: try row.decode("to_stage"), from_status: try row.decode("from_status"),
+                    to_status: try row.decode("to_status"), reason: try row.decode("reason"), actor: try row.decode("actor"),
+                    plane_issue_id: try row.decode("plane_issue_id"), plane_project_id: try row.decode("plane_project_id"))
                 for channel in channels {
-                    jobs.append(NewJob(
-                        kind: Self.jobKind(channel: channel), queue: Self.queue(channel: channel), payload: payload, maxAttempts: 10,
-                        dedupeKey: "\(channel):\(id)"))
+                    if let job = try Self.job(channel: channel, event: event) { jobs.append(job) }
                 }
             }
             try await JobStore(pool: pool).enqueue(jobs, on: connection)

@@ -130,8 +130,8 @@ public struct TaskStore: Sendable {
         }
     }
 
-    /// The job kind that runs one stage of one task.
-    public static let stageJobKind = "run_stage"
+    /// The job kind that runs one stage of one task (``RunStageJob``).
+    public static var stageJobKind: String { RunStageJob.kind }
 
     /// Enqueues the `run_stage` job of a stage visit (try `attempt`, with the gate's `feedback` on a
     /// retry). The dedupe key makes a second enqueue of the same try a no-op while it is queued or
@@ -139,13 +139,11 @@ public struct TaskStore: Sendable {
     func enqueueStage(
         _ visit: StageVisit, workItem: String, attempt: Int = 0, feedback: String? = nil, on connection: Connection
     ) async throws {
-        let payload = try JSONB(encoding: StageJobPayload(
+        let job = try RunStageJob.job(StageJobPayload(
             work_item: workItem, stage: visit.stage.rawValue, visit: visit.visit, attempt: attempt, feedback: feedback))
-        let key = "stage:\(workItem):\(visit.stage.rawValue):v\(visit.visit):\(attempt)"
-        let ids = try await JobStore(pool: pool).enqueue(
-            [NewJob(kind: Self.stageJobKind, payload: payload, maxAttempts: 5, dedupeKey: key)], on: connection)
+        let ids = try await JobStore(pool: pool).enqueue([job], on: connection)
         guard ids.first ?? nil != nil else {
-            throw DuplicateStageJob(dedupeKey: key)
+            throw DuplicateStageJob(dedupeKey: job.dedupeKey ?? "")
         }
     }
 
@@ -478,14 +476,14 @@ public struct TaskStore: Sendable {
         /// `head` or `merge`: which of the task's commits the status is for.
         public let commit: String
         /// The commit's combined state after this status.
-        public let combinedState: String
+        public let combinedState: CIState
     }
 
     /// Stores a Gitea commit status (a later status id for the same context wins; an older one
     /// arriving late changes nothing) and refreshes the combined CI state of every task whose PR
     /// head or merge commit is that sha, in one transaction. Returns the tasks it touched.
     public func recordCommitStatus(
-        repo: String, sha: String, context: String, state: String, statusID: Int64, targetURL: String?, description: String?
+        repo: String, sha: String, context: String, state: CIState, statusID: Int64, targetURL: String?, description: String?
     ) async throws -> [CIUpdate] {
         try await pool.withTransaction { connection in
             try await connection.query("""

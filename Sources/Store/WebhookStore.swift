@@ -18,7 +18,7 @@ public struct WebhookStore: Sendable {
 
     /// A verified, parsed delivery to record.
     public struct Delivery: Sendable {
-        public var source: String
+        public var source: WebhookSource
         public var deliveryID: String?
         public var bodySHA256: String
         public var event: String
@@ -27,7 +27,7 @@ public struct WebhookStore: Sendable {
         public var ignoredReason: String?
 
         /// Creates a delivery.
-        public init(source: String, deliveryID: String?, bodySHA256: String, event: String, payload: JSONB, ignoredReason: String? = nil) {
+        public init(source: WebhookSource, deliveryID: String?, bodySHA256: String, event: String, payload: JSONB, ignoredReason: String? = nil) {
             self.source = source
             self.deliveryID = deliveryID
             self.bodySHA256 = bodySHA256
@@ -46,9 +46,6 @@ public struct WebhookStore: Sendable {
         /// Already received (same delivery id, or for Plane the same body): nothing written.
         case duplicate
     }
-
-    /// The job kind that processes a stored delivery.
-    public static let processJobKind = "process_webhook"
 
     /// Stores the delivery and, unless ignored, enqueues its processing job (and notifies the
     /// workers) in one statement, so one round trip and one commit per delivery. Two replicas
@@ -83,7 +80,7 @@ public struct WebhookStore: Sendable {
     private func insert(_ deliveries: [Delivery]) async throws -> [Outcome] {
         let order = deliveries.indices.sorted {
             let a = deliveries[$0], b = deliveries[$1]
-            return (a.source, a.bodySHA256, a.deliveryID ?? "") < (b.source, b.bodySHA256, b.deliveryID ?? "")
+            return (a.source.rawValue, a.bodySHA256, a.deliveryID ?? "") < (b.source.rawValue, b.bodySHA256, b.deliveryID ?? "")
         }
         let sorted = order.map { deliveries[$0] }
         // Job ids are drawn first so each delivery row names its job without a second write.
@@ -93,14 +90,14 @@ public struct WebhookStore: Sendable {
                     WITH ORDINALITY AS i (source, delivery_id, body_sha256, event, payload, reason, ord)
             ), delivery AS (
                 INSERT INTO webhook_deliveries (source, delivery_id, body_sha256, event, status, reason, payload, job_id)
-                SELECT source, delivery_id, body_sha256, event, CASE WHEN reason IS NULL THEN 'pending' ELSE 'ignored' END,
+                SELECT source, delivery_id, body_sha256, event, CASE WHEN reason IS NULL THEN $8 ELSE $9 END,
                        reason, payload::jsonb, CASE WHEN reason IS NULL THEN nextval(pg_get_serial_sequence('jobs', 'id')) END
                 FROM input ORDER BY ord
                 ON CONFLICT DO NOTHING
                 RETURNING id, job_id, source, delivery_id, body_sha256
             ), job AS (
                 INSERT INTO jobs (id, kind, queue, payload, max_attempts, dedupe_key)
-                SELECT job_id, $7, 'default', jsonb_build_object('delivery_id', id), 10, 'webhook:' || id
+                SELECT job_id, $7, $10, jsonb_build_object($11::text, id), $12::int, $13::text || id
                 FROM delivery WHERE job_id IS NOT NULL
                 RETURNING id
             ), notified AS (
@@ -111,10 +108,12 @@ public struct WebhookStore: Sendable {
             """,
             [PostgresArray(sorted.map(\.source)), PostgresArray(sorted.map(\.deliveryID)),
              PostgresArray(sorted.map(\.bodySHA256)), PostgresArray(sorted.map(\.event)),
-             PostgresArray(sorted.map(\.payload.text)), PostgresArray(sorted.map(\.ignoredReason)), Self.processJobKind])
+             PostgresArray(sorted.map(\.payload.text)), PostgresArray(sorted.map(\.ignoredReason)),
+             ProcessWebhookJob.kind, DeliveryStatus.pending, DeliveryStatus.ignored, ProcessWebhookJob.queue,
+             ProcessWebhookJob.deliveryIDField, ProcessWebhookJob.maxAttempts, ProcessWebhookJob.dedupePrefix])
         // Match stored rows back to deliveries by their key. A delivery with no row was a duplicate
         // (of an earlier delivery or of another one in this batch).
-        struct Key: Hashable { let source: String, deliveryID: String?, body: String }
+        struct Key: Hashable { let source: WebhookSource, deliveryID: String?, body: String }
         var stored: [Key: [(id: Int64, jobID: Int64?)]] = [:]
         for row in rows.rows {
             let key = Key(source: try row.decode("source"), deliveryID: try row.decode("delivery_id"), body: try row.decode("body_sha256"))
@@ -134,9 +133,9 @@ public struct WebhookStore: Sendable {
     /// A stored delivery, for its processing job.
     public struct Stored: Sendable {
         public let id: Int64
-        public let source: String
+        public let source: WebhookSource
         public let event: String
-        public let status: String
+        public let status: DeliveryStatus
         public let payload: JSONB
     }
 
@@ -151,22 +150,22 @@ public struct WebhookStore: Sendable {
     /// Records how processing ended: `processed` (with an optional note) or `ignored` with the
     /// reason. Only a delivery still `pending`: one a command already finished in its own
     /// transaction (``finish(id:status:reason:on:)``) keeps that outcome.
-    public func finish(id: Int64, status: String, reason: String?) async throws {
-        try await pool.query(Self.finishStatement, [id, status, reason])
+    public func finish(id: Int64, status: DeliveryStatus, reason: String?) async throws {
+        try await pool.query(Self.finishStatement, [id, status, reason, DeliveryStatus.pending])
     }
 
     /// Records how processing ended on the caller's connection, inside the transaction that
     /// applies the delivery's effect (a command), so the effect and "done" commit together and a
     /// crash between them can never replay it. Throws `DeliveryAlreadyFinished` — rolling the
     /// effect back — when the delivery is no longer pending (another run of its job got there first).
-    public static func finish(id: Int64, status: String, reason: String?, on connection: Connection) async throws {
-        guard try await connection.query(finishStatement, [id, status, reason]).affectedRows == 1 else {
+    public static func finish(id: Int64, status: DeliveryStatus, reason: String?, on connection: Connection) async throws {
+        guard try await connection.query(finishStatement, [id, status, reason, DeliveryStatus.pending]).affectedRows == 1 else {
             throw DeliveryAlreadyFinished(deliveryID: id)
         }
     }
 
     private static let finishStatement = """
-        UPDATE webhook_deliveries SET status = $2, reason = $3, processed_at = now() WHERE id = $1 AND status = 'pending'
+        UPDATE webhook_deliveries SET status = $2, reason = $3, processed_at = now() WHERE id = $1 AND status = $4
         """
 
     /// How long deliveries are kept by default; also how long a redelivery is recognised as a

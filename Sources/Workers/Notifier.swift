@@ -57,29 +57,16 @@ public struct Notifier: Sendable {
     public static func moveQueuedJobsToChannelQueues(pool: ConnectionPool) async throws -> Int {
         let store = NotificationStore(pool: pool)
         var moved = try await store.moveQueued(
-            kinds: [NotificationStore.jobKind(channel: "telegram"), Alerts.jobKind], to: NotificationStore.queue(channel: "telegram"))
-        moved += try await store.moveQueued(
-            kinds: [NotificationStore.jobKind(channel: "plane_comment")], to: NotificationStore.queue(channel: "plane_comment"))
+            kinds: [TelegramNotificationJob.kind, AlertJob.kind], to: TelegramNotificationJob.queue)
+        moved += try await store.moveQueued(kinds: [PlaneCommentNotificationJob.kind], to: PlaneCommentNotificationJob.queue)
         return moved
     }
 
     /// Telegram's limit for one message.
     static let telegramLimit = 4096
 
-    struct Event: Decodable {
-        let event_id: Int64
-        let event: String
-        let work_item: String
-        let title: String
-        let from_stage: String
-        let to_stage: String
-        let from_status: String
-        let to_status: String
-        let reason: String?
-        let actor: String
-        let plane_issue_id: String?
-        let plane_project_id: String?
-    }
+    /// A task event as its notification jobs carry it.
+    typealias Event = TaskEventNotification
 
     /// The leader's duty that turns new task events into jobs.
     public func duty(pool: ConnectionPool, interval: Duration) -> LeaderDuty {
@@ -102,24 +89,24 @@ public struct Notifier: Sendable {
         var handlers: [JobHandler] = []
         if let telegram {
             let jobs = JobStore(pool: pool)
-            handlers.append(JobHandler(kind: Alerts.jobKind, timeout: .seconds(60)) { context in
-                struct Payload: Decodable { let text: String }
-                let messages = try Self.telegramMessages(context.job.payload) {
-                    Self.telegramMessages(text: try $0.decode(Payload.self).text, title: "⚠️ orchestrator")
+            handlers.append(JobHandler(kind: AlertJob.kind, timeout: .seconds(60)) { context in
+                let messages = switch try AlertJob.payload(of: context.job) {
+                case .content(let alert): Self.telegramMessages(text: alert.text, title: "⚠️ orchestrator")
+                case .remainder(let messages, _): messages
                 }
                 try await Self.sendTelegram(messages, settings: telegram, job: context.job, jobs: jobs)
             })
-            handlers.append(JobHandler(kind: NotificationStore.jobKind(channel: "telegram"), timeout: .seconds(60)) { context in
-                let messages = try Self.telegramMessages(context.job.payload) {
-                    let event = try $0.decode(Event.self)
-                    return Self.telegramMessages(text: Self.text(event), title: event.work_item)
+            handlers.append(JobHandler(kind: TelegramNotificationJob.kind, timeout: .seconds(60)) { context in
+                let messages = switch try TelegramNotificationJob.payload(of: context.job) {
+                case .content(let event): Self.telegramMessages(text: Self.text(event), title: event.work_item)
+                case .remainder(let messages, _): messages
                 }
                 try await Self.sendTelegram(messages, settings: telegram, job: context.job, jobs: jobs)
             })
         }
         if let plane {
-            handlers.append(JobHandler(kind: NotificationStore.jobKind(channel: "plane_comment"), timeout: .seconds(60)) { context in
-                try await Self.commentOnPlane(try context.job.payload.decode(Event.self), settings: plane)
+            handlers.append(JobHandler(kind: PlaneCommentNotificationJob.kind, timeout: .seconds(60)) { context in
+                try await Self.commentOnPlane(try PlaneCommentNotificationJob.payload(of: context.job), settings: plane)
             })
         }
         return handlers
@@ -173,18 +160,6 @@ public struct Notifier: Sendable {
         return chunks
     }
 
-    /// The rest of a split message that Telegram rate-limited part-way: the payload of the
-    /// follow-up job (same kind as the original) that sends only these, already-built messages.
-    struct TelegramRemainder: Codable {
-        let remaining_messages: [String]
-    }
-
-    /// A job's messages: a follow-up's remainder as it is, otherwise built by `build`.
-    static func telegramMessages(_ payload: JSONB, build: (JSONB) throws -> [String]) throws -> [String] {
-        if let remainder = try? payload.decode(TelegramRemainder.self) { return remainder.remaining_messages }
-        return try build(payload)
-    }
-
     /// `text` escaped and split under the limit, with a bold `title` on the first message.
     static func telegramMessages(text: String, title: String) -> [String] {
         let title = "<b>\(escapeHTML(title))</b> "
@@ -218,11 +193,12 @@ public struct Notifier: Sendable {
                     throw JobPostponed(after: .milliseconds(Int64(wait * 1000)), reason: "Telegram rate limit: retry after \(wait) s")
                 }
                 let due = Date().addingTimeInterval(wait)
-                let remainder = TelegramRemainder(remaining_messages: Array(messages[index...]))
-                try await jobs.enqueue(NewJob(
-                    kind: job.kind, queue: NotificationStore.queue(channel: "telegram"), payload: try JSONB(encoding: remainder),
-                    priority: job.priority,
-                    runAt: due, maxAttempts: 10, dedupeKey: "telegram-rest:\(job.id)"))
+                let rest = Array(messages[index...])
+                // The follow-up has the job's own kind (an alert's rest is still an alert).
+                let followUp = job.kind == AlertJob.kind
+                    ? try AlertJob.job(.remainder(rest, ofJob: job.id), priority: job.priority, runAt: due)
+                    : try TelegramNotificationJob.job(.remainder(rest, ofJob: job.id), priority: job.priority, runAt: due)
+                try await jobs.enqueue(followUp)
                 return
             default:
                 // The token appears in the URL only: never in the error.
@@ -246,11 +222,8 @@ struct NotificationError: RetryClassifiedError, CustomStringConvertible {
     let isRetryable: Bool
 }
 
-/// Raises operator alerts as `notify.alert` jobs (sent to Telegram); a no-op when Telegram is off.
+/// Raises operator alerts as ``AlertJob``s (sent to Telegram); a no-op when Telegram is off.
 public struct Alerts: Sendable {
-    static let jobKind = "notify.alert"
-    /// Alerts go to Telegram, so they wait in its queue: only replicas with Telegram take them.
-    static let queue = NotificationStore.queue(channel: "telegram")
     let jobs: JobStore?
 
     /// Alerts that go nowhere (no Telegram).
@@ -261,8 +234,7 @@ public struct Alerts: Sendable {
         guard let jobs else { return }
         // Alerts may be long (Telegram splits them into parts): capped at a few parts, not one.
         let text = SecretRedactor.shared.redact(text, limit: Notifier.maxAlertLength)
-        _ = try? await jobs.enqueue(NewJob(
-            kind: Self.jobKind, queue: Self.queue, payload: (try? JSONB(encoding: ["text": text])) ?? JSONB(text: "{}"),
-            maxAttempts: 10, dedupeKey: "alert:\(key)"))
+        guard let job = try? AlertJob.job(.content(AlertJob.Alert(text: text, key: key))) else { return }
+        _ = try? await jobs.enqueue(job)
     }
 }

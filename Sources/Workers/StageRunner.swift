@@ -95,10 +95,10 @@ public struct StageRunner: Sendable {
 
     /// The job handler. Its timeout is a backstop above any agent's own.
     public var handler: JobHandler {
-        JobHandler(kind: TaskStore.stageJobKind, timeout: .seconds(6 * 3600), failedForGood: { job, error, canRetry, connection in
+        JobHandler(kind: RunStageJob.kind, timeout: .seconds(6 * 3600), failedForGood: { job, error, canRetry, connection in
             // The task never stays active without a live job: it is held (or failed) with the
             // error, in the transaction that fails the job. A payload that cannot be read names no task.
-            guard let payload = try? job.payload.decode(StageJobPayload.self) else { return }
+            guard let payload = try? RunStageJob.payload(of: job) else { return }
             try await tasks.stageJobFailed(payload, error: error, canRetry: canRetry, policy: policy, on: connection)
         }) { context in
             try await run(context)
@@ -106,7 +106,7 @@ public struct StageRunner: Sendable {
     }
 
     func run(_ context: JobContext) async throws {
-        let payload = try context.job.payload.decode(StageJobPayload.self)
+        let payload = try RunStageJob.payload(of: context.job)
         var logger = context.logger
         logger[metadataKey: "task.work_item"] = "\(payload.work_item)"
         logger[metadataKey: "task.stage"] = "\(payload.stage)"

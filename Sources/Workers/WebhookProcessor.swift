@@ -35,66 +35,66 @@ public struct WebhookProcessor: Sendable {
 
     /// The job handler.
     public var handler: JobHandler {
-        JobHandler(kind: WebhookStore.processJobKind, timeout: .seconds(60)) { context in
-            struct Payload: Decodable { let delivery_id: Int64 }
-            let id = try context.job.payload.decode(Payload.self).delivery_id
-            try await process(deliveryID: id, logger: context.logger)
+        JobHandler(kind: ProcessWebhookJob.kind, timeout: .seconds(60)) { context in
+            try await process(deliveryID: ProcessWebhookJob.payload(of: context.job).deliveryID, logger: context.logger)
         }
     }
+
+    /// How processing a delivery ended, as recorded on its row.
+    typealias Outcome = (status: DeliveryStatus, reason: String?)
 
     /// Processes one stored delivery.
     public func process(deliveryID: Int64, logger: Logger) async throws {
         guard let delivery = try await deliveries.delivery(id: deliveryID) else {
             throw PermanentJobFailure("webhook delivery \(deliveryID) does not exist")
         }
-        guard delivery.status == "pending" else { return }  // already done by an earlier attempt
-        guard let object = try JSONSerialization.jsonObject(with: Data(delivery.payload.text.utf8)) as? [String: Any] else {
-            throw PermanentJobFailure("delivery \(deliveryID) is not a JSON object")
+        guard delivery.status == .pending else { return }  // already done by an earlier attempt
+        let event: WebhookEvent
+        do {
+            event = try WebhookEvent.decode(
+                source: delivery.source, giteaEvent: delivery.event, body: Data(delivery.payload.text.utf8))
+        } catch {
+            throw PermanentJobFailure("delivery \(deliveryID) cannot be read: \(error)")
         }
-        let outcome: (status: String, reason: String?)
-        switch (delivery.source, delivery.event) {
-        case ("plane", let event) where event.hasPrefix("issue."):
-            outcome = try await planeIssue(object, action: String(event.dropFirst("issue.".count)))
-        case ("plane", let event) where event.hasPrefix("issue_comment."):
-            outcome = try await planeComment(object, action: String(event.dropFirst("issue_comment.".count)), deliveryID: deliveryID)
-        case ("gitea", let event):
-            outcome = try await gitea(object, event: event)
-        default:
-            outcome = ("ignored", "no processor for \(delivery.source) \(delivery.event)")
+        let outcome: Outcome
+        switch event {
+        case .planeIssue(let issue): outcome = try await planeIssue(issue)
+        case .planeComment(let comment): outcome = try await planeComment(comment, deliveryID: deliveryID)
+        case .giteaPullRequest(let pull): outcome = try await gitea(pull.repository) { try await giteaPullRequest(pull, repo: $0) }
+        case .giteaStatus(let status): outcome = try await gitea(status.repository) { try await giteaStatus(status, repo: $0) }
+        case .giteaPush(let push): outcome = try await gitea(push.repository) { try await giteaPush(push, repo: $0) }
+        case .unhandled: outcome = (.ignored, "no processor for \(delivery.source.rawValue) \(delivery.event)")
         }
         try await deliveries.finish(id: deliveryID, status: outcome.status, reason: outcome.reason)
         logger.info("webhook processed", metadata: [
-            "webhook.id": "\(deliveryID)", "webhook.event": "\(delivery.event)", "webhook.outcome": "\(outcome.status)",
+            "webhook.id": "\(deliveryID)", "webhook.event": "\(delivery.event)", "webhook.outcome": "\(outcome.status.rawValue)",
             "webhook.reason": "\(outcome.reason ?? "")",
         ])
     }
 
-    private func planeIssue(_ object: [String: Any], action: String) async throws -> (String, String?) {
-        guard let data = object["data"] as? [String: Any], let issueID = data["id"] as? String else {
-            throw PermanentJobFailure("Plane issue event without data.id")
-        }
-        if action == "deleted" {
-            guard let task = try await tasks.task(planeIssueID: issueID) else { return ("ignored", "no task for deleted Plane issue \(issueID)") }
+    private func planeIssue(_ event: PlaneIssueEvent) async throws -> Outcome {
+        let data: PlaneIssue
+        switch event {
+        case .deleted(let issueID):
+            guard let task = try await tasks.task(planeIssueID: issueID) else { return (.ignored, "no task for deleted Plane issue \(issueID)") }
             if !task.state.status.isTerminal {
                 try await tasks.apply(.cancel, workItem: task.workItem, actor: "plane", reason: "work item deleted in Plane")
             }
-            return ("processed", nil)
-        }
-        guard let projectID = data["project"] as? String, let sequence = (data["sequence_id"] as? NSNumber)?.intValue else {
-            throw PermanentJobFailure("Plane issue event without data.project or data.sequence_id")
+            return (.processed, nil)
+        case .written(_, let issue):
+            data = issue
         }
         let repo: RepositorySettings
-        switch try await projects.resolve(projectID: projectID) {
+        switch try await projects.resolve(projectID: data.project) {
         case .repository(let found): repo = found
-        case .unknown(let reason): return ("ignored", reason)
+        case .unknown(let reason): return (.ignored, reason)
         }
-        let workItem = "\(repo.project)-\(sequence)"
+        let workItem = "\(repo.project)-\(data.sequenceID)"
         // Plane's `updated` payloads can be partial: an absent field is nil and keeps the stored value.
-        let names = (data["labels"] as? [Any])?.compactMap { ($0 as? [String: Any])?["name"] as? String ?? $0 as? String }
+        let names = data.labelNames
         let lower = Set((names ?? []).map { $0.lowercased() })
-        let state = (data["state"] as? [String: Any])?["name"] as? String ?? data["state"] as? String
-        let description = data["description_stripped"] as? String ?? (data["description_html"] as? String).map(Self.stripTags)
-        let stamp = data["updated_at"] as? String
+        let description = data.descriptionStripped ?? data.descriptionHTML.map(Self.stripTags)
+        let stamp = data.updatedAt
         var refusal: String?
         var created = false
         if let stamp, Date(timestamp: stamp) == nil {
@@ -102,10 +102,10 @@ public struct WebhookProcessor: Sendable {
         } else {
             do {
                 created = try await tasks.upsert(
-                    workItem: workItem, repo: repo.repo, title: data["name"] as? String, description: description, labels: names,
+                    workItem: workItem, repo: repo.repo, title: data.name, description: description, labels: names,
                     track: lower.contains(labels.bug.lowercased()) ? .bug : .full,
-                    auto: names == nil ? nil : lower.contains(labels.auto.lowercased()), planeIssueID: issueID,
-                    planeProjectID: projectID, planeState: state, planeUpdatedAt: stamp.flatMap(Date.init(timestamp:))
+                    auto: names == nil ? nil : lower.contains(labels.auto.lowercased()), planeIssueID: data.id,
+                    planeProjectID: data.project, planeState: data.stateName, planeUpdatedAt: stamp.flatMap(Date.init(timestamp:))
                 ).created
             } catch let error as WorkItemUpdateRefused {
                 refusal = error.description
@@ -113,143 +113,129 @@ public struct WebhookProcessor: Sendable {
         }
         // STOP cancels whatever the delivery's order: cancelling is terminal, so a late STOP cannot
         // undo anything newer. It cancels the issue's own task, the one its comments reach.
-        if lower.contains(labels.stop.lowercased()), let task = try await tasks.task(planeIssueID: issueID), !task.state.status.isTerminal {
+        if lower.contains(labels.stop.lowercased()), let task = try await tasks.task(planeIssueID: data.id), !task.state.status.isTerminal {
             try await tasks.apply(.cancel, workItem: task.workItem, actor: "plane", reason: "\(labels.stop) label")
             let cancelled = "\(task.workItem) cancelled by the \(labels.stop) label"
-            return ("processed", cancelled + (refusal.map { "; nothing else applied: \($0)" } ?? ""))
+            return (.processed, cancelled + (refusal.map { "; nothing else applied: \($0)" } ?? ""))
         }
-        if let refusal { return ("ignored", refusal) }
-        return ("processed", created ? "\(workItem) created" : "\(workItem) updated")
+        if let refusal { return (.ignored, refusal) }
+        return (.processed, created ? "\(workItem) created" : "\(workItem) updated")
     }
 
     /// The commands of Plane comments. Only a comment as written (`created`) is one: an edit of an
     /// old comment must not approve, retry or stop whatever the task does now. An approval answers
     /// the stage that awaited approval when the comment was written, and only that wait. The
     /// command and its delivery's "processed" commit in one transaction, so nothing replays it.
-    private func planeComment(_ object: [String: Any], action: String, deliveryID: Int64) async throws -> (String, String?) {
-        guard action == "created" else { return ("processed", "\(action == "updated" ? "edited" : action) comment: not a command") }
-        guard let data = object["data"] as? [String: Any], let issueID = data["issue"] as? String else {
-            throw PermanentJobFailure("Plane comment event without data.issue")
-        }
-        let html = data["comment_html"] as? String ?? ""
-        if html.contains(Self.ownCommentMarker) { return ("ignored", "the orchestrator's own comment") }
-        let text = (data["comment_stripped"] as? String) ?? Self.stripTags(html)
+    private func planeComment(_ event: PlaneCommentEvent, deliveryID: Int64) async throws -> Outcome {
+        let action = event.action
+        guard action == "created" else { return (.processed, "\(action == "updated" ? "edited" : action) comment: not a command") }
+        let data = event.comment
+        let html = data.html ?? ""
+        if html.contains(Self.ownCommentMarker) { return (.ignored, "the orchestrator's own comment") }
+        let text = data.stripped ?? Self.stripTags(html)
         let command = text.trimmingCharacters(in: .whitespacesAndNewlines).split(whereSeparator: \.isWhitespace).first.map(String.init) ?? ""
-        guard ["/approve", "/retry", "/stop"].contains(command.lowercased()) else { return ("processed", "not a command") }
-        guard let (task, history) = try await tasks.taskWithHistory(planeIssueID: issueID) else {
-            return ("ignored", "no task for Plane issue \(issueID)")
+        guard ["/approve", "/retry", "/stop"].contains(command.lowercased()) else { return (.processed, "not a command") }
+        guard let (task, history) = try await tasks.taskWithHistory(planeIssueID: data.issue) else {
+            return (.ignored, "no task for Plane issue \(data.issue)")
         }
-        let event: TaskEvent
+        let taskEvent: TaskEvent
         switch command.lowercased() {
         case "/approve":
-            guard let writtenAt = (data["created_at"] as? String).flatMap(Date.init(timestamp:)) else {
-                return ("processed", "\(command) refused: the comment has no created_at, so the stage it answers is unknown")
+            guard let writtenAt = data.createdAt.flatMap(Date.init(timestamp:)) else {
+                return (.processed, "\(command) refused: the comment has no created_at, so the stage it answers is unknown")
             }
             do {
                 let target = try TaskLifecycle.approvalTarget(writtenAt: writtenAt, history: history, visit: task.visit)
-                event = .approvedStage(target.stage, visit: target.visit)
+                taskEvent = .approvedStage(target.stage, visit: target.visit)
             } catch let error as ApprovalWithoutTarget {
-                return ("processed", "\(command) refused: \(error)")
+                return (.processed, "\(command) refused: \(error)")
             }
-        case "/retry": event = .retry
-        default: event = .cancel
+        case "/retry": taskEvent = .retry
+        default: taskEvent = .cancel
         }
-        let actor = "plane:\((object["activity"] as? [String: Any]).flatMap { ($0["actor"] as? [String: Any])?["display_name"] as? String } ?? "user")"
-        let applied = ("processed", "\(command) applied to \(task.workItem)")
+        let actor = "plane:\(event.actorName ?? "user")"
+        let applied: Outcome = (.processed, "\(command) applied to \(task.workItem)")
         do {
-            let found = try await tasks.apply(event, workItem: task.workItem, actor: actor, reason: "\(command) comment") { connection in
-                try await WebhookStore.finish(id: deliveryID, status: applied.0, reason: applied.1, on: connection)
+            let found = try await tasks.apply(taskEvent, workItem: task.workItem, actor: actor, reason: "\(command) comment") { connection in
+                try await WebhookStore.finish(id: deliveryID, status: applied.status, reason: applied.reason, on: connection)
             }
-            return found == nil ? ("ignored", "no task \(task.workItem) any more") : applied
+            return found == nil ? (.ignored, "no task \(task.workItem) any more") : applied
         } catch let error as IllegalTransition {
             // Not an error of the delivery: the command does not fit the task's state. Record why.
-            return ("processed", "\(command) refused: \(error)")
+            return (.processed, "\(command) refused: \(error)")
         } catch is DeliveryAlreadyFinished {
-            return ("processed", "already finished by another run of this delivery's job; nothing applied twice")
+            return (.processed, "already finished by another run of this delivery's job; nothing applied twice")
         }
     }
 
-    private func gitea(_ object: [String: Any], event: String) async throws -> (String, String?) {
-        guard let fullName = (object["repository"] as? [String: Any])?["full_name"] as? String else {
-            throw PermanentJobFailure("Gitea event without repository.full_name")
-        }
+    /// Runs `body` for an event of a configured repository; any other repository's is ignored.
+    private func gitea(_ repository: GiteaRepository, _ body: (String) async throws -> Outcome) async throws -> Outcome {
+        let fullName = repository.fullName
         guard repos.contains(where: { $0.repo == fullName }) else {
-            return ("ignored", "repository \(fullName) is not configured (repos[].repo)")
+            return (.ignored, "repository \(fullName) is not configured (repos[].repo)")
         }
-        switch event {
-        case "pull_request": return try await giteaPullRequest(object, repo: fullName)
-        case "status": return try await giteaStatus(object, repo: fullName)
-        case "push": return try await giteaPush(object, repo: fullName)
-        default: return ("ignored", "no processor for Gitea \(event)")
-        }
+        return try await body(fullName)
     }
 
-    private func giteaStatus(_ object: [String: Any], repo: String) async throws -> (String, String?) {
-        guard let sha = object["sha"] as? String, let context = object["context"] as? String, let state = object["state"] as? String else {
-            throw PermanentJobFailure("Gitea status event without sha, context or state")
-        }
-        guard ["pending", "success", "failure", "error", "warning"].contains(state) else {
-            return ("ignored", "unknown commit status state '\(state.prefix(40))'")
+    private func giteaStatus(_ event: GiteaStatusEvent, repo: String) async throws -> Outcome {
+        let (sha, context) = (event.sha, event.context)
+        guard let state = CIState(rawValue: event.state) else {
+            return (.ignored, "unknown commit status state '\(event.state.prefix(40))'")
         }
         let updates = try await tasks.recordCommitStatus(
-            repo: repo, sha: sha, context: context, state: state, statusID: (object["id"] as? NSNumber)?.int64Value ?? 0,
-            targetURL: object["target_url"] as? String, description: object["description"] as? String)
-        for update in updates where update.commit == "head" && update.combinedState != "pending" {
+            repo: repo, sha: sha, context: context, state: state, statusID: event.id ?? 0,
+            targetURL: event.targetURL, description: event.description)
+        for update in updates where update.commit == "head" && update.combinedState != .pending {
             try await tasks.wakeMerge(workItem: update.workItem)  // a merge waiting for this CI result
         }
-        let what = "\(context) \(state) on \(sha.prefix(12))"
+        let what = "\(context) \(state.rawValue) on \(sha.prefix(12))"
         guard !updates.isEmpty else {
             // Kept anyway: the pull request naming this sha may arrive later and will pick it up.
-            return ("processed", "\(what): no task has this commit yet (status kept)")
+            return (.processed, "\(what): no task has this commit yet (status kept)")
         }
-        return ("processed", "\(what): " + updates.map { "\($0.workItem) \($0.commit) CI \($0.combinedState)" }.joined(separator: ", "))
+        return (.processed, "\(what): " + updates.map { "\($0.workItem) \($0.commit) CI \($0.combinedState.rawValue)" }.joined(separator: ", "))
     }
 
-    private func giteaPush(_ object: [String: Any], repo: String) async throws -> (String, String?) {
-        guard let ref = object["ref"] as? String, let after = object["after"] as? String else {
-            throw PermanentJobFailure("Gitea push event without ref or after")
-        }
+    private func giteaPush(_ event: GiteaPushEvent, repo: String) async throws -> Outcome {
+        let (ref, after) = (event.ref, event.after)
         guard ref.hasPrefix("refs/heads/"), let workItem = Workspace.workItem(fromBranch: String(ref.dropFirst("refs/heads/".count))) else {
-            return ("processed", "push to \(ref): not a task branch")
+            return (.processed, "push to \(ref): not a task branch")
         }
-        if after.allSatisfy({ $0 == "0" }) { return ("processed", "\(workItem): branch deleted") }
-        let before = (object["before"] as? String).flatMap { $0.allSatisfy { $0 == "0" } ? nil : $0 }
+        if after.allSatisfy({ $0 == "0" }) { return (.processed, "\(workItem): branch deleted") }
+        let before = event.before.flatMap { $0.allSatisfy { $0 == "0" } ? nil : $0 }
         switch try await tasks.recordPushEvent(workItem: workItem, repo: repo, before: before, after: after) {
-        case .applied: return ("processed", "\(workItem): branch pushed, head \(after.prefix(12))")
-        case .ignored(let reason): return ("ignored", reason)
+        case .applied: return (.processed, "\(workItem): branch pushed, head \(after.prefix(12))")
+        case .ignored(let reason): return (.ignored, reason)
         }
     }
 
-    private func giteaPullRequest(_ object: [String: Any], repo: String) async throws -> (String, String?) {
-        guard let pull = object["pull_request"] as? [String: Any], let head = pull["head"] as? [String: Any],
-              let sha = head["sha"] as? String, let number = (object["number"] as? NSNumber)?.intValue
-        else { throw PermanentJobFailure("Gitea pull_request event without pull_request.head.sha or number") }
-        guard let workItem = (head["ref"] as? String).flatMap(Workspace.workItem(fromBranch:)) else {
-            return ("ignored", "pull request #\(number) is not from an orch/<WORK-ITEM> branch")
+    private func giteaPullRequest(_ event: GiteaPullRequestEvent, repo: String) async throws -> Outcome {
+        let (pull, number) = (event.pullRequest, event.number)
+        let sha = pull.head.sha
+        guard let workItem = pull.head.ref.flatMap(Workspace.workItem(fromBranch:)) else {
+            return (.ignored, "pull request #\(number) is not from an orch/<WORK-ITEM> branch")
         }
-        let merged = (pull["merged"] as? Bool) == true
-        let mergeSHA = merged ? pull["merge_commit_sha"] as? String : nil
+        let mergeSHA = pull.merged ? pull.mergeCommitSHA : nil
         // The head's repository: Gitea sends head.repo (full) and head.repo_id; a fork's differ
         // from the event's repository.
-        let repository = object["repository"] as? [String: Any]
         let headRepo: String?
-        if let name = (head["repo"] as? [String: Any])?["full_name"] as? String {
+        if let name = pull.head.repo?.fullName {
             headRepo = name
-        } else if let id = (head["repo_id"] as? NSNumber)?.int64Value {
-            headRepo = id == (repository?["id"] as? NSNumber)?.int64Value ? repo : "repository id \(id)"
+        } else if let id = pull.head.repoID {
+            headRepo = id == event.repository.id ? repo : "repository id \(id)"
         } else {
             headRepo = nil
         }
         // Gitea's updated_at orders deliveries of one PR (a merge or close also stamps it).
-        let stamp = ["updated_at", "closed_at", "merged_at"].lazy.compactMap { pull[$0] as? String }.first
+        let stamp = pull.updatedAt ?? pull.closedAt ?? pull.mergedAt
         let updatedAt = stamp.flatMap { try? Date($0, strategy: .iso8601) }
         switch try await tasks.recordPullRequestEvent(
             workItem: workItem, repo: repo, headRepo: headRepo, number: number, headSHA: sha, mergeSHA: mergeSHA, updatedAt: updatedAt)
         {
         case .applied:
-            return ("processed", "\(workItem): PR #\(number) head \(sha.prefix(12))" + (mergeSHA.map { ", merged as \($0.prefix(12))" } ?? ""))
+            return (.processed, "\(workItem): PR #\(number) head \(sha.prefix(12))" + (mergeSHA.map { ", merged as \($0.prefix(12))" } ?? ""))
         case .ignored(let reason):
-            return ("ignored", reason)
+            return (.ignored, reason)
         }
     }
 

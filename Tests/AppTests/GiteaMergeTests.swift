@@ -89,7 +89,8 @@ final class GiteaMergeTests: XCTestCase {
     /// A commit status received for the task's repository (as the status webhook records it).
     private func status(_ sha: String, _ state: String, context: String = "ci/build", id: Int64 = 1) async throws {
         _ = try await tasks.recordCommitStatus(
-            repo: "acme/orch", sha: sha, context: context, state: state, statusID: id, targetURL: nil, description: nil)
+            repo: "acme/orch", sha: sha, context: context, state: CIState(rawValue: state)!, statusID: id, targetURL: nil,
+            description: nil)
     }
 
     enum Ran {

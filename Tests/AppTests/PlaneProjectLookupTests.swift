@@ -58,7 +58,7 @@ final class PlaneProjectLookupTests: XCTestCase {
     private func deliver(_ processor: WebhookProcessor, project: String, sequence: Int) async throws -> (String, String?) {
         let body = #"{"event":"issue","action":"created","data":{"id":"issue-\#(sequence)-\#(project.prefix(4))","sequence_id":\#(sequence),"project":"\#(project)","name":"Item \#(sequence)","labels":[]}}"#
         let outcome = try await WebhookStore(pool: database.pool).record(.init(
-            source: "plane", deliveryID: nil, bodySHA256: WebhookSignature.sha256Hex(Array(body.utf8)), event: "issue.created",
+            source: .plane, deliveryID: nil, bodySHA256: WebhookSignature.sha256Hex(Array(body.utf8)), event: "issue.created",
             payload: JSONB(text: body)))
         guard case .accepted(let id, _) = outcome else { throw TestSetupError("not accepted: \(outcome)") }
         try await processor.process(deliveryID: id, logger: testLogger)

@@ -33,7 +33,7 @@ final class WebhookProcessingTests: XCTestCase {
     /// Stores a body as a delivery (not yet processed); returns its id.
     private func store(_ source: String, _ event: String, _ body: [UInt8]) async throws -> Int64 {
         let outcome = try await WebhookStore(pool: database.pool).record(.init(
-            source: source, deliveryID: UUID().uuidString, bodySHA256: WebhookSignature.sha256Hex(body + Array(UUID().uuidString.utf8)),
+            source: WebhookSource(rawValue: source)!, deliveryID: UUID().uuidString, bodySHA256: WebhookSignature.sha256Hex(body + Array(UUID().uuidString.utf8)),
             event: event, payload: JSONB(text: String(decoding: body, as: UTF8.self))))
         guard case .accepted(let id, _) = outcome else { throw TestSetupError("not accepted: \(outcome)") }
         return id
@@ -385,7 +385,7 @@ final class WebhookProcessingTests: XCTestCase {
         try await tasks.apply(.stageFailed(final: true), workItem: "ORCH-98", actor: "system")
         do {
             try await tasks.apply(.retry, workItem: "ORCH-98", actor: "plane:dana") { connection in
-                try await WebhookStore.finish(id: id, status: "processed", reason: "again", on: connection)
+                try await WebhookStore.finish(id: id, status: .processed, reason: "again", on: connection)
             }
             XCTFail("expected DeliveryAlreadyFinished")
         } catch let error as DeliveryAlreadyFinished {

@@ -202,7 +202,7 @@ final class WebhookTests: XCTestCase {
         let stores = [WebhookStore(pool: database.pool), WebhookStore(pool: other)]
         let body = try Self.fixture("gitea/status_success.json")
         let delivery = WebhookStore.Delivery(
-            source: "gitea", deliveryID: UUID().uuidString, bodySHA256: WebhookSignature.sha256Hex(body), event: "status",
+            source: .gitea, deliveryID: UUID().uuidString, bodySHA256: WebhookSignature.sha256Hex(body), event: "status",
             payload: JSONB(text: String(decoding: body, as: UTF8.self)))
         let outcomes = try await withThrowingTaskGroup(of: WebhookStore.Outcome.self) { group in
             for index in 0..<16 {

@@ -22,7 +22,7 @@ final class WebhookBatchTests: XCTestCase {
 
     private func plane(_ n: Int, deliveryID: String? = nil, body: String? = nil) -> WebhookStore.Delivery {
         let text = body ?? #"{"event":"issue","n":\#(n)}"#
-        return WebhookStore.Delivery(source: "plane", deliveryID: deliveryID, bodySHA256: "sha:" + text,
+        return WebhookStore.Delivery(source: .plane, deliveryID: deliveryID, bodySHA256: "sha:" + text,
                                      event: "issue.created", payload: JSONB(text: text))
     }
 
@@ -33,11 +33,11 @@ final class WebhookBatchTests: XCTestCase {
     func testABatchGivesEveryDeliveryItsOwnOutcome() async throws {
         let earlier = plane(0)
         guard case .accepted = try await store.record(earlier) else { return XCTFail("first delivery not accepted") }
-        let gitea = WebhookStore.Delivery(source: "gitea", deliveryID: "g-1", bodySHA256: "g", event: "push",
+        let gitea = WebhookStore.Delivery(source: .gitea, deliveryID: "g-1", bodySHA256: "g", event: "push",
                                           payload: JSONB(text: #"{"ref":"refs/heads/main"}"#))
-        let giteaRedelivered = WebhookStore.Delivery(source: "gitea", deliveryID: "g-1", bodySHA256: "g2", event: "push",
+        let giteaRedelivered = WebhookStore.Delivery(source: .gitea, deliveryID: "g-1", bodySHA256: "g2", event: "push",
                                                      payload: JSONB(text: #"{"ref":"refs/heads/main","again":true}"#))
-        let ignored = WebhookStore.Delivery(source: "plane", deliveryID: nil, bodySHA256: "cycle", event: "cycle.created",
+        let ignored = WebhookStore.Delivery(source: .plane, deliveryID: nil, bodySHA256: "cycle", event: "cycle.created",
                                             payload: JSONB(text: "{}"), ignoredReason: "not handled")
         let batch = [plane(1), earlier, plane(2), plane(1, deliveryID: "other-id"), gitea, giteaRedelivered, ignored]
         let outcomes = try await store.record(batch: batch).map { try $0.get() }

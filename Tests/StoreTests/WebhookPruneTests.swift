@@ -21,7 +21,7 @@ final class WebhookPruneTests: XCTestCase {
 
     private func gitea(_ id: String) -> WebhookStore.Delivery {
         WebhookStore.Delivery(
-            source: "gitea", deliveryID: id, bodySHA256: "sha-\(id)", event: "push",
+            source: .gitea, deliveryID: id, bodySHA256: "sha-\(id)", event: "push",
             payload: JSONB(text: #"{"ref":"x"}"#))
     }
 
@@ -32,7 +32,7 @@ final class WebhookPruneTests: XCTestCase {
         case .accepted(let delivery, _), .ignored(let delivery): deliveryID = delivery
         case .duplicate: throw TestSetupError("\(id) was a duplicate")
         }
-        if status != "pending" { try await store.finish(id: deliveryID, status: status, reason: nil) }
+        if status != "pending" { try await store.finish(id: deliveryID, status: DeliveryStatus(rawValue: status)!, reason: nil) }
         try await database.pool.query(
             "UPDATE webhook_deliveries SET received_at = now() - make_interval(days => $2::int) WHERE id = $1",
             [deliveryID, ageDays])

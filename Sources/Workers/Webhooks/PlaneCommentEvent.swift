@@ -1,0 +1,26 @@
+/// A Plane `issue_comment` webhook: a comment written, edited or deleted, and who did it.
+public struct PlaneCommentEvent: Decodable, Sendable {
+    public let action: String
+    public let comment: PlaneComment
+    /// The acting user's display name (`activity.actor.display_name`).
+    public let actorName: String?
+
+    private enum CodingKeys: String, CodingKey {
+        case action, data, activity
+    }
+
+    private struct Activity: Decodable {
+        struct Actor: Decodable {
+            let display_name: String?
+        }
+
+        let actor: Actor?
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        action = try container.decode(String.self, forKey: .action)
+        comment = try container.decode(PlaneComment.self, forKey: .data)
+        actorName = container.lenient(Activity.self, forKey: .activity)?.actor?.display_name
+    }
+}

@@ -1,0 +1,34 @@
+/// A Plane `issue` webhook: a work item written (`created`, `updated`) or deleted.
+public enum PlaneIssueEvent: Decodable, Sendable {
+    /// Created or updated (or another action Plane adds): the work item as sent.
+    case written(action: String, PlaneIssue)
+    /// Deleted: Plane sends little more than the id.
+    case deleted(issueID: String)
+
+    /// Plane's action name.
+    public var action: String {
+        switch self {
+        case .written(let action, _): action
+        case .deleted: "deleted"
+        }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case action, data
+    }
+
+    private enum DeletedKeys: String, CodingKey {
+        case id
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let action = try container.decode(String.self, forKey: .action)
+        if action == "deleted" {
+            let data = try container.nestedContainer(keyedBy: DeletedKeys.self, forKey: .data)
+            self = .deleted(issueID: try data.decode(String.self, forKey: .id))
+        } else {
+            self = .written(action: action, try container.decode(PlaneIssue.self, forKey: .data))
+        }
+    }
+}
