@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, starts a throwaway PostgreSQL (unless
-# ORCH_TEST_DATABASE_URL names one, as a postgresql:// URI), builds, runs `swift test`, stops
-# what it started, and exits non-zero on any failure. Extra arguments go to `swift test`.
+# The test command: checks the formatting, installs what is missing, starts a throwaway PostgreSQL
+# (unless ORCH_TEST_DATABASE_URL names one, as a postgresql:// URI), builds, runs `swift test`,
+# stops what it started, and exits non-zero on any failure. Extra arguments go to `swift test`;
+# `--unit` first runs only the unit tests, without a database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
+
+# `--unit`: only the pure unit tests (no database, no servers), in seconds.
+unit=0
+if [ "${1:-}" = "--unit" ]; then
+  unit=1
+  shift
+fi
+
+# Style: the code is formatted as .swift-format says (line length 120); any finding fails the run.
+log "lint: swift format lint --strict"
+swift format lint --strict --recursive Sources Tests Package.swift
+
+if [ "$unit" = 1 ]; then
+  swift build --build-tests
+  exec swift test --skip-build --disable-swift-testing --filter '^UnitTests\.' "$@"
+fi
 
 # git: the pipeline and launcher tests drive real repositories.
 ensure_packages git

@@ -17,7 +17,8 @@ final class AdminTests: XCTestCase {
         database = try await TestDatabase.create(suite: "admin")
         let tasks = TaskStore(pool: database.pool)
         _ = try await tasks.upsert(
-            workItem: "ORCH-7", repo: "acme/orch", title: "Seven", description: "", labels: ["bug"], track: .bug, auto: false,
+            workItem: "ORCH-7", repo: "acme/orch", title: "Seven", description: "", labels: ["bug"], track: .bug,
+            auto: false,
             planeIssueID: "p7", planeProjectID: "proj", planeState: "Todo")
         try await tasks.apply(.stagePassed, workItem: "ORCH-7", actor: "system", reason: "spec written")
     }
@@ -29,7 +30,9 @@ final class AdminTests: XCTestCase {
     private func app(token: String? = token) throws -> some ApplicationProtocol {
         var environment: [String: String] = [:]
         if let token { environment["ORCH_ADMIN_TOKEN"] = token }
-        return Application(router: HTTPRoutes.router(pool: database.pool, configuration: try AppConfiguration(environment: environment)))
+        return Application(
+            router: HTTPRoutes.router(
+                pool: database.pool, configuration: try AppConfiguration(environment: environment)))
     }
 
     private static func auth(_ token: String) -> HTTPFields {
@@ -44,7 +47,8 @@ final class AdminTests: XCTestCase {
 
     static let endpoints: [(HTTPRequest.Method, String)] = [
         (.get, "/status"), (.get, "/queue"), (.get, "/tasks/ORCH-7"), (.post, "/tasks/ORCH-7/approve"),
-        (.post, "/tasks/ORCH-7/retry"), (.post, "/tasks/ORCH-7/cancel"), (.post, "/bug-fast-track/escalate?work_item=ORCH-7"),
+        (.post, "/tasks/ORCH-7/retry"), (.post, "/tasks/ORCH-7/cancel"),
+        (.post, "/bug-fast-track/escalate?work_item=ORCH-7"),
         (.get, "/metrics"), (.get, "/metrics/prometheus"),
     ]
 
@@ -55,7 +59,8 @@ final class AdminTests: XCTestCase {
                     XCTAssertEqual(response.status, .unauthorized, uri)
                     XCTAssertEqual(Self.object(response.body)["ok"] as? Bool, false, uri)
                 }
-                try await client.execute(uri: uri, method: method, headers: Self.auth("wrong-token-of-same-len")) { response in
+                try await client.execute(uri: uri, method: method, headers: Self.auth("wrong-token-of-same-len")) {
+                    response in
                     XCTAssertEqual(response.status, .unauthorized, uri)
                 }
             }
@@ -64,7 +69,8 @@ final class AdminTests: XCTestCase {
             for (method, uri) in Self.endpoints {
                 try await client.execute(uri: uri, method: method, headers: Self.auth(Self.token)) { response in
                     XCTAssertEqual(response.status, .serviceUnavailable, uri)
-                    XCTAssertEqual(Self.object(response.body)["error"] as? String, "admin API disabled: set ORCH_ADMIN_TOKEN")
+                    XCTAssertEqual(
+                        Self.object(response.body)["error"] as? String, "admin API disabled: set ORCH_ADMIN_TOKEN")
                 }
             }
         }
@@ -77,7 +83,8 @@ final class AdminTests: XCTestCase {
         let runs = MaintenanceStore(pool: database.pool)
         try await runs.record(duty: "rescue", replicaID: "replica-1", affected: 2, error: nil)
         try await runs.record(duty: "rescue", replicaID: "replica-1", affected: 3, error: nil)
-        _ = try await LessonStore(pool: database.pool).record(Lesson(type: "gate_failure", rootCause: "spec.md missing"))
+        _ = try await LessonStore(pool: database.pool).record(
+            Lesson(type: "gate_failure", rootCause: "spec.md missing"))
         try await app().test(.router) { client in
             try await client.execute(uri: "/status", method: .get, headers: Self.auth(Self.token)) { response in
                 XCTAssertEqual(response.status, .ok)
@@ -104,7 +111,8 @@ final class AdminTests: XCTestCase {
                 let bugs = body["bug_fast_track"] as? [String: Any]
                 XCTAssertEqual(bugs?["label"] as? String, "bug")
                 XCTAssertEqual(bugs?["tasks"] as? [String: Int], ["awaiting_approval": 1])
-                XCTAssertEqual(bugs?["architecture_skipped"] as? Int, 1, "ORCH-7 went from analysis straight to development")
+                XCTAssertEqual(
+                    bugs?["architecture_skipped"] as? Int, 1, "ORCH-7 went from analysis straight to development")
                 XCTAssertEqual(bugs?["escalated"] as? Int, 0)
                 let stop = body["stop"] as? [String: Any]
                 XCTAssertEqual(stop?["label"] as? String, "STOP")
@@ -131,29 +139,38 @@ final class AdminTests: XCTestCase {
     func testOperatorActionsGoThroughTheStateMachine() async throws {
         try await app().test(.router) { client in
             // Retry needs a failed or held task: refused with 409 and the reason.
-            try await client.execute(uri: "/tasks/ORCH-7/retry", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(uri: "/tasks/ORCH-7/retry", method: .post, headers: Self.auth(Self.token)) {
+                response in
                 XCTAssertEqual(response.status, .conflict)
-                XCTAssertTrue((Self.object(response.body)["error"] as? String ?? "").contains("needs status failed or held"))
+                XCTAssertTrue(
+                    (Self.object(response.body)["error"] as? String ?? "").contains("needs status failed or held"))
             }
-            try await client.execute(uri: "/tasks/ORCH-7/approve", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(uri: "/tasks/ORCH-7/approve", method: .post, headers: Self.auth(Self.token)) {
+                response in
                 XCTAssertEqual(response.status, .ok)
                 XCTAssertEqual((Self.object(response.body)["task"] as? [String: Any])?["status"] as? String, "active")
             }
             // Escalation only during analysis: this task is in development.
-            try await client.execute(uri: "/bug-fast-track/escalate?work_item=ORCH-7", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(
+                uri: "/bug-fast-track/escalate?work_item=ORCH-7", method: .post, headers: Self.auth(Self.token)
+            ) { response in
                 XCTAssertEqual(response.status, .conflict)
             }
-            try await client.execute(uri: "/bug-fast-track/escalate", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(uri: "/bug-fast-track/escalate", method: .post, headers: Self.auth(Self.token)) {
+                response in
                 XCTAssertEqual(response.status, .badRequest)
                 XCTAssertEqual(Self.object(response.body)["error"] as? String, "missing 'work_item'")
             }
-            try await client.execute(uri: "/tasks/ORCH-7/cancel", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(uri: "/tasks/ORCH-7/cancel", method: .post, headers: Self.auth(Self.token)) {
+                response in
                 XCTAssertEqual(response.status, .ok)
             }
-            try await client.execute(uri: "/tasks/ORCH-7/cancel", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(uri: "/tasks/ORCH-7/cancel", method: .post, headers: Self.auth(Self.token)) {
+                response in
                 XCTAssertEqual(response.status, .conflict)
             }
-            try await client.execute(uri: "/tasks/ORCH-8/cancel", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(uri: "/tasks/ORCH-8/cancel", method: .post, headers: Self.auth(Self.token)) {
+                response in
                 XCTAssertEqual(response.status, .notFound)
             }
         }
@@ -164,25 +181,36 @@ final class AdminTests: XCTestCase {
     func testApproveWithAStageIsRefusedUnlessThatStageAwaitsApproval() async throws {
         // ORCH-7 (bug track) passed analysis: development awaits approval.
         try await app().test(.router) { client in
-            try await client.execute(uri: "/tasks/ORCH-7/approve?stage=architecture", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(
+                uri: "/tasks/ORCH-7/approve?stage=architecture", method: .post, headers: Self.auth(Self.token)
+            ) { response in
                 XCTAssertEqual(response.status, .conflict)
-                XCTAssertEqual(Self.object(response.body)["error"] as? String,
-                               "cannot apply 'approved' to a task in development/awaiting_approval (bug track): "
-                               + "the approval is for architecture, but the task awaits approval of development")
+                XCTAssertEqual(
+                    Self.object(response.body)["error"] as? String,
+                    "cannot apply 'approved' to a task in development/awaiting_approval (bug track): "
+                        + "the approval is for architecture, but the task awaits approval of development")
             }
-            try await client.execute(uri: "/tasks/ORCH-7/approve?stage=later", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(
+                uri: "/tasks/ORCH-7/approve?stage=later", method: .post, headers: Self.auth(Self.token)
+            ) { response in
                 XCTAssertEqual(response.status, .badRequest)
-                XCTAssertEqual(Self.object(response.body)["error"] as? String,
-                               "unknown stage 'later' (one of analysis, architecture, development, review, merge, deploy, done)")
+                XCTAssertEqual(
+                    Self.object(response.body)["error"] as? String,
+                    "unknown stage 'later' (one of analysis, architecture, development, review, merge, deploy, done)")
             }
-            try await client.execute(uri: "/tasks/ORCH-7/approve?stage=development", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(
+                uri: "/tasks/ORCH-7/approve?stage=development", method: .post, headers: Self.auth(Self.token)
+            ) { response in
                 XCTAssertEqual(response.status, .ok)
                 XCTAssertEqual((Self.object(response.body)["task"] as? [String: Any])?["status"] as? String, "active")
             }
             // A second click on the same approval finds nothing awaiting.
-            try await client.execute(uri: "/tasks/ORCH-7/approve?stage=development", method: .post, headers: Self.auth(Self.token)) { response in
+            try await client.execute(
+                uri: "/tasks/ORCH-7/approve?stage=development", method: .post, headers: Self.auth(Self.token)
+            ) { response in
                 XCTAssertEqual(response.status, .conflict)
-                XCTAssertTrue((Self.object(response.body)["error"] as? String ?? "").hasSuffix("needs status awaiting_approval"))
+                XCTAssertTrue(
+                    (Self.object(response.body)["error"] as? String ?? "").hasSuffix("needs status awaiting_approval"))
             }
         }
         let history = try await TaskStore(pool: database.pool).history(workItem: "ORCH-7").map(\.event)
@@ -202,9 +230,12 @@ final class AdminTests: XCTestCase {
                 XCTAssertEqual(stages.map { $0["stage"] as? String }, TaskStage.allCases.map(\.rawValue))
                 // ORCH-7 left analysis (bug track: straight to development, awaiting approval).
                 XCTAssertEqual(stages.first?["exits"] as? Int, 1)
-                XCTAssertEqual((stages.first { $0["stage"] as? String == "development" }?["tasks"] as? [String: Int])?["awaiting_approval"], 1)
+                XCTAssertEqual(
+                    (stages.first { $0["stage"] as? String == "development" }?["tasks"] as? [String: Int])?[
+                        "awaiting_approval"], 1)
                 let queue = body["queue"] as? [String: Any]
-                XCTAssertEqual((queue?["counts"] as? [String: Int])?["queued"], 2, "the probe and ORCH-7's analysis job")
+                XCTAssertEqual(
+                    (queue?["counts"] as? [String: Int])?["queued"], 2, "the probe and ORCH-7's analysis job")
                 XCTAssertEqual((queue?["by_kind"] as? [String: [String: Int]])?["metrics.probe"]?["queued"], 1)
                 XCTAssertNotNil(queue?["oldest_ready_seconds"] as? Double)
                 XCTAssertEqual((body["agents"] as? [Any])?.count, 0)
@@ -215,19 +246,27 @@ final class AdminTests: XCTestCase {
             try await client.execute(uri: "/webhook/plane", method: .post, body: ByteBuffer(string: "{}")) { response in
                 XCTAssertEqual(response.status, .unauthorized)
             }
-            try await client.execute(uri: "/metrics/prometheus", method: .get, headers: Self.auth(Self.token)) { response in
+            try await client.execute(uri: "/metrics/prometheus", method: .get, headers: Self.auth(Self.token)) {
+                response in
                 XCTAssertEqual(response.status, .ok)
                 XCTAssertEqual(response.headers[.contentType], "text/plain; version=0.0.4; charset=utf-8")
                 let text = String(buffer: response.body)
                 XCTAssertTrue(text.contains(#"orch_queue_jobs{status="queued"} 2"#), text)
-                XCTAssertTrue(text.range(of: #"orch_webhook_deliveries_total\{source="plane",outcome="unauthorized"\} [1-9]"#, options: .regularExpression) != nil, text)
+                XCTAssertTrue(
+                    text.range(
+                        of: #"orch_webhook_deliveries_total\{source="plane",outcome="unauthorized"\} [1-9]"#,
+                        options: .regularExpression) != nil, text)
                 XCTAssertTrue(text.contains(#"http_route="/metrics""#), text)
                 XCTAssertTrue(text.contains("http_server_request_duration"), text)
             }
         }
         // ORCH_METRICS_PUBLIC opens the exposition only.
-        let open = Application(router: HTTPRoutes.router(
-            pool: database.pool, configuration: try AppConfiguration(environment: ["ORCH_ADMIN_TOKEN": Self.token, "ORCH_METRICS_PUBLIC": "1"])))
+        let open = Application(
+            router: HTTPRoutes.router(
+                pool: database.pool,
+                configuration: try AppConfiguration(environment: [
+                    "ORCH_ADMIN_TOKEN": Self.token, "ORCH_METRICS_PUBLIC": "1",
+                ])))
         try await open.test(.router) { client in
             try await client.execute(uri: "/metrics/prometheus", method: .get) { response in
                 XCTAssertEqual(response.status, .ok)

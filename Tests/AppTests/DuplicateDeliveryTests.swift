@@ -3,11 +3,11 @@ import Store
 import TestSupport
 import XCTest
 
+@testable import App
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-@testable import App
 
 /// The same webhook delivery sent at the same moment to two running replicas (two real
 /// `orchestrator serve` processes on one database): stored once, processed once, one effect.
@@ -42,7 +42,9 @@ final class DuplicateDeliveryTests: XCTestCase {
 
     /// A Plane issue body for work item ORCH-<sequence>, with the given labels.
     private func issueBody(sequence: Int, labels: [String]) throws -> [UInt8] {
-        var object = try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json"))) as! [String: Any]
+        var object =
+            try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json")))
+            as! [String: Any]
         var data = object["data"] as! [String: Any]
         data["sequence_id"] = sequence
         data["id"] = "issue-\(sequence)"
@@ -56,7 +58,8 @@ final class DuplicateDeliveryTests: XCTestCase {
         request.httpMethod = "POST"
         request.httpBody = Data(body)
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue(WebhookSignature.hmacSHA256Hex(secret: secret, body: body), forHTTPHeaderField: "X-Plane-Signature")
+        request.setValue(
+            WebhookSignature.hmacSHA256Hex(secret: secret, body: body), forHTTPHeaderField: "X-Plane-Signature")
         let (_, response) = try await session.data(for: request)
         return (response as? HTTPURLResponse)?.statusCode ?? 0
     }
@@ -66,16 +69,17 @@ final class DuplicateDeliveryTests: XCTestCase {
     }
 
     func testTheSameDeliveriesSentToTwoReplicasAtOnceHaveOneEffect() async throws {
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("orch-dup-\(UUID().uuidString.prefix(6)).yaml")
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-dup-\(UUID().uuidString.prefix(6)).yaml")
         try """
-            repos:
-              - project: ORCH
-                plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
-                repo: acme/orch
-                clone_url: /srv/git/orch
-            agents:
-              default: { command: ["sleep", "60"] }
-            """.write(to: config, atomically: true, encoding: .utf8)
+        repos:
+          - project: ORCH
+            plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
+            repo: acme/orch
+            clone_url: /srv/git/orch
+        agents:
+          default: { command: ["sleep", "60"] }
+        """.write(to: config, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: config) }
         let replicas = [try startReplica("dup-a", config: config), try startReplica("dup-b", config: config)]
         let session = testURLSession()
@@ -93,7 +97,9 @@ final class DuplicateDeliveryTests: XCTestCase {
             let secret = self.secret
             let statuses = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
                 for (index, body) in bodies.enumerated() {
-                    for base in replicas { group.addTask { (index, try await Self.post(body, secret: secret, to: base, session: session)) } }
+                    for base in replicas {
+                        group.addTask { (index, try await Self.post(body, secret: secret, to: base, session: session)) }
+                    }
                 }
                 return try await group.reduce(into: [Int: [Int]]()) { $0[$1.0, default: []].append($1.1) }
             }
@@ -109,10 +115,12 @@ final class DuplicateDeliveryTests: XCTestCase {
 
         // A job's completion is written just after its handler marked the delivery processed.
         _ = try await waitUntil(timeout: .seconds(30)) {
-            try await self.count("SELECT count(*) AS n FROM jobs WHERE kind = 'process_webhook' AND status <> 'completed'") == 0
+            try await self.count(
+                "SELECT count(*) AS n FROM jobs WHERE kind = 'process_webhook' AND status <> 'completed'") == 0
         }
         let deliveries = try await count("SELECT count(*) AS n FROM webhook_deliveries")
-        let jobs = try await count("SELECT count(*) AS n FROM jobs WHERE kind = 'process_webhook' AND status = 'completed'")
+        let jobs = try await count(
+            "SELECT count(*) AS n FROM jobs WHERE kind = 'process_webhook' AND status = 'completed'")
         let tasks = try await count("SELECT count(*) AS n FROM tasks")
         let cancelled = try await count("SELECT count(*) AS n FROM tasks WHERE status = 'cancelled'")
         let cancelEvents = try await count("SELECT count(*) AS n FROM task_events WHERE event = 'cancel'")
@@ -129,7 +137,8 @@ final class DuplicateDeliveryTests: XCTestCase {
             request.setValue("Bearer t", forHTTPHeaderField: "Authorization")
             exposition += String(decoding: try await session.data(for: request).0, as: UTF8.self)
         }
-        XCTAssertTrue(exposition.contains(#"orch_webhook_deliveries_total{source="plane",outcome="duplicate"}"#), exposition)
+        XCTAssertTrue(
+            exposition.contains(#"orch_webhook_deliveries_total{source="plane",outcome="duplicate"}"#), exposition)
         XCTAssertTrue(exposition.contains(#"orch_jobs_total{kind="process_webhook",outcome="completed"}"#), exposition)
     }
 }

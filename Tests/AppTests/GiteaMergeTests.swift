@@ -5,12 +5,12 @@ import Synchronization
 import TestSupport
 import XCTest
 
+@testable import App
+@testable import Workers
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-@testable import App
-@testable import Workers
 
 /// The merge stage through Gitea, read answer by answer: the stage runner's merge job runs against
 /// the real database and a Gitea stand-in that answers as Gitea does (routers/api/v1/repo/pull.go
@@ -34,8 +34,10 @@ final class GiteaMergeTests: XCTestCase {
         database = try await TestDatabase.create(suite: "giteamerge")
         tasks = TaskStore(pool: database.pool)
         jobs = JobStore(pool: database.pool)
-        try await ReplicaStore(pool: database.pool).register(id: replica, name: replica, host: "test", pid: 1, role: "worker")
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("orch-giteamerge-\(UUID().uuidString.prefix(8))")
+        try await ReplicaStore(pool: database.pool).register(
+            id: replica, name: replica, host: "test", pid: 1, role: "worker")
+        root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-giteamerge-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -48,7 +50,9 @@ final class GiteaMergeTests: XCTestCase {
 
     // MARK: - Harness
 
-    private func repo(ci: RepositorySettings.CIRequirement = .required, ciTimeout: Duration = .seconds(3600)) -> RepositorySettings {
+    private func repo(
+        ci: RepositorySettings.CIRequirement = .required, ciTimeout: Duration = .seconds(3600)
+    ) -> RepositorySettings {
         RepositorySettings(
             project: "ORCH", planeProjectID: nil, repo: "acme/orch", cloneURL: root.path, defaultBranch: "main",
             testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil, ci: ci, ciTimeout: ciTimeout)
@@ -61,7 +65,8 @@ final class GiteaMergeTests: XCTestCase {
                 ciPollInterval: .seconds(30)),
             pool: database.pool,
             launcher: AgentLauncher(
-                settings: .init(logDirectory: root.appendingPathComponent("logs").path, replicaID: replica, host: "test"),
+                settings: .init(
+                    logDirectory: root.appendingPathComponent("logs").path, replicaID: replica, host: "test"),
                 pool: database.pool, logger: Logger(label: "test")),
             workspace: Workspace(root: root.appendingPathComponent("work").path), alerts: Alerts(jobs: jobs))
     }
@@ -70,17 +75,20 @@ final class GiteaMergeTests: XCTestCase {
     /// would) to merge, with pull request `number` at `head`.
     private func taskAtMerge(number: Int, head: String) async throws {
         _ = try await tasks.upsert(
-            workItem: workItem, repo: "acme/orch", title: "t", description: "", labels: ["auto"], track: .full, auto: true,
+            workItem: workItem, repo: "acme/orch", title: "t", description: "", labels: ["auto"], track: .full,
+            auto: true,
             planeIssueID: nil, planeProjectID: nil, planeState: nil)
         for _ in 0..<4 {
             let job = try await jobs.claim(queues: ["default"], replicaID: replica, limit: 1, lease: .seconds(60)).first
             let lease = try XCTUnwrap(job?.lease)
             let task = try await tasks.task(workItem: workItem)
             _ = try await tasks.apply(
-                .stagePassed, workItem: workItem, actor: "test", reason: "passed", about: task?.currentVisit, fence: lease)
+                .stagePassed, workItem: workItem, actor: "test", reason: "passed", about: task?.currentVisit,
+                fence: lease)
         }
         try await database.pool.withTransaction { connection in
-            try await TaskStore.recordOwnPullRequest(workItem: self.workItem, number: number, headSHA: head, on: connection)
+            try await TaskStore.recordOwnPullRequest(
+                workItem: self.workItem, number: number, headSHA: head, on: connection)
         }
         let task = try await tasks.task(workItem: workItem)
         XCTAssertEqual(task?.state.stage, .merge)
@@ -89,7 +97,8 @@ final class GiteaMergeTests: XCTestCase {
     /// A commit status received for the task's repository (as the status webhook records it).
     private func status(_ sha: String, _ state: String, context: String = "ci/build", id: Int64 = 1) async throws {
         _ = try await tasks.recordCommitStatus(
-            repo: "acme/orch", sha: sha, context: context, state: CIState(rawValue: state)!, statusID: id, targetURL: nil,
+            repo: "acme/orch", sha: sha, context: context, state: CIState(rawValue: state)!, statusID: id,
+            targetURL: nil,
             description: nil)
     }
 
@@ -129,9 +138,11 @@ final class GiteaMergeTests: XCTestCase {
     /// A stand-in whose branch head is `heads`' first value for the first read and the last one after.
     private func gitea(heads: [String], ciState: String = "pending") -> GiteaStandIn {
         let sequence = Mutex(heads)
-        return GiteaStandIn(repo: "acme/orch", ciState: ciState, headOf: { _ in
-            sequence.withLock { heads in heads.count > 1 ? heads.removeFirst() : heads[0] }
-        }, performMerge: { _, _ in Self.merged })
+        return GiteaStandIn(
+            repo: "acme/orch", ciState: ciState,
+            headOf: { _ in
+                sequence.withLock { heads in heads.count > 1 ? heads.removeFirst() : heads[0] }
+            }, performMerge: { _, _ in Self.merged })
     }
 
     /// The task's pull request in a stand-in (its branch head `heads`, as `gitea(heads:)`), the
@@ -162,7 +173,9 @@ final class GiteaMergeTests: XCTestCase {
         let (gitea, number) = try await mergeReady(heads: [Self.shaA, Self.shaB])
         try await StandInServer.with(gitea.router) { api in
             let runner = self.runner(api, repo: self.repo())
-            guard case .postponed(let postponed) = try await self.runMerge(runner) else { return XCTFail("waits for B's CI") }
+            guard case .postponed(let postponed) = try await self.runMerge(runner) else {
+                return XCTFail("waits for B's CI")
+            }
             XCTAssertEqual(postponed.due, .after(.seconds(30)))
             var task = try await self.task()
             XCTAssertEqual(task.headSHA, Self.shaB, "the PR's new head is recorded")
@@ -170,7 +183,8 @@ final class GiteaMergeTests: XCTestCase {
             let job = try await self.jobs.jobs(workItem: self.workItem).first
             XCTAssertEqual(job?.status, .queued, "postponed, not failed")
             XCTAssertEqual(job.map { $0.maxAttempts - $0.attempt }, 5, "the postponement spent no attempt")
-            XCTAssertTrue(job?.lastError?.hasPrefix("waiting for CI on bbbbbbbbbbbb") == true, "\(job?.lastError ?? "")")
+            XCTAssertTrue(
+                job?.lastError?.hasPrefix("waiting for CI on bbbbbbbbbbbb") == true, "\(job?.lastError ?? "")")
 
             // B's CI turns green; the status webhook wakes the merge, which merges B.
             try await self.status(Self.shaB, "success")
@@ -189,14 +203,22 @@ final class GiteaMergeTests: XCTestCase {
     func testAConflictHoldsTheTaskWithGiteasMessage() async throws {
         // Gitea sends its conflict errors as the error struct itself (no `message`).
         let answers: [(String, String)] = [
-            (#"{"Style":"merge","StdOut":"","StdErr":"CONFLICT (content): Merge conflict in README.md","Err":{}}"#,
-             "cannot be merged: merge conflict: CONFLICT (content): Merge conflict in README.md"),
-            (#"{"Style":"merge","StdOut":"","StdErr":"fatal: refusing to merge unrelated histories","Err":{}}"#,
-             "cannot be merged: merge conflict: fatal: refusing to merge unrelated histories"),
-            (#"{"Style":"rebase","CommitSHA":"cccccccccccccccc","StdOut":"","StdErr":"","Err":{}}"#,
-             "cannot be merged: rebase conflict at cccccccccccc"),
-            (#"{"message":"PushRejected with remote message: protected","url":"x"}"#,
-             "cannot be merged: PushRejected with remote message: protected"),
+            (
+                #"{"Style":"merge","StdOut":"","StdErr":"CONFLICT (content): Merge conflict in README.md","Err":{}}"#,
+                "cannot be merged: merge conflict: CONFLICT (content): Merge conflict in README.md"
+            ),
+            (
+                #"{"Style":"merge","StdOut":"","StdErr":"fatal: refusing to merge unrelated histories","Err":{}}"#,
+                "cannot be merged: merge conflict: fatal: refusing to merge unrelated histories"
+            ),
+            (
+                #"{"Style":"rebase","CommitSHA":"cccccccccccccccc","StdOut":"","StdErr":"","Err":{}}"#,
+                "cannot be merged: rebase conflict at cccccccccccc"
+            ),
+            (
+                #"{"message":"PushRejected with remote message: protected","url":"x"}"#,
+                "cannot be merged: PushRejected with remote message: protected"
+            ),
         ]
         for (index, (body, expected)) in answers.enumerated() {
             if index > 0 { try await resetDatabase() }
@@ -228,7 +250,9 @@ final class GiteaMergeTests: XCTestCase {
         // Gitea keeps answering it: the tries are bounded and the task is held with the answer.
         try await resetDatabase()
         let (stuck, number) = try await mergeReady()
-        for _ in 0..<StageRunner.mergeTries { stuck.scriptMergeAnswer(409, #"{"message":"merge push out of date","url":"x"}"#) }
+        for _ in 0..<StageRunner.mergeTries {
+            stuck.scriptMergeAnswer(409, #"{"message":"merge push out of date","url":"x"}"#)
+        }
         try await mergeOnce(stuck)
         task = try await self.task()
         XCTAssertEqual(task.state.status, .held)
@@ -305,7 +329,9 @@ final class GiteaMergeTests: XCTestCase {
         }
         let reason = try await lastReason()
         XCTAssertEqual(reason, "no CI result for aaaaaaaaaaaa after 1s")
-        let alert = try await database.pool.query("SELECT payload->>'text' AS text FROM jobs WHERE kind = 'notify.alert'").first
+        let alert = try await database.pool.query(
+            "SELECT payload->>'text' AS text FROM jobs WHERE kind = 'notify.alert'"
+        ).first
         let text = try alert?.decode("text", as: String.self) ?? ""
         XCTAssertTrue(text.contains("ORCH-7 held at merge: no CI result for aaaaaaaaaaaa after 1s"), text)
         XCTAssertTrue(gitea.mergeCalls.isEmpty)
@@ -348,7 +374,9 @@ final class GiteaMergeTests: XCTestCase {
         gitea.ciStatuses.value = ["warning", "pending"]
         try await StandInServer.with(gitea.router) { api in
             let runner = self.runner(api, repo: self.repo())
-            guard case .postponed = try await self.runMerge(runner) else { return XCTFail("waits for the pending context") }
+            guard case .postponed = try await self.runMerge(runner) else {
+                return XCTFail("waits for the pending context")
+            }
             gitea.ciStatuses.value = ["warning", "success"]
             try await self.tasks.wakeMerge(workItem: self.workItem)
             guard case .finished = try await self.runMerge(runner) else { return XCTFail("merged") }
@@ -365,7 +393,8 @@ final class GiteaMergeTests: XCTestCase {
         let early = Date(timeIntervalSince1970: 1_700_000_000)
         let later = early.addingTimeInterval(60)
         // A read at `later` shows B.
-        var applied = try await tasks.recordPullRequestRead(workItem: workItem, number: 1, headSHA: Self.shaB, updatedAt: later)
+        var applied = try await tasks.recordPullRequestRead(
+            workItem: workItem, number: 1, headSHA: Self.shaB, updatedAt: later)
         XCTAssertTrue(applied)
         // A late webhook from before it (head A) is ignored…
         let effect = try await tasks.recordPullRequestEvent(
@@ -373,7 +402,8 @@ final class GiteaMergeTests: XCTestCase {
             updatedAt: early)
         guard case .ignored = effect else { return XCTFail("a stale webhook must be ignored") }
         // …and so is a read that left Gitea before it, or a read about another pull request.
-        applied = try await tasks.recordPullRequestRead(workItem: workItem, number: 1, headSHA: Self.shaA, updatedAt: early)
+        applied = try await tasks.recordPullRequestRead(
+            workItem: workItem, number: 1, headSHA: Self.shaA, updatedAt: early)
         XCTAssertFalse(applied)
         applied = try await tasks.recordPullRequestRead(
             workItem: workItem, number: 2, headSHA: Self.shaA, updatedAt: later.addingTimeInterval(60))
@@ -396,7 +426,8 @@ final class GiteaMergeTests: XCTestCase {
     // MARK: - Configuration
 
     func testRepositoryCISettingsAreParsedAndChecked() throws {
-        let file = try ConfigFile.parse("""
+        let file = try ConfigFile.parse(
+            """
             repos:
               - { project: ORCH, repo: acme/orch, clone_url: /srv/orch, ci_timeout: 90m }
               - { project: WEB, repo: acme/web, clone_url: /srv/web, ci: none, ci_timeout: 30 }
@@ -409,7 +440,9 @@ final class GiteaMergeTests: XCTestCase {
             ("ci_timeout: soon", "repos[0].ci_timeout: expected a duration such as 2h, got 'soon'"),
             ("ci_timeout: 0", "repos[0].ci_timeout:"),
         ] {
-            XCTAssertThrowsError(try ConfigFile.parse("repos:\n  - { project: ORCH, repo: a/b, clone_url: x, \(yaml) }\n")) { error in
+            XCTAssertThrowsError(
+                try ConfigFile.parse("repos:\n  - { project: ORCH, repo: a/b, clone_url: x, \(yaml) }\n")
+            ) { error in
                 XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
             }
         }
@@ -431,9 +464,9 @@ extension GiteaMergeTests {
         // The fixture's Plane project, and no test_command: development passes on its commits.
         let project = "plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544"
         try """
-            repos: [{ project: ORCH, \(project), repo: acme/orch, clone_url: "\(remote.path)", ci: none, ci_timeout: 5m }]
-            agents: { default: { command: ["\(python)", "\(agent)"], timeout: 60s } }
-            """.write(to: config, atomically: true, encoding: .utf8)
+        repos: [{ project: ORCH, \(project), repo: acme/orch, clone_url: "\(remote.path)", ci: none, ci_timeout: 5m }]
+        agents: { default: { command: ["\(python)", "\(agent)"], timeout: 60s } }
+        """.write(to: config, atomically: true, encoding: .utf8)
         let secret = "merge-secret"
         try await StandInServer.with(gitea.router) { api in
             let (server, base) = try OrchestratorProcess.serving(
@@ -451,7 +484,9 @@ extension GiteaMergeTests {
             XCTAssertEqual(answered, 202)
             // No status ever arrives and the CI poll is 10 minutes: only `ci: none` lets it merge now.
             let tasks = TaskStore(pool: database.pool)
-            let done = try await waitUntil(timeout: .seconds(120)) { try await tasks.task(workItem: "ORCH-98")?.state.status == .done }
+            let done = try await waitUntil(timeout: .seconds(120)) {
+                try await tasks.task(workItem: "ORCH-98")?.state.status == .done
+            }
             let state = try await tasks.task(workItem: "ORCH-98")?.state
             XCTAssertTrue(done, "\(String(describing: state)) \(gitea.requestLog.suffix(8))")
         }
@@ -460,6 +495,7 @@ extension GiteaMergeTests {
         let branches = try runGit(["branch", "--list", "orch/*"], in: remote)
         XCTAssertEqual(branches, "", "the task branch is deleted after the merge")
         let merged = try await TaskStore(pool: database.pool).task(workItem: "ORCH-98")?.mergeSHA
-        XCTAssertEqual(merged, try runGit(["rev-parse", "main"], in: remote).trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertEqual(
+            merged, try runGit(["rev-parse", "main"], in: remote).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }

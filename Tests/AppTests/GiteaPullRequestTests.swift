@@ -4,11 +4,11 @@ import NIOCore
 import TestSupport
 import XCTest
 
+@testable import Workers
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-@testable import Workers
 
 /// GiteaClient against a stand-in that behaves like Gitea: the existing pull request of a later
 /// development round is found on any page, only from the task's own repository and into the
@@ -38,11 +38,13 @@ final class GiteaPullRequestTests: XCTestCase {
         }
         XCTAssertEqual(pull.number, ours)
         XCTAssertEqual(pull.headSHA, "abc123")
-        XCTAssertEqual(gitea.requestLog, [
-            "POST /api/v1/repos/acme/orch/pulls",
-            "GET /api/v1/repos/acme/orch/pulls?state=open&page=1&limit=50",
-            "GET /api/v1/repos/acme/orch/pulls?state=open&page=2&limit=50",
-        ])
+        XCTAssertEqual(
+            gitea.requestLog,
+            [
+                "POST /api/v1/repos/acme/orch/pulls",
+                "GET /api/v1/repos/acme/orch/pulls?state=open&page=1&limit=50",
+                "GET /api/v1/repos/acme/orch/pulls?state=open&page=2&limit=50",
+            ])
     }
 
     func testAForksPullRequestWithTheSameBranchIsNeverTakenForOurs() async throws {
@@ -79,10 +81,12 @@ final class GiteaPullRequestTests: XCTestCase {
 
     func testTheMergeSendsTheFieldsGiteaReads() async throws {
         let merged = SharedValue("")
-        let gitea = GiteaStandIn(repo: "acme/orch", headOf: { _ in "abc123" }, performMerge: { _, message in
-            merged.value = message
-            return "def456"
-        })
+        let gitea = GiteaStandIn(
+            repo: "acme/orch", headOf: { _ in "abc123" },
+            performMerge: { _, message in
+                merged.value = message
+                return "def456"
+            })
         let number = gitea.add(headRef: head, headRepo: "acme/orch", headSHA: "abc123")
         let results = try await StandInServer.with(gitea.router) { api in
             let gitea = self.client(api)
@@ -99,9 +103,11 @@ final class GiteaPullRequestTests: XCTestCase {
         XCTAssertEqual(results.2, .notMergeable("already merged"))
         XCTAssertEqual(results.3?.merged, true)
         XCTAssertEqual(results.3?.mergeSHA, "def456")
-        XCTAssertEqual(gitea.mergeCalls[1], .init(
-            number: number, headCommitID: "abc123", title: "Merge orch/ORCH-7 (ORCH-7)", message: "Reviewed.",
-            deleteBranchAfterMerge: true))
+        XCTAssertEqual(
+            gitea.mergeCalls[1],
+            .init(
+                number: number, headCommitID: "abc123", title: "Merge orch/ORCH-7 (ORCH-7)", message: "Reviewed.",
+                deleteBranchAfterMerge: true))
         XCTAssertEqual(merged.value, "Merge orch/ORCH-7 (ORCH-7)\n\nReviewed.")
     }
 }

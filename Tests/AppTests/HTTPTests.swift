@@ -9,9 +9,12 @@ import XCTest
 
 final class HTTPTests: XCTestCase {
     func testHealthNeedsNoDatabase() async throws {
-        let pool = ConnectionPool(configuration: DatabaseConfiguration(connectionString: "postgresql://postgres@127.0.0.1:1/none"), logger: testLogger)
+        let pool = ConnectionPool(
+            configuration: DatabaseConfiguration(connectionString: "postgresql://postgres@127.0.0.1:1/none"),
+            logger: testLogger)
         defer { Task { await pool.close() } }
-        let app = Application(router: HTTPRoutes.router(pool: pool, configuration: try AppConfiguration(environment: [:])))
+        let app = Application(
+            router: HTTPRoutes.router(pool: pool, configuration: try AppConfiguration(environment: [:])))
         try await app.test(.router) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 XCTAssertEqual(response.status, .ok)
@@ -30,7 +33,8 @@ final class HTTPTests: XCTestCase {
 
     func testReadyWhenTheDatabaseAnswers() async throws {
         let database = try await TestDatabase.create(suite: "http", migrate: false)
-        let app = Application(router: HTTPRoutes.router(pool: database.pool, configuration: try AppConfiguration(environment: [:])))
+        let app = Application(
+            router: HTTPRoutes.router(pool: database.pool, configuration: try AppConfiguration(environment: [:])))
         do {
             try await app.test(.router) { client in
                 try await client.execute(uri: "/health/ready", method: .get) { response in
@@ -55,7 +59,8 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(defaults.maxConcurrency, 4)
         XCTAssertEqual(defaults.heartbeatTTL, .seconds(15))
         let custom = try AppConfiguration(environment: [
-            "ORCH_PORT": "9090", "ORCH_MAX_CONCURRENCY": "12", "ORCH_POLL_INTERVAL": "250ms", "ORCH_HEARTBEAT_INTERVAL": "2s",
+            "ORCH_PORT": "9090", "ORCH_MAX_CONCURRENCY": "12", "ORCH_POLL_INTERVAL": "250ms",
+            "ORCH_HEARTBEAT_INTERVAL": "2s",
             "ORCH_QUEUES": "default, merges",
         ])
         XCTAssertEqual(custom.port, 9090)
@@ -67,7 +72,8 @@ final class ConfigurationTests: XCTestCase {
 
     func testInvalidValuesNameTheKey() {
         let cases: [(String, String)] = [
-            ("ORCH_PORT", "eighty"), ("ORCH_PORT", "70000"), ("ORCH_MAX_CONCURRENCY", "0"), ("ORCH_POLL_INTERVAL", "soon"),
+            ("ORCH_PORT", "eighty"), ("ORCH_PORT", "70000"), ("ORCH_MAX_CONCURRENCY", "0"),
+            ("ORCH_POLL_INTERVAL", "soon"),
             ("ORCH_DIAGNOSTIC_JOBS", "maybe"), ("ORCH_LOG_LEVEL", "loud"), ("ORCH_HEARTBEAT_TTL", "1s"),
         ]
         for (key, value) in cases {
@@ -79,7 +85,9 @@ final class ConfigurationTests: XCTestCase {
 
     func testATTLTheHeartbeatCannotGuaranteeIsRefused() throws {
         // Two beats plus one beat's timeout (TTL/3, at most an interval) must fit in the TTL.
-        XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_HEARTBEAT_INTERVAL": "5s", "ORCH_HEARTBEAT_TTL": "12s"])) {
+        XCTAssertThrowsError(
+            try AppConfiguration(environment: ["ORCH_HEARTBEAT_INTERVAL": "5s", "ORCH_HEARTBEAT_TTL": "12s"])
+        ) {
             XCTAssertTrue("\($0)".contains("at least 3 × ORCH_HEARTBEAT_INTERVAL"), "\($0)")
         }
         let accepted = try AppConfiguration(environment: ["ORCH_HEARTBEAT_INTERVAL": "5s", "ORCH_HEARTBEAT_TTL": "15s"])

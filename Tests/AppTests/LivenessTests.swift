@@ -62,7 +62,9 @@ final class LivenessTests: XCTestCase {
                         await withTaskGroup(of: Bool.self) { flood in
                             for _ in 0..<20 {
                                 flood.addTask {
-                                    let response = try? await flooder.data(from: base.appendingPathComponent("health/ready")).1
+                                    let response = try? await flooder.data(
+                                        from: base.appendingPathComponent("health/ready")
+                                    ).1
                                     return (response as? HTTPURLResponse)?.statusCode == 200
                                 }
                             }
@@ -75,7 +77,8 @@ final class LivenessTests: XCTestCase {
                     var worst = 0.0
                     while ContinuousClock.now < deadline {
                         let row = try await probe.query(
-                            "SELECT max(extract(epoch FROM now() - heartbeat_at))::float8 AS age FROM replicas WHERE stopped_at IS NULL")
+                            "SELECT max(extract(epoch FROM now() - heartbeat_at))::float8 AS age FROM replicas WHERE stopped_at IS NULL"
+                        )
                         worst = max(worst, try row.first?.decode("age", as: Double?.self) ?? 0)
                         try await Task.sleep(for: .milliseconds(200))
                     }
@@ -94,6 +97,7 @@ final class LivenessTests: XCTestCase {
         XCTAssertLessThan(maxAge, ttl, "the heartbeat kept coming while the pool was saturated (worst age \(maxAge) s)")
         XCTAssertGreaterThan(readyAnswers, 20, "readiness answered during the flood")
         let live = try await replicas.live()
-        XCTAssertEqual(live.map(\.id), [id].compactMap { $0 }, "the replica was never marked stopped (it would have a new id)")
+        XCTAssertEqual(
+            live.map(\.id), [id].compactMap { $0 }, "the replica was never marked stopped (it would have a new id)")
     }
 }

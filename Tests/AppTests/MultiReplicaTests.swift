@@ -34,13 +34,16 @@ final class MultiReplicaTests: XCTestCase {
     }
 
     private func waitForReplica(_ name: String, count: Int = 1) async throws -> String {
-        let registered = try await waitUntil(timeout: .seconds(30)) { try await liveReplicaIDs(named: name).count >= count }
+        let registered = try await waitUntil(timeout: .seconds(30)) {
+            try await liveReplicaIDs(named: name).count >= count
+        }
         XCTAssertTrue(registered, "replica \(name) registered")
         return try await liveReplicaIDs(named: name).last ?? ""
     }
 
     private func leader() async throws -> String? {
-        try await database.pool.query("SELECT id FROM replicas WHERE leader_since IS NOT NULL AND stopped_at IS NULL").first?.decode("id")
+        try await database.pool.query("SELECT id FROM replicas WHERE leader_since IS NOT NULL AND stopped_at IS NULL")
+            .first?.decode("id")
     }
 
     func testTwoProcessesAndManyClaimersRunTenThousandJobsExactlyOnce() async throws {
@@ -50,7 +53,8 @@ final class MultiReplicaTests: XCTestCase {
         _ = try await waitForReplica("alpha")
         _ = try await waitForReplica("beta")
         for _ in 0..<(total / 1000) {
-            try await jobs.enqueue(Array(repeating: NewJob(kind: "diag.record", payload: JSONB(text: "{}")), count: 1000))
+            try await jobs.enqueue(
+                Array(repeating: NewJob(kind: "diag.record", payload: JSONB(text: "{}")), count: 1000))
         }
         // This test process claims too, through four more concurrent claimers of its own.
         let diagnostics = DiagnosticStore(pool: database.pool)
@@ -71,14 +75,16 @@ final class MultiReplicaTests: XCTestCase {
                 group.addTask {
                     var done = 0
                     while true {
-                        let batch = try await store.claim(queues: ["default"], replicaID: "in-test", limit: 5, lease: .seconds(60))
+                        let batch = try await store.claim(
+                            queues: ["default"], replicaID: "in-test", limit: 5, lease: .seconds(60))
                         if batch.isEmpty {
                             if try await statistics.unfinished(queue: "default") == 0 { return done }
                             try await Task.sleep(for: .milliseconds(20))
                             continue
                         }
                         for job in batch {
-                            try await diagnostics.recordExecution(jobID: job.id, attempt: job.attempt, replicaID: "in-test", startedAt: Date())
+                            try await diagnostics.recordExecution(
+                                jobID: job.id, attempt: job.attempt, replicaID: "in-test", startedAt: Date())
                         }
                         done += try await store.complete(batch.compactMap(\.lease)).count
                     }
@@ -99,10 +105,12 @@ final class MultiReplicaTests: XCTestCase {
             try await jobs.countsByStatus()[.completed] == total
         }
         XCTAssertTrue(finished)
-        let row = try await database.pool.query("""
+        let row = try await database.pool.query(
+            """
             SELECT count(*) AS executions, count(DISTINCT job_id) AS jobs, count(DISTINCT replica_id) AS replicas, max(attempt) AS max_attempt
             FROM diag_executions
-            """).first!
+            """
+        ).first!
         XCTAssertEqual(try row.decode("executions", as: Int.self), total, "every job executed exactly once")
         XCTAssertEqual(try row.decode("jobs", as: Int.self), total)
         XCTAssertEqual(try row.decode("max_attempt", as: Int.self), 1, "no job was ever claimed twice")
@@ -165,7 +173,8 @@ final class MultiReplicaTests: XCTestCase {
     func testSIGTERMHandsRunningJobsBackForAnotherReplica() async throws {
         let leaving = try start("leaving", ["ORCH_SHUTDOWN_GRACE": "500ms"])
         let leavingID = try await waitForReplica("leaving")
-        let id = try await jobs.enqueue(NewJob(kind: "diag.sleep", payload: JSONB(text: #"{"ms": 60000}"#), maxAttempts: 1))!
+        let id = try await jobs.enqueue(
+            NewJob(kind: "diag.sleep", payload: JSONB(text: #"{"ms": 60000}"#), maxAttempts: 1))!
         let value3 = try await waitUntil(timeout: .seconds(10)) { try await jobs.job(id: id)?.lockedBy == leavingID }
         XCTAssertTrue(value3)
         leaving.signal(SIGTERM)
@@ -175,7 +184,9 @@ final class MultiReplicaTests: XCTestCase {
         let job = try await jobs.job(id: id)!
         XCTAssertEqual(job.status, .queued, "handed back, not left running until its lease expires")
         XCTAssertEqual(job.attempt, 0, "a shutdown does not spend an attempt")
-        let stopped = try await database.pool.query("SELECT stopped_at IS NOT NULL AS s FROM replicas WHERE id = $1", [leavingID]).first!
+        let stopped = try await database.pool.query(
+            "SELECT stopped_at IS NOT NULL AS s FROM replicas WHERE id = $1", [leavingID]
+        ).first!
         XCTAssertTrue(try stopped.decode("s", as: Bool.self))
         let taker = try start("taker")
         let takerID = try await waitForReplica("taker")

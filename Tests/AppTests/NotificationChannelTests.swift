@@ -37,7 +37,8 @@ final class NotificationChannelTests: XCTestCase {
 
     private func start(_ name: String, _ environment: [String: String] = [:]) async throws -> String {
         let process = try OrchestratorProcess(
-            name: name, databaseURL: database.url, environment: environment.merging(["ORCH_POLL_INTERVAL": "1s"]) { $1 })
+            name: name, databaseURL: database.url, environment: environment.merging(["ORCH_POLL_INTERVAL": "1s"]) { $1 }
+        )
         processes.append(process)
         let registered = try await waitUntil(timeout: .seconds(30)) { try await self.replicaID(name) != nil }
         XCTAssertTrue(registered, "replica \(name) registered")
@@ -45,7 +46,8 @@ final class NotificationChannelTests: XCTestCase {
     }
 
     private func replicaID(_ name: String) async throws -> String? {
-        try await database.pool.query("SELECT id FROM replicas WHERE name = $1 AND stopped_at IS NULL", [name]).first?.decode("id")
+        try await database.pool.query("SELECT id FROM replicas WHERE name = $1 AND stopped_at IS NULL", [name]).first?
+            .decode("id")
     }
 
     private struct Row: Equatable, CustomStringConvertible {
@@ -61,7 +63,8 @@ final class NotificationChannelTests: XCTestCase {
         try await database.pool.query(
             "SELECT kind, status, attempt, locked_by, last_error FROM jobs WHERE kind LIKE 'notify.%' ORDER BY id"
         ).rows.map {
-            Row(kind: try $0.decode("kind"), status: try $0.decode("status"), attempt: try $0.decode("attempt"),
+            Row(
+                kind: try $0.decode("kind"), status: try $0.decode("status"), attempt: try $0.decode("attempt"),
                 lockedBy: try $0.decode("locked_by"), lastError: try $0.decode("last_error"))
         }
     }
@@ -74,7 +77,8 @@ final class NotificationChannelTests: XCTestCase {
              "to_stage": "analysis", "from_status": "active", "to_status": "cancelled", "reason": null, "actor": "plane",
              "plane_issue_id": null, "plane_project_id": null}
             """#
-        try await jobs.enqueue(NewJob(kind: "notify.telegram", queue: "default", payload: JSONB(text: event), maxAttempts: 10))
+        try await jobs.enqueue(
+            NewJob(kind: "notify.telegram", queue: "default", payload: JSONB(text: event), maxAttempts: 10))
         // Queued now: a task event turned into jobs by a leader with Telegram, and an alert.
         let tasks = TaskStore(pool: database.pool)
         let notifications = NotificationStore(pool: database.pool)
@@ -86,7 +90,8 @@ final class NotificationChannelTests: XCTestCase {
         let enqueued = try await notifications.enqueueNew(channels: ["telegram"])
         XCTAssertEqual(enqueued, 1)
         let settings = TelegramSettings(apiURL: URL(string: "http://127.0.0.1:9")!, token: "TOKEN", chatID: "42")
-        await Notifier(telegram: settings, plane: nil).alerts(pool: database.pool).raise("disk almost full", key: "disk")
+        await Notifier(telegram: settings, plane: nil).alerts(pool: database.pool).raise(
+            "disk almost full", key: "disk")
         let queued = try await notificationJobs()
         XCTAssertEqual(queued.count, 3)
 
@@ -94,27 +99,35 @@ final class NotificationChannelTests: XCTestCase {
         // (so it has claimed whatever it would), and the notifications are left alone.
         let bare = try await start("bare")
         let marker = try await jobs.enqueue(NewJob(kind: "diag.noop"))!
-        let markerDone = try await waitUntil(timeout: .seconds(30)) { try await jobs.job(id: marker)?.status == .completed }
+        let markerDone = try await waitUntil(timeout: .seconds(30)) {
+            try await jobs.job(id: marker)?.status == .completed
+        }
         XCTAssertTrue(markerDone, "the replica without Telegram runs jobs")
         let markerOwner = try await jobs.job(id: marker)?.lockedBy
         XCTAssertEqual(markerOwner, bare)
         for job in try await notificationJobs() {
-            XCTAssertEqual(job, Row(kind: job.kind, status: "queued", attempt: 0, lockedBy: nil, lastError: nil), "untouched: \(job)")
+            XCTAssertEqual(
+                job, Row(kind: job.kind, status: "queued", attempt: 0, lockedBy: nil, lastError: nil),
+                "untouched: \(job)")
         }
 
         // A replica with Telegram delivers them, each at its first attempt.
         let received = CallLog()
         try await StandInServer.with(telegram(received: received)) { api in
-            let sender = try await start("sender", [
-                "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN", "ORCH_TELEGRAM_CHAT_ID": "42", "ORCH_TELEGRAM_API_URL": api.absoluteString,
-            ])
+            let sender = try await start(
+                "sender",
+                [
+                    "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN", "ORCH_TELEGRAM_CHAT_ID": "42",
+                    "ORCH_TELEGRAM_API_URL": api.absoluteString,
+                ])
             let delivered = try await waitUntil(timeout: .seconds(30)) {
                 try await self.notificationJobs().allSatisfy { $0.status == "completed" }
             }
             let final = try await notificationJobs()
             XCTAssertTrue(delivered, "\(final)")
             for job in final {
-                XCTAssertEqual(job, Row(kind: job.kind, status: "completed", attempt: 1, lockedBy: sender, lastError: nil))
+                XCTAssertEqual(
+                    job, Row(kind: job.kind, status: "completed", attempt: 1, lockedBy: sender, lastError: nil))
             }
         }
         let texts = received.all
@@ -127,11 +140,14 @@ final class NotificationChannelTests: XCTestCase {
     func testWorkerQueuesFollowTheChannelsThatAreOn() {
         let telegram = TelegramSettings(apiURL: URL(string: "https://api.telegram.org")!, token: "t", chatID: "1")
         XCTAssertEqual(Notifier(telegram: nil, plane: nil).workerQueues(["default"]), ["default"])
-        XCTAssertEqual(Notifier(telegram: telegram, plane: nil).workerQueues(["default"]), ["default", "notify.telegram"])
         XCTAssertEqual(
-            Notifier(telegram: nil, plane: nil).workerQueues(["default", "notify.telegram", "notify.plane_comment"]), ["default"],
+            Notifier(telegram: telegram, plane: nil).workerQueues(["default"]), ["default", "notify.telegram"])
+        XCTAssertEqual(
+            Notifier(telegram: nil, plane: nil).workerQueues(["default", "notify.telegram", "notify.plane_comment"]),
+            ["default"],
             "an off channel's queue is never claimed, even when configured")
         XCTAssertEqual(
-            Notifier(telegram: telegram, plane: nil).workerQueues(["notify.telegram", "default"]), ["notify.telegram", "default"])
+            Notifier(telegram: telegram, plane: nil).workerQueues(["notify.telegram", "default"]),
+            ["notify.telegram", "default"])
     }
 }

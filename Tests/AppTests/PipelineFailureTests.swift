@@ -45,19 +45,20 @@ final class PipelineFailureTests: XCTestCase {
         { remote in
             let hook = remote.appendingPathComponent("hooks/pre-receive")
             try """
-                #!/bin/sh
-                while read old new ref; do
-                  case "$ref" in \(pattern)) echo "refused by the test's hook"; exit 1;; esac
-                done
-                exit 0
-                """.write(to: hook, atomically: true, encoding: .utf8)
+            #!/bin/sh
+            while read old new ref; do
+              case "$ref" in \(pattern)) echo "refused by the test's hook"; exit 1;; esac
+            done
+            exit 0
+            """.write(to: hook, atomically: true, encoding: .utf8)
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hook.path)
         }
     }
 
     static let cases: [FailureCase] = [
         FailureCase(
-            name: "git fetch: the remote is unreachable", repository: { _ in .init(cloneURL: "/nonexistent/remote.git") },
+            name: "git fetch: the remote is unreachable",
+            repository: { _ in .init(cloneURL: "/nonexistent/remote.git") },
             status: .held, stage: .analysis, reason: "the analysis job gave up after its retries"),
         FailureCase(
             name: "git push: the remote refuses the task branch", prepare: refusePushes(to: "refs/heads/orch/*"),
@@ -97,7 +98,9 @@ final class PipelineFailureTests: XCTestCase {
             status: .done, stage: .done, reason: ""),
         FailureCase(
             name: "the Plane API is unreachable (notifications only)",
-            environment: ["ORCH_PLANE_API_URL": "http://127.0.0.1:9", "ORCH_PLANE_API_KEY": "k", "ORCH_PLANE_WORKSPACE": "w"],
+            environment: [
+                "ORCH_PLANE_API_URL": "http://127.0.0.1:9", "ORCH_PLANE_API_KEY": "k", "ORCH_PLANE_WORKSPACE": "w",
+            ],
             status: .done, stage: .done, reason: ""),
     ]
 
@@ -109,9 +112,12 @@ final class PipelineFailureTests: XCTestCase {
                 let gitea = GiteaStandIn.over(remote: remote, root: harness.root)
                 gitea.outages.value = outages
                 try await StandInServer.with(gitea.router) { api in
-                    try await run(failure, index: index, remote: remote, environment: [
-                        "ORCH_GITEA_API_URL": api.absoluteString, "ORCH_GITEA_TOKEN": "t", "ORCH_GITEA_WEBHOOK_SECRET": "s",
-                    ])
+                    try await run(
+                        failure, index: index, remote: remote,
+                        environment: [
+                            "ORCH_GITEA_API_URL": api.absoluteString, "ORCH_GITEA_TOKEN": "t",
+                            "ORCH_GITEA_WEBHOOK_SECRET": "s",
+                        ])
                 }
             } else {
                 try await run(failure, index: index, remote: remote, environment: [:])
@@ -122,8 +128,10 @@ final class PipelineFailureTests: XCTestCase {
     /// Runs one case on a replica of its own; the task must end as the case says.
     private func run(_ failure: FailureCase, index: Int, remote: URL, environment: [String: String]) async throws {
         let config = try harness.writeConfig(
-            failure.repository(remote), agent: failure.agent, agentTimeout: failure.agentTimeout, name: "case-\(index).yaml")
-        let base = try await harness.launch(index, config: config, environment: failure.environment.merging(environment) { $1 })
+            failure.repository(remote), agent: failure.agent, agentTimeout: failure.agentTimeout,
+            name: "case-\(index).yaml")
+        let base = try await harness.launch(
+            index, config: config, environment: failure.environment.merging(environment) { $1 })
         let workItem = "ORCH-\(100 + index)"
         try await harness.sendIssue(to: base, sequence: 100 + index)
         let task = try await harness.waitUntilAtRest(workItem)
@@ -173,8 +181,9 @@ final class PipelineFailureTests: XCTestCase {
         let remote = try harness.makeRemote()
         let deployed = harness.root.appendingPathComponent("deployed")
         try FileManager.default.createDirectory(at: deployed, withIntermediateDirectories: true)
-        let config = try harness.writeConfig(.init(
-            cloneURL: remote.path, deployCommand: ["sh", "-c", "ls src > \(deployed.path)/$(basename $PWD)"]))
+        let config = try harness.writeConfig(
+            .init(
+                cloneURL: remote.path, deployCommand: ["sh", "-c", "ls src > \(deployed.path)/$(basename $PWD)"]))
         let base = try await harness.launch(0, config: config)
         try await harness.sendIssue(to: base, sequence: 201)
         try await harness.sendIssue(to: base, sequence: 202)
@@ -207,8 +216,10 @@ final class PipelineFailureTests: XCTestCase {
         XCTAssertTrue(branched)
         let seed = harness.root.appendingPathComponent("seed-clone")
         try runGit(["clone", "--quiet", remote.path, seed.path], in: harness.root)
-        try FileManager.default.createDirectory(at: seed.appendingPathComponent("src"), withIntermediateDirectories: true)
-        try "someone else's version\n".write(to: seed.appendingPathComponent("src/orch_301.txt"), atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(
+            at: seed.appendingPathComponent("src"), withIntermediateDirectories: true)
+        try "someone else's version\n".write(
+            to: seed.appendingPathComponent("src/orch_301.txt"), atomically: true, encoding: .utf8)
         try runGit(["add", "-A"], in: seed)
         try runGit(["commit", "--quiet", "-m", "conflicting"], in: seed)
         try runGit(["push", "--quiet", "origin", "HEAD:main"], in: seed)
@@ -245,15 +256,19 @@ final class PipelineFailureTests: XCTestCase {
                 count += 1
                 return count
             }
-            let (status, body): (HTTPResponse.Status, String) = attempt == 1
+            let (status, body): (HTTPResponse.Status, String) =
+                attempt == 1
                 ? (.badGateway, #"{"message":"bad gateway"}"#) : (.created, #"{"number":7,"head":{"sha":""}}"#)
             return Response(status: status, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
         }
         try await StandInServer.with(router) { gitea in
             let config = try harness.writeConfig(.init(cloneURL: remote.path))
-            let base = try await harness.launch(0, config: config, environment: [
-                "ORCH_GITEA_API_URL": gitea.absoluteString, "ORCH_GITEA_TOKEN": "t", "ORCH_GITEA_WEBHOOK_SECRET": "s",
-            ])
+            let base = try await harness.launch(
+                0, config: config,
+                environment: [
+                    "ORCH_GITEA_API_URL": gitea.absoluteString, "ORCH_GITEA_TOKEN": "t",
+                    "ORCH_GITEA_WEBHOOK_SECRET": "s",
+                ])
             // Bug track without auto: analysis, then development on approval.
             try await harness.sendIssue(to: base, labels: ["bug"])
             var task = try await harness.waitUntilAtRest("ORCH-98")
@@ -266,15 +281,19 @@ final class PipelineFailureTests: XCTestCase {
             XCTAssertEqual(task?.prNumber, 7)
         }
         XCTAssertEqual(opened.withLock { $0 }, 2, "the PR was opened on the second try")
-        let runs = try await AgentRunStore(pool: harness.database.pool).runs(workItem: "ORCH-98").filter { $0.stage == "development" }
+        let runs = try await AgentRunStore(pool: harness.database.pool).runs(workItem: "ORCH-98").filter {
+            $0.stage == "development"
+        }
         XCTAssertEqual(runs.count, 1, "the agent ran once")
         XCTAssertEqual(runs.first?.outcome, "applied")
         let head = try runGit(["rev-parse", "orch/ORCH-98"], in: remote).trimmingCharacters(in: .whitespacesAndNewlines)
         let task = try await harness.task("ORCH-98")
         XCTAssertEqual(task?.headSHA, head)
-        let attempts = try await harness.database.pool.query("""
+        let attempts = try await harness.database.pool.query(
+            """
             SELECT attempt FROM jobs WHERE kind = 'run_stage' AND payload->>'stage' = 'development'
-            """).first?.decode("attempt", as: Int.self)
+            """
+        ).first?.decode("attempt", as: Int.self)
         XCTAssertEqual(attempts, 2)
     }
 }

@@ -4,11 +4,11 @@ import TestSupport
 import Workers
 import XCTest
 
+@testable import App
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-@testable import App
 
 /// Real `orchestrator serve` processes over a test database, a local bare git remote and the
 /// example agent, driven by signed Plane webhooks: the setting of the end-to-end pipeline tests.
@@ -32,7 +32,8 @@ final class PipelineHarness: @unchecked Sendable {
 
     init(suite: String) async throws {
         database = try await TestDatabase.create(suite: suite)
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(suite)-\(UUID().uuidString.prefix(8))")
+        root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-\(suite)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -40,10 +41,14 @@ final class PipelineHarness: @unchecked Sendable {
     /// drops the database and removes the files.
     func shutdown(testFailed: Bool) async {
         await stopServers(testFailed: testFailed)
-        if let rows = try? await database.pool.query("SELECT pid, process_start FROM agent_runs WHERE pid IS NOT NULL").rows {
+        if let rows = try? await database.pool.query("SELECT pid, process_start FROM agent_runs WHERE pid IS NOT NULL")
+            .rows
+        {
             for row in rows {
-                guard let pid = try? row.decode("pid", as: Int.self), let start = try? row.decode("process_start", as: Int64?.self),
-                      ProcStat.startTime(pid: pid) == start else { continue }
+                guard let pid = try? row.decode("pid", as: Int.self),
+                    let start = try? row.decode("process_start", as: Int64?.self),
+                    ProcStat.startTime(pid: pid) == start
+                else { continue }
                 kill(-pid_t(pid), SIGKILL)
             }
         }
@@ -66,7 +71,8 @@ final class PipelineHarness: @unchecked Sendable {
 
     /// Writes an `ORCH_CONFIG` file for one repository and the example agent with these options.
     func writeConfig(
-        _ repository: Repository, agent options: [String] = [], reviewer reviewerOptions: [String] = [], agentTimeout: String = "60s",
+        _ repository: Repository, agent options: [String] = [], reviewer reviewerOptions: [String] = [],
+        agentTimeout: String = "60s",
         name: String = "orchestrator.yaml"
     ) throws -> URL {
         let agent = packageRoot.appendingPathComponent("examples/agent/agent.py").path
@@ -81,12 +87,12 @@ final class PipelineHarness: @unchecked Sendable {
         entry += repository.extra
         let config = root.appendingPathComponent(name)
         try """
-            repos:
-              - \(entry.joined(separator: "\n    "))
-            agents:
-              default: { command: \(list([python, agent] + options)), timeout: \(agentTimeout) }
-              reviewer: { command: \(list([python, agent] + reviewerOptions)), timeout: \(agentTimeout) }
-            """.write(to: config, atomically: true, encoding: .utf8)
+        repos:
+          - \(entry.joined(separator: "\n    "))
+        agents:
+          default: { command: \(list([python, agent] + options)), timeout: \(agentTimeout) }
+          reviewer: { command: \(list([python, agent] + reviewerOptions)), timeout: \(agentTimeout) }
+        """.write(to: config, atomically: true, encoding: .utf8)
         return config
     }
 
@@ -119,7 +125,10 @@ final class PipelineHarness: @unchecked Sendable {
         request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         let (data, response) = try await session.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+        return (
+            (response as? HTTPURLResponse)?.statusCode ?? 0,
+            (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        )
     }
 
     func task(_ workItem: String) async throws -> TaskRecord? {
@@ -129,11 +138,13 @@ final class PipelineHarness: @unchecked Sendable {
     /// Active tasks without a queued or running stage job, in one snapshot (a transition commits
     /// a task's next job with it, so this is empty at every instant unless a task is stranded).
     func strandedTasks() async throws -> [String] {
-        try await database.pool.query("""
+        try await database.pool.query(
+            """
             SELECT work_item FROM tasks t WHERE status = 'active' AND NOT EXISTS (
                 SELECT 1 FROM jobs j WHERE j.kind = 'run_stage' AND j.payload->>'work_item' = t.work_item
                 AND j.status IN ('queued', 'running'))
-            """).rows.map { try $0.decode("work_item") }
+            """
+        ).rows.map { try $0.decode("work_item") }
     }
 
     /// Waits until the task rests (`done`, `held`, `failed`, `cancelled` or `awaiting_approval`),

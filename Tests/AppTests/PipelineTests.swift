@@ -7,11 +7,11 @@ import TestSupport
 import Workers
 import XCTest
 
+@testable import App
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-@testable import App
 
 /// The pipeline end to end: a real `orchestrator serve` process, a local bare git repository as the
 /// remote, the example agent, and a signed Plane webhook that starts it all.
@@ -25,17 +25,22 @@ final class PipelineTests: XCTestCase {
 
     override func setUp() async throws {
         database = try await TestDatabase.create(suite: "pipeline")
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("orch-pipeline-\(UUID().uuidString.prefix(8))")
+        root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-pipeline-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
     override func tearDown() async throws {
         await OrchestratorProcess.stopAll(servers, testFailed: testRun?.hasSucceeded == false, tail: 6000)
         // Agents of replicas killed with SIGKILL outlive them (their own process group): end them.
-        if let rows = try? await database.pool.query("SELECT pid, process_start FROM agent_runs WHERE pid IS NOT NULL").rows {
+        if let rows = try? await database.pool.query("SELECT pid, process_start FROM agent_runs WHERE pid IS NOT NULL")
+            .rows
+        {
             for row in rows {
-                guard let pid = try? row.decode("pid", as: Int.self), let start = try? row.decode("process_start", as: Int64?.self),
-                      ProcStat.startTime(pid: pid) == start else { continue }
+                guard let pid = try? row.decode("pid", as: Int.self),
+                    let start = try? row.decode("process_start", as: Int64?.self),
+                    ProcStat.startTime(pid: pid) == start
+                else { continue }
                 kill(-pid_t(pid), SIGKILL)
             }
         }
@@ -60,24 +65,25 @@ final class PipelineTests: XCTestCase {
     }
 
     private func start(
-        remote: URL, defaultAgentOptions: [String], reviewerOptions: [String], replicas: Int = 1, environment: [String: String] = [:]
+        remote: URL, defaultAgentOptions: [String], reviewerOptions: [String], replicas: Int = 1,
+        environment: [String: String] = [:]
     ) async throws -> [URL] {
         let agent = packageRoot.appendingPathComponent("examples/agent/agent.py").path
         let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
         func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
         let config = root.appendingPathComponent("orchestrator.yaml")
         try """
-            repos:
-              - project: ORCH
-                plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
-                repo: acme/orch
-                clone_url: \(remote.path)
-                default_branch: main
-                test_command: ["ls", "tests"]
-            agents:
-              default: { command: \(list([python, agent] + defaultAgentOptions)), timeout: 60s }
-              reviewer: { command: \(list([python, agent] + reviewerOptions)), timeout: 60s }
-            """.write(to: config, atomically: true, encoding: .utf8)
+        repos:
+          - project: ORCH
+            plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
+            repo: acme/orch
+            clone_url: \(remote.path)
+            default_branch: main
+            test_command: ["ls", "tests"]
+        agents:
+          default: { command: \(list([python, agent] + defaultAgentOptions)), timeout: 60s }
+          reviewer: { command: \(list([python, agent] + reviewerOptions)), timeout: 60s }
+        """.write(to: config, atomically: true, encoding: .utf8)
         var bases: [URL] = []
         for index in 0..<replicas {
             bases.append(try launch(index, config: config, environment: environment))
@@ -132,35 +138,45 @@ final class PipelineTests: XCTestCase {
 
     func testAutoModeWalksEveryStageWithAGateRetryAndAReviewRound() async throws {
         let remote = try makeRemote()
-        let base = try await start(remote: remote, defaultAgentOptions: ["--fail-gate-once", "analysis"], reviewerOptions: ["--request-changes-once"])[0]
+        let base = try await start(
+            remote: remote, defaultAgentOptions: ["--fail-gate-once", "analysis"],
+            reviewerOptions: ["--request-changes-once"])[0]
         try await sendIssue(to: base, labels: ["auto"])
         let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
         let state = try await task()?.state
         XCTAssertTrue(done, "task ended \(String(describing: state))")
 
         let history = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98")
-        XCTAssertEqual(history.map(\.event), [
-            "stage_failed", "stage_passed",  // analysis: spec.md missing once, then written
-            "stage_passed", "stage_passed",  // architecture, development
-            "changes_requested",  // review asked for changes once
-            "stage_passed", "stage_passed",  // development again, review approves
-            "stage_passed", "stage_passed",  // merge, deploy (no deploy_command: skipped)
-        ])
+        XCTAssertEqual(
+            history.map(\.event),
+            [
+                "stage_failed", "stage_passed",  // analysis: spec.md missing once, then written
+                "stage_passed", "stage_passed",  // architecture, development
+                "changes_requested",  // review asked for changes once
+                "stage_passed", "stage_passed",  // development again, review approves
+                "stage_passed", "stage_passed",  // merge, deploy (no deploy_command: skipped)
+            ])
         XCTAssertEqual(history.last?.toStatus, "done")
         // The retried analysis job carried the gate's message as feedback.
-        let retry = try await database.pool.query("""
+        let retry = try await database.pool.query(
+            """
             SELECT payload->>'feedback' AS feedback FROM jobs WHERE kind = 'run_stage' AND payload->>'stage' = 'analysis' AND (payload->>'attempt')::int = 1
-            """).first
+            """
+        ).first
         XCTAssertEqual(try retry?.decode("feedback", as: String.self), "docs/tasks/ORCH-98/spec.md is missing or empty")
 
         // Every agent run recorded with its cost; the branch merged into main on the remote.
         let runs = try await AgentRunStore(pool: database.pool).runs(workItem: "ORCH-98")
-        XCTAssertEqual(runs.map { $0.stage ?? "" }, ["analysis", "analysis", "architecture", "development", "review", "development", "review"])
+        XCTAssertEqual(
+            runs.map { $0.stage ?? "" },
+            ["analysis", "analysis", "architecture", "development", "review", "development", "review"])
         XCTAssertTrue(runs.allSatisfy { $0.exitCode == 0 && $0.usage.costUSD == 0.0123 })
-        let untimed = try await database.pool.query("""
+        let untimed = try await database.pool.query(
+            """
             SELECT count(*) AS n FROM agent_runs
             WHERE spawned_at IS NULL OR exited_at IS NULL OR workspace_ms IS NULL OR git_after_ms IS NULL OR exited_at < spawned_at
-            """).first!.decode("n", as: Int.self)
+            """
+        ).first!.decode("n", as: Int.self)
         XCTAssertEqual(untimed, 0, "every run has its timings (spawn, exit, git before and after)")
         let spec = try git(["show", "main:docs/tasks/ORCH-98/spec.md"], in: remote)
         XCTAssertTrue(spec.contains("Crash when saving"), spec)
@@ -172,7 +188,8 @@ final class PipelineTests: XCTestCase {
         let detail = try await adminGET(base, "tasks/ORCH-98")
         XCTAssertEqual(detail["cost_usd"] as? Double ?? 0, 7 * 0.0123, accuracy: 1e-9)
         let byStage = detail["cost_by_stage"] as? [[String: Any]] ?? []
-        XCTAssertEqual(byStage.map { $0["stage"] as? String ?? "" }, ["analysis", "architecture", "development", "review"])
+        XCTAssertEqual(
+            byStage.map { $0["stage"] as? String ?? "" }, ["analysis", "architecture", "development", "review"])
         XCTAssertEqual(byStage.first?["runs"] as? Int, 2)
         XCTAssertEqual((detail["agent_runs"] as? [Any])?.count, 7)
         let metrics = try await adminGET(base, "metrics")
@@ -206,7 +223,12 @@ final class PipelineTests: XCTestCase {
         let done = try await waitUntil(timeout: .seconds(60)) { try await self.task()?.state.status == .done }
         XCTAssertTrue(done)
         let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
-        XCTAssertEqual(events, ["stage_passed", "approved", "stage_passed", "approved", "stage_passed", "approved", "stage_passed", "stage_passed"])
+        XCTAssertEqual(
+            events,
+            [
+                "stage_passed", "approved", "stage_passed", "approved", "stage_passed", "approved", "stage_passed",
+                "stage_passed",
+            ])
         let stages = try await AgentRunStore(pool: database.pool).runs(workItem: "ORCH-98").compactMap(\.stage)
         XCTAssertEqual(stages, ["analysis", "development", "review"], "bug track: no architecture run")
         // The hostile title and description reached the agent as stdin text, never as argv or
@@ -219,10 +241,10 @@ final class PipelineTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/orch-pwned"))
     }
 
-
     func testStopOnTheOtherReplicaKillsTheRunningAgentWithinTwoSeconds() async throws {
         let remote = try makeRemote()
-        let bases = try await start(remote: remote, defaultAgentOptions: ["--spawn-child", "--sleep", "120"], reviewerOptions: [], replicas: 2)
+        let bases = try await start(
+            remote: remote, defaultAgentOptions: ["--spawn-child", "--sleep", "120"], reviewerOptions: [], replicas: 2)
         try await sendIssue(to: bases[0], labels: ["auto"])
         let runs = AgentRunStore(pool: database.pool)
         let run = try await firstLiveRun()
@@ -250,7 +272,8 @@ final class PipelineTests: XCTestCase {
         let status = try await task()?.state.status
         XCTAssertEqual(status, .cancelled)
         let jobs = try await database.pool.query(
-            "SELECT status FROM jobs WHERE kind = 'run_stage' AND payload->>'work_item' = 'ORCH-98'").rows.map { try $0.decode("status", as: String.self) }
+            "SELECT status FROM jobs WHERE kind = 'run_stage' AND payload->>'work_item' = 'ORCH-98'"
+        ).rows.map { try $0.decode("status", as: String.self) }
         XCTAssertEqual(jobs, ["cancelled"])
         let stop = try await adminGET(bases[0], "queue")["stop"] as? [String: Any]
         XCTAssertEqual(stop?["cancelled_tasks"] as? Int, 1)
@@ -266,7 +289,8 @@ final class PipelineTests: XCTestCase {
         let workspace = Workspace(root: root.appendingPathComponent("work-\(owner)").path)
         let worktree = workspace.worktreePath(repo, workItem: "ORCH-98")
         XCTAssertTrue(FileManager.default.fileExists(atPath: worktree))
-        let swept = await WorkspaceSweeper(workspace: workspace, repos: [repo], pool: database.pool, logger: testLogger).sweep()
+        let swept = await WorkspaceSweeper(workspace: workspace, repos: [repo], pool: database.pool, logger: testLogger)
+            .sweep()
         XCTAssertEqual(swept, ["ORCH-98"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: worktree))
     }
@@ -286,7 +310,8 @@ final class PipelineTests: XCTestCase {
 
     func testAReplicaKilledMidStageLeavesTheStageToAnotherAndTheTaskCompletes() async throws {
         let remote = try makeRemote()
-        let bases = try await start(remote: remote, defaultAgentOptions: ["--sleep", "1"], reviewerOptions: [], replicas: 2)
+        let bases = try await start(
+            remote: remote, defaultAgentOptions: ["--sleep", "1"], reviewerOptions: [], replicas: 2)
         try await sendIssue(to: bases[0], labels: ["auto"])
         let runs = AgentRunStore(pool: database.pool)
         let run = try await firstLiveRun()
@@ -306,7 +331,8 @@ final class PipelineTests: XCTestCase {
 
     func testAReplicaPausedPastTheTTLAppliesNothingStaleAndComesBackUnderANewID() async throws {
         let remote = try makeRemote()
-        let bases = try await start(remote: remote, defaultAgentOptions: ["--sleep", "4"], reviewerOptions: [], replicas: 2)
+        let bases = try await start(
+            remote: remote, defaultAgentOptions: ["--sleep", "4"], reviewerOptions: [], replicas: 2)
         try await sendIssue(to: bases[0], labels: ["auto"])
         let runs = AgentRunStore(pool: database.pool)
         let replicas = ReplicaStore(pool: database.pool)
@@ -318,10 +344,14 @@ final class PipelineTests: XCTestCase {
         // Past the TTL (3 s here) the other replica takes the stage over (a paused leader's
         // session is ended by the server, so leadership moves too).
         let takenOver = try await waitUntil(timeout: .seconds(30)) {
-            try await runs.runs(workItem: "ORCH-98").contains { $0.stage == run.stage && !$0.replicaID.hasPrefix(name + "-") }
+            try await runs.runs(workItem: "ORCH-98").contains {
+                $0.stage == run.stage && !$0.replicaID.hasPrefix(name + "-")
+            }
         }
         XCTAssertTrue(takenOver, "the other replica runs the paused replica's stage")
-        let marked = try await waitUntil(timeout: .seconds(15)) { try await !replicas.live().contains { $0.id == run.replicaID } }
+        let marked = try await waitUntil(timeout: .seconds(15)) {
+            try await !replicas.live().contains { $0.id == run.replicaID }
+        }
         XCTAssertTrue(marked, "the paused replica is marked stopped")
         servers[victim].signal(SIGCONT)
 
@@ -335,8 +365,11 @@ final class PipelineTests: XCTestCase {
         let state = try await task()?.state
         XCTAssertTrue(done, "task ended \(String(describing: state))")
         // Every stage passed exactly once: the stale run moved nothing.
-        let passed = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").filter { $0.event == "stage_passed" }
-        XCTAssertEqual(passed.map(\.fromStage), ["analysis", "architecture", "development", "review", "merge", "deploy"])
+        let passed = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").filter {
+            $0.event == "stage_passed"
+        }
+        XCTAssertEqual(
+            passed.map(\.fromStage), ["analysis", "architecture", "development", "review", "merge", "deploy"])
         let stale = try await runs.run(id: run.id)
         XCTAssertNotEqual(stale?.outcome, "applied", "the paused replica's run applied nothing")
         // Merged: the default branch has the task's work.
@@ -347,20 +380,23 @@ final class PipelineTests: XCTestCase {
     func testTwoJobsOfOneTaskOnOneReplicaNeverShareTheWorktree() async throws {
         let remote = try makeRemote()
         let bases = try await start(
-            remote: remote, defaultAgentOptions: ["--sleep", "3"], reviewerOptions: [], environment: ["ORCH_MAX_CONCURRENCY": "2"])
+            remote: remote, defaultAgentOptions: ["--sleep", "3"], reviewerOptions: [],
+            environment: ["ORCH_MAX_CONCURRENCY": "2"])
         try await sendIssue(to: bases[0], labels: ["auto"])
         let runs = AgentRunStore(pool: database.pool)
         let first = try await firstLiveRun()
         // A second job for the same stage (as a rescued job arriving while the stale run is still
         // being stopped would be): it must wait for the first run to end, not reset its worktree.
-        let payload = try JSONB(encoding: StageJobPayload(work_item: "ORCH-98", stage: "analysis", visit: 1, attempt: 7, feedback: nil))
+        let payload = try JSONB(
+            encoding: StageJobPayload(work_item: "ORCH-98", stage: "analysis", visit: 1, attempt: 7, feedback: nil))
         try await JobStore(pool: database.pool).enqueue(NewJob(kind: TaskStore.stageJobKind, payload: payload))
         let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
         XCTAssertTrue(done)
         let all = try await runs.runs(workItem: "ORCH-98").sorted { $0.startedAt < $1.startedAt }
         for (earlier, later) in zip(all, all.dropFirst()) {
             let ended = try XCTUnwrap(earlier.endedAt)
-            XCTAssertLessThanOrEqual(ended, later.startedAt, "runs \(earlier.id) and \(later.id) of one task overlapped")
+            XCTAssertLessThanOrEqual(
+                ended, later.startedAt, "runs \(earlier.id) and \(later.id) of one task overlapped")
         }
         XCTAssertEqual(all.first?.id, first.id)
     }
@@ -370,16 +406,21 @@ final class PipelineTests: XCTestCase {
         let messages = CallLog()
         let router = Self.telegramStandIn(recording: messages)
         try await StandInServer.with(router) { api in
-            let telegram = ["ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN", "ORCH_TELEGRAM_CHAT_ID": "42"]
+            let telegram = [
+                "ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN",
+                "ORCH_TELEGRAM_CHAT_ID": "42",
+            ]
             let bases = try await start(
-                remote: remote, defaultAgentOptions: ["--spawn-child", "--sleep", "120"], reviewerOptions: [], replicas: 1, environment: telegram)
+                remote: remote, defaultAgentOptions: ["--spawn-child", "--sleep", "120"], reviewerOptions: [],
+                replicas: 1, environment: telegram)
             try await sendIssue(to: bases[0], labels: ["auto"])
             let runs = AgentRunStore(pool: database.pool)
             let run = try await firstLiveRun()
             let pid = try XCTUnwrap(run.pid)
             servers[0].signal(SIGKILL)
             _ = await servers[0].waitForExit(timeout: .seconds(10))
-            XCTAssertFalse(livingProcesses(inGroup: pid).isEmpty, "the agent outlived its replica (its own process group)")
+            XCTAssertFalse(
+                livingProcesses(inGroup: pid).isEmpty, "the agent outlived its replica (its own process group)")
 
             try launch(0, config: root.appendingPathComponent("orchestrator.yaml"), environment: telegram)
             let gone = await waitUntil(timeout: .seconds(30)) { livingProcesses(inGroup: pid).isEmpty }
@@ -389,7 +430,9 @@ final class PipelineTests: XCTestCase {
             let orphan = try await runs.run(id: run.id)
             XCTAssertEqual(orphan?.error, "orphaned: replica pipeline-0 restarted")
             // The operator is alerted on Telegram.
-            let alerted = await waitUntil(timeout: .seconds(20)) { messages.all.contains { $0.contains("orphaned agent run") } }
+            let alerted = await waitUntil(timeout: .seconds(20)) {
+                messages.all.contains { $0.contains("orphaned agent run") }
+            }
             XCTAssertTrue(alerted, "\(messages.all)")
         }
     }
@@ -403,7 +446,8 @@ final class PipelineTests: XCTestCase {
                 remote: remote, defaultAgentOptions: ["--transient"], reviewerOptions: [],
                 environment: [
                     "ORCH_BREAKER_THRESHOLD": "2", "ORCH_BREAKER_COOLDOWN": "10m",
-                    "ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN", "ORCH_TELEGRAM_CHAT_ID": "42",
+                    "ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN",
+                    "ORCH_TELEGRAM_CHAT_ID": "42",
                 ])[0]
             try await sendIssue(to: base, labels: ["auto"])
             let breakers = CircuitBreakerStore(pool: database.pool)
@@ -411,10 +455,13 @@ final class PipelineTests: XCTestCase {
             XCTAssertTrue(opened, "two transient failures opened the breaker")
             // The stage job waits out the cool-down instead of spending its attempts.
             let postponed = try await waitUntil(timeout: .seconds(30)) {
-                let row = try await self.database.pool.query("""
+                let row = try await self.database.pool.query(
+                    """
                     SELECT status, run_at > now() + interval '5 minutes' AS later, last_error FROM jobs WHERE kind = 'run_stage'
-                    """).first
-                return try row?.decode("status", as: String.self) == "queued" && row?.decode("later", as: Bool.self) == true
+                    """
+                ).first
+                return try row?.decode("status", as: String.self) == "queued"
+                    && row?.decode("later", as: Bool.self) == true
             }
             XCTAssertTrue(postponed, "the stage job is postponed until the breaker closes")
             let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
@@ -428,7 +475,9 @@ final class PipelineTests: XCTestCase {
             XCTAssertEqual(resilience?["postponed_jobs"] as? Int, 1)
             XCTAssertTrue((resilience?["last_reason"] as? String ?? "").contains("rate_limit"), "\(resilience ?? [:])")
             // The operator is alerted on Telegram that agent work is paused.
-            let alerted = await waitUntil(timeout: .seconds(20)) { messages.all.contains { $0.contains("Circuit breaker open until") } }
+            let alerted = await waitUntil(timeout: .seconds(20)) {
+                messages.all.contains { $0.contains("Circuit breaker open until") }
+            }
             XCTAssertTrue(alerted, "\(messages.all)")
         }
     }
@@ -440,43 +489,63 @@ final class PipelineTests: XCTestCase {
         let rateLimited = Mutex(true)
         router.post("/botTOKEN/sendMessage") { request, _ -> Response in
             let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
-            if rateLimited.withLock({ first in defer { first = false }; return first }) {
-                return Response(status: .tooManyRequests, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"ok":false,"error_code":429,"parameters":{"retry_after":1}}"#)))
+            if rateLimited.withLock({ first in
+                defer { first = false }; return first
+            }) {
+                return Response(
+                    status: .tooManyRequests,
+                    body: ResponseBody(
+                        byteBuffer: ByteBuffer(string: #"{"ok":false,"error_code":429,"parameters":{"retry_after":1}}"#)
+                    ))
             }
             telegram.append(body)
             return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"ok":true}"#)))
         }
         router.post("/api/v1/workspaces/acme/projects/:project/issues/:issue/comments/") { request, _ -> Response in
             let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
-            let id = ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])?["external_id"] as? String ?? ""
+            let id =
+                ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])?["external_id"]
+                as? String ?? ""
             if comments.all.contains(where: { $0.contains(id) }) { return Response(status: .conflict) }
             comments.append(body)
             return Response(status: .created)
         }
         let remote = try makeRemote()
         try await StandInServer.with(router) { api in
-            let base = try await start(remote: remote, defaultAgentOptions: [], reviewerOptions: [], environment: [
-                "ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN", "ORCH_TELEGRAM_CHAT_ID": "42",
-                "ORCH_PLANE_API_URL": api.absoluteString, "ORCH_PLANE_API_KEY": "k", "ORCH_PLANE_WORKSPACE": "acme",
-            ])[0]
+            let base = try await start(
+                remote: remote, defaultAgentOptions: [], reviewerOptions: [],
+                environment: [
+                    "ORCH_TELEGRAM_API_URL": api.absoluteString, "ORCH_TELEGRAM_BOT_TOKEN": "TOKEN",
+                    "ORCH_TELEGRAM_CHAT_ID": "42",
+                    "ORCH_PLANE_API_URL": api.absoluteString, "ORCH_PLANE_API_KEY": "k", "ORCH_PLANE_WORKSPACE": "acme",
+                ])[0]
             try await sendIssue(to: base, labels: ["auto"])
             let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
             XCTAssertTrue(done)
             let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").count
-            let delivered = await waitUntil(timeout: .seconds(30)) { telegram.all.count == events && comments.all.count == events }
-            XCTAssertTrue(delivered, "\(telegram.all.count) messages and \(comments.all.count) comments for \(events) events")
+            let delivered = await waitUntil(timeout: .seconds(30)) {
+                telegram.all.count == events && comments.all.count == events
+            }
+            XCTAssertTrue(
+                delivered, "\(telegram.all.count) messages and \(comments.all.count) comments for \(events) events")
         }
-        let first = try XCTUnwrap(telegram.all.first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        let first = try XCTUnwrap(
+            telegram.all.first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         XCTAssertEqual(first["chat_id"] as? String, "42")
         XCTAssertEqual(first["parse_mode"] as? String, "HTML")
         let text = first["text"] as? String ?? ""
         XCTAssertTrue(text.hasPrefix("<b>ORCH-98</b> ORCH-98 Crash when saving"), text)
         // Messages may arrive out of order (the first one waited out Telegram's 429).
-        XCTAssertTrue(telegram.all.contains { $0.contains("analysis → architecture (active) — stage passed by system") }, "\(telegram.all)")
-        let ids = comments.all.compactMap { body in body.range(of: "task-event-[0-9]+", options: .regularExpression).map { String(body[$0]) } }
+        XCTAssertTrue(
+            telegram.all.contains { $0.contains("analysis → architecture (active) — stage passed by system") },
+            "\(telegram.all)")
+        let ids = comments.all.compactMap { body in
+            body.range(of: "task-event-[0-9]+", options: .regularExpression).map { String(body[$0]) }
+        }
         XCTAssertEqual(ids.count, comments.all.count)
         XCTAssertEqual(Set(ids).count, ids.count, "one comment per event")
-        XCTAssertTrue(comments.all.allSatisfy { $0.contains("<!-- orchestrator -->") }, "the service's own comments are marked")
+        XCTAssertTrue(
+            comments.all.allSatisfy { $0.contains("<!-- orchestrator -->") }, "the service's own comments are marked")
     }
 
     /// A Gitea stand-in over the bare remote: pull requests, combined status (controlled by the
@@ -486,15 +555,23 @@ final class PipelineTests: XCTestCase {
         let pulls = Mutex<[String: Int]>([:])  // head branch → number
         let merged = Mutex<String?>(nil)
         let root = self.root!
-        let git: @Sendable ([String], URL) throws -> String = { try Self.git($0, in: $1).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let git: @Sendable ([String], URL) throws -> String = {
+            try Self.git($0, in: $1).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         @Sendable func json(_ status: HTTPResponse.Status, _ object: Any) -> Response {
-            Response(status: status, body: ResponseBody(byteBuffer: ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: object))))
+            Response(
+                status: status,
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: try! JSONSerialization.data(withJSONObject: object))))
         }
         router.post("/api/v1/repos/acme/orch/pulls") { request, _ -> Response in
-            let body = (try? JSONSerialization.jsonObject(with: Data(buffer: try await request.body.collect(upTo: 1 << 20)))) as? [String: Any] ?? [:]
+            let body =
+                (try? JSONSerialization.jsonObject(with: Data(buffer: try await request.body.collect(upTo: 1 << 20))))
+                as? [String: Any] ?? [:]
             let head = body["head"] as? String ?? ""
             calls.append("open \(head)")
-            if pulls.withLock({ $0[head] }) != nil { return json(.conflict, ["message": "pull request already exists"]) }
+            if pulls.withLock({ $0[head] }) != nil {
+                return json(.conflict, ["message": "pull request already exists"])
+            }
             pulls.withLock { $0[head] = 1 }
             return json(.created, ["number": 1, "head": ["ref": head, "sha": try git(["rev-parse", head], remote)]])
         }
@@ -506,9 +583,13 @@ final class PipelineTests: XCTestCase {
             return json(.ok, ["state": ciState.value])
         }
         router.post("/api/v1/repos/acme/orch/pulls/1/merge") { request, _ -> Response in
-            let body = (try? JSONSerialization.jsonObject(with: Data(buffer: try await request.body.collect(upTo: 1 << 20)))) as? [String: Any] ?? [:]
+            let body =
+                (try? JSONSerialization.jsonObject(with: Data(buffer: try await request.body.collect(upTo: 1 << 20))))
+                as? [String: Any] ?? [:]
             calls.append("merge")
-            guard let head = pulls.withLock({ $0.first?.key }), body["head_commit_id"] as? String == (try git(["rev-parse", head], remote)) else {
+            guard let head = pulls.withLock({ $0.first?.key }),
+                body["head_commit_id"] as? String == (try git(["rev-parse", head], remote))
+            else {
                 return json(.conflict, ["message": "head moved"])
             }
             let work = root.appendingPathComponent("gitea-merge-\(UUID().uuidString.prefix(6))")
@@ -530,10 +611,13 @@ final class PipelineTests: XCTestCase {
         let ciState = SharedValue("pending")
         let calls = CallLog()
         try await StandInServer.with(giteaAPI(remote: remote, ciState: ciState, calls: calls)) { api in
-            let base = try await start(remote: remote, defaultAgentOptions: [], reviewerOptions: [], environment: [
-                "ORCH_GITEA_API_URL": api.absoluteString, "ORCH_GITEA_TOKEN": "gitea-token", "ORCH_GITEA_WEBHOOK_SECRET": "gitea-secret",
-                "ORCH_CI_POLL_INTERVAL": "10m",
-            ])[0]
+            let base = try await start(
+                remote: remote, defaultAgentOptions: [], reviewerOptions: [],
+                environment: [
+                    "ORCH_GITEA_API_URL": api.absoluteString, "ORCH_GITEA_TOKEN": "gitea-token",
+                    "ORCH_GITEA_WEBHOOK_SECRET": "gitea-secret",
+                    "ORCH_CI_POLL_INTERVAL": "10m",
+                ])[0]
             try await sendIssue(to: base, labels: ["auto"])
             // Development opened PR #1; the merge looked at CI (pending) and now waits.
             let waiting = try await waitUntil(timeout: .seconds(60)) {
@@ -547,7 +631,9 @@ final class PipelineTests: XCTestCase {
 
             // CI turns green: Gitea's status webhook wakes the merge at once (the poll is 10 min).
             ciState.value = "success"
-            var status = try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("gitea/status_success.json"))) as! [String: Any]
+            var status =
+                try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("gitea/status_success.json")))
+                as! [String: Any]
             status["sha"] = head
             status["id"] = 5000
             let body = Array(try JSONSerialization.data(withJSONObject: status))
@@ -556,7 +642,9 @@ final class PipelineTests: XCTestCase {
             request.httpBody = Data(body)
             request.setValue("status", forHTTPHeaderField: "X-Gitea-Event")
             request.setValue(UUID().uuidString, forHTTPHeaderField: "X-Gitea-Delivery")
-            request.setValue(WebhookSignature.hmacSHA256Hex(secret: "gitea-secret", body: body), forHTTPHeaderField: "X-Gitea-Signature")
+            request.setValue(
+                WebhookSignature.hmacSHA256Hex(secret: "gitea-secret", body: body),
+                forHTTPHeaderField: "X-Gitea-Signature")
             let (_, response) = try await session.data(for: request)
             XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 202)
             let done = try await waitUntil(timeout: .seconds(20)) { try await self.task()?.state.status == .done }
@@ -567,7 +655,8 @@ final class PipelineTests: XCTestCase {
         let merged = try await task()?.mergeSHA
         XCTAssertEqual(merged, main, "the merge commit Gitea made is recorded")
         let history = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98")
-        XCTAssertTrue(history.contains { $0.reason?.hasPrefix("PR #1 merged as") == true }, "\(history.map { $0.reason ?? "" })")
+        XCTAssertTrue(
+            history.contains { $0.reason?.hasPrefix("PR #1 merged as") == true }, "\(history.map { $0.reason ?? "" })")
         XCTAssertTrue(history.contains { $0.reason?.contains(", PR #1") == true })
     }
 }
@@ -617,7 +706,8 @@ extension PipelineTests {
         gitea.add(headRef: "orch/ORCH-98", headRepo: "mallory/orch")
         try await StandInServer.with(gitea.router) { api in
             let base = try await start(
-                remote: remote, defaultAgentOptions: [], reviewerOptions: ["--request-changes-once"], environment: [
+                remote: remote, defaultAgentOptions: [], reviewerOptions: ["--request-changes-once"],
+                environment: [
                     "ORCH_GITEA_API_URL": api.absoluteString, "ORCH_GITEA_TOKEN": "gitea-token",
                     "ORCH_GITEA_WEBHOOK_SECRET": "gitea-secret", "ORCH_CI_POLL_INTERVAL": "1s",
                 ])[0]

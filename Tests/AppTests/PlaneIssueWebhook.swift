@@ -2,20 +2,23 @@ import Foundation
 import TestSupport
 import XCTest
 
+@testable import App
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-@testable import App
 
 /// The fixture's Plane `issue` webhook (`action`, default created) (work item ORCH-98, or ORCH-`sequence` with an issue
 /// id of its own), with the given labels and any other `data` fields replaced, signed with
 /// `secret` and posted to a replica at `base`; returns the HTTP status it answered.
 func sendPlaneIssue(
-    to base: URL, secret: String, labels: [String] = ["auto"], sequence: Int? = nil, fields: [String: any Sendable] = [:],
+    to base: URL, secret: String, labels: [String] = ["auto"], sequence: Int? = nil,
+    fields: [String: any Sendable] = [:],
     action: String = "created"
 ) async throws -> Int? {
-    var object = try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json"))) as! [String: Any]
+    var object =
+        try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json")))
+        as! [String: Any]
     var data = object["data"] as! [String: Any]
     data["labels"] = labels.map { ["name": $0] }
     if let sequence {
@@ -29,7 +32,8 @@ func sendPlaneIssue(
     var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
     request.httpMethod = "POST"
     request.httpBody = Data(body)
-    request.setValue(WebhookSignature.hmacSHA256Hex(secret: secret, body: body), forHTTPHeaderField: "X-Plane-Signature")
+    request.setValue(
+        WebhookSignature.hmacSHA256Hex(secret: secret, body: body), forHTTPHeaderField: "X-Plane-Signature")
     let (_, response) = try await testURLSession().data(for: request)
     return (response as? HTTPURLResponse)?.statusCode
 }

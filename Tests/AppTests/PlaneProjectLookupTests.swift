@@ -16,7 +16,8 @@ final class PlaneProjectLookupTests: XCTestCase {
     static let flakyProject = "f1f1f1f1-1111-4222-8333-444455556666"
     let repos = [
         RepositorySettings(
-            project: "ORCH", planeProjectID: "9d8c7b6a-5f4e-4d3c-8b2a-190817263544", repo: "acme/orch", cloneURL: "/srv/orch",
+            project: "ORCH", planeProjectID: "9d8c7b6a-5f4e-4d3c-8b2a-190817263544", repo: "acme/orch",
+            cloneURL: "/srv/orch",
             defaultBranch: "main", testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil),
         RepositorySettings(
             project: "WEB", planeProjectID: nil, repo: "acme/web", cloneURL: "/srv/web",
@@ -39,30 +40,45 @@ final class PlaneProjectLookupTests: XCTestCase {
             let id = context.parameters.get("id") ?? ""
             calls.append(id)
             guard request.header(named: "X-API-Key") == "plane-key" else {
-                return Response(status: .unauthorized, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"detail":"bad key"}"#)))
+                return Response(
+                    status: .unauthorized, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"detail":"bad key"}"#)))
             }
             switch id {
             case webProject:
-                return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"id":"\#(id)","identifier":"WEB","name":"Web site"}"#)))
-            case flakyProject where flakyFailures.withLock { count in defer { count -= 1 }; return count > 0 }:
+                return Response(
+                    status: .ok,
+                    body: ResponseBody(
+                        byteBuffer: ByteBuffer(string: #"{"id":"\#(id)","identifier":"WEB","name":"Web site"}"#)))
+            case flakyProject
+            where flakyFailures.withLock { count in
+                defer { count -= 1 }; return count > 0
+            }:
                 return Response(status: .serviceUnavailable)
             case flakyProject:
-                return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"identifier":"WEB"}"#)))
+                return Response(
+                    status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"identifier":"WEB"}"#)))
             default:
-                return Response(status: .notFound, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"detail":"Not found."}"#)))
+                return Response(
+                    status: .notFound, body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"detail":"Not found."}"#)))
             }
         }
         return router
     }
 
-    private func deliver(_ processor: WebhookProcessor, project: String, sequence: Int) async throws -> (String, String?) {
-        let body = #"{"event":"issue","action":"created","data":{"id":"issue-\#(sequence)-\#(project.prefix(4))","sequence_id":\#(sequence),"project":"\#(project)","name":"Item \#(sequence)","labels":[]}}"#
-        let outcome = try await WebhookStore(pool: database.pool).record(.init(
-            source: .plane, deliveryID: nil, bodySHA256: WebhookSignature.sha256Hex(Array(body.utf8)), event: "issue.created",
-            payload: JSONB(text: body)))
+    private func deliver(
+        _ processor: WebhookProcessor, project: String, sequence: Int
+    ) async throws -> (String, String?) {
+        let body =
+            #"{"event":"issue","action":"created","data":{"id":"issue-\#(sequence)-\#(project.prefix(4))","sequence_id":\#(sequence),"project":"\#(project)","name":"Item \#(sequence)","labels":[]}}"#
+        let outcome = try await WebhookStore(pool: database.pool).record(
+            .init(
+                source: .plane, deliveryID: nil, bodySHA256: WebhookSignature.sha256Hex(Array(body.utf8)),
+                event: "issue.created",
+                payload: JSONB(text: body)))
         guard case .accepted(let id, _) = outcome else { throw TestSetupError("not accepted: \(outcome)") }
         try await processor.process(deliveryID: id, logger: testLogger)
-        let row = try await database.pool.query("SELECT status, reason FROM webhook_deliveries WHERE id = $1", [id]).first!
+        let row = try await database.pool.query("SELECT status, reason FROM webhook_deliveries WHERE id = $1", [id])
+            .first!
         return (try row.decode("status"), try row.decode("reason"))
     }
 
@@ -88,7 +104,8 @@ final class PlaneProjectLookupTests: XCTestCase {
 
             let unknown = try await self.deliver(second, project: "00000000-0000-4000-8000-000000000000", sequence: 1)
             XCTAssertEqual(unknown.0, "ignored")
-            XCTAssertEqual(unknown.1, "Plane project 00000000-0000-4000-8000-000000000000 does not exist in the Plane API")
+            XCTAssertEqual(
+                unknown.1, "Plane project 00000000-0000-4000-8000-000000000000 does not exist in the Plane API")
 
             // The API failing with 503: the job fails (and is retried by the queue); the retry works.
             do {
@@ -97,7 +114,8 @@ final class PlaneProjectLookupTests: XCTestCase {
             } catch let error as PlaneAPIError {
                 XCTAssertTrue(error.isRetryable)
             }
-            let delivery: Int64 = try await pool.query("SELECT max(id) AS id FROM webhook_deliveries").first!.decode("id")
+            let delivery: Int64 = try await pool.query("SELECT max(id) AS id FROM webhook_deliveries").first!.decode(
+                "id")
             try await second.process(deliveryID: delivery, logger: testLogger)
 
             // A wrong key is not retryable and says what to check.
@@ -112,7 +130,9 @@ final class PlaneProjectLookupTests: XCTestCase {
                 XCTAssertTrue(error.description.contains("401"), error.description)
             }
         }
-        let tasks = try await database.pool.query("SELECT work_item FROM tasks ORDER BY work_item").rows.map { try $0.decode("work_item", as: String.self) }
+        let tasks = try await database.pool.query("SELECT work_item FROM tasks ORDER BY work_item").rows.map {
+            try $0.decode("work_item", as: String.self)
+        }
         XCTAssertEqual(tasks, ["ORCH-98", "WEB-5", "WEB-6", "WEB-7", "WEB-8"])
         let cached = try await PlaneProjectStore(pool: database.pool).identifier(projectID: Self.webProject)
         XCTAssertEqual(cached, "WEB")
@@ -122,21 +142,28 @@ final class PlaneProjectLookupTests: XCTestCase {
         let processor = WebhookProcessor(pool: database.pool, repos: repos, labels: LabelSettings())
         let (status, reason) = try await deliver(processor, project: Self.webProject, sequence: 5)
         XCTAssertEqual(status, "ignored")
-        XCTAssertEqual(reason, "Plane project \(Self.webProject) is not configured (repos[].plane_project_id), and the Plane API is not set up to look it up (ORCH_PLANE_API_URL, ORCH_PLANE_API_KEY, ORCH_PLANE_WORKSPACE)")
+        XCTAssertEqual(
+            reason,
+            "Plane project \(Self.webProject) is not configured (repos[].plane_project_id), and the Plane API is not set up to look it up (ORCH_PLANE_API_URL, ORCH_PLANE_API_KEY, ORCH_PLANE_WORKSPACE)"
+        )
     }
 
     func testOutsideServiceSettingsAreAllOrNothing() throws {
         XCTAssertNil(try AppConfiguration(environment: [:]).planeAPI)
         let full = try AppConfiguration(environment: [
-            "ORCH_PLANE_API_URL": "https://plane.example.com", "ORCH_PLANE_API_KEY": "k", "ORCH_PLANE_WORKSPACE": "acme",
+            "ORCH_PLANE_API_URL": "https://plane.example.com", "ORCH_PLANE_API_KEY": "k",
+            "ORCH_PLANE_WORKSPACE": "acme",
         ]).planeAPI
         XCTAssertEqual(full?.workspace, "acme")
-        XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_PLANE_API_URL": "https://plane.example.com"])) { error in
+        XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_PLANE_API_URL": "https://plane.example.com"])) {
+            error in
             XCTAssertTrue("\(error)".contains("ORCH_PLANE_API_KEY"), "\(error)")
         }
-        XCTAssertThrowsError(try AppConfiguration(environment: [
-            "ORCH_PLANE_API_URL": "plane.example.com", "ORCH_PLANE_API_KEY": "k", "ORCH_PLANE_WORKSPACE": "acme",
-        ])) { error in
+        XCTAssertThrowsError(
+            try AppConfiguration(environment: [
+                "ORCH_PLANE_API_URL": "plane.example.com", "ORCH_PLANE_API_KEY": "k", "ORCH_PLANE_WORKSPACE": "acme",
+            ])
+        ) { error in
             XCTAssertTrue("\(error)".contains("ORCH_PLANE_API_URL"), "\(error)")
         }
         // The other outside services follow the same rule.
@@ -146,7 +173,9 @@ final class PlaneProjectLookupTests: XCTestCase {
         XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_TELEGRAM_BOT_TOKEN": "t"])) { error in
             XCTAssertTrue("\(error)".contains("ORCH_TELEGRAM_CHAT_ID"), "\(error)")
         }
-        let telegram = try AppConfiguration(environment: ["ORCH_TELEGRAM_BOT_TOKEN": "t", "ORCH_TELEGRAM_CHAT_ID": "42"]).telegram
+        let telegram = try AppConfiguration(environment: [
+            "ORCH_TELEGRAM_BOT_TOKEN": "t", "ORCH_TELEGRAM_CHAT_ID": "42",
+        ]).telegram
         XCTAssertEqual(telegram?.apiURL.absoluteString, "https://api.telegram.org")
         XCTAssertEqual(try AppConfiguration(environment: ["ORCH_WORKDIR": "/srv/orch"]).workdir, "/srv/orch")
     }

@@ -25,7 +25,8 @@ final class ScriptTests: XCTestCase {
     /// never gets past its first stage.
     func testStartingPostgresLeavesTheDirectoriesBesideItsDataAlone() throws {
         try XCTSkipUnless(getuid() == 0, "pg_start changes owners only when run as root")
-        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("orch-pgstart-\(UUID().uuidString.prefix(8))")
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-pgstart-\(UUID().uuidString.prefix(8))")
         let sibling = parent.appendingPathComponent("demo/work-a")
         try FileManager.default.createDirectory(at: sibling, withIntermediateDirectories: true)
         chmod(parent.path, 0o755)
@@ -38,7 +39,9 @@ final class ScriptTests: XCTestCase {
         XCTAssertEqual(status, 0, output)
         let owner = try FileManager.default.attributesOfItem(atPath: sibling.path)[.ownerAccountID] as? NSNumber
         XCTAssertEqual(owner?.uint32Value, getuid(), "a directory beside the data directory keeps its owner")
-        let demoOwner = try FileManager.default.attributesOfItem(atPath: parent.appendingPathComponent("demo").path)[.ownerAccountID] as? NSNumber
+        let demoOwner =
+            try FileManager.default.attributesOfItem(atPath: parent.appendingPathComponent("demo").path)[
+                .ownerAccountID] as? NSNumber
         XCTAssertEqual(demoOwner?.uint32Value, getuid())
     }
 }

@@ -6,11 +6,11 @@ import TestSupport
 import Workers
 import XCTest
 
+@testable import App
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-@testable import App
 
 /// Secrets stay away from agents and out of what the orchestrator writes (issue #9, item 7),
 /// end to end with real `orchestrator serve` processes.
@@ -68,24 +68,24 @@ final class SecretIsolationTests: XCTestCase {
         // environment (into its own home), then behave like the example agent.
         let script = root.appendingPathComponent("agent.sh")
         try """
-            #!/bin/sh
-            id -u > "$HOME/uid"
-            echo "$PPID" > "$HOME/ppid"
-            cat "/proc/$PPID/environ" > "$HOME/environ" 2> "$HOME/environ.err"
-            exec /usr/bin/python3 \(agent) "$@"
-            """.write(to: script, atomically: true, encoding: .utf8)
+        #!/bin/sh
+        id -u > "$HOME/uid"
+        echo "$PPID" > "$HOME/ppid"
+        cat "/proc/$PPID/environ" > "$HOME/environ" 2> "$HOME/environ.err"
+        exec /usr/bin/python3 \(agent) "$@"
+        """.write(to: script, atomically: true, encoding: .utf8)
         let config = root.appendingPathComponent("orchestrator.yaml")
         try """
-            repos:
-              - project: ORCH
-                plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
-                repo: acme/orch
-                clone_url: \(remote.path)
-                default_branch: main
-                test_command: ["sh", "-c", "echo leaked admin=\(adminToken) gitea=\(giteaToken); exit 1"]
-            agents:
-              default: { command: ["/bin/sh", "\(script.path)"], timeout: 60s, user: nobody }
-            """.write(to: config, atomically: true, encoding: .utf8)
+        repos:
+          - project: ORCH
+            plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
+            repo: acme/orch
+            clone_url: \(remote.path)
+            default_branch: main
+            test_command: ["sh", "-c", "echo leaked admin=\(adminToken) gitea=\(giteaToken); exit 1"]
+        agents:
+          default: { command: ["/bin/sh", "\(script.path)"], timeout: 60s, user: nobody }
+        """.write(to: config, atomically: true, encoding: .utf8)
         let workdir = root.appendingPathComponent("work")
         try await StandInServer.with(router) { api in
             let (server, base) = try OrchestratorProcess.serving(
@@ -131,7 +131,8 @@ final class SecretIsolationTests: XCTestCase {
         let reasons = try await database.pool.query("SELECT coalesce(reason, '') AS reason FROM task_events").rows
             .map { try $0.decode("reason", as: String.self) }
         let lessons = try await database.pool.query(
-            "SELECT root_cause || coalesce(suggestion, '') || detail::text AS text FROM lessons").rows
+            "SELECT root_cause || coalesce(suggestion, '') || detail::text AS text FROM lessons"
+        ).rows
             .map { try $0.decode("text", as: String.self) }
         XCTAssertFalse(lessons.isEmpty, "the final gate failure recorded a lesson")
         // The command's output (not only its argv) reached the event, redacted.

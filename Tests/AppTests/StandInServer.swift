@@ -29,7 +29,9 @@ enum StandInServer {
                 return nil
             }
             var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next(), port > 0 else { throw TestSetupError("stand-in server did not start") }
+            guard let port = await iterator.next(), port > 0 else {
+                throw TestSetupError("stand-in server did not start")
+            }
             let result = try await body(URL(string: "http://127.0.0.1:\(port)")!)
             group.cancelAll()
             return result
@@ -91,7 +93,8 @@ final class GiteaStandIn: Sendable {
     init(
         repo: String, ciState: String = "success",
         headOf: @escaping @Sendable (String) throws -> String = { _ in String(repeating: "0", count: 40) },
-        performMerge: @escaping @Sendable (Pull, String) throws -> String = { _, _ in String(repeating: "1", count: 40) },
+        performMerge: @escaping @Sendable (Pull, String) throws -> String = { _, _ in String(repeating: "1", count: 40)
+        },
         deleteBranch: @escaping @Sendable (String) throws -> Void = { _ in }
     ) {
         self.deleteBranch = deleteBranch
@@ -127,8 +130,10 @@ final class GiteaStandIn: Sendable {
     ) -> Int {
         pulls.withLock { pulls in
             let number = (pulls.map(\.number).max() ?? 0) + 1
-            pulls.append(Pull(
-                number: number, headRef: headRef, headRepo: headRepo, baseRef: baseRef, headSHA: headSHA, state: state))
+            pulls.append(
+                Pull(
+                    number: number, headRef: headRef, headRepo: headRepo, baseRef: baseRef, headSHA: headSHA,
+                    state: state))
             return number
         }
     }
@@ -187,9 +192,11 @@ final class GiteaStandIn: Sendable {
             let base = body["base"] as? String ?? ""
             let sha = try self.headOf(head)
             let created: Pull? = self.pulls.withLock { pulls in
-                guard !pulls.contains(where: {
-                    $0.state == "open" && $0.headRef == head && $0.headRepo == self.repo && $0.baseRef == base
-                }) else { return nil }
+                guard
+                    !pulls.contains(where: {
+                        $0.state == "open" && $0.headRef == head && $0.headRepo == self.repo && $0.baseRef == base
+                    })
+                else { return nil }
                 let number = (pulls.map(\.number).max() ?? 0) + 1
                 let pull = Pull(number: number, headRef: head, headRepo: self.repo, baseRef: base, headSHA: sha)
                 pulls.append(pull)
@@ -219,10 +226,14 @@ final class GiteaStandIn: Sendable {
             return self.json(.ok, self.object(self.refreshed(pull)))
         }
         router.get("\(prefix)/commits/:sha/status") { _, _ -> Response in
-            self.json(.ok, [
-                "state": self.ciState.value,
-                "statuses": self.ciStatuses.value.enumerated().map { ["context": "ci/\($0.offset)", "status": $0.element] },
-            ])
+            self.json(
+                .ok,
+                [
+                    "state": self.ciState.value,
+                    "statuses": self.ciStatuses.value.enumerated().map {
+                        ["context": "ci/\($0.offset)", "status": $0.element]
+                    },
+                ])
         }
         router.post("\(prefix)/pulls/:number/merge") { request, context -> Response in
             let number = try context.parameters.require("number", as: Int.self)
@@ -238,7 +249,7 @@ final class GiteaStandIn: Sendable {
             }
             // Gitea answers a merge of a closed pull request with 404 (ErrIsClosed → NotFound).
             guard let pull = self.pulls.withLock({ $0.first { $0.number == number } }),
-                  pull.state == "open" || pull.mergeSHA != nil
+                pull.state == "open" || pull.mergeSHA != nil
             else {
                 return self.json(.notFound, ["message": "not found"])
             }
@@ -249,7 +260,8 @@ final class GiteaStandIn: Sendable {
             }
             // Gitea's commit message: the title (a default without one), a blank line, the message.
             let title = call.title?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-            var message = title.isEmpty
+            var message =
+                title.isEmpty
                 ? "Merge pull request '#\(number)' from \(pull.headRef) into \(pull.baseRef)" : title
             if let extra = call.message?.trimmingCharacters(in: .whitespacesAndNewlines), !extra.isEmpty {
                 message += "\n\n" + extra
@@ -272,7 +284,7 @@ final class GiteaStandIn: Sendable {
     /// `updated_at` when the head moves).
     private func refreshed(_ pull: Pull) -> Pull {
         guard pull.headRepo == repo, pull.mergeSHA == nil, pull.state == "open", let sha = try? headOf(pull.headRef),
-              sha != pull.headSHA
+            sha != pull.headSHA
         else { return pull }
         return pulls.withLock { pulls in
             guard let index = pulls.firstIndex(where: { $0.number == pull.number }) else { return pull }
@@ -304,7 +316,9 @@ struct Outage: RouterMiddleware {
         _ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response
     ) async throws -> Response {
         let call = "\(request.method) \(request.uri.path.replacingOccurrences(of: prefix, with: ""))"
-        guard let outage = outages.value.first(where: { call.hasPrefix($0.prefix) }) else { return try await next(request, context) }
+        guard let outage = outages.value.first(where: { call.hasPrefix($0.prefix) }) else {
+            return try await next(request, context)
+        }
         return Response(
             status: HTTPResponse.Status(code: outage.status),
             body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"message":"stand-in outage"}"#)))

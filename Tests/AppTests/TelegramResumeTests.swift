@@ -60,8 +60,9 @@ final class TelegramResumeTests: XCTestCase {
                     retryInitial: .milliseconds(100),
                     retryMaximum: .seconds(1)),
                 store: jobs, registry: registry, listener: nil, logger: testLogger)
-            let group = ServiceGroup(configuration: .init(
-                services: [.init(service: worker)], gracefulShutdownSignals: [], logger: testLogger))
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: worker)], gracefulShutdownSignals: [], logger: testLogger))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 await Alerts(jobs: jobs).raise(text, key: "split")
@@ -70,7 +71,8 @@ final class TelegramResumeTests: XCTestCase {
                 // Nothing more comes (no retry re-sends the first part).
                 let finished = try await waitUntil(timeout: .seconds(10)) {
                     let open = try await self.database.pool.query(
-                        "SELECT count(*) AS n FROM jobs WHERE status IN ('queued', 'running')").first
+                        "SELECT count(*) AS n FROM jobs WHERE status IN ('queued', 'running')"
+                    ).first
                     return try open?.decode("n", as: Int.self) == 0
                 }
                 XCTAssertTrue(finished, "every job ended")

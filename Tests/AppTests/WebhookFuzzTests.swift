@@ -3,11 +3,11 @@ import Store
 import TestSupport
 import XCTest
 
+@testable import App
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-
-@testable import App
 
 /// Thousands of malformed and hostile webhook requests against a running replica (a real process).
 final class WebhookFuzzTests: XCTestCase {
@@ -50,50 +50,92 @@ final class WebhookFuzzTests: XCTestCase {
         let fixture = try WebhookTests.fixture("plane/issue_created.json")
         let giteaFixture = try WebhookTests.fixture("gitea/status_success.json")
         func planeSigned(_ body: [UInt8], _ label: String) -> Probe {
-            Probe(path: "/webhook/plane", headers: ["X-Plane-Signature": WebhookSignature.hmacSHA256Hex(secret: "fuzz-plane", body: body)], body: body, label: label)
+            Probe(
+                path: "/webhook/plane",
+                headers: ["X-Plane-Signature": WebhookSignature.hmacSHA256Hex(secret: "fuzz-plane", body: body)],
+                body: body, label: label)
         }
         func randomBytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) } }
-        let scalars: [String] = ["\u{202E}", "😀", "\u{0301}", "\\u0000", "\\ud800", "\u{FEFF}", "ℌ", "\"", "\\", "\u{10FFFF}"]
+        let scalars: [String] = [
+            "\u{202E}", "😀", "\u{0301}", "\\u0000", "\\ud800", "\u{FEFF}", "ℌ", "\"", "\\", "\u{10FFFF}",
+        ]
         var probes: [Probe] = []
         for index in 0..<count {
             let unique = "\(seed)-\(index)"
             switch index % 12 {
-            case 0: probes.append(planeSigned(randomBytes(Int.random(in: 0...512, using: &rng)), "random bytes, signed"))
-            case 1: probes.append(Probe(path: "/webhook/plane", headers: ["X-Plane-Signature": String(repeating: "0", count: 64)], body: randomBytes(64), label: "bad signature"))
+            case 0:
+                probes.append(planeSigned(randomBytes(Int.random(in: 0...512, using: &rng)), "random bytes, signed"))
+            case 1:
+                probes.append(
+                    Probe(
+                        path: "/webhook/plane", headers: ["X-Plane-Signature": String(repeating: "0", count: 64)],
+                        body: randomBytes(64), label: "bad signature"))
             case 2:
                 let depth = Int.random(in: 100...20_000, using: &rng)
-                probes.append(planeSigned(Array((String(repeating: "[", count: depth) + String(repeating: "]", count: depth)).utf8), "deep nesting \(depth)"))
+                probes.append(
+                    planeSigned(
+                        Array((String(repeating: "[", count: depth) + String(repeating: "]", count: depth)).utf8),
+                        "deep nesting \(depth)"))
             case 3:
                 let huge = String(repeating: "x", count: Int.random(in: 10_000...300_000, using: &rng))
-                probes.append(planeSigned(Array(#"{"event":"issue","action":"created","data":{"id":"\#(unique)","sequence_id":1,"project":"p","name":"\#(huge)"}}"#.utf8), "huge string"))
+                probes.append(
+                    planeSigned(
+                        Array(
+                            #"{"event":"issue","action":"created","data":{"id":"\#(unique)","sequence_id":1,"project":"p","name":"\#(huge)"}}"#
+                                .utf8), "huge string"))
             case 4:
-                let wrong = [#"{"event":1,"action":"created","data":{}}"#, #"{"event":"issue","action":[],"data":{}}"#,
-                             #"{"event":"issue","action":"created","data":[]}"#, #"{"event":"issue","action":"created","data":{"id":7,"sequence_id":1,"project":"p","name":"n"}}"#,
-                             #"{"event":"issue","action":"created","data":{"id":"a","sequence_id":1.5,"project":"p","name":"n"}}"#, "null", "\"string\"", "12"]
-                probes.append(planeSigned(Array(wrong[Int.random(in: 0..<wrong.count, using: &rng)].utf8), "wrong types"))
+                let wrong = [
+                    #"{"event":1,"action":"created","data":{}}"#, #"{"event":"issue","action":[],"data":{}}"#,
+                    #"{"event":"issue","action":"created","data":[]}"#,
+                    #"{"event":"issue","action":"created","data":{"id":7,"sequence_id":1,"project":"p","name":"n"}}"#,
+                    #"{"event":"issue","action":"created","data":{"id":"a","sequence_id":1.5,"project":"p","name":"n"}}"#,
+                    "null", "\"string\"", "12",
+                ]
+                probes.append(
+                    planeSigned(Array(wrong[Int.random(in: 0..<wrong.count, using: &rng)].utf8), "wrong types"))
             case 5:
                 let name = (0..<8).map { _ in scalars[Int.random(in: 0..<scalars.count, using: &rng)] }.joined()
-                probes.append(planeSigned(Array(#"{"event":"issue","action":"created","data":{"id":"\#(unique)","sequence_id":2,"project":"p","name":"\#(name)"}}"#.utf8), "unicode"))
-            case 6: probes.append(planeSigned(Array(fixture.prefix(Int.random(in: 0..<fixture.count, using: &rng))), "truncated"))
+                probes.append(
+                    planeSigned(
+                        Array(
+                            #"{"event":"issue","action":"created","data":{"id":"\#(unique)","sequence_id":2,"project":"p","name":"\#(name)"}}"#
+                                .utf8), "unicode"))
+            case 6:
+                probes.append(
+                    planeSigned(Array(fixture.prefix(Int.random(in: 0..<fixture.count, using: &rng))), "truncated"))
             case 7:
                 if index % 84 == 7 {
                     probes.append(planeSigned(Array(repeating: UInt8(ascii: " "), count: (1 << 20) + 1), "oversized"))
                 } else {
-                    probes.append(Probe(path: "/webhook/plane", headers: [:], body: fixture, label: "missing signature"))
+                    probes.append(
+                        Probe(path: "/webhook/plane", headers: [:], body: fixture, label: "missing signature"))
                 }
             case 8:
                 let events = ["status", "push", "pull_request", "release", "", "💥", String(repeating: "e", count: 300)]
                 let body = Int.random(in: 0...1, using: &rng) == 0 ? giteaFixture : randomBytes(100)
-                probes.append(Probe(path: "/webhook/gitea", headers: [
-                    "X-Gitea-Signature": WebhookSignature.hmacSHA256Hex(secret: "fuzz-gitea", body: body),
-                    "X-Gitea-Event": events[Int.random(in: 0..<events.count, using: &rng)], "X-Gitea-Delivery": unique,
-                ], body: body, label: "gitea events"))
+                probes.append(
+                    Probe(
+                        path: "/webhook/gitea",
+                        headers: [
+                            "X-Gitea-Signature": WebhookSignature.hmacSHA256Hex(secret: "fuzz-gitea", body: body),
+                            "X-Gitea-Event": events[Int.random(in: 0..<events.count, using: &rng)],
+                            "X-Gitea-Delivery": unique,
+                        ], body: body, label: "gitea events"))
             case 9:
                 var flipped = fixture
                 flipped[Int.random(in: 0..<flipped.count, using: &rng)] ^= 0x20
-                probes.append(Probe(path: "/webhook/plane", headers: ["X-Plane-Signature": WebhookSignature.hmacSHA256Hex(secret: "fuzz-plane", body: fixture)], body: flipped, label: "tampered"))
+                probes.append(
+                    Probe(
+                        path: "/webhook/plane",
+                        headers: [
+                            "X-Plane-Signature": WebhookSignature.hmacSHA256Hex(secret: "fuzz-plane", body: fixture)
+                        ], body: flipped, label: "tampered"))
             case 10:
-                probes.append(Probe(path: "/webhook/gitea", headers: ["X-Gitea-Signature": "not hex at all ☃", "X-Gitea-Event": "push"], body: giteaFixture, label: "garbage signature"))
+                probes.append(
+                    Probe(
+                        path: "/webhook/gitea",
+                        headers: ["X-Gitea-Signature": "not hex at all ☃", "X-Gitea-Event": "push"], body: giteaFixture,
+                        label: "garbage signature"))
             default:
                 let body = Array(#"{"event":"cycle","action":"created","data":{"id":"\#(unique)"}}"#.utf8)
                 probes.append(planeSigned(body, "unknown event"))
@@ -105,7 +147,10 @@ final class WebhookFuzzTests: XCTestCase {
     func testFiveThousandHostileRequestsNeverCauseA5xxOrAStrayRow() async throws {
         let (server, base) = try OrchestratorProcess.serving(
             name: "fuzz", databaseURL: database.url, role: "api",
-            environment: ["ORCH_PLANE_WEBHOOK_SECRET": "fuzz-plane", "ORCH_GITEA_WEBHOOK_SECRET": "fuzz-gitea", "ORCH_LOG_LEVEL": "error"])
+            environment: [
+                "ORCH_PLANE_WEBHOOK_SECRET": "fuzz-plane", "ORCH_GITEA_WEBHOOK_SECRET": "fuzz-gitea",
+                "ORCH_LOG_LEVEL": "error",
+            ])
         self.server = server
         let session = testURLSession()
         let up = await waitUntilAnswering(base.appendingPathComponent("health"), timeout: .seconds(30))
@@ -146,10 +191,14 @@ final class WebhookFuzzTests: XCTestCase {
         XCTAssertTrue(server.process.isRunning, "the replica is still up")
         // Every stored row is an accepted (202) delivery; nothing rejected left a trace.
         let accepted = results.filter { $0.1 == 202 }.count
-        let rows = try await database.pool.query("SELECT count(*) AS n FROM webhook_deliveries").first!.decode("n", as: Int.self)
+        let rows = try await database.pool.query("SELECT count(*) AS n FROM webhook_deliveries").first!.decode(
+            "n", as: Int.self)
         XCTAssertEqual(rows, accepted)
-        let jobs = try await database.pool.query("SELECT count(*) AS n FROM jobs WHERE kind = 'process_webhook'").first!.decode("n", as: Int.self)
-        let ignored = try await database.pool.query("SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'ignored'").first!.decode("n", as: Int.self)
+        let jobs = try await database.pool.query("SELECT count(*) AS n FROM jobs WHERE kind = 'process_webhook'").first!
+            .decode("n", as: Int.self)
+        let ignored = try await database.pool.query(
+            "SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'ignored'"
+        ).first!.decode("n", as: Int.self)
         XCTAssertEqual(jobs, rows - ignored)
         let health = try await session.data(from: base.appendingPathComponent("health"))
         XCTAssertEqual((health.1 as? HTTPURLResponse)?.statusCode, 200)

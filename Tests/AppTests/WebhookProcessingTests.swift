@@ -17,10 +17,12 @@ final class WebhookProcessingTests: XCTestCase {
     override func setUp() async throws {
         database = try await TestDatabase.create(suite: "processing")
         let repo = RepositorySettings(
-            project: "ORCH", planeProjectID: Self.projectID, repo: "acme/orch", cloneURL: "/srv/git/orch", defaultBranch: "main",
+            project: "ORCH", planeProjectID: Self.projectID, repo: "acme/orch", cloneURL: "/srv/git/orch",
+            defaultBranch: "main",
             testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
         let other = RepositorySettings(
-            project: "SITE", planeProjectID: "11111111-2222-3333-4444-555555555555", repo: "acme/site", cloneURL: "/srv/git/site",
+            project: "SITE", planeProjectID: "11111111-2222-3333-4444-555555555555", repo: "acme/site",
+            cloneURL: "/srv/git/site",
             defaultBranch: "main", testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
         processor = WebhookProcessor(pool: database.pool, repos: [repo, other], labels: LabelSettings())
         tasks = TaskStore(pool: database.pool)
@@ -32,16 +34,19 @@ final class WebhookProcessingTests: XCTestCase {
 
     /// Stores a body as a delivery (not yet processed); returns its id.
     private func store(_ source: String, _ event: String, _ body: [UInt8]) async throws -> Int64 {
-        let outcome = try await WebhookStore(pool: database.pool).record(.init(
-            source: WebhookSource(rawValue: source)!, deliveryID: UUID().uuidString, bodySHA256: WebhookSignature.sha256Hex(body + Array(UUID().uuidString.utf8)),
-            event: event, payload: JSONB(text: String(decoding: body, as: UTF8.self))))
+        let outcome = try await WebhookStore(pool: database.pool).record(
+            .init(
+                source: WebhookSource(rawValue: source)!, deliveryID: UUID().uuidString,
+                bodySHA256: WebhookSignature.sha256Hex(body + Array(UUID().uuidString.utf8)),
+                event: event, payload: JSONB(text: String(decoding: body, as: UTF8.self))))
         guard case .accepted(let id, _) = outcome else { throw TestSetupError("not accepted: \(outcome)") }
         return id
     }
 
     /// A stored delivery's status and reason.
     private func outcome(of id: Int64) async throws -> (String, String?) {
-        let row = try await database.pool.query("SELECT status, reason FROM webhook_deliveries WHERE id = $1", [id]).first!
+        let row = try await database.pool.query("SELECT status, reason FROM webhook_deliveries WHERE id = $1", [id])
+            .first!
         return (try row.decode("status"), try row.decode("reason"))
     }
 
@@ -66,7 +71,9 @@ final class WebhookProcessingTests: XCTestCase {
         let task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.title, "Crash when saving a draft")
         XCTAssertEqual(task?.repo, "acme/orch")
-        XCTAssertEqual(task?.state, TaskState(stage: .analysis, status: .active, track: .bug, auto: true), "label bug → bug track; auto → auto")
+        XCTAssertEqual(
+            task?.state, TaskState(stage: .analysis, status: .active, track: .bug, auto: true),
+            "label bug → bug track; auto → auto")
         XCTAssertEqual(TaskTrack.bug.stages.contains(.architecture), false)
         // An update keeps the task current without moving its stage.
         let update = try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_state.json"))
@@ -77,7 +84,8 @@ final class WebhookProcessingTests: XCTestCase {
 
     func testStopLabelCancelsTheTask() async throws {
         try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
-        let (_, reason) = try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_stop_label.json"))
+        let (_, reason) = try await deliver(
+            "plane", "issue.updated", try fixture("plane/issue_updated_stop_label.json"))
         XCTAssertEqual(reason, "ORCH-98 cancelled by the STOP label")
         let task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.state.status, .cancelled)
@@ -100,7 +108,9 @@ final class WebhookProcessingTests: XCTestCase {
 
     /// A Plane fixture with fields of `data` replaced (or removed, for keys in `removing`) and of
     /// the top level replaced.
-    private func plane(_ path: String, data changes: [String: Any] = [:], removing: [String] = [], top: [String: Any] = [:]) throws -> [UInt8] {
+    private func plane(
+        _ path: String, data changes: [String: Any] = [:], removing: [String] = [], top: [String: Any] = [:]
+    ) throws -> [UInt8] {
         var object = try JSONSerialization.jsonObject(with: Data(try fixture(path))) as! [String: Any]
         var data = object["data"] as! [String: Any]
         for (key, value) in changes { data[key] = value }
@@ -112,12 +122,15 @@ final class WebhookProcessingTests: XCTestCase {
 
     /// A `comment_created.json` comment saying `text`, written at `writtenAt`.
     private func comment(_ text: String, writtenAt: Date, action: String = "created") throws -> [UInt8] {
-        try plane("plane/comment_created.json", data: ["comment_html": "<p>\(text)</p>", "created_at": writtenAt.timestampText], top: ["action": action])
+        try plane(
+            "plane/comment_created.json",
+            data: ["comment_html": "<p>\(text)</p>", "created_at": writtenAt.timestampText], top: ["action": action])
     }
 
     func testApproveCommentAdvancesAnAwaitingTask() async throws {
         let waitingSince = try await awaitingTask()
-        let (status, reason) = try await deliver("plane", "issue_comment.created", try comment("/approve", writtenAt: waitingSince))
+        let (status, reason) = try await deliver(
+            "plane", "issue_comment.created", try comment("/approve", writtenAt: waitingSince))
         XCTAssertEqual(status, "processed")
         XCTAssertEqual(reason, "/approve applied to ORCH-98")
         let task = try await tasks.task(workItem: "ORCH-98")
@@ -127,10 +140,14 @@ final class WebhookProcessingTests: XCTestCase {
     }
 
     func testOwnCommentsAndOtherProjectsAreSkipped() async throws {
-        let own = Array(#"{"event":"issue_comment","action":"created","data":{"id":"x","issue":"i","project":"p","comment_html":"<p>Stage done</p><!-- orchestrator -->"}}"#.utf8)
+        let own = Array(
+            #"{"event":"issue_comment","action":"created","data":{"id":"x","issue":"i","project":"p","comment_html":"<p>Stage done</p><!-- orchestrator -->"}}"#
+                .utf8)
         let ownResult = try await deliver("plane", "issue_comment.created", own)
         XCTAssertEqual(ownResult.0, "ignored")
-        let elsewhere = Array(#"{"event":"issue","action":"created","data":{"id":"y","sequence_id":5,"project":"another","name":"n"}}"#.utf8)
+        let elsewhere = Array(
+            #"{"event":"issue","action":"created","data":{"id":"y","sequence_id":5,"project":"another","name":"n"}}"#
+                .utf8)
         let result = try await deliver("plane", "issue.created", elsewhere)
         XCTAssertEqual(result.0, "ignored")
         XCTAssertEqual(result.1, "Plane project another is not configured (repos[].plane_project_id)")
@@ -139,7 +156,9 @@ final class WebhookProcessingTests: XCTestCase {
     }
 
     /// What the development stage records when it opens (or finds) the task's pull request.
-    private func openPullRequest(_ number: Int = 42, head: String = "2222222222222222222222222222222222222222") async throws {
+    private func openPullRequest(
+        _ number: Int = 42, head: String = "2222222222222222222222222222222222222222"
+    ) async throws {
         try await database.pool.withConnection { connection in
             try await TaskStore.recordOwnPullRequest(workItem: "ORCH-98", number: number, headSHA: head, on: connection)
         }
@@ -185,36 +204,49 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(failure.1, "ci/build failure on 444444444444: ORCH-98 head CI failure")
         // An older status of the same context arriving late changes nothing; another context's
         // pending does not hide the failure.
-        try await deliver("gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 800, "state": "success"]))
-        try await deliver("gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 903, "context": "ci/lint", "state": "pending"]))
+        try await deliver(
+            "gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 800, "state": "success"]))
+        try await deliver(
+            "gitea", "status",
+            try fixture("gitea/status_failure.json", replacing: ["id": 903, "context": "ci/lint", "state": "pending"]))
         task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.headCIState, "failure")
         // A newer build of ci/build passes: the head is pending on ci/lint, then green.
-        try await deliver("gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 904, "state": "success"]))
+        try await deliver(
+            "gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 904, "state": "success"]))
         task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.headCIState, "pending")
-        try await deliver("gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 905, "context": "ci/lint", "state": "success"]))
+        try await deliver(
+            "gitea", "status",
+            try fixture("gitea/status_failure.json", replacing: ["id": 905, "context": "ci/lint", "state": "success"]))
         task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.headCIState, "success")
 
         // The merge commit's CI is tracked separately.
         try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_merged.json"))
-        let merged = try await deliver("gitea", "status", try fixture("gitea/status_success.json", replacing: ["id": 906, "sha": "3333333333333333333333333333333333333333"]))
+        let merged = try await deliver(
+            "gitea", "status",
+            try fixture(
+                "gitea/status_success.json", replacing: ["id": 906, "sha": "3333333333333333333333333333333333333333"]))
         XCTAssertEqual(merged.1, "ci/build success on 333333333333: ORCH-98 merge CI success")
         task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.mergeCIState, "success")
     }
 
     func testGiteaEventsForUnconfiguredRepositoriesOrOtherBranchesAreRecordedWithTheReason() async throws {
-        let otherRepo = try await deliver("gitea", "status", try fixture("gitea/status_success.json", replacing: ["repository": ["full_name": "someone/else"]]))
+        let otherRepo = try await deliver(
+            "gitea", "status",
+            try fixture("gitea/status_success.json", replacing: ["repository": ["full_name": "someone/else"]]))
         XCTAssertEqual(otherRepo.0, "ignored")
         XCTAssertEqual(otherRepo.1, "repository someone/else is not configured (repos[].repo)")
-        let main = try await deliver("gitea", "push", try fixture("gitea/push.json", replacing: ["ref": "refs/heads/main"]))
+        let main = try await deliver(
+            "gitea", "push", try fixture("gitea/push.json", replacing: ["ref": "refs/heads/main"]))
         XCTAssertEqual(main.1, "push to refs/heads/main: not a task branch")
         let noTask = try await deliver("gitea", "push", try fixture("gitea/push.json"))
         XCTAssertEqual(noTask.0, "ignored")
         XCTAssertEqual(noTask.1, "no task ORCH-98 in acme/orch")
-        let statuses = try await database.pool.query("SELECT count(*) AS n FROM commit_statuses").first!.decode("n", as: Int.self)
+        let statuses = try await database.pool.query("SELECT count(*) AS n FROM commit_statuses").first!.decode(
+            "n", as: Int.self)
         XCTAssertEqual(statuses, 0, "nothing kept for an unconfigured repository")
     }
 
@@ -238,24 +270,34 @@ final class WebhookProcessingTests: XCTestCase {
 
         // A fork's PR with branch orch/ORCH-98 (its head repository is another one).
         let forkHead: [String: Any] = ["ref": "orch/ORCH-98", "sha": String(repeating: "f", count: 40), "repo_id": 99]
-        let fork = try await deliver("gitea", "pull_request", try pullRequest(
-            "gitea/pull_request_opened.json", pull: ["head": forkHead, "updated_at": "2026-06-01T09:30:00Z"], top: ["number": 43]))
+        let fork = try await deliver(
+            "gitea", "pull_request",
+            try pullRequest(
+                "gitea/pull_request_opened.json", pull: ["head": forkHead, "updated_at": "2026-06-01T09:30:00Z"],
+                top: ["number": 43]))
         XCTAssertEqual(fork.0, "ignored")
         XCTAssertEqual(fork.1, "PR #43 comes from repository id 99, not acme/orch (a fork)")
-        let forkSameNumber = try await deliver("gitea", "pull_request", try pullRequest(
-            "gitea/pull_request_opened.json", pull: ["head": forkHead, "updated_at": "2026-06-01T09:30:00Z"]))
+        let forkSameNumber = try await deliver(
+            "gitea", "pull_request",
+            try pullRequest(
+                "gitea/pull_request_opened.json", pull: ["head": forkHead, "updated_at": "2026-06-01T09:30:00Z"]))
         XCTAssertEqual(forkSameNumber.0, "ignored", "a head in another repository never binds, whatever the number")
 
         // A PR with branch orch/ORCH-98 in another configured repository.
-        let elsewhere = try await deliver("gitea", "pull_request", try pullRequest(
-            "gitea/pull_request_opened.json", pull: ["head": ["ref": "orch/ORCH-98", "sha": String(repeating: "e", count: 40), "repo_id": 13]],
-            top: ["repository": ["id": 13, "full_name": "acme/site"], "number": 7]))
+        let elsewhere = try await deliver(
+            "gitea", "pull_request",
+            try pullRequest(
+                "gitea/pull_request_opened.json",
+                pull: ["head": ["ref": "orch/ORCH-98", "sha": String(repeating: "e", count: 40), "repo_id": 13]],
+                top: ["repository": ["id": 13, "full_name": "acme/site"], "number": 7]))
         XCTAssertEqual(elsewhere.0, "ignored")
         XCTAssertEqual(elsewhere.1, "no task ORCH-98 in acme/site")
 
         // Another PR number in the right repository.
-        let another = try await deliver("gitea", "pull_request", try pullRequest(
-            "gitea/pull_request_opened.json", pull: ["updated_at": "2026-06-01T09:40:00Z"], top: ["number": 44]))
+        let another = try await deliver(
+            "gitea", "pull_request",
+            try pullRequest(
+                "gitea/pull_request_opened.json", pull: ["updated_at": "2026-06-01T09:40:00Z"], top: ["number": 44]))
         XCTAssertEqual(another.1, "PR #44 is not ORCH-98's pull request (#42)")
 
         let task = try await tasks.task(workItem: "ORCH-98")
@@ -267,10 +309,14 @@ final class WebhookProcessingTests: XCTestCase {
         try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
         try await openPullRequest()
         let newer = String(repeating: "5", count: 40)
-        let synchronized = try await deliver("gitea", "pull_request", try pullRequest(
-            "gitea/pull_request_opened.json",
-            pull: ["head": ["ref": "orch/ORCH-98", "sha": newer, "repo_id": 12], "updated_at": "2026-06-01T09:50:00Z"],
-            top: ["action": "synchronized"]))
+        let synchronized = try await deliver(
+            "gitea", "pull_request",
+            try pullRequest(
+                "gitea/pull_request_opened.json",
+                pull: [
+                    "head": ["ref": "orch/ORCH-98", "sha": newer, "repo_id": 12], "updated_at": "2026-06-01T09:50:00Z",
+                ],
+                top: ["action": "synchronized"]))
         XCTAssertEqual(synchronized.0, "processed")
         // The older "opened" delivery arrives late (or is replayed): the head stays.
         let late = try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_opened.json"))
@@ -287,7 +333,8 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(task?.headSHA, newer)
         // One that does continue it moves the head.
         let next = String(repeating: "6", count: 40)
-        let push = try await deliver("gitea", "push", try fixture("gitea/push.json", replacing: ["before": newer, "after": next]))
+        let push = try await deliver(
+            "gitea", "push", try fixture("gitea/push.json", replacing: ["before": newer, "after": next]))
         XCTAssertEqual(push.0, "processed")
         task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.headSHA, next)
@@ -315,20 +362,29 @@ final class WebhookProcessingTests: XCTestCase {
         try await tasks.apply(.approved, workItem: "ORCH-98", actor: "admin")
         let architectureRan = try await tasks.history(workItem: "ORCH-98").last!.at
         try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
-        let late = try await deliver("plane", "issue_comment.created", try comment("/approve", writtenAt: architectureWait))
-        XCTAssertEqual(late.1, "/approve refused: cannot apply 'approved' to a task in development/awaiting_approval (full track): "
-            + "the approval is for architecture, but the task awaits approval of development")
-        let during = try await deliver("plane", "issue_comment.created", try comment("/approve", writtenAt: architectureRan))
-        XCTAssertEqual(during.1, "/approve refused: written at \(architectureRan.timestampText), while the task was in "
-            + "architecture/active, not awaiting approval")
+        let late = try await deliver(
+            "plane", "issue_comment.created", try comment("/approve", writtenAt: architectureWait))
+        XCTAssertEqual(
+            late.1,
+            "/approve refused: cannot apply 'approved' to a task in development/awaiting_approval (full track): "
+                + "the approval is for architecture, but the task awaits approval of development")
+        let during = try await deliver(
+            "plane", "issue_comment.created", try comment("/approve", writtenAt: architectureRan))
+        XCTAssertEqual(
+            during.1,
+            "/approve refused: written at \(architectureRan.timestampText), while the task was in "
+                + "architecture/active, not awaiting approval")
         // The fixture's comment was written on 2026-06-01, before this task existed by the
         // database's clock: it cannot be placed, and answers only a task's first wait — not this one.
         let early = try await deliver("plane", "issue_comment.created", try fixture("plane/comment_created.json"))
         XCTAssertEqual(early.0, "processed")
-        XCTAssertEqual(early.1, "/approve refused: written at 2026-06-01T09:10:00.000001Z, while the task was in its first stage "
-            + "(nothing awaited approval)")
+        XCTAssertEqual(
+            early.1,
+            "/approve refused: written at 2026-06-01T09:10:00.000001Z, while the task was in its first stage "
+                + "(nothing awaited approval)")
         let task = try await tasks.task(workItem: "ORCH-98")
-        XCTAssertEqual(task?.state, TaskState(stage: .development, status: .awaitingApproval, track: .full, auto: false))
+        XCTAssertEqual(
+            task?.state, TaskState(stage: .development, status: .awaitingApproval, track: .full, auto: false))
         let history = try await tasks.history(workItem: "ORCH-98").map(\.event)
         XCTAssertEqual(history, ["stage_passed", "approved", "stage_passed"])
     }
@@ -352,12 +408,14 @@ final class WebhookProcessingTests: XCTestCase {
         let id = try await store("plane", "issue_comment.created", try comment("/retry", writtenAt: Date()))
         // Marking the delivery processed fails (as a crash at that point would end it): the retry
         // it was applied with is rolled back, so the next run applies it exactly once.
-        try await database.pool.query("""
+        try await database.pool.query(
+            """
             CREATE FUNCTION refuse_finish() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN RAISE EXCEPTION 'the delivery cannot be finished now'; END $$
             """)
         try await database.pool.query(
-            "CREATE TRIGGER refuse_finish BEFORE UPDATE ON webhook_deliveries FOR EACH ROW EXECUTE FUNCTION refuse_finish()")
+            "CREATE TRIGGER refuse_finish BEFORE UPDATE ON webhook_deliveries FOR EACH ROW EXECUTE FUNCTION refuse_finish()"
+        )
         do {
             try await processor.process(deliveryID: id, logger: testLogger)
             XCTFail("expected the finish to fail")
@@ -417,21 +475,33 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(created, "2026-06-01T08:30:12.345690Z")
         // "Remove auto" (newer) is processed before "add auto" (older): auto stays off, and the
         // title does not regress.
-        let removeAuto = try await deliver("plane", "issue.updated", try plane(
-            "plane/issue_updated_state.json", data: ["labels": labels("bug"), "name": "Renamed", "updated_at": "2026-06-01T09:00:00.000002Z"]))
+        let removeAuto = try await deliver(
+            "plane", "issue.updated",
+            try plane(
+                "plane/issue_updated_state.json",
+                data: ["labels": labels("bug"), "name": "Renamed", "updated_at": "2026-06-01T09:00:00.000002Z"]))
         XCTAssertEqual(removeAuto.1, "ORCH-98 updated")
-        let addAuto = try await deliver("plane", "issue.updated", try plane(
-            "plane/issue_updated_state.json",
-            data: ["labels": labels("bug", "auto"), "name": "Older title", "updated_at": "2026-06-01T09:00:00.000001Z"]))
+        let addAuto = try await deliver(
+            "plane", "issue.updated",
+            try plane(
+                "plane/issue_updated_state.json",
+                data: [
+                    "labels": labels("bug", "auto"), "name": "Older title", "updated_at": "2026-06-01T09:00:00.000001Z",
+                ]))
         XCTAssertEqual(addAuto.0, "ignored")
-        XCTAssertEqual(addAuto.1, "stale: work item updated_at 2026-06-01T09:00:00.000001Z is not newer than 2026-06-01T09:00:00.000002Z")
+        XCTAssertEqual(
+            addAuto.1,
+            "stale: work item updated_at 2026-06-01T09:00:00.000001Z is not newer than 2026-06-01T09:00:00.000002Z")
         var task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.state.auto, false)
         XCTAssertEqual(task?.labels, ["bug"])
         XCTAssertEqual(task?.title, "Renamed")
         // The same stamp again (Plane resending the same version) is not newer either.
-        let again = try await deliver("plane", "issue.updated", try plane(
-            "plane/issue_updated_state.json", data: ["labels": labels("bug", "auto"), "updated_at": "2026-06-01T09:00:00.000002Z"]))
+        let again = try await deliver(
+            "plane", "issue.updated",
+            try plane(
+                "plane/issue_updated_state.json",
+                data: ["labels": labels("bug", "auto"), "updated_at": "2026-06-01T09:00:00.000002Z"]))
         XCTAssertEqual(again.0, "ignored")
 
         // The real partial fixture: no description fields, so the description stays.
@@ -441,21 +511,30 @@ final class WebhookProcessingTests: XCTestCase {
         XCTAssertEqual(task?.description, "Steps to reproduce: open a draft, press save. Depends on ORCH-97")
         XCTAssertEqual(task?.title, "Crash when saving a draft")
         XCTAssertEqual(task?.state.auto, true)
-        let planeState = try await database.pool.query("SELECT plane_state FROM tasks").first!.decode("plane_state", as: String.self)
+        let planeState = try await database.pool.query("SELECT plane_state FROM tasks").first!.decode(
+            "plane_state", as: String.self)
         XCTAssertEqual(planeState, "In Progress")
 
         // Microseconds order: one older by 1 µs is stale, one newer by 1 µs applies.
-        let older = try await deliver("plane", "issue.updated", try plane(
-            "plane/issue_updated_state.json", data: ["name": "Stale title", "updated_at": "2026-06-01T09:02:40.100199Z"]))
+        let older = try await deliver(
+            "plane", "issue.updated",
+            try plane(
+                "plane/issue_updated_state.json",
+                data: ["name": "Stale title", "updated_at": "2026-06-01T09:02:40.100199Z"]))
         XCTAssertEqual(older.0, "ignored")
-        let newer = try await deliver("plane", "issue.updated", try plane(
-            "plane/issue_updated_state.json", data: ["name": "Newest title", "updated_at": "2026-06-01T09:02:40.100201Z"]))
+        let newer = try await deliver(
+            "plane", "issue.updated",
+            try plane(
+                "plane/issue_updated_state.json",
+                data: ["name": "Newest title", "updated_at": "2026-06-01T09:02:40.100201Z"]))
         XCTAssertEqual(newer.0, "processed")
 
         // Without updated_at (order unknown) an update applies, fields it lacks stay, and the
         // stored stamp does not move.
-        let unstamped = try await deliver("plane", "issue.updated", try plane(
-            "plane/issue_updated_stop_label.json", data: ["labels": labels("bug")], removing: ["name"]))
+        let unstamped = try await deliver(
+            "plane", "issue.updated",
+            try plane(
+                "plane/issue_updated_stop_label.json", data: ["labels": labels("bug")], removing: ["name"]))
         XCTAssertEqual(unstamped.1, "ORCH-98 updated")
         task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.title, "Newest title")
@@ -469,7 +548,8 @@ final class WebhookProcessingTests: XCTestCase {
     func testAnOlderUpdateRacingTheTasksCreationDoesNotOverwriteIt() async throws {
         let upsert: @Sendable (TaskStore) async throws -> Void = { tasks in
             try await tasks.upsert(
-                workItem: "ORCH-98", repo: "acme/orch", title: "Older", description: nil, labels: nil, track: .full, auto: nil,
+                workItem: "ORCH-98", repo: "acme/orch", title: "Older", description: nil, labels: nil, track: .full,
+                auto: nil,
                 planeIssueID: Self.issueID, planeProjectID: Self.projectID, planeState: nil,
                 planeUpdatedAt: Date(timestamp: "2026-06-01T09:00:00Z"))
         }
@@ -477,16 +557,19 @@ final class WebhookProcessingTests: XCTestCase {
         let pool: ConnectionPool = database.pool
         let older = try await pool.withTransaction { connection in
             // A newer delivery creates the task but has not committed when the older one checks.
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO tasks (work_item, title, plane_issue_id, plane_updated_at)
                 VALUES ('ORCH-98', 'Newer', $1, '2026-06-01T10:00:00Z')
                 """, [Self.issueID])
             let older = Task { try await upsert(tasks) }
             let blocked = try await waitUntil(timeout: .seconds(20)) {
-                try await pool.query("""
+                try await pool.query(
+                    """
                     SELECT count(*) AS n FROM pg_stat_activity
                     WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tasks%'
-                    """).first!.decode("n", as: Int.self) == 1
+                    """
+                ).first!.decode("n", as: Int.self) == 1
             }
             XCTAssertTrue(blocked, "the older delivery waits on the newer one's row")
             return older
@@ -495,7 +578,9 @@ final class WebhookProcessingTests: XCTestCase {
             try await older.value
             XCTFail("expected the older update to be refused")
         } catch let error as WorkItemUpdateRefused {
-            XCTAssertEqual(error.description, "stale: work item updated_at 2026-06-01T09:00:00.000000Z is not newer than 2026-06-01T10:00:00.000000Z")
+            XCTAssertEqual(
+                error.description,
+                "stale: work item updated_at 2026-06-01T09:00:00.000000Z is not newer than 2026-06-01T10:00:00.000000Z")
         }
         let task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.title, "Newer")
@@ -505,18 +590,24 @@ final class WebhookProcessingTests: XCTestCase {
         try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
         try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_state.json"))
         // Older than what the task holds, lower-case "Stop": it still cancels, and nothing else applies.
-        let stop = try await deliver("plane", "issue.updated", try plane(
-            "plane/issue_updated_stop_label.json",
-            data: ["labels": labels("bug", "Stop"), "name": "Stale title", "updated_at": "2026-06-01T09:00:00Z"]))
+        let stop = try await deliver(
+            "plane", "issue.updated",
+            try plane(
+                "plane/issue_updated_stop_label.json",
+                data: ["labels": labels("bug", "Stop"), "name": "Stale title", "updated_at": "2026-06-01T09:00:00Z"]))
         XCTAssertEqual(stop.0, "processed")
-        XCTAssertEqual(stop.1, "ORCH-98 cancelled by the STOP label; nothing else applied: stale: work item updated_at "
-            + "2026-06-01T09:00:00.000000Z is not newer than 2026-06-01T09:02:40.100200Z")
+        XCTAssertEqual(
+            stop.1,
+            "ORCH-98 cancelled by the STOP label; nothing else applied: stale: work item updated_at "
+                + "2026-06-01T09:00:00.000000Z is not newer than 2026-06-01T09:02:40.100200Z")
         let task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.state.status, .cancelled)
         XCTAssertEqual(task?.title, "Crash when saving a draft")
         // A task of another issue with label "stop" in lower case.
-        let other = try await deliver("plane", "issue.created", try plane(
-            "plane/issue_created.json", data: ["id": "another-issue", "sequence_id": 99, "labels": labels("stop")]))
+        let other = try await deliver(
+            "plane", "issue.created",
+            try plane(
+                "plane/issue_created.json", data: ["id": "another-issue", "sequence_id": 99, "labels": labels("stop")]))
         XCTAssertEqual(other.1, "ORCH-99 cancelled by the STOP label")
         let cancelled = try await tasks.task(workItem: "ORCH-99")
         XCTAssertEqual(cancelled?.state.status, .cancelled)
@@ -527,13 +618,22 @@ final class WebhookProcessingTests: XCTestCase {
     func testAPlaneIssueNeverGetsASecondTask() async throws {
         try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
         // The same issue under another project key (the mapping changed): refused, not retried.
-        let moved = try await deliver("plane", "issue.updated", try plane(
-            "plane/issue_updated_state.json", data: ["project": "11111111-2222-3333-4444-555555555555", "updated_at": "2026-06-02T00:00:00Z"]))
+        let moved = try await deliver(
+            "plane", "issue.updated",
+            try plane(
+                "plane/issue_updated_state.json",
+                data: ["project": "11111111-2222-3333-4444-555555555555", "updated_at": "2026-06-02T00:00:00Z"]))
         XCTAssertEqual(moved.0, "ignored")
-        XCTAssertEqual(moved.1, "Plane issue \(Self.issueID) already belongs to task ORCH-98, not SITE-98 (was the project's identifier changed?)")
+        XCTAssertEqual(
+            moved.1,
+            "Plane issue \(Self.issueID) already belongs to task ORCH-98, not SITE-98 (was the project's identifier changed?)"
+        )
         // Another issue claiming ORCH-98.
-        let impostor = try await deliver("plane", "issue.updated", try plane(
-            "plane/issue_updated_state.json", data: ["id": "another-issue", "name": "Impostor", "updated_at": "2026-06-02T00:00:00Z"]))
+        let impostor = try await deliver(
+            "plane", "issue.updated",
+            try plane(
+                "plane/issue_updated_state.json",
+                data: ["id": "another-issue", "name": "Impostor", "updated_at": "2026-06-02T00:00:00Z"]))
         XCTAssertEqual(impostor.0, "ignored")
         XCTAssertEqual(impostor.1, "task ORCH-98 belongs to Plane issue \(Self.issueID), not another-issue")
         let count = try await database.pool.query("SELECT count(*) AS n FROM tasks").first!.decode("n", as: Int.self)

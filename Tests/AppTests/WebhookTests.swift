@@ -28,10 +28,14 @@ final class WebhookTests: XCTestCase {
         Array(try Data(contentsOf: fixtures.appendingPathComponent(path)))
     }
 
-    private func app(_ environment: [String: String] = [
-        "ORCH_PLANE_WEBHOOK_SECRET": planeSecret, "ORCH_GITEA_WEBHOOK_SECRET": giteaSecret,
-    ], pool: ConnectionPool? = nil) throws -> some ApplicationProtocol {
-        Application(router: HTTPRoutes.router(pool: pool ?? database.pool, configuration: try AppConfiguration(environment: environment)))
+    private func app(
+        _ environment: [String: String] = [
+            "ORCH_PLANE_WEBHOOK_SECRET": planeSecret, "ORCH_GITEA_WEBHOOK_SECRET": giteaSecret,
+        ], pool: ConnectionPool? = nil
+    ) throws -> some ApplicationProtocol {
+        Application(
+            router: HTTPRoutes.router(
+                pool: pool ?? database.pool, configuration: try AppConfiguration(environment: environment)))
     }
 
     private static func headers(_ pairs: [String: String]) -> HTTPFields {
@@ -40,12 +44,21 @@ final class WebhookTests: XCTestCase {
         return fields
     }
 
-    private static func planeHeaders(_ body: [UInt8], delivery: String = UUID().uuidString, secret: String = planeSecret) -> HTTPFields {
-        Self.headers(["X-Plane-Signature": WebhookSignature.hmacSHA256Hex(secret: secret, body: body), "X-Plane-Delivery": delivery, "Content-Type": "application/json"])
+    private static func planeHeaders(
+        _ body: [UInt8], delivery: String = UUID().uuidString, secret: String = planeSecret
+    ) -> HTTPFields {
+        Self.headers([
+            "X-Plane-Signature": WebhookSignature.hmacSHA256Hex(secret: secret, body: body),
+            "X-Plane-Delivery": delivery, "Content-Type": "application/json",
+        ])
     }
 
-    private static func giteaHeaders(_ body: [UInt8], event: String, delivery: String = UUID().uuidString) -> HTTPFields {
-        Self.headers(["X-Gitea-Signature": WebhookSignature.hmacSHA256Hex(secret: Self.giteaSecret, body: body), "X-Gitea-Event": event, "X-Gitea-Delivery": delivery])
+    private static func giteaHeaders(_ body: [UInt8], event: String, delivery: String = UUID().uuidString) -> HTTPFields
+    {
+        Self.headers([
+            "X-Gitea-Signature": WebhookSignature.hmacSHA256Hex(secret: Self.giteaSecret, body: body),
+            "X-Gitea-Event": event, "X-Gitea-Delivery": delivery,
+        ])
     }
 
     private func count(_ sql: String) async throws -> Int {
@@ -65,24 +78,42 @@ final class WebhookTests: XCTestCase {
         XCTAssertEqual(
             WebhookSignature.hmacSHA256Hex(secret: "Jefe", body: Array("what do ya want for nothing?".utf8)),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
-        XCTAssertTrue(WebhookSignature.verify(signature: "5BDCC146BF60754E6A042426089575C75A003F089D2739839DEC58B964EC3843", secret: "Jefe", body: Array("what do ya want for nothing?".utf8)))
-        XCTAssertFalse(WebhookSignature.verify(signature: "5bdcc146", secret: "Jefe", body: Array("what do ya want for nothing?".utf8)))
-        XCTAssertEqual(WebhookSignature.sha256Hex(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertTrue(
+            WebhookSignature.verify(
+                signature: "5BDCC146BF60754E6A042426089575C75A003F089D2739839DEC58B964EC3843", secret: "Jefe",
+                body: Array("what do ya want for nothing?".utf8)))
+        XCTAssertFalse(
+            WebhookSignature.verify(
+                signature: "5bdcc146", secret: "Jefe", body: Array("what do ya want for nothing?".utf8)))
+        XCTAssertEqual(
+            WebhookSignature.sha256Hex(Array("abc".utf8)),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
     func testEveryFixtureIsAcceptedOnceWithItsProcessingJob() async throws {
-        let plane = ["issue_created.json", "issue_updated_state.json", "issue_updated_stop_label.json", "comment_created.json"]
-        let gitea = [("pull_request_opened.json", "pull_request"), ("pull_request_merged.json", "pull_request"), ("push.json", "push"),
-                     ("status_success.json", "status"), ("status_failure.json", "status")]
+        let plane = [
+            "issue_created.json", "issue_updated_state.json", "issue_updated_stop_label.json", "comment_created.json",
+        ]
+        let gitea = [
+            ("pull_request_opened.json", "pull_request"), ("pull_request_merged.json", "pull_request"),
+            ("push.json", "push"),
+            ("status_success.json", "status"), ("status_failure.json", "status"),
+        ]
         try await app().test(.router) { client in
             for name in plane {
                 let body = try Self.fixture("plane/\(name)")
-                try await client.execute(uri: "/webhook/plane", method: .post, headers: Self.planeHeaders(body), body: ByteBuffer(bytes: body)) { response in
+                try await client.execute(
+                    uri: "/webhook/plane", method: .post, headers: Self.planeHeaders(body),
+                    body: ByteBuffer(bytes: body)
+                ) { response in
                     XCTAssertEqual(response.status, .accepted, name)
                     XCTAssertEqual(Self.object(response.body)["status"] as? String, "accepted", name)
                 }
                 // Plane retries with a new delivery id and the same body: a duplicate.
-                try await client.execute(uri: "/webhook/plane", method: .post, headers: Self.planeHeaders(body), body: ByteBuffer(bytes: body)) { response in
+                try await client.execute(
+                    uri: "/webhook/plane", method: .post, headers: Self.planeHeaders(body),
+                    body: ByteBuffer(bytes: body)
+                ) { response in
                     XCTAssertEqual(response.status, .ok, name)
                     XCTAssertEqual(Self.object(response.body)["duplicate"] as? Bool, true, name)
                 }
@@ -90,10 +121,16 @@ final class WebhookTests: XCTestCase {
             for (name, event) in gitea {
                 let body = try Self.fixture("gitea/\(name)")
                 let delivery = UUID().uuidString
-                try await client.execute(uri: "/webhook/gitea", method: .post, headers: Self.giteaHeaders(body, event: event, delivery: delivery), body: ByteBuffer(bytes: body)) { response in
+                try await client.execute(
+                    uri: "/webhook/gitea", method: .post,
+                    headers: Self.giteaHeaders(body, event: event, delivery: delivery), body: ByteBuffer(bytes: body)
+                ) { response in
                     XCTAssertEqual(response.status, .accepted, name)
                 }
-                try await client.execute(uri: "/webhook/gitea", method: .post, headers: Self.giteaHeaders(body, event: event, delivery: delivery), body: ByteBuffer(bytes: body)) { response in
+                try await client.execute(
+                    uri: "/webhook/gitea", method: .post,
+                    headers: Self.giteaHeaders(body, event: event, delivery: delivery), body: ByteBuffer(bytes: body)
+                ) { response in
                     XCTAssertEqual(response.status, .ok, name)
                 }
             }
@@ -112,19 +149,32 @@ final class WebhookTests: XCTestCase {
         flipped[flipped.count / 2] ^= 0x01
         let tampered = flipped
         try await app().test(.router) { client in
-            try await client.execute(uri: "/webhook/plane", method: .post, headers: Self.headers(["X-Plane-Delivery": "x"]), body: ByteBuffer(bytes: body)) { response in
+            try await client.execute(
+                uri: "/webhook/plane", method: .post, headers: Self.headers(["X-Plane-Delivery": "x"]),
+                body: ByteBuffer(bytes: body)
+            ) { response in
                 XCTAssertEqual(response.status, .unauthorized)
                 XCTAssertEqual(Self.object(response.body)["error"] as? String, "missing X-Plane-Signature")
             }
-            try await client.execute(uri: "/webhook/plane", method: .post, headers: Self.planeHeaders(body, secret: "wrong"), body: ByteBuffer(bytes: body)) { response in
+            try await client.execute(
+                uri: "/webhook/plane", method: .post, headers: Self.planeHeaders(body, secret: "wrong"),
+                body: ByteBuffer(bytes: body)
+            ) { response in
                 XCTAssertEqual(response.status, .unauthorized)
             }
             // Signed for the original bytes, sent with one bit flipped.
-            try await client.execute(uri: "/webhook/plane", method: .post, headers: Self.planeHeaders(body), body: ByteBuffer(bytes: tampered)) { response in
+            try await client.execute(
+                uri: "/webhook/plane", method: .post, headers: Self.planeHeaders(body),
+                body: ByteBuffer(bytes: tampered)
+            ) { response in
                 XCTAssertEqual(response.status, .unauthorized)
             }
             let gitea = try Self.fixture("gitea/push.json")
-            try await client.execute(uri: "/webhook/gitea", method: .post, headers: Self.headers(["X-Gitea-Event": "push", "X-Gitea-Signature": "00"]), body: ByteBuffer(bytes: gitea)) { response in
+            try await client.execute(
+                uri: "/webhook/gitea", method: .post,
+                headers: Self.headers(["X-Gitea-Event": "push", "X-Gitea-Signature": "00"]),
+                body: ByteBuffer(bytes: gitea)
+            ) { response in
                 XCTAssertEqual(response.status, .unauthorized)
             }
         }
@@ -137,7 +187,8 @@ final class WebhookTests: XCTestCase {
         try await app([:]).test(.router) { client in
             try await client.execute(uri: "/webhook/plane", method: .post, body: ByteBuffer(bytes: body)) { response in
                 XCTAssertEqual(response.status, .unauthorized)
-                XCTAssertTrue((Self.object(response.body)["error"] as? String ?? "").contains("ORCH_PLANE_WEBHOOK_SECRET"))
+                XCTAssertTrue(
+                    (Self.object(response.body)["error"] as? String ?? "").contains("ORCH_PLANE_WEBHOOK_SECRET"))
             }
         }
         var stored = try await storedRows()
@@ -157,19 +208,47 @@ final class WebhookTests: XCTestCase {
             ("plane", [0xff, 0xfe, 0x00, 0x41], nil, .badRequest, "body is not valid JSON"),
             ("plane", Array("[1, 2, 3]".utf8), nil, .badRequest, "body must be a JSON object"),
             ("plane", Array(#"{"event": "issue", "action": "created"}"#.utf8), nil, .badRequest, "missing 'data'"),
-            ("plane", Array(#"{"event": 7, "action": "created", "data": {}}"#.utf8), nil, .badRequest, "'event' must be a string"),
-            ("plane", Array(#"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": "98", "project": "p", "name": "n"}}"#.utf8), nil, .badRequest, "'data.sequence_id' must be an integer"),
-            ("plane", Array(#"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": true, "project": "p", "name": "n"}}"#.utf8), nil, .badRequest, "'data.sequence_id' must be an integer"),
-            ("plane", Array(#"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": 1, "project": "p", "name": "bad \u0000 nul"}}"#.utf8), nil, .badRequest, nil),
+            (
+                "plane", Array(#"{"event": 7, "action": "created", "data": {}}"#.utf8), nil, .badRequest,
+                "'event' must be a string"
+            ),
+            (
+                "plane",
+                Array(
+                    #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": "98", "project": "p", "name": "n"}}"#
+                        .utf8), nil, .badRequest, "'data.sequence_id' must be an integer"
+            ),
+            (
+                "plane",
+                Array(
+                    #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": true, "project": "p", "name": "n"}}"#
+                        .utf8), nil, .badRequest, "'data.sequence_id' must be an integer"
+            ),
+            (
+                "plane",
+                Array(
+                    #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": 1, "project": "p", "name": "bad \u0000 nul"}}"#
+                        .utf8), nil, .badRequest, nil
+            ),
             ("gitea", Array(#"{"sha": "abc"}"#.utf8), "status", .badRequest, "missing 'state'"),
-            ("gitea", Array(#"{"ref": "refs/heads/main", "after": "abc"}"#.utf8), nil, .badRequest, "missing X-Gitea-Event header"),
-            ("gitea", Array(#"{"action": "opened", "number": 1, "pull_request": {"head": {}}, "repository": {"full_name": "a/b"}}"#.utf8), "pull_request", .badRequest, "missing 'pull_request.head.sha'"),
+            (
+                "gitea", Array(#"{"ref": "refs/heads/main", "after": "abc"}"#.utf8), nil, .badRequest,
+                "missing X-Gitea-Event header"
+            ),
+            (
+                "gitea",
+                Array(
+                    #"{"action": "opened", "number": 1, "pull_request": {"head": {}}, "repository": {"full_name": "a/b"}}"#
+                        .utf8), "pull_request", .badRequest, "missing 'pull_request.head.sha'"
+            ),
         ]
         try await app().test(.router) { client in
             for (source, body, event, status, message) in cases {
                 var fields = source == "plane" ? Self.planeHeaders(body) : Self.giteaHeaders(body, event: event ?? "")
                 if source == "gitea", event == nil { fields[HTTPField.Name("X-Gitea-Event")!] = nil }
-                try await client.execute(uri: "/webhook/\(source)", method: .post, headers: fields, body: ByteBuffer(bytes: body)) { response in
+                try await client.execute(
+                    uri: "/webhook/\(source)", method: .post, headers: fields, body: ByteBuffer(bytes: body)
+                ) { response in
                     XCTAssertEqual(response.status, status, "\(message ?? "")")
                     let error = Self.object(response.body)["error"] as? String
                     XCTAssertNotNil(error, "every rejection has the seed's error body")
@@ -184,7 +263,9 @@ final class WebhookTests: XCTestCase {
     func testUnknownEventIsStoredAsIgnoredWithoutAJob() async throws {
         let body = Array(#"{"event": "cycle", "action": "created", "data": {"id": "c1"}}"#.utf8)
         try await app().test(.router) { client in
-            try await client.execute(uri: "/webhook/plane", method: .post, headers: Self.planeHeaders(body), body: ByteBuffer(bytes: body)) { response in
+            try await client.execute(
+                uri: "/webhook/plane", method: .post, headers: Self.planeHeaders(body), body: ByteBuffer(bytes: body)
+            ) { response in
                 XCTAssertEqual(response.status, .accepted)
                 XCTAssertEqual(Self.object(response.body)["status"] as? String, "ignored")
             }
@@ -202,7 +283,8 @@ final class WebhookTests: XCTestCase {
         let stores = [WebhookStore(pool: database.pool), WebhookStore(pool: other)]
         let body = try Self.fixture("gitea/status_success.json")
         let delivery = WebhookStore.Delivery(
-            source: .gitea, deliveryID: UUID().uuidString, bodySHA256: WebhookSignature.sha256Hex(body), event: "status",
+            source: .gitea, deliveryID: UUID().uuidString, bodySHA256: WebhookSignature.sha256Hex(body),
+            event: "status",
             payload: JSONB(text: String(decoding: body, as: UTF8.self)))
         let outcomes = try await withThrowingTaskGroup(of: WebhookStore.Outcome.self) { group in
             for index in 0..<16 {

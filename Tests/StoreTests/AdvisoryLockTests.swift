@@ -25,7 +25,9 @@ final class AdvisoryLockTests: XCTestCase {
             let second: Bool? = try await other.withTryAdvisoryLock(key) { _ in true }
             XCTAssertNil(second)
             // …and a different repository's key is independent.
-            let unrelated: Bool? = try await other.withTryAdvisoryLock(AdvisoryLockKey(namespace: AdvisoryLockKey.Namespace.merge, text: "acme/other")) { _ in true }
+            let unrelated: Bool? = try await other.withTryAdvisoryLock(
+                AdvisoryLockKey(namespace: AdvisoryLockKey.Namespace.merge, text: "acme/other")
+            ) { _ in true }
             XCTAssertEqual(unrelated, true)
             return true
         }

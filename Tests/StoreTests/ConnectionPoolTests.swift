@@ -17,13 +17,15 @@ final class ConnectionPoolTests: XCTestCase {
     func testDecodesTypedValuesIncludingNull() async throws {
         let id = UUID()
         let when = Date(timeIntervalSince1970: 1_790_000_000.123456)
-        let row = try await database.pool.query("""
+        let row = try await database.pool.query(
+            """
             SELECT NULL::text AS nothing, true AS yes, false AS no, 42::int4 AS small, 9007199254740993::int8 AS big,
                    'héllo ✓'::text AS words, $1::uuid AS id, $2::timestamptz AS at,
                    '{"a": [1, 2], "b": null}'::jsonb AS doc, 1.5::float8 AS ratio,
                    '2026-01-02 03:04:05+05:30'::timestamptz AS offset_time
             """,
-            [id, when]).first!
+            [id, when]
+        ).first!
         XCTAssertNil(try row.decode("nothing", as: String?.self))
         XCTAssertThrowsError(try row.decode("nothing", as: String.self))
         XCTAssertEqual(try row.decode("yes", as: Bool.self), true)
@@ -32,12 +34,14 @@ final class ConnectionPoolTests: XCTestCase {
         XCTAssertEqual(try row.decode("big", as: Int64.self), 9_007_199_254_740_993)
         XCTAssertEqual(try row.decode("words", as: String.self), "héllo ✓")
         XCTAssertEqual(try row.decode("id", as: UUID.self), id)
-        XCTAssertEqual(try row.decode("at", as: Date.self).timeIntervalSince1970, when.timeIntervalSince1970, accuracy: 0.000001)
+        XCTAssertEqual(
+            try row.decode("at", as: Date.self).timeIntervalSince1970, when.timeIntervalSince1970, accuracy: 0.000001)
         XCTAssertEqual(try row.decode("ratio", as: Double.self), 1.5)
         struct Doc: Decodable, Equatable { let a: [Int]; let b: Int? }
         XCTAssertEqual(try row.decode("doc", as: JSONB.self).decode(Doc.self), Doc(a: [1, 2], b: nil))
         // 03:04:05 at +05:30 is 21:34:05 UTC the day before.
-        XCTAssertEqual(try row.decode("offset_time", as: Date.self).timeIntervalSince1970, 1_767_303_245, accuracy: 0.001)
+        XCTAssertEqual(
+            try row.decode("offset_time", as: Date.self).timeIntervalSince1970, 1_767_303_245, accuracy: 0.001)
         XCTAssertThrowsError(try row.decode("words", as: Int.self)) { error in
             XCTAssertEqual((error as? PostgresError)?.kind, .decoding)
         }
@@ -50,7 +54,9 @@ final class ConnectionPoolTests: XCTestCase {
         let row = try await database.pool.query("SELECT name, (SELECT count(*) FROM victims) AS n FROM victims").first!
         XCTAssertEqual(try row.decode("name", as: String.self), hostile)
         XCTAssertEqual(try row.decode("n", as: Int.self), 1)
-        let array = try await database.pool.query("SELECT $1::text[] AS a", [PostgresArray(["x\"y", "a\\b", "{}", ","])]).first!
+        let array = try await database.pool.query(
+            "SELECT $1::text[] AS a", [PostgresArray(["x\"y", "a\\b", "{}", ","])]
+        ).first!
         XCTAssertEqual(try array.decode("a", as: String.self), #"{"x\"y","a\\b","{}",","}"#)
     }
 
@@ -130,7 +136,8 @@ final class ConnectionPoolTests: XCTestCase {
             [database.name])
         let gone = try await waitUntil(timeout: .seconds(10)) {
             try await database.pool.query(
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'orch-test-killme'").first!.decode("n", as: Int.self) == 0
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'orch-test-killme'"
+            ).first!.decode("n", as: Int.self) == 0
         }
         XCTAssertTrue(gone)
         // Every later query succeeds on a fresh connection; nothing surfaces the dead sockets.
@@ -143,7 +150,8 @@ final class ConnectionPoolTests: XCTestCase {
 
     func testWaitersAreServedInOrderAndTimeOut() async throws {
         let pool = ConnectionPool(
-            configuration: DatabaseConfiguration(connectionString: database.url, maxConnections: 1, acquireTimeout: .milliseconds(300)),
+            configuration: DatabaseConfiguration(
+                connectionString: database.url, maxConnections: 1, acquireTimeout: .milliseconds(300)),
             logger: testLogger)
         defer { Task { await pool.close() } }
         // One holder keeps the only connection longer than the acquire timeout.
@@ -162,7 +170,8 @@ final class ConnectionPoolTests: XCTestCase {
 
     func testConnectFailureIsAConnectionError() async throws {
         let pool = ConnectionPool(
-            configuration: DatabaseConfiguration(connectionString: "postgresql://postgres@127.0.0.1:1/none", maxConnections: 1),
+            configuration: DatabaseConfiguration(
+                connectionString: "postgresql://postgres@127.0.0.1:1/none", maxConnections: 1),
             logger: testLogger)
         defer { Task { await pool.close() } }
         do {

@@ -26,8 +26,10 @@ final class FencedOutcomeTests: XCTestCase {
 
     private func createTask() async throws -> TaskRecord {
         try await tasks.upsert(
-            workItem: "ORCH-7", repo: "acme/orch", title: "t", description: "", labels: ["auto"], track: .full, auto: true,
-            planeIssueID: nil, planeProjectID: nil, planeState: nil).task
+            workItem: "ORCH-7", repo: "acme/orch", title: "t", description: "", labels: ["auto"], track: .full,
+            auto: true,
+            planeIssueID: nil, planeProjectID: nil, planeState: nil
+        ).task
     }
 
     private func claim(_ replica: String) async throws -> JobLease {
@@ -37,7 +39,8 @@ final class FencedOutcomeTests: XCTestCase {
 
     /// The leader's rescue of a job whose lease ran out (a paused replica).
     private func expireAndRescue(_ lease: JobLease) async throws {
-        try await database.pool.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [lease.jobID])
+        try await database.pool.query(
+            "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [lease.jobID])
         let rescued = try await jobs.rescueAbandoned(staleAfter: .seconds(60))
         XCTAssertEqual(rescued, [lease.jobID])
     }
@@ -54,7 +57,8 @@ final class FencedOutcomeTests: XCTestCase {
         XCTAssertEqual(current.attempt, stale.attempt + 1)
 
         do {
-            try await tasks.apply(.stagePassed, workItem: "ORCH-7", actor: "system", reason: "late", about: about, fence: stale)
+            try await tasks.apply(
+                .stagePassed, workItem: "ORCH-7", actor: "system", reason: "late", about: about, fence: stale)
             XCTFail("a broken fence must refuse the outcome")
         } catch let lost as JobFenceLost {
             XCTAssertEqual(lost.lease, stale)
@@ -68,7 +72,8 @@ final class FencedOutcomeTests: XCTestCase {
         XCTAssertEqual(job?.lockedBy, "replica-b")
 
         // The holder's outcome applies: transition, its event, the next stage's job and its own completion, together.
-        try await tasks.apply(.stagePassed, workItem: "ORCH-7", actor: "system", reason: "spec.md written", about: about, fence: current)
+        try await tasks.apply(
+            .stagePassed, workItem: "ORCH-7", actor: "system", reason: "spec.md written", about: about, fence: current)
         now = try await tasks.task(workItem: "ORCH-7")
         XCTAssertEqual(now?.state.stage, .architecture)
         XCTAssertEqual(now?.visit, 2)
@@ -77,7 +82,8 @@ final class FencedOutcomeTests: XCTestCase {
         let next = try await jobs.jobs(workItem: "ORCH-7").first
         XCTAssertEqual(next?.status, .queued)
         let payload = try XCTUnwrap(next?.payload.decode(StageJobPayload.self))
-        XCTAssertEqual(payload, StageJobPayload(work_item: "ORCH-7", stage: "architecture", visit: 2, attempt: 0, feedback: nil))
+        XCTAssertEqual(
+            payload, StageJobPayload(work_item: "ORCH-7", stage: "architecture", visit: 2, attempt: 0, feedback: nil))
         let history = try await tasks.history(workItem: "ORCH-7").map(\.event)
         XCTAssertEqual(history, ["stage_passed"])
 
@@ -92,7 +98,8 @@ final class FencedOutcomeTests: XCTestCase {
         let task = try await createTask()
         let first = try await claim("replica-a")
         try await tasks.apply(
-            .gateFailed(reason: "spec.md missing", attempt: 0), workItem: "ORCH-7", actor: "system", about: task.currentVisit,
+            .gateFailed(reason: "spec.md missing", attempt: 0), workItem: "ORCH-7", actor: "system",
+            about: task.currentVisit,
             policy: StagePolicy(maxGateFailures: 2), fence: first)
         let retry = try await claim("replica-a")
         let retryJob = try await jobs.job(id: retry.jobID)
@@ -100,11 +107,13 @@ final class FencedOutcomeTests: XCTestCase {
         XCTAssertEqual(retryPayload.attempt, 1)
         XCTAssertEqual(retryPayload.feedback, "spec.md missing")
         try await tasks.apply(
-            .gateFailed(reason: "spec.md still missing", attempt: 1), workItem: "ORCH-7", actor: "system", about: task.currentVisit,
+            .gateFailed(reason: "spec.md still missing", attempt: 1), workItem: "ORCH-7", actor: "system",
+            about: task.currentVisit,
             policy: StagePolicy(maxGateFailures: 2), fence: retry)
         let failed = try await tasks.task(workItem: "ORCH-7")
         XCTAssertEqual(failed?.state.status, .failed)
-        let lessons = try await LessonStore(pool: database.pool).list(type: nil, status: nil, repo: nil, workItem: "ORCH-7", limit: 10)
+        let lessons = try await LessonStore(pool: database.pool).list(
+            type: nil, status: nil, repo: nil, workItem: "ORCH-7", limit: 10)
         XCTAssertEqual(lessons.map(\.rootCause), ["spec.md still missing"])
         let events = try await tasks.history(workItem: "ORCH-7").map(\.event)
         XCTAssertEqual(events, ["stage_failed", "stage_failed_final"])
@@ -117,7 +126,8 @@ final class FencedOutcomeTests: XCTestCase {
         try await tasks.apply(.stageFailed(final: true), workItem: "ORCH-7", actor: "admin")
         try await tasks.apply(.retry, workItem: "ORCH-7", actor: "admin")
         do {
-            try await tasks.apply(.stagePassed, workItem: "ORCH-7", actor: "system", about: task.currentVisit, fence: lease)
+            try await tasks.apply(
+                .stagePassed, workItem: "ORCH-7", actor: "system", about: task.currentVisit, fence: lease)
             XCTFail("an outcome about visit 1 must not move visit 2")
         } catch let stale as StaleOutcome {
             XCTAssertEqual(stale.visit, 2)
@@ -140,7 +150,8 @@ final class FencedOutcomeTests: XCTestCase {
         XCTAssertEqual(beatB.lost, [])
         // A job its holder just finished itself (completed before the worker forgot it) is not lost.
         let own = try await jobs.enqueue(NewJob(kind: "quick"))!
-        let claimedQuick = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))
+        let claimedQuick = try await jobs.claim(
+            queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))
         let quick = try XCTUnwrap(claimedQuick.first { $0.id == own }?.lease)
         let completed = try await jobs.complete(quick)
         XCTAssertTrue(completed)
@@ -149,7 +160,8 @@ final class FencedOutcomeTests: XCTestCase {
 
         // The leader marks a silent replica stopped; when it comes back it is told so, its leases
         // are not extended, and it cannot claim.
-        try await database.pool.query("UPDATE replicas SET heartbeat_at = now() - interval '1 hour' WHERE id = 'replica-b'")
+        try await database.pool.query(
+            "UPDATE replicas SET heartbeat_at = now() - interval '1 hour' WHERE id = 'replica-b'")
         let swept = try await replicas.sweep(staleAfter: .seconds(15), retention: .seconds(86400))
         XCTAssertEqual(swept.marked, 1)
         let back = try await jobs.heartbeat(replicaID: "replica-b", lease: .seconds(30), holding: [current])

@@ -33,11 +33,14 @@ final class JobStoreTests: XCTestCase {
         async let y = store.enqueue(NewJob(kind: "k", dedupeKey: "parallel"))
         let results = try await [x, y]
         XCTAssertEqual(results.compactMap { $0 }.count, 1)
-        let batch = try await jobs.enqueue([NewJob(kind: "k", dedupeKey: "batch"), NewJob(kind: "k"), NewJob(kind: "k", dedupeKey: "batch")])
+        let batch = try await jobs.enqueue([
+            NewJob(kind: "k", dedupeKey: "batch"), NewJob(kind: "k"), NewJob(kind: "k", dedupeKey: "batch"),
+        ])
         XCTAssertNotNil(batch[0])
         XCTAssertNotNil(batch[1])
         XCTAssertNil(batch[2])
-        let count = try await database.pool.query("SELECT count(*) AS n FROM jobs WHERE dedupe_key IS NOT NULL").first!.decode("n", as: Int.self)
+        let count = try await database.pool.query("SELECT count(*) AS n FROM jobs WHERE dedupe_key IS NOT NULL").first!
+            .decode("n", as: Int.self)
         XCTAssertEqual(count, 3)
         // Once finished, the key is free again.
         let claimed = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 10, lease: .seconds(30))
@@ -48,14 +51,16 @@ final class JobStoreTests: XCTestCase {
 
     func testFencingStopsARescuedReplicaFromOverwritingTheNewOwner() async throws {
         let id = try await jobs.enqueue(NewJob(kind: "k"))!
-        let claimedByA = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .milliseconds(200))
+        let claimedByA = try await jobs.claim(
+            queues: ["default"], replicaID: "replica-a", limit: 1, lease: .milliseconds(200))
         XCTAssertEqual(claimedByA.map(\.id), [id])
         let leaseA = claimedByA[0].lease!
         // A stalls; its lease runs out by the database clock and the leader rescues the job.
         try await Task.sleep(for: .milliseconds(300))
         let value2 = try await jobs.rescueAbandoned(staleAfter: .seconds(60))
         XCTAssertEqual(value2, [id])
-        let claimedByB = try await jobs.claim(queues: ["default"], replicaID: "replica-b", limit: 1, lease: .seconds(30))
+        let claimedByB = try await jobs.claim(
+            queues: ["default"], replicaID: "replica-b", limit: 1, lease: .seconds(30))
         let leaseB = claimedByB[0].lease!
         XCTAssertEqual(leaseB.attempt, 2)
         // A wakes up and tries to finish: every write is refused.
@@ -83,10 +88,12 @@ final class JobStoreTests: XCTestCase {
         var delays: [Double] = []
         for attempt in 1...3 {
             let due = try await waitUntil(timeout: .seconds(5)) {
-                try await database.pool.query("SELECT run_at <= now() AS due FROM jobs WHERE id = $1", [id]).first!.decode("due", as: Bool.self)
+                try await database.pool.query("SELECT run_at <= now() AS due FROM jobs WHERE id = $1", [id]).first!
+                    .decode("due", as: Bool.self)
             }
             XCTAssertTrue(due)
-            let claimed = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))
+            let claimed = try await jobs.claim(
+                queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))
             XCTAssertEqual(claimed.first?.attempt, attempt)
             let delay = Duration.milliseconds(100 * (1 << (attempt - 1)))
             let outcome = try await jobs.fail(claimed[0].lease!, error: "boom \(attempt)", retryDelay: delay)
@@ -97,7 +104,9 @@ final class JobStoreTests: XCTestCase {
                 delays.append(runAt.timeIntervalSince(row.claimedAt!))
                 XCTAssertEqual(row.status, .queued)
                 // Not claimable before its backoff.
-                let value8 = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30)).isEmpty
+                let value8 = try await jobs.claim(
+                    queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30)
+                ).isEmpty
                 XCTAssertTrue(value8)
             } else {
                 XCTAssertEqual(outcome, .failed)
@@ -110,20 +119,24 @@ final class JobStoreTests: XCTestCase {
         let value9 = try await jobs.job(id: id)!.attempt
         XCTAssertEqual(value9, 3)
         // Failed for good: never claimed again.
-        let value10 = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30)).isEmpty
+        let value10 = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))
+            .isEmpty
         XCTAssertTrue(value10)
     }
 
     func testCompleteAndClaimIsOneFencedStatement() async throws {
         let ids = try await jobs.enqueue(Array(repeating: NewJob(kind: "k"), count: 5)).compactMap { $0 }
-        let first = try await jobs.completeAndClaim(finished: [], replicaID: "replica-a", queue: "default", limit: 2, lease: .seconds(30))
+        let first = try await jobs.completeAndClaim(
+            finished: [], replicaID: "replica-a", queue: "default", limit: 2, lease: .seconds(30))
         XCTAssertEqual(first.completed, [])
         XCTAssertEqual(first.claimed.map(\.id), Array(ids.prefix(2)))
         // One of the two was rescued and re-claimed by B meanwhile: A's completion of it is refused.
         let stolen = first.claimed[1].lease!
-        try await database.pool.query("UPDATE jobs SET locked_by = 'replica-b', attempt = attempt + 1 WHERE id = $1", [stolen.jobID])
+        try await database.pool.query(
+            "UPDATE jobs SET locked_by = 'replica-b', attempt = attempt + 1 WHERE id = $1", [stolen.jobID])
         let second = try await jobs.completeAndClaim(
-            finished: first.claimed.compactMap(\.lease), replicaID: "replica-a", queue: "default", limit: 10, lease: .seconds(30))
+            finished: first.claimed.compactMap(\.lease), replicaID: "replica-a", queue: "default", limit: 10,
+            lease: .seconds(30))
         XCTAssertEqual(second.completed, [ids[0]])
         XCTAssertEqual(second.claimed.map(\.id), Array(ids.suffix(3)))
         let value1 = try await jobs.job(id: ids[0])!.status
@@ -132,7 +145,8 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(value2, "replica-b")
         // Nothing left: completions alone still go through.
         let third = try await jobs.completeAndClaim(
-            finished: second.claimed.compactMap(\.lease), replicaID: "replica-a", queue: "default", limit: 10, lease: .seconds(30))
+            finished: second.claimed.compactMap(\.lease), replicaID: "replica-a", queue: "default", limit: 10,
+            lease: .seconds(30))
         XCTAssertEqual(third.completed, Set(ids.suffix(3)))
         XCTAssertTrue(third.claimed.isEmpty)
     }
@@ -140,7 +154,8 @@ final class JobStoreTests: XCTestCase {
     func testNonRetryableFailureIsFinalAtOnce() async throws {
         let id = try await jobs.enqueue(NewJob(kind: "k", maxAttempts: 5))!
         let claimed = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))
-        let value11 = try await jobs.fail(claimed[0].lease!, error: "bad payload", retryDelay: .seconds(1), retryable: false)
+        let value11 = try await jobs.fail(
+            claimed[0].lease!, error: "bad payload", retryDelay: .seconds(1), retryable: false)
         XCTAssertEqual(value11, .failed)
         let value12 = try await jobs.job(id: id)!.status
         XCTAssertEqual(value12, .failed)
@@ -160,7 +175,9 @@ final class JobStoreTests: XCTestCase {
                     let store = JobStore(pool: pool)
                     var mine: [Int64] = []
                     while true {
-                        let batch = try await store.claim(queues: ["default"], replicaID: index % 2 == 0 ? "replica-a" : "replica-b", limit: 7, lease: .seconds(60))
+                        let batch = try await store.claim(
+                            queues: ["default"], replicaID: index % 2 == 0 ? "replica-a" : "replica-b", limit: 7,
+                            lease: .seconds(60))
                         if batch.isEmpty { return mine }
                         mine += batch.map(\.id)
                         try await store.complete(batch.compactMap(\.lease))
@@ -176,7 +193,8 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(Set(claims).count, total)
         let counts = try await jobs.countsByStatus()
         XCTAssertEqual(counts[.completed], total)
-        let value13 = try await database.pool.query("SELECT max(attempt) AS m FROM jobs").first!.decode("m", as: Int.self)
+        let value13 = try await database.pool.query("SELECT max(attempt) AS m FROM jobs").first!.decode(
+            "m", as: Int.self)
         XCTAssertEqual(value13, 1)
     }
 
@@ -192,7 +210,8 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(value17, .notFound)
 
         let running = try await jobs.enqueue(NewJob(kind: "k"))!
-        let lease = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))[0].lease!
+        let lease = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))[0]
+            .lease!
         let listener = Listener(pool: database.pool, channels: [.cancel], logger: testLogger)
         var events = listener.events().makeAsyncIterator()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -246,20 +265,23 @@ final class JobStoreTests: XCTestCase {
         let value25 = try await jobs.job(id: b)!.status
         XCTAssertEqual(value25, .running, "a live replica's job is never touched")
         // Once the sibling stops heartbeating (database clock), the leader's rescue frees its job.
-        try await database.pool.query("UPDATE replicas SET heartbeat_at = now() - interval '1 minute' WHERE id = 'live-sibling'")
+        try await database.pool.query(
+            "UPDATE replicas SET heartbeat_at = now() - interval '1 minute' WHERE id = 'live-sibling'")
         let value26 = try await jobs.rescueAbandoned(staleAfter: .seconds(30))
         XCTAssertEqual(value26, [b])
     }
 
     func testHandBackAtShutdownDoesNotSpendAnAttempt() async throws {
         let id = try await jobs.enqueue(NewJob(kind: "k", maxAttempts: 1))!
-        let lease = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))[0].lease!
+        let lease = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 1, lease: .seconds(30))[0]
+            .lease!
         let value27 = try await jobs.handBack([lease], reason: "shutdown")
         XCTAssertEqual(value27, [id])
         let row = try await jobs.job(id: id)!
         XCTAssertEqual(row.status, .queued)
         XCTAssertEqual(row.attempt, 0)
-        let value28 = try await jobs.claim(queues: ["default"], replicaID: "replica-b", limit: 1, lease: .seconds(30)).first?.id
+        let value28 = try await jobs.claim(queues: ["default"], replicaID: "replica-b", limit: 1, lease: .seconds(30))
+            .first?.id
         XCTAssertEqual(value28, id)
     }
 
@@ -267,7 +289,8 @@ final class JobStoreTests: XCTestCase {
         let ids = try await jobs.enqueue(Array(repeating: NewJob(kind: "k"), count: 30)).compactMap { $0 }
         let claimed = try await jobs.claim(queues: ["default"], replicaID: "replica-a", limit: 20, lease: .seconds(30))
         try await jobs.complete(claimed.prefix(15).compactMap(\.lease))
-        try await database.pool.query("UPDATE jobs SET finished_at = now() - interval '2 days' WHERE status = 'completed' AND id <= $1", [ids[9]])
+        try await database.pool.query(
+            "UPDATE jobs SET finished_at = now() - interval '2 days' WHERE status = 'completed' AND id <= $1", [ids[9]])
         let value29 = try await jobs.prune(retention: .seconds(86400), batchSize: 3)
         XCTAssertEqual(value29, 10)
         let counts = try await jobs.countsByStatus()

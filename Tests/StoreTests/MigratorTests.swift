@@ -9,12 +9,15 @@ final class MigratorTests: XCTestCase {
 
     override func setUp() async throws {
         database = try await TestDatabase.create(suite: "migrator", migrate: false)
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-migrations-\(UUID().uuidString)")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-migrations-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for name in try FileManager.default.contentsOfDirectory(atPath: migrationsDirectory.path) {
-            try FileManager.default.copyItem(at: migrationsDirectory.appendingPathComponent(name), to: directory.appendingPathComponent(name))
+            try FileManager.default.copyItem(
+                at: migrationsDirectory.appendingPathComponent(name), to: directory.appendingPathComponent(name))
         }
-        try "CREATE TABLE extra_one (id int);".write(to: directory.appendingPathComponent("0900_extra_one.sql"), atomically: true, encoding: .utf8)
+        try "CREATE TABLE extra_one (id int);".write(
+            to: directory.appendingPathComponent("0900_extra_one.sql"), atomically: true, encoding: .utf8)
         try "CREATE TABLE extra_two (id int); INSERT INTO extra_two VALUES (1);".write(
             to: directory.appendingPathComponent("0901_extra_two.sql"), atomically: true, encoding: .utf8)
     }
@@ -37,10 +40,13 @@ final class MigratorTests: XCTestCase {
             return all
         }
         for pool in pools { await pool.close() }
-        XCTAssertEqual(applied.sorted(), files.map(\.name).sorted(), "every file applied exactly once across the racers")
-        let recorded = try await database.pool.query("SELECT count(*) AS n FROM schema_migrations").first!.decode("n", as: Int.self)
+        XCTAssertEqual(
+            applied.sorted(), files.map(\.name).sorted(), "every file applied exactly once across the racers")
+        let recorded = try await database.pool.query("SELECT count(*) AS n FROM schema_migrations").first!.decode(
+            "n", as: Int.self)
         XCTAssertEqual(recorded, files.count)
-        let value1 = try await database.pool.query("SELECT count(*) AS n FROM extra_two").first!.decode("n", as: Int.self)
+        let value1 = try await database.pool.query("SELECT count(*) AS n FROM extra_two").first!.decode(
+            "n", as: Int.self)
         XCTAssertEqual(value1, 1)
         // Running again applies nothing.
         let value2 = try await Migrator(pool: database.pool, directory: directory, logger: testLogger).migrate()
@@ -49,7 +55,8 @@ final class MigratorTests: XCTestCase {
 
     func testChangedAppliedMigrationIsRefusedByName() async throws {
         try await Migrator(pool: database.pool, directory: directory, logger: testLogger).migrate()
-        try "CREATE TABLE extra_one (id bigint);".write(to: directory.appendingPathComponent("0900_extra_one.sql"), atomically: true, encoding: .utf8)
+        try "CREATE TABLE extra_one (id bigint);".write(
+            to: directory.appendingPathComponent("0900_extra_one.sql"), atomically: true, encoding: .utf8)
         do {
             try await Migrator(pool: database.pool, directory: directory, logger: testLogger).migrate()
             XCTFail("expected the changed migration to be refused")
@@ -68,15 +75,19 @@ final class MigratorTests: XCTestCase {
         } catch let error as Migrator.MigrationError {
             XCTAssertTrue(error.description.contains("0902_broken.sql"), error.description)
         }
-        let exists = try await database.pool.query("SELECT to_regclass('half_done') IS NOT NULL AS e").first!.decode("e", as: Bool.self)
+        let exists = try await database.pool.query("SELECT to_regclass('half_done') IS NOT NULL AS e").first!.decode(
+            "e", as: Bool.self)
         XCTAssertFalse(exists, "the failed migration's statements were rolled back")
-        let value3 = try await database.pool.query("SELECT max(version) AS v FROM schema_migrations").first!.decode("v", as: Int.self)
+        let value3 = try await database.pool.query("SELECT max(version) AS v FROM schema_migrations").first!.decode(
+            "v", as: Int.self)
         XCTAssertEqual(value3, 901)
     }
 
     func testBadFileNameIsRefused() async throws {
         try "SELECT 1;".write(to: directory.appendingPathComponent("12_bad.sql"), atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try Migrator(pool: database.pool, directory: directory, logger: testLogger).loadMigrations()) { error in
+        XCTAssertThrowsError(
+            try Migrator(pool: database.pool, directory: directory, logger: testLogger).loadMigrations()
+        ) { error in
             XCTAssertTrue("\(error)".contains("12_bad.sql"))
         }
     }
@@ -88,11 +99,13 @@ final class MigratorTests: XCTestCase {
             try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
         }
         try await Migrator(pool: database.pool, directory: directory, logger: testLogger).migrate()
-        try await database.pool.query("""
+        try await database.pool.query(
+            """
             INSERT INTO tasks (work_item, plane_issue_id) VALUES
                 ('ORCH-1', 'issue-a'), ('OPS-1', 'issue-a'), ('NEW-1', 'issue-a'), ('ORCH-2', 'issue-b'), ('ORCH-3', NULL)
             """)
-        let applied = try await Migrator(pool: database.pool, directory: migrationsDirectory, logger: testLogger).migrate()
+        let applied = try await Migrator(pool: database.pool, directory: migrationsDirectory, logger: testLogger)
+            .migrate()
         XCTAssertTrue(applied.contains("0015_plane_ordering.sql"), "\(applied)")
         var links: [String: String?] = [:]
         for row in try await database.pool.query("SELECT work_item, plane_issue_id FROM tasks").rows {

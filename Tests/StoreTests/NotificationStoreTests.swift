@@ -19,8 +19,10 @@ final class NotificationStoreTests: XCTestCase {
 
     private func createTask(_ workItem: String) async throws -> TaskRecord {
         try await TaskStore(pool: database.pool).upsert(
-            workItem: workItem, repo: "acme/orch", title: "Title of \(workItem)", description: "", labels: [], track: .full,
-            auto: false, planeIssueID: nil, planeProjectID: nil, planeState: nil).task
+            workItem: workItem, repo: "acme/orch", title: "Title of \(workItem)", description: "", labels: [],
+            track: .full,
+            auto: false, planeIssueID: nil, planeProjectID: nil, planeState: nil
+        ).task
     }
 
     /// Event ids are taken before commit, so a later id can commit first. The cursor must not pass
@@ -38,7 +40,8 @@ final class NotificationStoreTests: XCTestCase {
         let slow = Task {
             try await pool.withTransaction { connection in
                 try await TaskStore.recordEvent(
-                    taskID: first.id, event: "approve", from: first.state, to: first.state, reason: "slow writer", actor: "test", on: connection)
+                    taskID: first.id, event: "approve", from: first.state, to: first.state, reason: "slow writer",
+                    actor: "test", on: connection)
                 insertedSignal.yield()
                 for await _ in release { break }
             }
@@ -56,7 +59,8 @@ final class NotificationStoreTests: XCTestCase {
         let settled = try await waitUntil(timeout: .seconds(10)) {
             if done.value { return true }
             let waiting = try await database.pool.query(
-                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").rows.first?.decode("n", as: Int.self)
+                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).rows.first?.decode("n", as: Int.self)
             return (waiting ?? 0) > 0
         }
         XCTAssertTrue(settled)
@@ -66,7 +70,8 @@ final class NotificationStoreTests: XCTestCase {
         try await notifications.enqueueNew(channels: ["telegram"])
 
         let reasons = try await database.pool.query(
-            "SELECT payload->>'reason' AS reason FROM jobs WHERE kind = 'notify.telegram' ORDER BY id").rows
+            "SELECT payload->>'reason' AS reason FROM jobs WHERE kind = 'notify.telegram' ORDER BY id"
+        ).rows
             .map { try $0.decode("reason", as: String.self) }
         XCTAssertEqual(Set(reasons), ["slow writer", "fast writer"], "both events notified")
     }

@@ -22,12 +22,14 @@ final class SecretRedactionTests: XCTestCase {
 
     func testTheRedactorReplacesSecretsSkipsShortValuesAndCaps() {
         let redactor = SecretRedactor()
-        redactor.configure(secrets: ["abc", "s3cret-value", "s3cret-value-longer", nil]
-            + SecretRedactor.databasePasswords("postgresql://orch:p%40ss-word1@db:5432/orch"))
+        redactor.configure(
+            secrets: ["abc", "s3cret-value", "s3cret-value-longer", nil]
+                + SecretRedactor.databasePasswords("postgresql://orch:p%40ss-word1@db:5432/orch"))
         XCTAssertEqual(redactor.count, 4, "the 3-character value is ignored")
         XCTAssertEqual(redactor.redact("abc s3cret-value-longer s3cret-value"), "abc [REDACTED] [REDACTED]")
-        XCTAssertEqual(redactor.redact("url postgresql://orch:p%40ss-word1@db, decoded p@ss-word1"),
-                       "url postgresql://orch:[REDACTED]@db, decoded [REDACTED]")
+        XCTAssertEqual(
+            redactor.redact("url postgresql://orch:p%40ss-word1@db, decoded p@ss-word1"),
+            "url postgresql://orch:[REDACTED]@db, decoded [REDACTED]")
         let conninfo = SecretRedactor.databasePasswords("host=db password='conn-secret' dbname=orch")
         XCTAssertEqual(conninfo, ["conn-secret", "conn-secret"])
         XCTAssertEqual(SecretRedactor.databasePasswords("postgresql://orch@db/orch"), [])

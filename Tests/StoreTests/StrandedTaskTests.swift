@@ -19,7 +19,8 @@ final class StrandedTaskTests: XCTestCase {
             try await ReplicaStore(pool: database.pool).register(id: id, name: id, host: "test", pid: 1, role: "worker")
         }
         _ = try await tasks.upsert(
-            workItem: "ORCH-7", repo: "acme/orch", title: "t", description: "", labels: ["auto"], track: .full, auto: true,
+            workItem: "ORCH-7", repo: "acme/orch", title: "t", description: "", labels: ["auto"], track: .full,
+            auto: true,
             planeIssueID: nil, planeProjectID: nil, planeState: nil)
     }
 
@@ -38,17 +39,21 @@ final class StrandedTaskTests: XCTestCase {
         let tasks = self.tasks!
         return try await jobs.fail(
             try XCTUnwrap(job.lease), error: error, retryDelay: .zero, retryable: canRetry, finalAttempt: true,
-            whenFinal: { connection in try await tasks.stageJobFailed(payload, error: error, canRetry: canRetry, on: connection) })
+            whenFinal: { connection in
+                try await tasks.stageJobFailed(payload, error: error, canRetry: canRetry, on: connection)
+            })
     }
 
     private func liveStageJobs() async throws -> Int {
         try await database.pool.query(
-            "SELECT count(*) AS n FROM jobs WHERE kind = 'run_stage' AND status IN ('queued', 'running')").first!.decode("n")
+            "SELECT count(*) AS n FROM jobs WHERE kind = 'run_stage' AND status IN ('queued', 'running')"
+        ).first!.decode("n")
     }
 
     func testAStageJobOutOfRetriesHoldsItsTaskWithTheReasonALessonAndAnEventAndRetryRestartsIt() async throws {
         let job = try await claim()
-        let outcome = try await failForGood(job, error: "Gitea answered 502 while opening the pull request", canRetry: true)
+        let outcome = try await failForGood(
+            job, error: "Gitea answered 502 while opening the pull request", canRetry: true)
         XCTAssertEqual(outcome, .failed)
         let task = try await tasks.task(workItem: "ORCH-7")
         XCTAssertEqual(task?.state.status, .held)
@@ -56,8 +61,11 @@ final class StrandedTaskTests: XCTestCase {
         let last = try await tasks.history(workItem: "ORCH-7").last
         XCTAssertEqual(last?.event, "stage_error")
         XCTAssertEqual(last?.toStatus, "held")
-        XCTAssertEqual(last?.reason, "the analysis job gave up after its retries: Gitea answered 502 while opening the pull request")
-        let lessons = try await LessonStore(pool: database.pool).list(type: "transient_exhaustion", status: nil, repo: nil, workItem: "ORCH-7", limit: 5)
+        XCTAssertEqual(
+            last?.reason,
+            "the analysis job gave up after its retries: Gitea answered 502 while opening the pull request")
+        let lessons = try await LessonStore(pool: database.pool).list(
+            type: "transient_exhaustion", status: nil, repo: nil, workItem: "ORCH-7", limit: 5)
         XCTAssertEqual(lessons.count, 1)
 
         // /retry starts the stage again with a new visit and job.
@@ -70,7 +78,8 @@ final class StrandedTaskTests: XCTestCase {
 
     func testAPermanentErrorFailsTheTask() async throws {
         let job = try await claim()
-        let outcome = try await failForGood(job, error: "repository acme/orch of ORCH-7 is not configured", canRetry: false)
+        let outcome = try await failForGood(
+            job, error: "repository acme/orch of ORCH-7 is not configured", canRetry: false)
         XCTAssertEqual(outcome, .failed)
         let task = try await tasks.task(workItem: "ORCH-7")
         XCTAssertEqual(task?.state.status, .failed)
@@ -82,7 +91,8 @@ final class StrandedTaskTests: XCTestCase {
     /// failure applies (the hold is rolled back with the refused job update).
     func testAFailureWhoseFenceBrokeHoldsNothing() async throws {
         let stale = try await claim()
-        try await database.pool.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [stale.id])
+        try await database.pool.query(
+            "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", [stale.id])
         _ = try await jobs.rescueAbandoned(staleAfter: .seconds(60))
         _ = try await claim("replica-b")
         let outcome = try await failForGood(stale, error: "late failure", canRetry: true)
@@ -111,7 +121,8 @@ final class StrandedTaskTests: XCTestCase {
             planeIssueID: nil, planeProjectID: nil, planeState: nil)
         let job = try await claim()
         let victim = try job.payload.decode(StageJobPayload.self).work_item
-        try await database.pool.query("""
+        try await database.pool.query(
+            """
             UPDATE jobs SET attempt = max_attempts, lease_expires_at = now() - interval '1 second' WHERE id = $1
             """, [job.id])
         _ = try await jobs.rescueAbandoned(staleAfter: .seconds(60))
@@ -123,7 +134,8 @@ final class StrandedTaskTests: XCTestCase {
         let task = try await tasks.task(workItem: victim)
         XCTAssertEqual(task?.state.status, .held)
         let reason = try await tasks.history(workItem: victim).last?.reason ?? ""
-        XCTAssertTrue(reason.hasPrefix("stranded: its last stage job ended failed: abandoned by replica replica-a"), reason)
+        XCTAssertTrue(
+            reason.hasPrefix("stranded: its last stage job ended failed: abandoned by replica replica-a"), reason)
         let other = victim == "ORCH-7" ? "ORCH-8" : "ORCH-7"
         let untouched = try await tasks.task(workItem: other)
         XCTAssertEqual(untouched?.state.status, .active, "its job is still queued")
@@ -135,11 +147,15 @@ final class StrandedTaskTests: XCTestCase {
     /// already) rolls the transition back instead of leaving the task active with no job of its own.
     func testADedupeCollisionRollsTheTransitionBack() async throws {
         let job = try await claim()
-        let payload = try JSONB(encoding: StageJobPayload(work_item: "ORCH-7", stage: "architecture", visit: 2, attempt: 0, feedback: nil))
-        _ = try await jobs.enqueue([NewJob(kind: TaskStore.stageJobKind, payload: payload, dedupeKey: "stage:ORCH-7:architecture:v2:0")])
+        let payload = try JSONB(
+            encoding: StageJobPayload(work_item: "ORCH-7", stage: "architecture", visit: 2, attempt: 0, feedback: nil))
+        _ = try await jobs.enqueue([
+            NewJob(kind: TaskStore.stageJobKind, payload: payload, dedupeKey: "stage:ORCH-7:architecture:v2:0")
+        ])
         do {
             try await tasks.apply(
-                .stagePassed, workItem: "ORCH-7", actor: "system", reason: "spec.md written", about: StageVisit(stage: .analysis, visit: 1),
+                .stagePassed, workItem: "ORCH-7", actor: "system", reason: "spec.md written",
+                about: StageVisit(stage: .analysis, visit: 1),
                 fence: job.lease)
             XCTFail("the collision must be refused")
         } catch let duplicate as DuplicateStageJob {

@@ -16,22 +16,28 @@ final class TaskStoreTests: XCTestCase {
         await database?.drop()
     }
 
-    private func createTask(_ workItem: String = "ORCH-98", track: TaskTrack = .full, auto: Bool = false) async throws -> TaskRecord {
+    private func createTask(
+        _ workItem: String = "ORCH-98", track: TaskTrack = .full, auto: Bool = false
+    ) async throws -> TaskRecord {
         try await tasks.upsert(
             workItem: workItem, repo: "acme/orch", title: "Crash when saving a draft", description: "Steps…",
-            labels: ["bug", "needs \"quotes\", commas", "auto"], track: track, auto: auto, planeIssueID: "issue-\(workItem)",
-            planeProjectID: "9d8c7b6a", planeState: "Todo").task
+            labels: ["bug", "needs \"quotes\", commas", "auto"], track: track, auto: auto,
+            planeIssueID: "issue-\(workItem)",
+            planeProjectID: "9d8c7b6a", planeState: "Todo"
+        ).task
     }
 
     func testUpsertCreatesOnceAndKeepsFactsCurrent() async throws {
         let first = try await tasks.upsert(
-            workItem: "ORCH-98", repo: "acme/orch", title: "Old title", description: "", labels: ["bug"], track: .bug, auto: false,
+            workItem: "ORCH-98", repo: "acme/orch", title: "Old title", description: "", labels: ["bug"], track: .bug,
+            auto: false,
             planeIssueID: "c0ffee00", planeProjectID: "9d8c7b6a", planeState: "Todo")
         XCTAssertTrue(first.created)
         XCTAssertEqual(first.task.state, TaskState.initial(track: .bug, auto: false))
         try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
         let second = try await tasks.upsert(
-            workItem: "ORCH-98", repo: nil, title: "New title", description: "d", labels: ["bug", "auto"], track: .full, auto: true,
+            workItem: "ORCH-98", repo: nil, title: "New title", description: "d", labels: ["bug", "auto"], track: .full,
+            auto: true,
             planeIssueID: nil, planeProjectID: nil, planeState: "In Progress")
         XCTAssertFalse(second.created)
         XCTAssertEqual(second.task.title, "New title")
@@ -45,7 +51,8 @@ final class TaskStoreTests: XCTestCase {
     func testTransitionsAreRecordedAndIllegalOnesChangeNothing() async throws {
         let created = try await createTask()
         XCTAssertEqual(created.labels, ["bug", "needs \"quotes\", commas", "auto"])
-        let awaiting = try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system", reason: "spec.md written")
+        let awaiting = try await tasks.apply(
+            .stagePassed, workItem: "ORCH-98", actor: "system", reason: "spec.md written")
         XCTAssertEqual(awaiting?.state.status, .awaitingApproval)
         do {
             try await tasks.apply(.stagePassed, workItem: "ORCH-98", actor: "system")
@@ -89,16 +96,25 @@ final class TaskStoreTests: XCTestCase {
         let stage = try await tasks.task(workItem: "ORCH-99")?.state.stage
         XCTAssertEqual(stage, .merge)
         let jobs = JobStore(pool: database.pool)
-        try await database.pool.query("UPDATE jobs SET status = 'cancelled' WHERE payload->>'work_item' = 'ORCH-99' AND payload->>'stage' <> 'merge'")
+        try await database.pool.query(
+            "UPDATE jobs SET status = 'cancelled' WHERE payload->>'work_item' = 'ORCH-99' AND payload->>'stage' <> 'merge'"
+        )
         let claimed = try await jobs.claim(queues: ["default"], replicaID: "r1", limit: 10, lease: .seconds(60))
-        XCTAssertEqual(Set(claimed.map { $0.payload.text.contains("merge") }), [false, true], "ORCH-98 analysis and ORCH-99 merge running")
+        XCTAssertEqual(
+            Set(claimed.map { $0.payload.text.contains("merge") }), [false, true],
+            "ORCH-98 analysis and ORCH-99 merge running")
 
         try await tasks.apply(.cancel, workItem: "ORCH-98", actor: "admin", reason: "STOP label")
         try await tasks.apply(.cancel, workItem: "ORCH-99", actor: "admin", reason: "STOP label")
         let flags = try await database.pool.query(
-            "SELECT payload->>'stage' AS stage, cancel_requested FROM jobs WHERE status = 'running' ORDER BY id").rows
-        let byStage = Dictionary(uniqueKeysWithValues: try flags.map { (try $0.decode("stage", as: String.self), try $0.decode("cancel_requested", as: Bool.self)) })
-        XCTAssertEqual(byStage, ["analysis": true, "merge": false], "the analysis is stopped, the merge left to finish")
+            "SELECT payload->>'stage' AS stage, cancel_requested FROM jobs WHERE status = 'running' ORDER BY id"
+        ).rows
+        let byStage = Dictionary(
+            uniqueKeysWithValues: try flags.map {
+                (try $0.decode("stage", as: String.self), try $0.decode("cancel_requested", as: Bool.self))
+            })
+        XCTAssertEqual(
+            byStage, ["analysis": true, "merge": false], "the analysis is stopped, the merge left to finish")
         let summary = try await tasks.stopSummary(recent: 5)
         XCTAssertEqual(summary.tasks, 2)
         XCTAssertEqual(summary.deferred, 1)
@@ -110,16 +126,27 @@ final class TaskStoreTests: XCTestCase {
     func testCancelLeavesTheTasksNotificationJobsAlone() async throws {
         _ = try await createTask("ORCH-98", auto: true)
         let jobs = JobStore(pool: database.pool)
-        let queued = try await jobs.enqueue(NewJob(kind: "notify.telegram", payload: try JSONB(encoding: ["work_item": "ORCH-98", "text": "analysis passed"]), maxAttempts: 5))!
-        let sending = try await jobs.enqueue(NewJob(kind: "notify.plane_comment", payload: try JSONB(encoding: ["work_item": "ORCH-98"]), runAt: Date().addingTimeInterval(-1), maxAttempts: 5))!
-        try await database.pool.query("UPDATE jobs SET status = 'running', locked_by = 'r1', attempt = 1, claimed_at = now(), lease_expires_at = now() + interval '1 minute' WHERE id = $1", [sending])
+        let queued = try await jobs.enqueue(
+            NewJob(
+                kind: "notify.telegram",
+                payload: try JSONB(encoding: ["work_item": "ORCH-98", "text": "analysis passed"]), maxAttempts: 5))!
+        let sending = try await jobs.enqueue(
+            NewJob(
+                kind: "notify.plane_comment", payload: try JSONB(encoding: ["work_item": "ORCH-98"]),
+                runAt: Date().addingTimeInterval(-1), maxAttempts: 5))!
+        try await database.pool.query(
+            "UPDATE jobs SET status = 'running', locked_by = 'r1', attempt = 1, claimed_at = now(), lease_expires_at = now() + interval '1 minute' WHERE id = $1",
+            [sending])
 
         try await tasks.apply(.cancel, workItem: "ORCH-98", actor: "admin", reason: "STOP label")
         let queuedStatus = try await jobs.job(id: queued)?.status
         XCTAssertEqual(queuedStatus, .queued)
-        let flagged = try await database.pool.query("SELECT cancel_requested FROM jobs WHERE id = $1", [sending]).rows.first?.decode("cancel_requested", as: Bool.self)
+        let flagged = try await database.pool.query("SELECT cancel_requested FROM jobs WHERE id = $1", [sending]).rows
+            .first?.decode("cancel_requested", as: Bool.self)
         XCTAssertEqual(flagged, false)
-        let stageJobs = try await database.pool.query("SELECT status FROM jobs WHERE kind = 'run_stage' AND payload->>'work_item' = 'ORCH-98'").rows
+        let stageJobs = try await database.pool.query(
+            "SELECT status FROM jobs WHERE kind = 'run_stage' AND payload->>'work_item' = 'ORCH-98'"
+        ).rows
             .map { try $0.decode("status", as: String.self) }
         XCTAssertEqual(stageJobs, ["cancelled"], "the stage job is cancelled")
     }

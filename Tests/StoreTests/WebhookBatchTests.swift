@@ -22,8 +22,9 @@ final class WebhookBatchTests: XCTestCase {
 
     private func plane(_ n: Int, deliveryID: String? = nil, body: String? = nil) -> WebhookStore.Delivery {
         let text = body ?? #"{"event":"issue","n":\#(n)}"#
-        return WebhookStore.Delivery(source: .plane, deliveryID: deliveryID, bodySHA256: "sha:" + text,
-                                     event: "issue.created", payload: JSONB(text: text))
+        return WebhookStore.Delivery(
+            source: .plane, deliveryID: deliveryID, bodySHA256: "sha:" + text,
+            event: "issue.created", payload: JSONB(text: text))
     }
 
     private func scalar(_ sql: String) async throws -> Int {
@@ -33,12 +34,15 @@ final class WebhookBatchTests: XCTestCase {
     func testABatchGivesEveryDeliveryItsOwnOutcome() async throws {
         let earlier = plane(0)
         guard case .accepted = try await store.record(earlier) else { return XCTFail("first delivery not accepted") }
-        let gitea = WebhookStore.Delivery(source: .gitea, deliveryID: "g-1", bodySHA256: "g", event: "push",
-                                          payload: JSONB(text: #"{"ref":"refs/heads/main"}"#))
-        let giteaRedelivered = WebhookStore.Delivery(source: .gitea, deliveryID: "g-1", bodySHA256: "g2", event: "push",
-                                                     payload: JSONB(text: #"{"ref":"refs/heads/main","again":true}"#))
-        let ignored = WebhookStore.Delivery(source: .plane, deliveryID: nil, bodySHA256: "cycle", event: "cycle.created",
-                                            payload: JSONB(text: "{}"), ignoredReason: "not handled")
+        let gitea = WebhookStore.Delivery(
+            source: .gitea, deliveryID: "g-1", bodySHA256: "g", event: "push",
+            payload: JSONB(text: #"{"ref":"refs/heads/main"}"#))
+        let giteaRedelivered = WebhookStore.Delivery(
+            source: .gitea, deliveryID: "g-1", bodySHA256: "g2", event: "push",
+            payload: JSONB(text: #"{"ref":"refs/heads/main","again":true}"#))
+        let ignored = WebhookStore.Delivery(
+            source: .plane, deliveryID: nil, bodySHA256: "cycle", event: "cycle.created",
+            payload: JSONB(text: "{}"), ignoredReason: "not handled")
         let batch = [plane(1), earlier, plane(2), plane(1, deliveryID: "other-id"), gitea, giteaRedelivered, ignored]
         let outcomes = try await store.record(batch: batch).map { try $0.get() }
 
@@ -56,7 +60,8 @@ final class WebhookBatchTests: XCTestCase {
         XCTAssertEqual(jobs, 4, "one job per accepted delivery, none for the ignored one")
         let linked = try await database.pool.query(
             "SELECT job_id, (SELECT payload->>'delivery_id' FROM jobs WHERE id = d.job_id) AS named FROM webhook_deliveries d WHERE id = $1",
-            [first]).first!
+            [first]
+        ).first!
         XCTAssertEqual(try linked.decode("job_id", as: Int64.self), firstJob)
         XCTAssertEqual(try linked.decode("named", as: String.self), String(first))
     }
@@ -77,7 +82,8 @@ final class WebhookBatchTests: XCTestCase {
     func testGroupCommitBatchesConcurrentCallersAndAnswersEachOnce() async throws {
         let batches = BatchLog()
         let store = self.store!
-        let inbox = GroupCommit<WebhookStore.Delivery, WebhookStore.Outcome>(maxBatch: 16, maxConcurrentFlushes: 1) { items in
+        let inbox = GroupCommit<WebhookStore.Delivery, WebhookStore.Outcome>(maxBatch: 16, maxConcurrentFlushes: 1) {
+            items in
             batches.record(items.count)
             return try await store.record(batch: items)
         }

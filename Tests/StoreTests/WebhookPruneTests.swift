@@ -32,7 +32,9 @@ final class WebhookPruneTests: XCTestCase {
         case .accepted(let delivery, _), .ignored(let delivery): deliveryID = delivery
         case .duplicate: throw TestSetupError("\(id) was a duplicate")
         }
-        if status != "pending" { try await store.finish(id: deliveryID, status: DeliveryStatus(rawValue: status)!, reason: nil) }
+        if status != "pending" {
+            try await store.finish(id: deliveryID, status: DeliveryStatus(rawValue: status)!, reason: nil)
+        }
         try await database.pool.query(
             "UPDATE webhook_deliveries SET received_at = now() - make_interval(days => $2::int) WHERE id = $1",
             [deliveryID, ageDays])

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -12,14 +13,20 @@ public final class OrchestratorProcess: @unchecked Sendable {
 
     /// The built binary: `ORCH_TEST_BINARY`, else `.build/debug/orchestrator` under the package root.
     public static var binary: URL {
-        if let explicit = ProcessInfo.processInfo.environment["ORCH_TEST_BINARY"] { return URL(fileURLWithPath: explicit) }
+        if let explicit = ProcessInfo.processInfo.environment["ORCH_TEST_BINARY"] {
+            return URL(fileURLWithPath: explicit)
+        }
         return packageRoot.appendingPathComponent(".build/debug/orchestrator")
     }
 
     /// Starts `orchestrator <arguments>` with `ORCH_DATABASE_URL` set and fast liveness settings.
-    public init(name: String, databaseURL: String, arguments: [String] = ["serve", "--role", "worker"], environment extra: [String: String] = [:]) throws {
+    public init(
+        name: String, databaseURL: String, arguments: [String] = ["serve", "--role", "worker"],
+        environment extra: [String: String] = [:]
+    ) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
-            throw TestSetupError("orchestrator binary not found at \(Self.binary.path); build it first (scripts/test.sh does)")
+            throw TestSetupError(
+                "orchestrator binary not found at \(Self.binary.path); build it first (scripts/test.sh does)")
         }
         self.name = name
         process = Process()
@@ -38,7 +45,8 @@ public final class OrchestratorProcess: @unchecked Sendable {
         environment["ORCH_MIGRATIONS_DIR"] = migrationsDirectory.path
         for (key, value) in extra { environment[key] = value }
         process.environment = environment
-        logURL = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(name)-\(UUID().uuidString.prefix(6)).log")
+        logURL = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-\(name)-\(UUID().uuidString.prefix(6)).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logURL)
         process.standardOutput = handle
@@ -79,7 +87,8 @@ public final class OrchestratorProcess: @unchecked Sendable {
     ) throws -> (process: OrchestratorProcess, base: URL) {
         let port = freeTCPPort()
         let process = try OrchestratorProcess(
-            name: name, databaseURL: databaseURL, arguments: ["serve", "--role", role, "--host", "127.0.0.1", "--port", String(port)],
+            name: name, databaseURL: databaseURL,
+            arguments: ["serve", "--role", role, "--host", "127.0.0.1", "--port", String(port)],
             environment: environment)
         return (process, URL(string: "http://127.0.0.1:\(port)")!)
     }

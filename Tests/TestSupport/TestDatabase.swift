@@ -22,10 +22,15 @@ public final class TestDatabase: Sendable {
     }
 
     /// Creates `orch_t_<suite>_<random>` and (optionally) applies the project's migrations.
-    public static func create(suite: String, migrate: Bool = true, maxConnections: Int = 10) async throws -> TestDatabase {
+    public static func create(
+        suite: String, migrate: Bool = true, maxConnections: Int = 10
+    ) async throws -> TestDatabase {
         let adminURL = try serverURL()
-        let name = "orch_t_\(suite.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(30))_\(UUID().uuidString.prefix(8).lowercased())"
-        let admin = ConnectionPool(configuration: DatabaseConfiguration(connectionString: adminURL, applicationName: "orch-test-admin", maxConnections: 1), logger: testLogger)
+        let name =
+            "orch_t_\(suite.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(30))_\(UUID().uuidString.prefix(8).lowercased())"
+        let admin = ConnectionPool(
+            configuration: DatabaseConfiguration(
+                connectionString: adminURL, applicationName: "orch-test-admin", maxConnections: 1), logger: testLogger)
         do {
             try await admin.withConnection { connection in
                 // Identifiers cannot be parameters; `name` is built above from letters and digits only.
@@ -38,7 +43,9 @@ public final class TestDatabase: Sendable {
         await admin.close()
         let url = try replacingDatabase(in: adminURL, with: name)
         let pool = ConnectionPool(
-            configuration: DatabaseConfiguration(connectionString: url, applicationName: "orch-test", maxConnections: maxConnections, acquireTimeout: .seconds(20)),
+            configuration: DatabaseConfiguration(
+                connectionString: url, applicationName: "orch-test", maxConnections: maxConnections,
+                acquireTimeout: .seconds(20)),
             logger: testLogger)
         let database = TestDatabase(url: url, name: name, pool: pool, adminURL: adminURL)
         if migrate {
@@ -57,7 +64,9 @@ public final class TestDatabase: Sendable {
     /// Closes the pool and drops the database (forcing out any session left behind).
     public func drop() async {
         await pool.close()
-        let admin = ConnectionPool(configuration: DatabaseConfiguration(connectionString: adminURL, applicationName: "orch-test-admin", maxConnections: 1), logger: testLogger)
+        let admin = ConnectionPool(
+            configuration: DatabaseConfiguration(
+                connectionString: adminURL, applicationName: "orch-test-admin", maxConnections: 1), logger: testLogger)
         _ = try? await admin.query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
         await admin.close()
     }
@@ -65,7 +74,8 @@ public final class TestDatabase: Sendable {
     /// A new pool on this database (a second "replica" in the same process).
     public func makePool(maxConnections: Int = 10, applicationName: String = "orch-test") -> ConnectionPool {
         ConnectionPool(
-            configuration: DatabaseConfiguration(connectionString: url, applicationName: applicationName, maxConnections: maxConnections),
+            configuration: DatabaseConfiguration(
+                connectionString: url, applicationName: applicationName, maxConnections: maxConnections),
             logger: testLogger)
     }
 
@@ -79,7 +89,8 @@ public final class TestDatabase: Sendable {
 }
 
 /// The package root, found from this file's path.
-public let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+public let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
 
 /// The project's `migrations/` directory.
 public let migrationsDirectory: URL = packageRoot.appendingPathComponent("migrations")
@@ -87,7 +98,8 @@ public let migrationsDirectory: URL = packageRoot.appendingPathComponent("migrat
 /// A logger for tests (warnings and above, unless `ORCH_TEST_LOG_LEVEL` says otherwise).
 public let testLogger: Logger = {
     var logger = Logger(label: "orchestrator.tests")
-    logger.logLevel = ProcessInfo.processInfo.environment["ORCH_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["ORCH_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
     return logger
 }()
 

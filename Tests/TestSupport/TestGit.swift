@@ -8,14 +8,18 @@ public func runGit(_ arguments: [String], in directory: URL) throws -> String {
     process.arguments = ["git"] + arguments
     process.currentDirectoryURL = directory
     process.environment = ProcessInfo.processInfo.environment.merging(
-        ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"]) { $1 }
+        ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"]) {
+            $1
+        }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
     try process.run()
     let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw TestSetupError("git \(arguments.joined(separator: " ")) failed: \(output)") }
+    guard process.terminationStatus == 0 else {
+        throw TestSetupError("git \(arguments.joined(separator: " ")) failed: \(output)")
+    }
     return output
 }
 

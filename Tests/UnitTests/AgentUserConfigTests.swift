@@ -8,7 +8,8 @@ import XCTest
 /// refused when unknown, and refused at start when the orchestrator cannot switch users.
 final class AgentUserConfigTests: XCTestCase {
     func testUserAndGroupAreResolvedWhenTheFileIsRead() throws {
-        let file = try ConfigFile.parse("""
+        let file = try ConfigFile.parse(
+            """
             agents:
               default: { command: ["claude"], user: nobody }
               reviewer: { command: ["claude"], user: nobody, group: "0" }

@@ -5,7 +5,8 @@ import XCTest
 
 final class ConfigFileTests: XCTestCase {
     func testTheDesignExampleParses() throws {
-        let file = try ConfigFile.parse("""
+        let file = try ConfigFile.parse(
+            """
             repos:
               - project: ORCH
                 plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
@@ -38,10 +39,22 @@ final class ConfigFileTests: XCTestCase {
             ("repos:\n  - project: ORCH\n" + base, "repos[0].repo: missing"),
             ("repos:\n  - project: orch\n    repo: acme/orch\n" + base, "repos[0].project:"),
             ("repos:\n  - project: ORCH\n    repo: acme\n" + base, "repos[0].repo: must be owner/name"),
-            ("repos:\n  - project: ORCH\n    repo: acme/orch\n    test_command: \"swift test\"\n" + base, "repos[0].test_command: must be a list of strings"),
-            ("repos:\n  - project: ORCH\n    repo: acme/orch\n    test_command: []\n" + base, "repos[0].test_command: must be a non-empty argv list"),
-            ("repos:\n  - project: ORCH\n    repo: acme/orch\n    health_url: nope\n" + base, "repos[0].health_url: must be an http(s) URL"),
-            ("repos:\n  - project: ORCH\n    repo: a/b\n" + base + "  - project: ORCH\n    repo: c/d\n" + base, "repos[1].project: ORCH is configured twice"),
+            (
+                "repos:\n  - project: ORCH\n    repo: acme/orch\n    test_command: \"swift test\"\n" + base,
+                "repos[0].test_command: must be a list of strings"
+            ),
+            (
+                "repos:\n  - project: ORCH\n    repo: acme/orch\n    test_command: []\n" + base,
+                "repos[0].test_command: must be a non-empty argv list"
+            ),
+            (
+                "repos:\n  - project: ORCH\n    repo: acme/orch\n    health_url: nope\n" + base,
+                "repos[0].health_url: must be an http(s) URL"
+            ),
+            (
+                "repos:\n  - project: ORCH\n    repo: a/b\n" + base + "  - project: ORCH\n    repo: c/d\n" + base,
+                "repos[1].project: ORCH is configured twice"
+            ),
             ("agents:\n  default: { command: [claude], timeout: soon }\n", "agents.default.timeout:"),
             ("repos: [", "ORCH_CONFIG"),
         ]
@@ -53,8 +66,10 @@ final class ConfigFileTests: XCTestCase {
     }
 
     func testTheBinaryRefusesABadConfigFile() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("orch-bad-\(UUID().uuidString).yaml").path
-        try "repos:\n  - project: ORCH\n    repo: nope\n    clone_url: x\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("orch-bad-\(UUID().uuidString).yaml")
+            .path
+        try "repos:\n  - project: ORCH\n    repo: nope\n    clone_url: x\n".write(
+            toFile: path, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_CONFIG": path])) { error in
             XCTAssertTrue("\(error)".contains("repos[0].repo"), "\(error)")
         }

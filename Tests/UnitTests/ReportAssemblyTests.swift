@@ -17,17 +17,23 @@ final class ReportAssemblyTests: XCTestCase {
         let stop = StopBlock.Body(
             label: "STOP",
             summary: StopSummary(
-                tasks: 2, jobs: 3, deferred: 1, recent: [.init(workItem: "ORCH-9", actor: "plane", reason: nil, at: Self.at)]))
+                tasks: 2, jobs: 3, deferred: 1,
+                recent: [.init(workItem: "ORCH-9", actor: "plane", reason: nil, at: Self.at)]))
         let bugs = BugFastTrackBlock.Body(
             label: "bug", summary: BugTrackSummary(byStatus: ["active": 1], architectureSkipped: 1, escalated: 0))
-        let lessons = LessonsBlock.Body(summary: LessonSummary(byStatus: ["open": 2], byType: ["other": 2], lastAt: nil))
+        let lessons = LessonsBlock.Body(
+            summary: LessonSummary(byStatus: ["open": 2], byType: ["other": 2], lastAt: nil))
         let report = QueueReport(
             counts: ["queued": 1], maxConcurrency: 4, pollInterval: 0.25, replicas: [], leader: nil,
-            blocks: [.init(key: "stop", body: stop), .init(key: "bug_fast_track", body: bugs), .init(key: "lessons", body: lessons)],
+            blocks: [
+                .init(key: "stop", body: stop), .init(key: "bug_fast_track", body: bugs),
+                .init(key: "lessons", body: lessons),
+            ],
             recent: [])
         let body = try Self.object(report)
         XCTAssertEqual(
-            Set(body.keys), ["counts", "max_concurrency", "poll_interval", "replicas", "stop", "bug_fast_track", "lessons", "recent"],
+            Set(body.keys),
+            ["counts", "max_concurrency", "poll_interval", "replicas", "stop", "bug_fast_track", "lessons", "recent"],
             "no leader key without a leader")
         XCTAssertEqual(body["poll_interval"] as? Double, 0.25)
         let stopJSON = body["stop"] as? [String: Any]
@@ -41,14 +47,16 @@ final class ReportAssemblyTests: XCTestCase {
         XCTAssertEqual(cancellation?["at"] as? String, "2023-11-14T22:13:20.250Z", "ISO 8601 with milliseconds, UTC")
         XCTAssertNil(cancellation?["reason"], "an absent value is left out, not null")
         let bugsJSON = body["bug_fast_track"] as? [String: Any]
-        XCTAssertEqual(Set(bugsJSON?.keys ?? [:].keys), ["label", "scope", "tasks", "architecture_skipped", "escalated"])
+        XCTAssertEqual(
+            Set(bugsJSON?.keys ?? [:].keys), ["label", "scope", "tasks", "architecture_skipped", "escalated"])
         XCTAssertEqual(bugsJSON?["tasks"] as? [String: Int], ["active": 1])
         XCTAssertEqual(Set((body["lessons"] as? [String: Any])?.keys ?? [:].keys), ["scope", "by_status", "by_type"])
     }
 
     func testResilienceShowsTheDeadlineOnlyWhileOpen() throws {
         let settings = BreakerSettings(threshold: 3, window: .seconds(300), cooldown: .seconds(120))
-        let open = CircuitBreakerStore.State(name: "agents", failures: 0, openUntil: Self.at, isOpen: true, openedCount: 1, lastReason: "overloaded")
+        let open = CircuitBreakerStore.State(
+            name: "agents", failures: 0, openUntil: Self.at, isOpen: true, openedCount: 1, lastReason: "overloaded")
         let body = try Self.object(ResilienceBlock.Body(settings: settings, state: open, postponedJobs: 2))
         XCTAssertEqual(body["state"] as? String, "open")
         XCTAssertEqual(body["open_until"] as? String, "2023-11-14T22:13:20.250Z")
@@ -56,7 +64,8 @@ final class ReportAssemblyTests: XCTestCase {
         XCTAssertEqual(body["window_seconds"] as? Double, 300)
         XCTAssertEqual(body["cooldown_seconds"] as? Double, 120)
         XCTAssertEqual(body["postponed_jobs"] as? Int, 2)
-        let lapsed = CircuitBreakerStore.State(name: "agents", failures: 1, openUntil: Self.at, isOpen: false, openedCount: 1, lastReason: nil)
+        let lapsed = CircuitBreakerStore.State(
+            name: "agents", failures: 1, openUntil: Self.at, isOpen: false, openedCount: 1, lastReason: nil)
         let closed = try Self.object(ResilienceBlock.Body(settings: settings, state: lapsed, postponedJobs: 0))
         XCTAssertEqual(closed["state"] as? String, "closed")
         XCTAssertNil(closed["open_until"], "a past deadline is not shown")
@@ -64,14 +73,18 @@ final class ReportAssemblyTests: XCTestCase {
 
     func testReaperKeysItsDutiesByName() throws {
         let run = MaintenanceStore.Run(
-            duty: "rescue", replicaID: "r-1", lastRunAt: Self.at, lastAffected: 2, totalAffected: 5, runs: 3, lastError: nil)
+            duty: "rescue", replicaID: "r-1", lastRunAt: Self.at, lastAffected: 2, totalAffected: 5, runs: 3,
+            lastError: nil)
         let body = try Self.object(
-            ReaperBlock.Body(enabled: true, leader: "r-1", heartbeatTTL: .seconds(15), jobRetention: .seconds(7 * 86400), runs: [run]))
+            ReaperBlock.Body(
+                enabled: true, leader: "r-1", heartbeatTTL: .seconds(15), jobRetention: .seconds(7 * 86400), runs: [run]
+            ))
         XCTAssertEqual(body["heartbeat_ttl_seconds"] as? Double, 15)
         XCTAssertEqual(body["job_retention_hours"] as? Double, 168)
         XCTAssertEqual(body["scope"] as? String, "all")
         let rescue = (body["duties"] as? [String: [String: Any]])?["rescue"]
-        XCTAssertEqual(Set(rescue?.keys ?? [:].keys), ["replica", "last_run_at", "last_affected", "total_affected", "runs"])
+        XCTAssertEqual(
+            Set(rescue?.keys ?? [:].keys), ["replica", "last_run_at", "last_affected", "total_affected", "runs"])
     }
 
     func testMetricsReportRoundsItsFigures() throws {
@@ -80,11 +93,14 @@ final class ReportAssemblyTests: XCTestCase {
             MetricsStore.StageFigures(stage: "architecture", tasks: [:], exits: 0, secondsSpent: 0),
         ]
         let queue = QueueFigures(
-            kinds: [MetricsStore.KindFigures(kind: "run_stage", counts: ["queued": 1])], byStatus: ["queued": 1], oldestReadySeconds: 1.23456)
+            kinds: [MetricsStore.KindFigures(kind: "run_stage", counts: ["queued": 1])], byStatus: ["queued": 1],
+            oldestReadySeconds: 1.23456)
         let cost = MetricsCost(
-            totals: AgentRunTotals(runs: 2, costUSD: 0.1 + 0.2, input: 10, output: 20, cacheRead: 3, cacheWrite: 4), recentRuns: [])
+            totals: AgentRunTotals(runs: 2, costUSD: 0.1 + 0.2, input: 10, output: 20, cacheRead: 3, cacheWrite: 4),
+            recentRuns: [])
         let report = MetricsReport(
-            generatedAt: Self.at, clkTck: 100, stages: stages, queue: MetricsQueue(figures: queue, maxConcurrency: 4), agents: [], cost: cost)
+            generatedAt: Self.at, clkTck: 100, stages: stages, queue: MetricsQueue(figures: queue, maxConcurrency: 4),
+            agents: [], cost: cost)
         let body = try Self.object(report)
         XCTAssertEqual(body["schema_version"] as? Int, 1)
         XCTAssertEqual(body["generated_at"] as? String, "2023-11-14T22:13:20.250Z")
@@ -99,7 +115,8 @@ final class ReportAssemblyTests: XCTestCase {
         XCTAssertEqual(queueJSON?["max_concurrency"] as? Int, 4)
         let costJSON = body["cost"] as? [String: Any]
         XCTAssertEqual(costJSON?["total_usd"] as? Double, 0.3)
-        XCTAssertEqual(costJSON?["tokens"] as? [String: Int], ["input": 10, "output": 20, "cache_read": 3, "cache_write": 4])
+        XCTAssertEqual(
+            costJSON?["tokens"] as? [String: Int], ["input": 10, "output": 20, "cache_read": 3, "cache_write": 4])
     }
 
     func testStageCostsAreShownToTheMicroDollar() throws {
@@ -107,8 +124,10 @@ final class ReportAssemblyTests: XCTestCase {
             StageCost(stage: "analysis", runs: 1, costUSD: 0.1234567, input: 10, output: 20),
             StageCost(stage: "development", runs: 2, costUSD: 0.0000004, input: 0, output: 0),
         ]
-        let encoded = try JSONSerialization.jsonObject(with: JSONEncoder.snakeCase.encode(costs)) as? [[String: Any]] ?? []
-        XCTAssertEqual(Set(encoded.first?.keys ?? [:].keys), ["stage", "runs", "cost_usd", "input_tokens", "output_tokens"])
+        let encoded =
+            try JSONSerialization.jsonObject(with: JSONEncoder.snakeCase.encode(costs)) as? [[String: Any]] ?? []
+        XCTAssertEqual(
+            Set(encoded.first?.keys ?? [:].keys), ["stage", "runs", "cost_usd", "input_tokens", "output_tokens"])
         XCTAssertEqual(encoded.first?["cost_usd"] as? Double, 0.123457)
         XCTAssertEqual(encoded.last?["cost_usd"] as? Double, 0)
     }

@@ -18,24 +18,30 @@ final class RunResumptionTests: XCTestCase {
 
     func testPushedWorkStillAtTheHeadIsJudgedAgain() {
         let pushed = work(pushed: committed)
-        XCTAssertEqual(RunResumption.decide(work: pushed, head: committed, remote: committed, hasCommit: false), .judge(pushed))
+        XCTAssertEqual(
+            RunResumption.decide(work: pushed, head: committed, remote: committed, hasCommit: false), .judge(pushed))
         // The push went through but was never recorded (a crash right after it): the same.
         let unrecorded = work(pushed: nil)
-        XCTAssertEqual(RunResumption.decide(work: unrecorded, head: committed, remote: committed, hasCommit: true), .judge(unrecorded))
+        XCTAssertEqual(
+            RunResumption.decide(work: unrecorded, head: committed, remote: committed, hasCommit: true),
+            .judge(unrecorded))
     }
 
     func testAFailedPushIsPushedAgainFromThisReplicasCommit() {
         let failed = work(pushed: nil)
         XCTAssertEqual(
-            RunResumption.decide(work: failed, head: base, remote: base, hasCommit: true), .pushAgain(failed, expecting: .at(base)))
+            RunResumption.decide(work: failed, head: base, remote: base, hasCommit: true),
+            .pushAgain(failed, expecting: .at(base)))
         // The branch did not exist yet (analysis' first run): it must still not exist.
         XCTAssertEqual(
-            RunResumption.decide(work: failed, head: "main-tip", remote: nil, hasCommit: true), .pushAgain(failed, expecting: .absent))
+            RunResumption.decide(work: failed, head: "main-tip", remote: nil, hasCommit: true),
+            .pushAgain(failed, expecting: .absent))
     }
 
     func testWorkThatCannotBeUsedRunsTheAgentAgain() {
         XCTAssertEqual(
-            RunResumption.decide(work: work(pushed: committed), head: "someone-else", remote: "someone-else", hasCommit: true),
+            RunResumption.decide(
+                work: work(pushed: committed), head: "someone-else", remote: "someone-else", hasCommit: true),
             .runAgain(because: "the branch moved on from the pushed work"))
         XCTAssertEqual(
             RunResumption.decide(work: work(pushed: nil), head: "moved", remote: "moved", hasCommit: true),

@@ -47,9 +47,11 @@ final class AgentIsolationTests: XCTestCase {
     }
 
     func testTheAgentGetsAHomeOfItsOwnPerTask() async throws {
-        let outcome = try await launcher().run(request("""
-            echo "$HOME" > home.txt; echo "$XDG_CONFIG_HOME" > config.txt; touch "$HOME/.planted"
-            """))
+        let outcome = try await launcher().run(
+            request(
+                """
+                echo "$HOME" > home.txt; echo "$XDG_CONFIG_HOME" > config.txt; touch "$HOME/.planted"
+                """))
         XCTAssertEqual(outcome.exitCode, 0)
         let home = directory.appendingPathComponent("homes/ORCH-98").path
         XCTAssertEqual(try read("home.txt"), home)
@@ -68,10 +70,12 @@ final class AgentIsolationTests: XCTestCase {
     /// result, its last line, is still read from it.
     func testALogPastItsCapKeepsHeadAndTail() async throws {
         let cap = 64 * 1024
-        let outcome = try await launcher(maxLogBytes: cap).run(request("""
-            echo first-line; head -c 1000000 /dev/zero | tr '\\0' 'a'; echo
-            echo '{"type":"result","is_error":false,"total_cost_usd":0.5,"num_turns":1,"result":"ok"}'
-            """))
+        let outcome = try await launcher(maxLogBytes: cap).run(
+            request(
+                """
+                echo first-line; head -c 1000000 /dev/zero | tr '\\0' 'a'; echo
+                echo '{"type":"result","is_error":false,"total_cost_usd":0.5,"num_turns":1,"result":"ok"}'
+                """))
         XCTAssertEqual(outcome.exitCode, 0)
         let attributes = try FileManager.default.attributesOfItem(atPath: outcome.logPath)
         let size = try XCTUnwrap(attributes[.size] as? Int)
@@ -93,11 +97,13 @@ final class AgentIsolationTests: XCTestCase {
         defer { unsetenv("ORCH_ADMIN_TOKEN") }
         let nobody = try ChildIdentity.resolve(user: "nobody", group: nil)
         let agents = ["default": AgentCommand(command: ["sh"], timeout: nil, identity: nobody)]
-        let outcome = try await launcher(agents: agents).run(request("""
-            id -u > uid.txt; id -G > groups.txt; echo "$HOME" > home.txt; echo "$USER" > user.txt
-            touch "$HOME/written" && echo yes > home-writable.txt
-            cat /proc/$PPID/environ > environ.txt 2>/dev/null || echo denied > environ-denied.txt
-            """))
+        let outcome = try await launcher(agents: agents).run(
+            request(
+                """
+                id -u > uid.txt; id -G > groups.txt; echo "$HOME" > home.txt; echo "$USER" > user.txt
+                touch "$HOME/written" && echo yes > home-writable.txt
+                cat /proc/$PPID/environ > environ.txt 2>/dev/null || echo denied > environ-denied.txt
+                """))
         XCTAssertEqual(outcome.exitCode, 0)
         XCTAssertEqual(try read("uid.txt"), "65534")
         XCTAssertFalse(try read("groups.txt").split(separator: " ").contains("0"), "root's group is not kept")
@@ -125,7 +131,10 @@ final class AgentIsolationTests: XCTestCase {
         let nobody = try ChildIdentity.resolve(user: "nobody", group: nil)
         let work = directory.appendingPathComponent("work").path
         let (exit, output) = try await CommandRunner(identity: nobody).run(
-            ["/bin/sh", "-c", "id -u > uid.txt && id -u && cat /proc/$PPID/environ >/dev/null 2>&1 || echo environ-denied"],
+            [
+                "/bin/sh", "-c",
+                "id -u > uid.txt && id -u && cat /proc/$PPID/environ >/dev/null 2>&1 || echo environ-denied",
+            ],
             in: work, check: false)
         XCTAssertEqual(exit, 0)
         XCTAssertTrue(output.contains("65534"), output)

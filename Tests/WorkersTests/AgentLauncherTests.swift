@@ -12,8 +12,10 @@ final class AgentLauncherTests: XCTestCase {
 
     override func setUp() async throws {
         database = try await TestDatabase.create(suite: "agents")
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-agent-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("work"), withIntermediateDirectories: true)
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-agent-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(
+            at: directory.appendingPathComponent("work"), withIntermediateDirectories: true)
     }
 
     override func tearDown() async throws {
@@ -31,17 +33,24 @@ final class AgentLauncherTests: XCTestCase {
 
     private func launcher(grace: Duration = .seconds(5)) -> AgentLauncher {
         AgentLauncher(
-            settings: .init(logDirectory: directory.appendingPathComponent("logs").path, replicaID: "r1", host: "test-host", terminationGrace: grace),
+            settings: .init(
+                logDirectory: directory.appendingPathComponent("logs").path, replicaID: "r1", host: "test-host",
+                terminationGrace: grace),
             pool: database.pool, logger: testLogger)
     }
 
-    private func request(_ options: [String] = [], prompt: String = "Fix the crash", timeout: Duration = .seconds(30), stage: String = "analysis") -> AgentLauncher.Request {
+    private func request(
+        _ options: [String] = [], prompt: String = "Fix the crash", timeout: Duration = .seconds(30),
+        stage: String = "analysis"
+    ) -> AgentLauncher.Request {
         AgentLauncher.Request(
-            command: [python, agent] + options, timeout: timeout, prompt: prompt, directory: directory.appendingPathComponent("work").path,
-            variables: ["ORCH_WORK_ITEM": "ORCH-98", "ORCH_STAGE": stage, "ORCH_ROLE": "default", "NOT_ORCH": "dropped"],
+            command: [python, agent] + options, timeout: timeout, prompt: prompt,
+            directory: directory.appendingPathComponent("work").path,
+            variables: [
+                "ORCH_WORK_ITEM": "ORCH-98", "ORCH_STAGE": stage, "ORCH_ROLE": "default", "NOT_ORCH": "dropped",
+            ],
             workItem: "ORCH-98", jobID: nil, stage: stage, role: "default")
     }
-
 
     func testHostilePromptReachesTheAgentOnlyOnStdinAndSecretsStayOut() async throws {
         setenv("ORCH_ADMIN_TOKEN", "super-secret-admin-token", 1)
@@ -51,25 +60,32 @@ final class AgentLauncherTests: XCTestCase {
             unsetenv("ORCH_DATABASE_URL")
         }
         let marker = directory.appendingPathComponent("pwned").path
-        let hostile = "Title with \"quotes\" and 'single' $(touch \(marker)) `touch \(marker)` ; touch \(marker)\nsecond line\n$HOME"
+        let hostile =
+            "Title with \"quotes\" and 'single' $(touch \(marker)) `touch \(marker)` ; touch \(marker)\nsecond line\n$HOME"
         let dump = directory.appendingPathComponent("dump").path
         let outcome = try await launcher().run(request(["--dump", dump], prompt: hostile))
         XCTAssertTrue(outcome.succeeded)
 
         let prompt = try String(contentsOfFile: dump + "/prompt.txt", encoding: .utf8)
         XCTAssertEqual(prompt, hostile, "the prompt arrives byte for byte on stdin")
-        let argv = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dump + "/argv.json"))) as? [String]
+        let argv =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dump + "/argv.json")))
+            as? [String]
         XCTAssertEqual(argv, [agent, "--dump", dump], "nothing of the prompt on the command line")
         XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "no shell ever saw the prompt")
 
-        let environment = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dump + "/env.json"))) as? [String: String] ?? [:]
+        let environment =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dump + "/env.json")))
+            as? [String: String] ?? [:]
         XCTAssertNil(environment["ORCH_ADMIN_TOKEN"])
         XCTAssertNil(environment["ORCH_DATABASE_URL"])
         XCTAssertNil(environment["NOT_ORCH"])
         XCTAssertEqual(environment["ORCH_WORK_ITEM"], "ORCH-98")
         XCTAssertEqual(environment["ORCH_RUN_ID"], String(outcome.runID))
         XCTAssertNotNil(environment["PATH"])
-        let extra = Set(environment.keys).subtracting(AgentLauncher.inheritedEnvironment).filter { !$0.hasPrefix("ORCH_") }
+        let extra = Set(environment.keys).subtracting(AgentLauncher.inheritedEnvironment).filter {
+            !$0.hasPrefix("ORCH_")
+        }
         XCTAssertEqual(extra, [], "only the allowlist and ORCH_* task variables")
     }
 
@@ -86,12 +102,15 @@ final class AgentLauncherTests: XCTestCase {
             let pgid: Int32
             let fds: [Int32]
         }
-        let facts = try JSONDecoder().decode(Facts.self, from: Data(contentsOf: URL(fileURLWithPath: dump + "/process.json")))
+        let facts = try JSONDecoder().decode(
+            Facts.self, from: Data(contentsOf: URL(fileURLWithPath: dump + "/process.json")))
         XCTAssertEqual(facts.pgid, facts.pid, "the agent leads a process group of its own")
         XCTAssertNotEqual(facts.pgid, getpgrp())
         let run = try await AgentRunStore(pool: database.pool).run(id: outcome.runID)
         XCTAssertEqual(run?.pid, Int(facts.pid), "the recorded pid is the agent's")
-        XCTAssertEqual(Set(facts.fds).subtracting([0, 1, 2]).count, 1, "only stdin, stdout, stderr (and the listing's own descriptor): \(facts.fds)")
+        XCTAssertEqual(
+            Set(facts.fds).subtracting([0, 1, 2]).count, 1,
+            "only stdin, stdout, stderr (and the listing's own descriptor): \(facts.fds)")
         XCTAssertFalse(facts.fds.contains(held))
         // stdout and stderr both land in the run's log.
         let log = try String(contentsOfFile: outcome.logPath, encoding: .utf8)
@@ -153,7 +172,8 @@ final class AgentLauncherTests: XCTestCase {
     func testAHungAgentIsKilledWithItsWholeProcessGroupAtTheTimeout() async throws {
         let clock = ContinuousClock()
         let started = clock.now
-        let outcome = try await launcher(grace: .milliseconds(500)).run(request(["--spawn-child", "--sleep", "60"], timeout: .seconds(1)))
+        let outcome = try await launcher(grace: .milliseconds(500)).run(
+            request(["--spawn-child", "--sleep", "60"], timeout: .seconds(1)))
         let took = clock.now - started
         XCTAssertTrue(outcome.timedOut)
         XCTAssertFalse(outcome.succeeded)
@@ -208,10 +228,12 @@ final class AgentLauncherTests: XCTestCase {
     }
 
     func testResultParsingCoversJSONStreamJSONAndPlainText() {
-        let json = #"{"type":"result","subtype":"success","is_error":false,"num_turns":2,"result":"ok","total_cost_usd":0.5,"usage":{"input_tokens":10,"output_tokens":5}}"#
+        let json =
+            #"{"type":"result","subtype":"success","is_error":false,"num_turns":2,"result":"ok","total_cost_usd":0.5,"usage":{"input_tokens":10,"output_tokens":5}}"#
         XCTAssertEqual(AgentResultParser.parse("warning on stderr\n" + json + "\n")?.costUSD, 0.5)
-        let stream = #"{"type":"system","subtype":"init"}"# + "\n" + #"{"type":"assistant","message":{}}"# + "\n" +
-            #"{"type":"result","subtype":"error_max_turns","is_error":true,"total_cost_usd":1.25,"usage":{"input_tokens":7}}"#
+        let stream =
+            #"{"type":"system","subtype":"init"}"# + "\n" + #"{"type":"assistant","message":{}}"# + "\n"
+            + #"{"type":"result","subtype":"error_max_turns","is_error":true,"total_cost_usd":1.25,"usage":{"input_tokens":7}}"#
         let parsed = AgentResultParser.parse(stream)
         XCTAssertEqual(parsed?.subtype, "error_max_turns")
         XCTAssertEqual(parsed?.isError, true)
@@ -229,7 +251,8 @@ final class AgentLauncherTests: XCTestCase {
             _ = FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
             // run-0 is 30 days old, the others a few minutes apart.
             let age: TimeInterval = index == 0 ? 30 * 86400 : TimeInterval(600 * (6 - index))
-            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-age)], ofItemAtPath: path)
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date().addingTimeInterval(-age)], ofItemAtPath: path)
         }
         _ = FileManager.default.createFile(atPath: logs.appendingPathComponent("notes.txt").path, contents: Data())
         AgentLogRotation.prune(directory: logs.path, olderThan: .seconds(14 * 86400), keep: 3)

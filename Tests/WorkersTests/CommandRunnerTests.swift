@@ -16,7 +16,8 @@ final class CommandRunnerTests: XCTestCase {
         let result = try await CommandRunner().run([python, "-c", script], in: directory, check: false)
         XCTAssertEqual(result.exitCode, 5)
         XCTAssertTrue(result.output.contains("to stderr"), result.output)
-        XCTAssertTrue(result.output.contains(URL(fileURLWithPath: directory).resolvingSymlinksInPath().path), result.output)
+        XCTAssertTrue(
+            result.output.contains(URL(fileURLWithPath: directory).resolvingSymlinksInPath().path), result.output)
         do {
             try await CommandRunner().run([python, "-c", script], in: directory)
             XCTFail("a non-zero exit with check throws")
@@ -43,7 +44,9 @@ final class CommandRunnerTests: XCTestCase {
     /// Every run opens its output file (and swift-subprocess its pipes); none may stay open in
     /// this process, or a long-running replica runs out of descriptors.
     func testRunsLeaveNoDescriptorOpen() async throws {
-        func openDescriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0 }
+        func openDescriptors() -> Int {
+            (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+        }
         let runner = CommandRunner()
         // The first run starts swift-subprocess's process monitor (an epoll descriptor, once).
         try await runner.run(["true"], in: "/")
@@ -95,7 +98,8 @@ final class CommandRunnerTests: XCTestCase {
     }
 
     func testACommandPastItsTimeoutIsKilledWithItsWholeGroup() async throws {
-        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("orch-cmd-\(UUID().uuidString).pid").path
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("orch-cmd-\(UUID().uuidString).pid")
+            .path
         defer { unlink(pidFile) }
         // A command that leaves a child behind and then hangs.
         let script = """
@@ -109,7 +113,8 @@ final class CommandRunnerTests: XCTestCase {
         // Long enough for the interpreter to start and write the file on a loaded machine.
         let result = try await CommandRunner().run([python, "-c", script], in: "/", timeout: .seconds(3), check: false)
         XCTAssertLessThan(clock.now - started, .seconds(10))
-        XCTAssertTrue([128 + SIGTERM, 128 + SIGKILL].contains(result.exitCode), "killed at the timeout: \(result.exitCode)")
+        XCTAssertTrue(
+            [128 + SIGTERM, 128 + SIGKILL].contains(result.exitCode), "killed at the timeout: \(result.exitCode)")
         let group = try XCTUnwrap(Int32(String(contentsOfFile: pidFile, encoding: .utf8)))
         let gone = await waitUntil(timeout: .seconds(5)) { livingProcesses(inGroup: Int(group)).isEmpty }
         XCTAssertTrue(gone, "no process of the command's group survives: \(livingProcesses(inGroup: Int(group)))")

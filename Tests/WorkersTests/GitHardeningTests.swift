@@ -21,9 +21,11 @@ final class GitHardeningTests: XCTestCase {
 
     @discardableResult
     private func git(_ arguments: [String], in directory: URL) async throws -> String {
-        let runner = CommandRunner(extra: [
-            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-        ], keepsHome: true)
+        let runner = CommandRunner(
+            extra: [
+                "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@t",
+            ], keepsHome: true)
         return try await runner.run(["git"] + arguments, in: directory.path).output
     }
 
@@ -49,7 +51,8 @@ final class GitHardeningTests: XCTestCase {
         let marker = root.appendingPathComponent("filter-ran").path
         try await git(["init", "--quiet", "--bare", worktree + "/.x"], in: root)
         let config = try String(contentsOfFile: worktree + "/.x/config", encoding: .utf8)
-        try (config.replacingOccurrences(of: "bare = true", with: "bare = false")
+        try
+            (config.replacingOccurrences(of: "bare = true", with: "bare = false")
             + "[filter \"f\"]\n\tclean = \"sh -c 'touch \(marker); cat'\"\n")
             .write(toFile: worktree + "/.x/config", atomically: true, encoding: .utf8)
         try "* filter=f\n".write(toFile: worktree + "/.gitattributes", atomically: true, encoding: .utf8)
@@ -97,8 +100,10 @@ final class GitHardeningTests: XCTestCase {
 
         let ran = try FileManager.default.contentsOfDirectory(atPath: markers.path)
         XCTAssertEqual(ran, [], "no planted hook or fsmonitor ran")
-        XCTAssertEqual(GitRunner.hardened(["git", "status"]), [
-            "git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "status",
-        ])
+        XCTAssertEqual(
+            GitRunner.hardened(["git", "status"]),
+            [
+                "git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "status",
+            ])
     }
 }

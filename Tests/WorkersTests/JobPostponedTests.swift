@@ -14,10 +14,12 @@ final class JobPostponedTests: XCTestCase {
     override func setUp() async throws {
         database = try await TestDatabase.create(suite: "postpone")
         jobs = JobStore(pool: database.pool)
-        try await ReplicaStore(pool: database.pool).register(id: "replica-a", name: "replica-a", host: "test", pid: 1, role: "worker")
+        try await ReplicaStore(pool: database.pool).register(
+            id: "replica-a", name: "replica-a", host: "test", pid: 1, role: "worker")
         // Notes the transaction time of the statement that postpones a job: the database's now().
         try await database.pool.query("CREATE TABLE postpone_clock (job_id bigint, at timestamptz)")
-        try await database.pool.query("""
+        try await database.pool.query(
+            """
             CREATE FUNCTION note_postpone_clock() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 IF OLD.status = 'running' AND NEW.status = 'queued' THEN
@@ -27,7 +29,8 @@ final class JobPostponedTests: XCTestCase {
             END $$
             """)
         try await database.pool.query(
-            "CREATE TRIGGER note_postpone_clock BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION note_postpone_clock()")
+            "CREATE TRIGGER note_postpone_clock BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION note_postpone_clock()"
+        )
     }
 
     override func tearDown() async throws {
@@ -46,10 +49,12 @@ final class JobPostponedTests: XCTestCase {
         XCTAssertTrue(recorded)
         // Exactly the postponing statement's now() + 90 s, to the microsecond: a run_at computed
         // from this process's clock could not match it.
-        let row = try await database.pool.query("""
+        let row = try await database.pool.query(
+            """
             SELECT j.run_at - p.at = interval '90 seconds' AS exact, j.status, j.last_error, j.max_attempts
             FROM jobs j JOIN postpone_clock p ON p.job_id = j.id WHERE j.id = $1
-            """, [lease.jobID]).first
+            """, [lease.jobID]
+        ).first
         XCTAssertEqual(try row?.decode("exact", as: Bool.self), true)
         XCTAssertEqual(try row?.decode("status", as: String.self), "queued")
         XCTAssertEqual(try row?.decode("last_error", as: String.self), "waiting for CI")
@@ -61,7 +66,8 @@ final class JobPostponedTests: XCTestCase {
 
     func testAnAbsolutePostponementKeepsTheInstantTheDatabaseGave() async throws {
         let lease = try await claimOne()
-        let until = try await database.pool.query("SELECT date_trunc('second', now()) + interval '2 minutes' AS at").first!
+        let until = try await database.pool.query("SELECT date_trunc('second', now()) + interval '2 minutes' AS at")
+            .first!
             .decode("at", as: Date.self)
         let recorded = try await JobPostponed(until: until, reason: "breaker open").record(lease, in: jobs)
         XCTAssertTrue(recorded)

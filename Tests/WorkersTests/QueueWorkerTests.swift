@@ -27,14 +27,17 @@ final class QueueWorkerTests: XCTestCase {
     ) -> QueueWorker {
         QueueWorker(
             configuration: .init(
-                replicaID: "w1", queues: ["default"], maxConcurrency: concurrency, batchSize: concurrency, pollInterval: poll,
+                replicaID: "w1", queues: ["default"], maxConcurrency: concurrency, batchSize: concurrency,
+                pollInterval: poll,
                 leaseDuration: .seconds(30), gracePeriod: grace, retryInitial: retryInitial, retryMaximum: .seconds(1)),
             store: jobs, registry: registry, listener: listener, logger: testLogger)
     }
 
     /// Runs `services` in a group, runs `body`, then shuts the group down gracefully.
     private func withServices(_ services: [any Service], _ body: () async throws -> Void) async throws {
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], logger: testLogger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], logger: testLogger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             do {
@@ -68,7 +71,8 @@ final class QueueWorkerTests: XCTestCase {
                 let done = try await waitUntil(timeout: .seconds(3)) { try await status(id) == .completed }
                 XCTAssertTrue(done)
                 let row = try await database.pool.query(
-                    "SELECT extract(epoch FROM claimed_at - created_at) * 1000 AS ms FROM jobs WHERE id = $1", [id]).first!
+                    "SELECT extract(epoch FROM claimed_at - created_at) * 1000 AS ms FROM jobs WHERE id = $1", [id]
+                ).first!
                 latencies.append(try row.decode("ms"))
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -87,7 +91,9 @@ final class QueueWorkerTests: XCTestCase {
             XCTAssertTrue(value1)
             let oldPID = listener.backendPID
             try await database.pool.query("SELECT pg_terminate_backend($1)", [oldPID])
-            let reconnected = await waitUntil(timeout: .seconds(10)) { listener.backendPID != 0 && listener.backendPID != oldPID }
+            let reconnected = await waitUntil(timeout: .seconds(10)) {
+                listener.backendPID != 0 && listener.backendPID != oldPID
+            }
             XCTAssertTrue(reconnected)
             let id = try await jobs.enqueue(NewJob(kind: "noop"))!
             let done = try await waitUntil(timeout: .seconds(3)) { try await status(id) == .completed }
@@ -114,7 +120,8 @@ final class QueueWorkerTests: XCTestCase {
             throw TestSetupError("upstream said 503")
         }
         let listener = Listener(pool: database.pool, logger: testLogger)
-        let worker = makeWorker(registry, listener: listener, poll: .milliseconds(100), retryInitial: .milliseconds(200))
+        let worker = makeWorker(
+            registry, listener: listener, poll: .milliseconds(100), retryInitial: .milliseconds(200))
         try await withServices([ListenerService(listener: listener), worker]) {
             let id = try await jobs.enqueue(NewJob(kind: "flaky", maxAttempts: 3))!
             let value3 = try await waitUntil(timeout: .seconds(10)) { try await status(id) == .failed }
@@ -125,7 +132,8 @@ final class QueueWorkerTests: XCTestCase {
         }
         let times = calls.withLock { $0 }
         XCTAssertEqual(times.count, 3)
-        XCTAssertGreaterThanOrEqual(times[1].timeIntervalSince(times[0]), 0.19, "first retry waits at least the initial delay")
+        XCTAssertGreaterThanOrEqual(
+            times[1].timeIntervalSince(times[0]), 0.19, "first retry waits at least the initial delay")
     }
 
     func testPermanentFailureAndUnknownKindAreNotRetried() async throws {
@@ -152,8 +160,12 @@ final class QueueWorkerTests: XCTestCase {
     /// fails the job at once; one worth repeating (network, 429, 5xx) is retried.
     func testErrorsThatSayTheyAreNotRetryableAreNotRetried() async throws {
         var registry = JobRegistry()
-        registry.register("refused") { _ in throw GiteaAPIError(description: "Gitea merge answered 404 not found", isRetryable: false) }
-        registry.register("overloaded") { _ in throw PlaneAPIError(description: "Plane API answered 503", isRetryable: true) }
+        registry.register("refused") { _ in
+            throw GiteaAPIError(description: "Gitea merge answered 404 not found", isRetryable: false)
+        }
+        registry.register("overloaded") { _ in
+            throw PlaneAPIError(description: "Plane API answered 503", isRetryable: true)
+        }
         let worker = makeWorker(registry, listener: nil, poll: .milliseconds(100))
         try await withServices([worker]) {
             let refused = try await jobs.enqueue(NewJob(kind: "refused", maxAttempts: 5))!
@@ -188,7 +200,9 @@ final class QueueWorkerTests: XCTestCase {
         let current = Mutex((now: 0, peak: 0))
         var registry = JobRegistry()
         registry.register("busy") { _ in
-            current.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+            current.withLock {
+                $0.now += 1; $0.peak = max($0.peak, $0.now)
+            }
             try await Task.sleep(for: .milliseconds(50))
             current.withLock { $0.now -= 1 }
         }
@@ -196,7 +210,9 @@ final class QueueWorkerTests: XCTestCase {
         let worker = makeWorker(registry, listener: listener, poll: .milliseconds(100), concurrency: 3)
         try await withServices([ListenerService(listener: listener), worker]) {
             try await jobs.enqueue(Array(repeating: NewJob(kind: "busy"), count: 30))
-            let value8 = try await waitUntil(timeout: .seconds(10)) { try await jobs.countsByStatus()[.completed] == 30 }
+            let value8 = try await waitUntil(timeout: .seconds(10)) {
+                try await jobs.countsByStatus()[.completed] == 30
+            }
             XCTAssertTrue(value8)
         }
         XCTAssertEqual(current.withLock { $0.peak }, 3)
@@ -255,7 +271,8 @@ final class QueueWorkerTests: XCTestCase {
     private func heartbeat(for worker: QueueWorker) -> ReplicaHeartbeat {
         ReplicaHeartbeat(
             identity: worker.identity, interval: .milliseconds(200), lease: .seconds(30),
-            session: DedicatedSession(configuration: database.pool.configuration, name: "heartbeat", timeout: .seconds(2), logger: testLogger),
+            session: DedicatedSession(
+                configuration: database.pool.configuration, name: "heartbeat", timeout: .seconds(2), logger: testLogger),
             replicas: ReplicaStore(pool: database.pool), worker: worker, logger: testLogger)
     }
 

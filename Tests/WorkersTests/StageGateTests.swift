@@ -48,7 +48,8 @@ final class StageGateTests: XCTestCase {
     }
 
     private func check(_ stage: TaskStage) async throws -> GateVerdict {
-        try await StageGate(workspace: workspace).check(stage, workItem: "ORCH-1", worktree: worktree, repo: repo, base: base)
+        try await StageGate(workspace: workspace).check(
+            stage, workItem: "ORCH-1", worktree: worktree, repo: repo, base: base)
     }
 
     /// The analysis gate's verdict, which must come within `limit` whatever spec.md is.
@@ -59,7 +60,9 @@ final class StageGateTests: XCTestCase {
         let clock = ContinuousClock()
         let started = clock.now
         let verdict = try await withThrowingTaskGroup(of: GateVerdict?.self) { group in
-            group.addTask { try await gate.check(.analysis, workItem: "ORCH-1", worktree: worktree, repo: repo, base: base) }
+            group.addTask {
+                try await gate.check(.analysis, workItem: "ORCH-1", worktree: worktree, repo: repo, base: base)
+            }
             group.addTask {
                 try await Task.sleep(for: limit)
                 return nil
@@ -171,7 +174,8 @@ final class StageGateTests: XCTestCase {
     func testAReviewLinkedToAFileOutsideIsRefusedWithoutItsContent() async throws {
         let secret = root.appendingPathComponent("review-secret").path
         try "APPROVE SECRET-TOKEN\n".write(toFile: secret, atomically: true, encoding: .utf8)
-        try FileManager.default.createSymbolicLink(atPath: "\(worktree!)/\(docs)/review.md", withDestinationPath: secret)
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(worktree!)/\(docs)/review.md", withDestinationPath: secret)
         try await commit()
         let verdict = try await check(.review)
         let message = try XCTUnwrap(failure(verdict))
@@ -210,7 +214,8 @@ final class StageGateTests: XCTestCase {
         try await commit("earlier run")
         base = try await workspace.head(repo, workItem: "ORCH-1")
         let verdict = try await check(.analysis)
-        XCTAssertEqual(verdict, .fail("\(docs)/spec.md was not written by this run: it is unchanged since \(base.prefix(12))"))
+        XCTAssertEqual(
+            verdict, .fail("\(docs)/spec.md was not written by this run: it is unchanged since \(base.prefix(12))"))
         try write("# Spec, revised\n", to: "\(docs)/spec.md")
         try await commit()
         let revised = try await check(.analysis)
@@ -224,7 +229,10 @@ final class StageGateTests: XCTestCase {
         try await commit()
         let verdict = try await check(.analysis)
         XCTAssertEqual(
-            verdict, .fail("\(docs)/spec.md is not committed as a regular file (is it git-ignored?): the next stage would never see it"))
+            verdict,
+            .fail(
+                "\(docs)/spec.md is not committed as a regular file (is it git-ignored?): the next stage would never see it"
+            ))
     }
 
     /// Development needs commits of this run outside docs/tasks: the spec and design of earlier
@@ -235,7 +243,8 @@ final class StageGateTests: XCTestCase {
         base = try await workspace.head(repo, workItem: "ORCH-1")
         var verdict = try await check(.development)
         guard case .fail(let message) = verdict else { return XCTFail("\(verdict)") }
-        XCTAssertTrue(message.hasPrefix("this run made no commits changing anything outside docs/tasks/ORCH-1/"), message)
+        XCTAssertTrue(
+            message.hasPrefix("this run made no commits changing anything outside docs/tasks/ORCH-1/"), message)
         try write("notes\n", to: "\(docs)/notes.md")
         try await commit("development: notes only")
         verdict = try await check(.development)

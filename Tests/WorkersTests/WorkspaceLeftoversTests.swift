@@ -17,7 +17,8 @@ final class WorkspaceLeftoversTests: XCTestCase {
     var database: TestDatabase!
 
     override func setUp() async throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("orch-leftovers-\(UUID().uuidString.prefix(8))")
+        root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-leftovers-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         database = try await TestDatabase.create(suite: "leftovers")
     }
@@ -42,7 +43,8 @@ final class WorkspaceLeftoversTests: XCTestCase {
 
     /// Creates an empty file at `path` (and its folder) last modified `age` seconds ago.
     private func plant(_ path: String, age: TimeInterval = 0) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data()))
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-age)], ofItemAtPath: path)
     }
@@ -84,7 +86,9 @@ final class WorkspaceLeftoversTests: XCTestCase {
         let (_, workspace, _) = try remoteAndWorkspace()
         let old = workspace.mergeWorktreesDirectory + "/merge-00000001"
         let young = workspace.mergeWorktreesDirectory + "/merge-00000002"
-        for folder in [old, young] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        for folder in [old, young] {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-7200)], ofItemAtPath: old)
 
         let removed = workspace.removeOrphanMergeFolders(olderThan: WorkspaceSweeper.orphanMergeAge)
@@ -97,7 +101,8 @@ final class WorkspaceLeftoversTests: XCTestCase {
     func testSweepsNeverRemoveTheWorktreeOfAMergeThatIsRunning() async throws {
         let (_, workspace, repo) = try remoteAndWorkspace()
         _ = try await workspace.prepare(repo, workItem: "ORCH-4")
-        try "change\n".write(toFile: workspace.worktreePath(repo, workItem: "ORCH-4") + "/change.txt", atomically: true, encoding: .utf8)
+        try "change\n".write(
+            toFile: workspace.worktreePath(repo, workItem: "ORCH-4") + "/change.txt", atomically: true, encoding: .utf8)
         try await workspace.commitAll(repo, workItem: "ORCH-4", message: "ORCH-4 development")
         try await workspace.push(repo, workItem: "ORCH-4")
         let sweeper = WorkspaceSweeper(workspace: workspace, repos: [repo], pool: database.pool, logger: testLogger)
@@ -112,7 +117,9 @@ final class WorkspaceLeftoversTests: XCTestCase {
             for _ in 0..<3 { _ = try await workspace.mergeLocally(repo, workItem: "ORCH-4") }
             group.cancelAll()
         }
-        let left = try FileManager.default.contentsOfDirectory(atPath: workspace.mergeWorktreesDirectory).filter { $0.hasPrefix("merge-") }
+        let left = try FileManager.default.contentsOfDirectory(atPath: workspace.mergeWorktreesDirectory).filter {
+            $0.hasPrefix("merge-")
+        }
         XCTAssertEqual(left, [])
     }
 
@@ -142,7 +149,8 @@ final class WorkspaceLeftoversTests: XCTestCase {
         let outside = root.appendingPathComponent("outside").path
         try plant(outside + "/victim.lock", age: 3600)
         try FileManager.default.createSymbolicLink(atPath: clone + "/trap", withDestinationPath: outside)
-        try FileManager.default.createSymbolicLink(atPath: clone + "/old.lock", withDestinationPath: outside + "/victim.lock")
+        try FileManager.default.createSymbolicLink(
+            atPath: clone + "/old.lock", withDestinationPath: outside + "/victim.lock")
         age(link: clone + "/old.lock", by: 3600)
 
         // Plain git fails on these locks as the workspace's did (each fetch, then each prepare).
@@ -152,17 +160,22 @@ final class WorkspaceLeftoversTests: XCTestCase {
 
         let worktree = try await workspace.prepare(repo, workItem: "ORCH-2")
 
-        XCTAssertEqual(try runGit(["rev-parse", "HEAD"], in: URL(fileURLWithPath: worktree)), try runGit(["rev-parse", "main"], in: remote))
+        XCTAssertEqual(
+            try runGit(["rev-parse", "HEAD"], in: URL(fileURLWithPath: worktree)),
+            try runGit(["rev-parse", "main"], in: remote))
         try "work\n".write(toFile: worktree + "/work.txt", atomically: true, encoding: .utf8)
         let committed = try await workspace.commitAll(repo, workItem: "ORCH-2", message: "ORCH-2 development")
         XCTAssertTrue(committed)
         for live in ["/worktrees/ORCH-9/index.lock", "/refs/heads/orch/ORCH-9.lock"] {
-            XCTAssertTrue(FileManager.default.fileExists(atPath: clone + live), "another task's young lock stays: \(live)")
+            XCTAssertTrue(
+                FileManager.default.fileExists(atPath: clone + live), "another task's young lock stays: \(live)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: clone + "/refs/remotes/origin/main.lock"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: clone + "/refs/heads/orch/ORCH-2.lock"))
-        XCTAssertTrue(FileManager.default.fileExists(atPath: outside + "/victim.lock"), "nothing is removed through a link")
-        XCTAssertNotNil(try? FileManager.default.destinationOfSymbolicLink(atPath: clone + "/old.lock"), "a link is never removed")
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: outside + "/victim.lock"), "nothing is removed through a link")
+        XCTAssertNotNil(
+            try? FileManager.default.destinationOfSymbolicLink(atPath: clone + "/old.lock"), "a link is never removed")
     }
 
     /// An agent killed in the middle of its own `git commit` leaves `index.lock`: the commit of
@@ -181,6 +194,7 @@ final class WorkspaceLeftoversTests: XCTestCase {
         let committed = try await workspace.commitAll(repo, workItem: "ORCH-5", message: "ORCH-5 development")
         XCTAssertTrue(committed)
         XCTAssertFalse(FileManager.default.fileExists(atPath: clone + "/worktrees/ORCH-5/index.lock"))
-        XCTAssertTrue(FileManager.default.fileExists(atPath: clone + "/worktrees/ORCH-6/index.lock"), "another task's lock stays")
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: clone + "/worktrees/ORCH-6/index.lock"), "another task's lock stays")
     }
 }

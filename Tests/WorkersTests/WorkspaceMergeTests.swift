@@ -92,7 +92,9 @@ final class WorkspaceMergeTests: XCTestCase {
         } catch {}
         try await workspace.push(repo, workItem: "ORCH-3", expecting: .at(base))
         let rebased = try await workspace.head(repo, workItem: "ORCH-3")
-        XCTAssertEqual(try runGit(["rev-parse", "orch/ORCH-3"], in: remote).trimmingCharacters(in: .whitespacesAndNewlines), rebased)
+        XCTAssertEqual(
+            try runGit(["rev-parse", "orch/ORCH-3"], in: remote).trimmingCharacters(in: .whitespacesAndNewlines),
+            rebased)
 
         // A new run starts at the rebased head; someone moves the branch meanwhile: its push is refused.
         let moved = root.appendingPathComponent("mover")

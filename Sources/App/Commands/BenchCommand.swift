@@ -44,13 +44,16 @@ struct QueueBenchCommand: AsyncParsableCommand {
     var keep = false
 
     func validate() throws {
-        guard jobs > 0, workers > 0, batch > 0, rate > 0 else { throw ValidationError("--jobs, --workers, --batch and --rate must be positive") }
+        guard jobs > 0, workers > 0, batch > 0, rate > 0 else {
+            throw ValidationError("--jobs, --workers, --batch and --rate must be positive")
+        }
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
     }
 
     func run() async throws {
         let configuration = try loadConfiguration()
-        let logger = makeLogger(label: "orchestrator.bench", level: configuration.logLevel == .info ? .warning : configuration.logLevel)
+        let logger = makeLogger(
+            label: "orchestrator.bench", level: configuration.logLevel == .info ? .warning : configuration.logLevel)
         var database = configuration.database(applicationName: "orchestrator-bench")
         database.maxConnections = workers * 2 + 4
         let pool = ConnectionPool(configuration: database, logger: logger)
@@ -87,17 +90,23 @@ struct QueueBenchCommand: AsyncParsableCommand {
                     replicaID: id, queues: [queue], maxConcurrency: batch, batchSize: batch, pollInterval: .seconds(1),
                     leaseDuration: .seconds(30), gracePeriod: .seconds(5)),
                 store: store, registry: registry, listener: listener, logger: logger, identity: identity)
-            services.append(ReplicaHeartbeat(
-                identity: identity, interval: .seconds(2), lease: .seconds(30),
-                session: DedicatedSession(configuration: pool.configuration, name: "heartbeat \(index)", timeout: .seconds(2), logger: logger),
-                replicas: replicas, worker: worker, logger: logger))
+            services.append(
+                ReplicaHeartbeat(
+                    identity: identity, interval: .seconds(2), lease: .seconds(30),
+                    session: DedicatedSession(
+                        configuration: pool.configuration, name: "heartbeat \(index)", timeout: .seconds(2),
+                        logger: logger),
+                    replicas: replicas, worker: worker, logger: logger))
             services.append(worker)
         }
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], logger: logger))
         let clock = ContinuousClock()
         let mode = duration == nil ? "drain" : "steady"
-        print("bench queue: mode=\(mode) workers=\(workers) batch=\(batch)" + (duration.map { " duration=\($0)s rate=\(rate)/s" } ?? " jobs=\(jobs)"))
+        print(
+            "bench queue: mode=\(mode) workers=\(workers) batch=\(batch)"
+                + (duration.map { " duration=\($0)s rate=\(rate)/s" } ?? " jobs=\(jobs)"))
 
         if duration == nil {
             let started = clock.now
@@ -108,7 +117,10 @@ struct QueueBenchCommand: AsyncParsableCommand {
                 remaining -= chunk
             }
             let enqueueSeconds = (clock.now - started).seconds
-            print(String(format: "enqueued %d jobs in %.2f s (%.0f jobs/s, batched inserts)", jobs, enqueueSeconds, Double(jobs) / enqueueSeconds))
+            print(
+                String(
+                    format: "enqueued %d jobs in %.2f s (%.0f jobs/s, batched inserts)", jobs, enqueueSeconds,
+                    Double(jobs) / enqueueSeconds))
         }
 
         let wallStart = clock.now
@@ -128,14 +140,21 @@ struct QueueBenchCommand: AsyncParsableCommand {
         let span = try await statistics.completionSpan(queue: queue)
         let latency = try await statistics.claimLatencyMilliseconds(queue: queue)
         if duration == nil {
-            print(String(format: "drained %d jobs: %.0f jobs/s (database span first claim → last completion %.2f s; wall %.2f s)",
-                         span.completed, Double(span.completed) / max(span.seconds, 0.001), span.seconds, wallSeconds))
+            print(
+                String(
+                    format:
+                        "drained %d jobs: %.0f jobs/s (database span first claim → last completion %.2f s; wall %.2f s)",
+                    span.completed, Double(span.completed) / max(span.seconds, 0.001), span.seconds, wallSeconds))
         } else {
-            print(String(format: "completed %d jobs: %.0f jobs/s offered load %.0f/s (wall %.2f s)",
-                         span.completed, Double(span.completed) / max(span.seconds, 0.001), rate, wallSeconds))
+            print(
+                String(
+                    format: "completed %d jobs: %.0f jobs/s offered load %.0f/s (wall %.2f s)",
+                    span.completed, Double(span.completed) / max(span.seconds, 0.001), rate, wallSeconds))
         }
-        print(String(format: "enqueue→claim latency ms: p50 %.2f  p95 %.2f  p99 %.2f  max %.2f  (n=%d)",
-                     latency.p50, latency.p95, latency.p99, latency.max, latency.count))
+        print(
+            String(
+                format: "enqueue→claim latency ms: p50 %.2f  p95 %.2f  p99 %.2f  max %.2f  (n=%d)",
+                latency.p50, latency.p95, latency.p99, latency.max, latency.count))
         for id in ids { try? await replicas.markStopped(id: id) }
         if !keep { try await statistics.deleteQueue(queue) }
     }
@@ -153,7 +172,10 @@ struct QueueBenchCommand: AsyncParsableCommand {
             let due = start.advanced(by: .microseconds(Int64(Double(produced) * interval * 1_000_000)))
             if due > clock.now { try await clock.sleep(until: due) }
         }
-        print(String(format: "produced %d jobs in %.2f s (%.0f jobs/s)", produced, (clock.now - start).seconds, Double(produced) / (clock.now - start).seconds))
+        print(
+            String(
+                format: "produced %d jobs in %.2f s (%.0f jobs/s)", produced, (clock.now - start).seconds,
+                Double(produced) / (clock.now - start).seconds))
     }
 
     private func waitUntilDrained(statistics: QueueStatistics, queue: String, limit: Duration) async throws {
@@ -180,14 +202,18 @@ struct RoundTripBenchCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try loadConfiguration()
         let logger = makeLogger(label: "orchestrator.bench", level: .warning)
-        let pool = ConnectionPool(configuration: configuration.database(applicationName: "orchestrator-bench"), logger: logger)
+        let pool = ConnectionPool(
+            configuration: configuration.database(applicationName: "orchestrator-bench"), logger: logger)
         do {
             try await pool.query("SELECT 1")
             let clock = ContinuousClock()
             let started = clock.now
             for _ in 0..<count { try await pool.query("SELECT 1") }
             let seconds = (clock.now - started).seconds
-            print(String(format: "roundtrip: %d × SELECT 1 in %.2f s: %.0f/s, mean %.3f ms", count, seconds, Double(count) / seconds, seconds * 1000 / Double(count)))
+            print(
+                String(
+                    format: "roundtrip: %d × SELECT 1 in %.2f s: %.0f/s, mean %.3f ms", count, seconds,
+                    Double(count) / seconds, seconds * 1000 / Double(count)))
         } catch {
             await pool.close()
             throw error

@@ -69,7 +69,9 @@ struct AppConfiguration: Sendable {
         port = try env.integer("ORCH_PORT", default: 8080, range: 0...65535)
         maxConcurrency = try env.integer("ORCH_MAX_CONCURRENCY", default: 4, range: 1...1024)
         poolSize = try env.integer("ORCH_DB_POOL_SIZE", default: min(maxConcurrency, 16) + 4, range: 2...512)
-        queues = (env.string("ORCH_QUEUES") ?? "default").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        queues = (env.string("ORCH_QUEUES") ?? "default").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }.filter { !$0.isEmpty }
         if queues.isEmpty { throw ConfigurationError(key: "ORCH_QUEUES", problem: "names no queue") }
         pollInterval = try env.duration("ORCH_POLL_INTERVAL", default: .seconds(2))
         retryInitial = try env.duration("ORCH_JOB_RETRY_INITIAL", default: .seconds(1))
@@ -85,7 +87,8 @@ struct AppConfiguration: Sendable {
         guard heartbeatTTL >= guaranteed, heartbeatTTL >= .seconds(2) else {
             throw ConfigurationError(
                 key: "ORCH_HEARTBEAT_TTL",
-                problem: "must be at least 3 × ORCH_HEARTBEAT_INTERVAL (\(heartbeatInterval)) and 2s: two beats plus one beat's "
+                problem:
+                    "must be at least 3 × ORCH_HEARTBEAT_INTERVAL (\(heartbeatInterval)) and 2s: two beats plus one beat's "
                     + "timeout must fit in it, or one late beat loses every lease")
         }
         electionInterval = try env.duration("ORCH_ELECTION_INTERVAL", default: heartbeatInterval)
@@ -101,7 +104,9 @@ struct AppConfiguration: Sendable {
         diagnosticJobs = try env.flag("ORCH_DIAGNOSTIC_JOBS", default: false)
         let level = env.string("ORCH_LOG_LEVEL") ?? "info"
         guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
-            throw ConfigurationError(key: "ORCH_LOG_LEVEL", problem: "expected trace, debug, info, notice, warning, error or critical, got '\(level)'")
+            throw ConfigurationError(
+                key: "ORCH_LOG_LEVEL",
+                problem: "expected trace, debug, info, notice, warning, error or critical, got '\(level)'")
         }
         logLevel = parsed
         planeWebhookSecret = environment["ORCH_PLANE_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
@@ -115,7 +120,8 @@ struct AppConfiguration: Sendable {
         }
         telegram = try env.group(["ORCH_TELEGRAM_BOT_TOKEN", "ORCH_TELEGRAM_CHAT_ID"]).map {
             TelegramSettings(
-                apiURL: try env.httpURL("ORCH_TELEGRAM_API_URL", env.string("ORCH_TELEGRAM_API_URL") ?? "https://api.telegram.org"),
+                apiURL: try env.httpURL(
+                    "ORCH_TELEGRAM_API_URL", env.string("ORCH_TELEGRAM_API_URL") ?? "https://api.telegram.org"),
                 token: $0[0], chatID: $0[1])
         }
         workdir = env.string("ORCH_WORKDIR") ?? FileManager.default.currentDirectoryPath + "/.orchestrator"
@@ -128,16 +134,21 @@ struct AppConfiguration: Sendable {
             window: try env.duration("ORCH_BREAKER_WINDOW", default: .seconds(300)),
             cooldown: try env.duration("ORCH_BREAKER_COOLDOWN", default: .seconds(120)))
         ciPollInterval = try env.duration("ORCH_CI_POLL_INTERVAL", default: .seconds(30))
-        promptsDirectory = env.string("ORCH_PROMPTS_DIR")
-            ?? (FileManager.default.fileExists(atPath: "prompts/analysis.md") ? FileManager.default.currentDirectoryPath + "/prompts" : nil)
+        promptsDirectory =
+            env.string("ORCH_PROMPTS_DIR")
+            ?? (FileManager.default.fileExists(atPath: "prompts/analysis.md")
+                ? FileManager.default.currentDirectoryPath + "/prompts" : nil)
         webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))
         adminToken = environment["ORCH_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         file = try env.string("ORCH_CONFIG").map(ConfigFile.load(path:)) ?? ConfigFile()
     }
 
     private static func planeAPI(_ env: EnvironmentReader) throws -> PlaneAPISettings? {
-        guard let values = try env.group(["ORCH_PLANE_API_URL", "ORCH_PLANE_API_KEY", "ORCH_PLANE_WORKSPACE"]) else { return nil }
-        return PlaneAPISettings(baseURL: try env.httpURL("ORCH_PLANE_API_URL", values[0]), apiKey: values[1], workspace: values[2])
+        guard let values = try env.group(["ORCH_PLANE_API_URL", "ORCH_PLANE_API_KEY", "ORCH_PLANE_WORKSPACE"]) else {
+            return nil
+        }
+        return PlaneAPISettings(
+            baseURL: try env.httpURL("ORCH_PLANE_API_URL", values[0]), apiKey: values[1], workspace: values[2])
     }
 
     /// Every secret value of the configuration, for `SecretRedactor`: tokens, keys, webhook

@@ -42,7 +42,8 @@ struct ConfigFile: Sendable, Equatable {
 
     /// Reads and validates the file.
     static func load(path: String) throws -> ConfigFile {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
             throw ConfigurationError(key: "ORCH_CONFIG", problem: "cannot read \(path)")
         }
         return try parse(text)
@@ -63,7 +64,9 @@ struct ConfigFile: Sendable, Equatable {
         for (index, repo) in (raw.repos ?? []).enumerated() {
             let key = "repos[\(index)]"
             guard repo.project.range(of: "^[A-Z][A-Z0-9]{0,19}$", options: .regularExpression) != nil else {
-                throw ConfigurationError(key: "\(key).project", problem: "must be a Plane project identifier such as ORCH (capitals and digits)")
+                throw ConfigurationError(
+                    key: "\(key).project",
+                    problem: "must be a Plane project identifier such as ORCH (capitals and digits)")
             }
             guard projects.insert(repo.project).inserted else {
                 throw ConfigurationError(key: "\(key).project", problem: "\(repo.project) is configured twice")
@@ -71,14 +74,22 @@ struct ConfigFile: Sendable, Equatable {
             guard repo.repo.range(of: "^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", options: .regularExpression) != nil else {
                 throw ConfigurationError(key: "\(key).repo", problem: "must be owner/name")
             }
-            guard !repo.clone_url.isEmpty else { throw ConfigurationError(key: "\(key).clone_url", problem: "must not be empty") }
-            for (name, command) in [("test_command", repo.test_command), ("coverage_command", repo.coverage_command), ("deploy_command", repo.deploy_command)] {
+            guard !repo.clone_url.isEmpty else {
+                throw ConfigurationError(key: "\(key).clone_url", problem: "must not be empty")
+            }
+            for (name, command) in [
+                ("test_command", repo.test_command), ("coverage_command", repo.coverage_command),
+                ("deploy_command", repo.deploy_command),
+            ] {
                 if let command, command.isEmpty || command[0].isEmpty {
-                    throw ConfigurationError(key: "\(key).\(name)", problem: "must be a non-empty argv list such as [\"swift\", \"test\"]")
+                    throw ConfigurationError(
+                        key: "\(key).\(name)", problem: "must be a non-empty argv list such as [\"swift\", \"test\"]")
                 }
             }
             if let health = repo.health_url {
-                guard let url = URL(string: health), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                guard let url = URL(string: health), let scheme = url.scheme, ["http", "https"].contains(scheme),
+                    url.host != nil
+                else {
                     throw ConfigurationError(key: "\(key).health_url", problem: "must be an http(s) URL")
                 }
             }
@@ -97,10 +108,13 @@ struct ConfigFile: Sendable, Equatable {
                 }
                 ciTimeout = parsed
             }
-            file.repos.append(RepositorySettings(
-                project: repo.project, planeProjectID: repo.plane_project_id, repo: repo.repo, cloneURL: repo.clone_url,
-                defaultBranch: repo.default_branch ?? "main", testCommand: repo.test_command, coverageCommand: repo.coverage_command,
-                deployCommand: repo.deploy_command, healthURL: repo.health_url, ci: ci, ciTimeout: ciTimeout))
+            file.repos.append(
+                RepositorySettings(
+                    project: repo.project, planeProjectID: repo.plane_project_id, repo: repo.repo,
+                    cloneURL: repo.clone_url,
+                    defaultBranch: repo.default_branch ?? "main", testCommand: repo.test_command,
+                    coverageCommand: repo.coverage_command,
+                    deployCommand: repo.deploy_command, healthURL: repo.health_url, ci: ci, ciTimeout: ciTimeout))
         }
         for (role, agent) in raw.agents ?? [:] {
             guard !agent.command.isEmpty, !agent.command[0].isEmpty else {
@@ -109,7 +123,8 @@ struct ConfigFile: Sendable, Equatable {
             var timeout: Duration?
             if let text = agent.timeout {
                 guard let parsed = EnvironmentReader.parseDuration(text), parsed > .zero else {
-                    throw ConfigurationError(key: "agents.\(role).timeout", problem: "expected a duration such as 45m, got '\(text)'")
+                    throw ConfigurationError(
+                        key: "agents.\(role).timeout", problem: "expected a duration such as 45m, got '\(text)'")
                 }
                 timeout = parsed
             }
@@ -117,7 +132,8 @@ struct ConfigFile: Sendable, Equatable {
                 command: agent.command, timeout: timeout, identity: try identity(agent, role: role))
         }
         if let labels = raw.labels {
-            file.labels = LabelSettings(auto: labels.auto ?? "auto", bug: labels.bug ?? "bug", stop: labels.stop ?? "STOP")
+            file.labels = LabelSettings(
+                auto: labels.auto ?? "auto", bug: labels.bug ?? "bug", stop: labels.stop ?? "STOP")
         }
         return file
     }
@@ -155,7 +171,11 @@ struct ConfigFile: Sendable, Equatable {
         func path(_ codingPath: [any CodingKey]) -> String {
             var text = ""
             for key in codingPath {
-                if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+                if let index = key.intValue {
+                    text += "[\(index)]"
+                } else {
+                    text += (text.isEmpty ? "" : ".") + key.stringValue
+                }
             }
             return text.isEmpty ? "ORCH_CONFIG" : text
         }

@@ -12,7 +12,8 @@ struct EnvironmentReader {
     func integer(_ key: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
         guard let text = string(key) else { return fallback }
         guard let value = Int(text), range.contains(value) else {
-            throw ConfigurationError(key: key, problem: "expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+            throw ConfigurationError(
+                key: key, problem: "expected an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
         }
         return value
     }
@@ -22,7 +23,8 @@ struct EnvironmentReader {
         switch text {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off": return false
-        default: throw ConfigurationError(key: key, problem: "expected 1/0, true/false, yes/no or on/off, got '\(text)'")
+        default:
+            throw ConfigurationError(key: key, problem: "expected 1/0, true/false, yes/no or on/off, got '\(text)'")
         }
     }
 
@@ -32,15 +34,19 @@ struct EnvironmentReader {
         let values = keys.map { string($0) }
         if values.allSatisfy({ $0 == nil }) { return nil }
         if let missing = zip(keys, values).first(where: { $0.1 == nil })?.0 {
-            throw ConfigurationError(key: missing, problem: "must be set together with \(keys.filter { $0 != missing }.joined(separator: " and "))")
+            throw ConfigurationError(
+                key: missing,
+                problem: "must be set together with \(keys.filter { $0 != missing }.joined(separator: " and "))")
         }
         return values.map { $0! }
     }
 
     /// An http(s) base URL such as `https://plane.example.com`.
     func httpURL(_ key: String, _ text: String) throws -> URL {
-        guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
-            throw ConfigurationError(key: key, problem: "expected an http(s) base URL such as https://host.example.com, got '\(text)'")
+        guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil
+        else {
+            throw ConfigurationError(
+                key: key, problem: "expected an http(s) base URL such as https://host.example.com, got '\(text)'")
         }
         return url
     }
@@ -49,7 +55,8 @@ struct EnvironmentReader {
     func duration(_ key: String, default fallback: Duration) throws -> Duration {
         guard let text = string(key) else { return fallback }
         guard let value = Self.parseDuration(text), value > .zero else {
-            throw ConfigurationError(key: key, problem: "expected a positive duration such as 5, 250ms, 5s, 2m or 1h, got '\(text)'")
+            throw ConfigurationError(
+                key: key, problem: "expected a positive duration such as 5, 250ms, 5s, 2m or 1h, got '\(text)'")
         }
         return value
     }

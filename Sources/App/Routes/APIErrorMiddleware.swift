@@ -5,7 +5,9 @@ import Store
 /// 503 (retry later), anything else 500 with the detail only in the log. Without it such errors
 /// would leave the router as bodiless 500s.
 struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as any HTTPResponseError {

@@ -7,12 +7,15 @@ import Hummingbird
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String?
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         guard let token else {
             throw APIError(.serviceUnavailable, "admin API disabled: set ORCH_ADMIN_TOKEN")
         }
         let header = request.header(named: "Authorization") ?? ""
-        guard header.hasPrefix("Bearer "), Self.constantTimeEqual(String(header.dropFirst("Bearer ".count)), token) else {
+        guard header.hasPrefix("Bearer "), Self.constantTimeEqual(String(header.dropFirst("Bearer ".count)), token)
+        else {
             throw APIError(.unauthorized, "missing or invalid bearer token")
         }
         return try await next(request, context)
@@ -23,6 +26,8 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
         let a = Array(given.utf8)
         let b = Array(expected.utf8)
         guard a.count == b.count else { return false }
-        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 } }
+        return a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 }
+        }
     }
 }

@@ -10,7 +10,9 @@ enum HTTPRoutes {
     static func router(
         pool: ConnectionPool, configuration: AppConfiguration, readiness: ReadinessProbe? = nil
     ) -> Router<BasicRequestContext> {
-        let readiness = readiness ?? ReadinessProbe(configuration: pool.configuration, logger: Logger(label: "orchestrator.readiness"))
+        let readiness =
+            readiness
+            ?? ReadinessProbe(configuration: pool.configuration, logger: Logger(label: "orchestrator.readiness"))
         _ = Telemetry.registry
         let router = Router()
         // Request counts and durations by route template (`http.route`), for /metrics/prometheus.
@@ -45,7 +47,8 @@ enum HTTPRoutes {
                 StopBlock(label: configuration.file.labels.stop),
                 BugFastTrackBlock(label: configuration.file.labels.bug),
                 ReaperBlock(
-                    enabled: configuration.reaperEnabled, heartbeatTTL: configuration.heartbeatTTL, jobRetention: configuration.jobRetention),
+                    enabled: configuration.reaperEnabled, heartbeatTTL: configuration.heartbeatTTL,
+                    jobRetention: configuration.jobRetention),
                 LessonsBlock(),
                 WebhooksBlock(
                     planeSecretSet: configuration.webhookSecret(for: .plane) != nil,

@@ -72,14 +72,17 @@ struct LessonRoutes: Sendable {
             }
             try Self.refuseUnknown("type", filter("type"), allowed: Lesson.types)
             try Self.refuseUnknown("status", filter("status"), allowed: Lesson.statuses)
-            return Found(lessons: try await lessons.list(
-                type: filter("type"), status: filter("status"), repo: filter("repo"), workItem: filter("work_item"), limit: limit))
+            return Found(
+                lessons: try await lessons.list(
+                    type: filter("type"), status: filter("status"), repo: filter("repo"), workItem: filter("work_item"),
+                    limit: limit))
         }
         routes.post("/lessons") { request, _ in
             guard let body = await Self.decodeBody(NewLesson.self, from: request) else {
                 throw APIError(.badRequest, "body must be a JSON object of lesson fields (at most 64 KiB)")
             }
-            guard let rootCause = body.rootCause?.trimmingCharacters(in: .whitespacesAndNewlines), !rootCause.isEmpty else {
+            guard let rootCause = body.rootCause?.trimmingCharacters(in: .whitespacesAndNewlines), !rootCause.isEmpty
+            else {
                 throw APIError(.badRequest, "missing 'root_cause'")
             }
             let type = body.type ?? "other"
@@ -103,13 +106,17 @@ struct LessonRoutes: Sendable {
             }
             guard let body = await Self.decodeBody(Reclassification.self, from: request) else {
                 throw APIError(
-                    .badRequest, "body must be a JSON object with status, type, attribution, suggestion, target_repo or target_domain")
+                    .badRequest,
+                    "body must be a JSON object with status, type, attribution, suggestion, target_repo or target_domain"
+                )
             }
             try Self.refuseUnknown("status", body.status, allowed: Lesson.statuses)
             try Self.refuseUnknown("type", body.type, allowed: Lesson.types)
-            guard let lesson = try await lessons.reclassify(
-                id: id, status: body.status, type: body.type, attribution: body.attribution, suggestion: body.suggestion,
-                targetRepo: body.targetRepo, targetDomain: body.targetDomain)
+            guard
+                let lesson = try await lessons.reclassify(
+                    id: id, status: body.status, type: body.type, attribution: body.attribution,
+                    suggestion: body.suggestion,
+                    targetRepo: body.targetRepo, targetDomain: body.targetDomain)
             else { throw APIError(.notFound, "unknown lesson \(id)") }
             return Recorded(lesson: lesson)
         }

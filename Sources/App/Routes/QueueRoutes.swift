@@ -13,7 +13,8 @@ struct QueueRoutes: Sendable {
     var endpoints: RouteCollection<AdminRequestContext> {
         let routes = RouteCollection(context: AdminRequestContext.self)
         routes.get("/queue") { request, context in
-            let report = try await QueueReport.read(from: pool, maxConcurrency: maxConcurrency, pollInterval: pollInterval, blocks: blocks)
+            let report = try await QueueReport.read(
+                from: pool, maxConcurrency: maxConcurrency, pollInterval: pollInterval, blocks: blocks)
             return try context.responseEncoder.encode(report, from: request, context: context)
         }
         return routes

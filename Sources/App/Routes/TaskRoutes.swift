@@ -34,7 +34,9 @@ struct TaskRoutes: Sendable {
             return try context.responseEncoder.encode(report, from: request, context: context)
         }
         routes.post("/tasks/:work_item/approve") { request, context in
-            try await apply(approval(stage: request.uri.queryParameters.get("stage")), to: context.parameters.get("work_item") ?? "")
+            try await apply(
+                approval(stage: request.uri.queryParameters.get("stage")), to: context.parameters.get("work_item") ?? ""
+            )
         }
         routes.post("/tasks/:work_item/retry") { _, context in
             try await apply(.retry, to: context.parameters.get("work_item") ?? "")
@@ -64,7 +66,8 @@ struct TaskRoutes: Sendable {
 
     private func apply(_ event: TaskEvent, to workItem: String) async throws -> Applied {
         do {
-            guard let task = try await tasks.apply(event, workItem: workItem, actor: "admin", reason: "admin API") else {
+            guard let task = try await tasks.apply(event, workItem: workItem, actor: "admin", reason: "admin API")
+            else {
                 throw APIError(.notFound, "unknown task '\(workItem.prefix(64))'")
             }
             return Applied(task: task)

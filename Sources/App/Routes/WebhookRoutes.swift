@@ -5,7 +5,7 @@ import NIOCore
 import Store
 import Workers
 
-/// `POST /webhook/plane` and `POST /webhook/gitea` (DESIGN §6).
+/// `POST /webhook/plane` and `POST /webhook/gitea`.
 ///
 /// Order matters: size limit, then the signature over the raw bytes, then decoding into the
 /// event's model (``WebhookEvent``; a body that does not decode is a 400 naming the field). A request
@@ -77,12 +77,18 @@ struct WebhookRoutes: Sendable {
             }
         } else if !configuration.insecureWebhooks {
             let variable = source == .plane ? "ORCH_PLANE_WEBHOOK_SECRET" : "ORCH_GITEA_WEBHOOK_SECRET"
-            return (json(ErrorBody("webhook secret not configured: set \(variable) (ORCH_INSECURE_WEBHOOKS=1 accepts unsigned deliveries, for testing only)"), status: .unauthorized), .unauthorized)
+            return (
+                json(
+                    ErrorBody(
+                        "webhook secret not configured: set \(variable) (ORCH_INSECURE_WEBHOOKS=1 accepts unsigned deliveries, for testing only)"
+                    ), status: .unauthorized), .unauthorized
+            )
         }
 
         let event: WebhookEvent
         do {
-            event = try WebhookEvent.decode(source: source, giteaEvent: request.header(named: "X-Gitea-Event"), body: Data(body))
+            event = try WebhookEvent.decode(
+                source: source, giteaEvent: request.header(named: "X-Gitea-Event"), body: Data(body))
         } catch {
             return (json(ErrorBody(error.description), status: .badRequest), .invalid)
         }
@@ -107,7 +113,9 @@ struct WebhookRoutes: Sendable {
             // JSON that PostgreSQL's jsonb refuses (a \u0000 escape, a lone surrogate): bad input.
             return (json(ErrorBody("body is not storable JSON: \(error.message)"), status: .badRequest), .invalid)
         } catch {
-            context.logger.error("could not store webhook delivery", metadata: ["webhook.source": "\(source.rawValue)", "db.error": "\(error)"])
+            context.logger.error(
+                "could not store webhook delivery",
+                metadata: ["webhook.source": "\(source.rawValue)", "db.error": "\(error)"])
             return (json(ErrorBody("database unavailable"), status: .serviceUnavailable), .unavailable)
         }
     }

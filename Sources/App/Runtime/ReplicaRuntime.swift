@@ -7,20 +7,25 @@ import Workers
 
 /// Wires one replica: pool, migrations, registration, startup recovery and the service group.
 enum ReplicaRuntime {
-    static func run(configuration: AppConfiguration, role: ReplicaRole, migrate: Bool, logger baseLogger: Logger) async throws {
+    static func run(
+        configuration: AppConfiguration, role: ReplicaRole, migrate: Bool, logger baseLogger: Logger
+    ) async throws {
         let pid = Int(ProcessInfo.processInfo.processIdentifier)
         let host = ProcessInfo.processInfo.hostName
         let replicaID = ReplicaIdentity.makeID(name: configuration.replicaName)
         var logger = baseLogger
         logger[metadataKey: "replica.id"] = "\(replicaID)"
         let pool = ConnectionPool(
-            configuration: configuration.database(applicationName: "orchestrator \(replicaID)".prefix(63).description), logger: logger)
+            configuration: configuration.database(applicationName: "orchestrator \(replicaID)".prefix(63).description),
+            logger: logger)
         do {
             try await waitForDatabase(pool: pool, logger: logger)
             if migrate {
                 try await Migrator(pool: pool, directory: Migrator.defaultDirectory(), logger: logger).migrate()
             }
-            try await serve(configuration: configuration, role: role, replicaID: replicaID, pid: pid, host: host, pool: pool, logger: logger)
+            try await serve(
+                configuration: configuration, role: role, replicaID: replicaID, pid: pid, host: host, pool: pool,
+                logger: logger)
         } catch {
             await pool.close()
             throw error
@@ -44,18 +49,23 @@ enum ReplicaRuntime {
     }
 
     private static func serve(
-        configuration: AppConfiguration, role: ReplicaRole, replicaID: String, pid: Int, host: String, pool: ConnectionPool, logger: Logger
+        configuration: AppConfiguration, role: ReplicaRole, replicaID: String, pid: Int, host: String,
+        pool: ConnectionPool, logger: Logger
     ) async throws {
         let jobs = JobStore(pool: pool)
         let replicas = ReplicaStore(pool: pool)
-        let identity = ReplicaIdentity(id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue)
+        let identity = ReplicaIdentity(
+            id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue)
         let database = configuration.database(applicationName: "orchestrator \(replicaID)".prefix(63).description)
-        try await replicas.register(id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue)
+        try await replicas.register(
+            id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue)
         let recovered = try await replicas.recoverPreviousIncarnations(
             id: replicaID, name: configuration.replicaName, host: host, staleAfter: configuration.heartbeatTTL,
             isDead: { otherPID in otherPID == pid || (kill(pid_t(otherPID), 0) != 0 && errno == ESRCH) })
         if !recovered.isEmpty {
-            logger.warning("requeued jobs of a previous incarnation", metadata: ["job.ids": "\(recovered.prefix(20))", "job.count": "\(recovered.count)"])
+            logger.warning(
+                "requeued jobs of a previous incarnation",
+                metadata: ["job.ids": "\(recovered.prefix(20))", "job.count": "\(recovered.count)"])
         }
 
         let notifier = Notifier(
@@ -63,34 +73,44 @@ enum ReplicaRuntime {
             plane: configuration.planeAPI)
         let alerts = notifier.alerts(pool: pool)
         try await AgentOrphans.reapAtStartup(
-            pool: pool, name: configuration.replicaName, host: host, replicaID: replicaID, alerts: alerts, logger: logger)
+            pool: pool, name: configuration.replicaName, host: host, replicaID: replicaID, alerts: alerts,
+            logger: logger)
 
         let listener = Listener(pool: pool, logger: logger)
         var services: [any Service] = [ListenerService(listener: listener)]
         var worker: QueueWorker?
         let workspace = Workspace(root: configuration.workdir)
         if role.runsWorkers {
-            services.append(WorkspaceSweeper(workspace: workspace, repos: configuration.file.repos, pool: pool, logger: logger))
+            services.append(
+                WorkspaceSweeper(workspace: workspace, repos: configuration.file.repos, pool: pool, logger: logger))
             var registry = JobRegistry()
-            registry.register(WebhookProcessor(
-                pool: pool, repos: configuration.file.repos, labels: configuration.file.labels, planeAPI: configuration.planeAPI).handler)
-            registry.register(StageRunner(
-                settings: .init(
-                    repos: configuration.file.repos,
-                    agents: configuration.file.agents,
-                    promptTemplates: configuration.promptsDirectory, breaker: configuration.breaker,
-                    gitea: configuration.giteaAPI,
-                    ciPollInterval: configuration.ciPollInterval),
-                pool: pool,
-                launcher: AgentLauncher(
+            registry.register(
+                WebhookProcessor(
+                    pool: pool, repos: configuration.file.repos, labels: configuration.file.labels,
+                    planeAPI: configuration.planeAPI
+                ).handler)
+            registry.register(
+                StageRunner(
                     settings: .init(
-                        logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host,
-                        maxLogBytes: configuration.agentLogMaxBytes, agents: configuration.file.agents),
-                    pool: pool, logger: logger),
-                workspace: workspace, alerts: alerts).handler)
+                        repos: configuration.file.repos,
+                        agents: configuration.file.agents,
+                        promptTemplates: configuration.promptsDirectory, breaker: configuration.breaker,
+                        gitea: configuration.giteaAPI,
+                        ciPollInterval: configuration.ciPollInterval),
+                    pool: pool,
+                    launcher: AgentLauncher(
+                        settings: .init(
+                            logDirectory: configuration.workdir + "/logs", replicaID: replicaID, host: host,
+                            maxLogBytes: configuration.agentLogMaxBytes, agents: configuration.file.agents),
+                        pool: pool, logger: logger),
+                    workspace: workspace, alerts: alerts
+                ).handler)
             for handler in notifier.handlers(pool: pool) { registry.register(handler) }
             let moved = try await Notifier.moveQueuedJobsToChannelQueues(pool: pool)
-            if moved > 0 { logger.notice("moved queued notification jobs to their channel's queue", metadata: ["job.count": "\(moved)"]) }
+            if moved > 0 {
+                logger.notice(
+                    "moved queued notification jobs to their channel's queue", metadata: ["job.count": "\(moved)"])
+            }
             if configuration.diagnosticJobs {
                 try await DiagnosticStore(pool: pool).prepare()
                 DiagnosticJobs.register(in: &registry, pool: pool, replicaID: replicaID)
@@ -106,10 +126,12 @@ enum ReplicaRuntime {
         }
         // Liveness never waits behind the pool: the heartbeat and the leader lock have sessions
         // (and threads) of their own, with statement timeouts well under the TTL.
-        services.append(ReplicaHeartbeat(
-            identity: identity, interval: configuration.heartbeatInterval, lease: configuration.heartbeatTTL,
-            session: DedicatedSession(configuration: database, name: "heartbeat", timeout: configuration.heartbeatTimeout, logger: logger),
-            replicas: replicas, worker: worker, logger: logger))
+        services.append(
+            ReplicaHeartbeat(
+                identity: identity, interval: configuration.heartbeatInterval, lease: configuration.heartbeatTTL,
+                session: DedicatedSession(
+                    configuration: database, name: "heartbeat", timeout: configuration.heartbeatTimeout, logger: logger),
+                replicas: replicas, worker: worker, logger: logger))
         if role.runsWorkers {
             var duties: [LeaderDuty] = []
             if configuration.reaperEnabled {
@@ -117,34 +139,45 @@ enum ReplicaRuntime {
                     pool: pool, replicaID: replicaID, heartbeatInterval: configuration.heartbeatInterval,
                     heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention,
                     webhookRetention: configuration.webhookRetention, logger: logger)
-                duties.append(AgentOrphans.duty(
-                    pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL, alerts: alerts, logger: logger))
+                duties.append(
+                    AgentOrphans.duty(
+                        pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL,
+                        alerts: alerts, logger: logger))
             }
             if !notifier.channels.isEmpty { duties.append(notifier.duty(pool: pool, interval: .seconds(1))) }
             let leaderSession = DedicatedSession(
                 configuration: database, name: "leader", timeout: configuration.heartbeatTimeout,
-                settings: DedicatedSession.leaderSettings(idleTimeout: max(configuration.heartbeatTTL, configuration.electionInterval * 2)),
+                settings: DedicatedSession.leaderSettings(
+                    idleTimeout: max(configuration.heartbeatTTL, configuration.electionInterval * 2)),
                 logger: logger)
-            services.append(LeaderElector(
-                identity: identity, session: leaderSession, pool: pool, interval: configuration.electionInterval, duties: duties,
-                logger: logger))
+            services.append(
+                LeaderElector(
+                    identity: identity, session: leaderSession, pool: pool, interval: configuration.electionInterval,
+                    duties: duties,
+                    logger: logger))
         }
         if let worker { services.append(worker) }
         if role.servesHTTP {
-            services.append(Application(
-                router: HTTPRoutes.router(pool: pool, configuration: configuration),
-                configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orchestrator"),
-                logger: logger))
+            services.append(
+                Application(
+                    router: HTTPRoutes.router(pool: pool, configuration: configuration),
+                    configuration: .init(
+                        address: .hostname(configuration.host, port: configuration.port), serverName: "orchestrator"),
+                    logger: logger))
         }
-        logger.info("replica starting", metadata: [
-            "replica.role": "\(role.rawValue)", "replica.name": "\(configuration.replicaName)", "replica.pid": "\(pid)",
-        ])
+        logger.info(
+            "replica starting",
+            metadata: [
+                "replica.role": "\(role.rawValue)", "replica.name": "\(configuration.replicaName)",
+                "replica.pid": "\(pid)",
+            ])
         // Shutdown runs in reverse order: HTTP first, then the worker hands its jobs back, then the
         // leader steps down, the heartbeat marks the replica stopped, and the listener closes last.
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         try await group.run()
     }
 }

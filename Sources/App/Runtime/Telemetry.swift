@@ -39,7 +39,8 @@ struct WebhookMetrics: Sendable {
         for source in WebhookSource.allCases {
             for outcome in Outcome.allCases {
                 counters["\(source.rawValue).\(outcome.rawValue)"] = Metrics.Counter(
-                    label: "orch_webhook_deliveries_total", dimensions: [("source", source.rawValue), ("outcome", outcome.rawValue)])
+                    label: "orch_webhook_deliveries_total",
+                    dimensions: [("source", source.rawValue), ("outcome", outcome.rawValue)])
             }
         }
         self.counters = counters

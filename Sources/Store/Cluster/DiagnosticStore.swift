@@ -17,7 +17,8 @@ public struct DiagnosticStore: Sendable {
     public func prepare() async throws {
         try await pool.withAdvisoryLock(AdvisoryLockKey(namespace: AdvisoryLockKey.Namespace.migrations, key: 1)) { _ in
             try await pool.withConnection { connection in
-                try await connection.execute("""
+                try await connection.execute(
+                    """
                     CREATE TABLE IF NOT EXISTS diag_executions (
                         job_id bigint NOT NULL, attempt integer NOT NULL, replica_id text NOT NULL,
                         started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL DEFAULT now())

@@ -26,7 +26,8 @@ public struct MaintenanceStore: Sendable {
 
     /// Records a run of `duty` by `replicaID`: rows it changed, or the error it failed with.
     public func record(duty: String, replicaID: String, affected: Int, error: String?) async throws {
-        try await pool.query("""
+        try await pool.query(
+            """
             INSERT INTO maintenance_runs (duty, replica_id, last_run_at, last_affected, total_affected, runs, last_error)
             VALUES ($1, $2, now(), $3::int, $3::int, 1, $4)
             ON CONFLICT (duty) DO UPDATE SET replica_id = excluded.replica_id, last_run_at = now(),
@@ -41,8 +42,11 @@ public struct MaintenanceStore: Sendable {
         try await pool.query(
             "SELECT duty, replica_id, last_run_at, last_affected, total_affected, runs, last_error FROM maintenance_runs ORDER BY duty"
         ).rows.map {
-            Run(duty: try $0.decode("duty"), replicaID: try $0.decode("replica_id"), lastRunAt: try $0.decode("last_run_at"),
-                lastAffected: try $0.decode("last_affected"), totalAffected: try $0.decode("total_affected"), runs: try $0.decode("runs"),
+            Run(
+                duty: try $0.decode("duty"), replicaID: try $0.decode("replica_id"),
+                lastRunAt: try $0.decode("last_run_at"),
+                lastAffected: try $0.decode("last_affected"), totalAffected: try $0.decode("total_affected"),
+                runs: try $0.decode("runs"),
                 lastError: try $0.decode("last_error"))
         }
     }

@@ -30,7 +30,8 @@ public struct MetricsStore: Sendable {
             tasks[try row.decode("stage"), default: [:]][try row.decode("status")] = try row.decode("n")
         }
         var spent: [String: (exits: Int, seconds: Double)] = [:]
-        for row in try await pool.query("""
+        for row in try await pool.query(
+            """
             SELECT from_stage AS stage,
                    count(*) FILTER (WHERE to_stage <> from_stage) AS exits,
                    coalesce(sum(extract(epoch FROM at - previous)), 0)::float8 AS seconds
@@ -38,7 +39,8 @@ public struct MetricsStore: Sendable {
                          coalesce(lag(e.at) OVER (PARTITION BY e.task_id ORDER BY e.id), t.created_at) AS previous
                   FROM task_events e JOIN tasks t ON t.id = e.task_id) visits
             GROUP BY from_stage
-            """).rows {
+            """
+        ).rows {
             spent[try row.decode("stage")] = (try row.decode("exits"), try row.decode("seconds"))
         }
         return TaskStage.allCases.map { stage in
@@ -59,15 +61,21 @@ public struct MetricsStore: Sendable {
         var kinds: [String: [String: Int]] = [:]
         // Every status present, zero when no job has it; from the same rows as the kinds.
         var byStatus = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0.rawValue, 0) })
-        for row in try await pool.query("SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status ORDER BY kind").rows {
+        for row in try await pool.query(
+            "SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status ORDER BY kind"
+        ).rows {
             let status: String = try row.decode("status")
             let count: Int = try row.decode("n")
             kinds[try row.decode("kind"), default: [:]][status] = count
             byStatus[status, default: 0] += count
         }
-        let oldest: Double? = try await pool.query("""
+        let oldest: Double? = try await pool.query(
+            """
             SELECT extract(epoch FROM now() - min(run_at))::float8 AS age FROM jobs WHERE status = 'queued' AND run_at <= now()
-            """).first!.decode("age")
-        return QueueFigures(kinds: kinds.keys.sorted().map { KindFigures(kind: $0, counts: kinds[$0]!) }, byStatus: byStatus, oldestReadySeconds: oldest)
+            """
+        ).first!.decode("age")
+        return QueueFigures(
+            kinds: kinds.keys.sorted().map { KindFigures(kind: $0, counts: kinds[$0]!) }, byStatus: byStatus,
+            oldestReadySeconds: oldest)
     }
 }

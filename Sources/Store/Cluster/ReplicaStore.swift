@@ -10,7 +10,8 @@ public struct ReplicaStore: Sendable {
 
     /// Registers this process (a fresh `id` per start).
     public func register(id: String, name: String, host: String, pid: Int, role: String) async throws {
-        try await pool.query("""
+        try await pool.query(
+            """
             INSERT INTO replicas (id, name, host, pid, role) VALUES ($1, $2, $3, $4, $5)
             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL
             """,
@@ -24,7 +25,8 @@ public struct ReplicaStore: Sendable {
     public func recoverPreviousIncarnations(
         id: String, name: String, host: String, staleAfter: Duration, isDead: (Int) -> Bool
     ) async throws -> [Int64] {
-        let candidates = try await pool.query("""
+        let candidates = try await pool.query(
+            """
             SELECT id, pid, heartbeat_at < now() - make_interval(secs => $4::float8) AS stale FROM replicas
             WHERE name = $1 AND host = $2 AND id <> $3 AND stopped_at IS NULL
             """,
@@ -39,7 +41,8 @@ public struct ReplicaStore: Sendable {
             try await connection.query(
                 "UPDATE replicas SET stopped_at = now(), leader_since = NULL WHERE id = ANY($1::text[]) AND stopped_at IS NULL",
                 [PostgresArray(dead)])
-            let result = try await connection.query("""
+            let result = try await connection.query(
+                """
                 WITH requeued AS (
                     UPDATE jobs
                     SET status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
@@ -66,7 +69,8 @@ public struct ReplicaStore: Sendable {
 
     /// Mirrors leadership for observability: `id` becomes the only row with `leader_since` set.
     public func recordLeader(id: String) async throws {
-        try await pool.query("""
+        try await pool.query(
+            """
             UPDATE replicas SET leader_since = CASE WHEN id = $1 THEN coalesce(leader_since, now()) END
             WHERE id = $1 OR leader_since IS NOT NULL
             """,
@@ -81,26 +85,32 @@ public struct ReplicaStore: Sendable {
     /// Leader duty: marks replicas without a heartbeat for `staleAfter` as stopped and deletes rows
     /// stopped longer than `retention`. Returns (marked, deleted).
     public func sweep(staleAfter: Duration, retention: Duration) async throws -> (marked: Int, deleted: Int) {
-        let marked = try await pool.query("""
+        let marked = try await pool.query(
+            """
             UPDATE replicas SET stopped_at = now(), leader_since = NULL
             WHERE stopped_at IS NULL AND heartbeat_at < now() - make_interval(secs => $1::float8)
             """,
-            [staleAfter]).affectedRows
-        let deleted = try await pool.query("""
+            [staleAfter]
+        ).affectedRows
+        let deleted = try await pool.query(
+            """
             DELETE FROM replicas r WHERE stopped_at < now() - make_interval(secs => $1::float8)
               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.status = 'running' AND j.locked_by = r.id)
             """,
-            [retention]).affectedRows
+            [retention]
+        ).affectedRows
         return (marked, deleted)
     }
 
     /// Replicas not stopped, with their heartbeat age by the database clock.
     public func live() async throws -> [Replica] {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT id, name, host, pid, role, started_at, heartbeat_at, stopped_at, leader_since,
                    extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_age
             FROM replicas
             WHERE stopped_at IS NULL ORDER BY started_at
-            """).rows.map(Replica.init(row:))
+            """
+        ).rows.map(Replica.init(row:))
     }
 }

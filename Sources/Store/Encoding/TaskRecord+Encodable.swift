@@ -1,6 +1,7 @@
 extension TaskRecord: Encodable {
     enum CodingKeys: String, CodingKey {
-        case workItem, repo, title, stage, status, track, auto, labels, prNumber, headSHA, mergeSHA, headCIState, mergeCIState
+        case workItem, repo, title, stage, status, track, auto, labels, prNumber, headSHA, mergeSHA, headCIState,
+            mergeCIState
         case createdAt, updatedAt
     }
 

@@ -18,7 +18,8 @@ public struct TaskEventNotification: Codable, Sendable, Equatable {
 
     /// Creates a notification.
     public init(
-        event_id: Int64, event: String, work_item: String, title: String, repo: String?, from_stage: String, to_stage: String,
+        event_id: Int64, event: String, work_item: String, title: String, repo: String?, from_stage: String,
+        to_stage: String,
         from_status: String, to_status: String, reason: String?, actor: String, plane_issue_id: String?,
         plane_project_id: String?
     ) {

@@ -16,7 +16,7 @@ public enum TelegramJobPayload<Content: Codable & Sendable>: Codable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         if let container = try? decoder.container(keyedBy: CodingKeys.self),
-           let messages = try container.decodeIfPresent([String].self, forKey: .remainingMessages)
+            let messages = try container.decodeIfPresent([String].self, forKey: .remainingMessages)
         {
             self = .remainder(messages, ofJob: try container.decodeIfPresent(Int64.self, forKey: .ofJob))
         } else {

@@ -2,7 +2,9 @@ import Foundation
 
 /// A lessons-journal entry.
 public struct Lesson: Sendable {
-    public static let types = ["gate_failure", "merge_hold", "transient_exhaustion", "degraded_deploy", "process", "other"]
+    public static let types = [
+        "gate_failure", "merge_hold", "transient_exhaustion", "degraded_deploy", "process", "other",
+    ]
     public static let statuses = ["open", "accepted", "rejected", "fixed", "duplicate"]
 
     public var id: Int64 = 0
@@ -78,14 +80,21 @@ public struct LessonStore: Sendable {
         lesson.rootCause = redactor.redact(lesson.rootCause, limit: SecretRedactor.maxTextLength)
         lesson.suggestion = lesson.suggestion.map { redactor.redact($0, limit: SecretRedactor.maxTextLength) }
         lesson.detail = JSONB(text: redactor.redact(lesson.detail.text))
-        return try Lesson(row: try await connection.query("""
-            INSERT INTO lessons (type, source, status, work_item, task_id, stage, agent, repo, root_cause, suggestion,
-                                 attribution, target_repo, target_domain, related_task, detail)
-            VALUES ($1, $2, $3, $4, (SELECT id FROM tasks WHERE work_item = $4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
-            RETURNING \(Lesson.columns)
-            """,
-            [lesson.type, lesson.source, lesson.status, lesson.workItem, lesson.stage, lesson.agent, lesson.repo, lesson.rootCause,
-             lesson.suggestion, lesson.attribution, lesson.targetRepo, lesson.targetDomain, lesson.relatedTask, lesson.detail]).first!)
+        return try Lesson(
+            row: try await connection.query(
+                """
+                INSERT INTO lessons (type, source, status, work_item, task_id, stage, agent, repo, root_cause, suggestion,
+                                     attribution, target_repo, target_domain, related_task, detail)
+                VALUES ($1, $2, $3, $4, (SELECT id FROM tasks WHERE work_item = $4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+                RETURNING \(Lesson.columns)
+                """,
+                [
+                    lesson.type, lesson.source, lesson.status, lesson.workItem, lesson.stage, lesson.agent, lesson.repo,
+                    lesson.rootCause,
+                    lesson.suggestion, lesson.attribution, lesson.targetRepo, lesson.targetDomain, lesson.relatedTask,
+                    lesson.detail,
+                ]
+            ).first!)
     }
 
     /// Lesson counts by status and by type, and the last one's time (the `/queue` `lessons` block).
@@ -94,7 +103,8 @@ public struct LessonStore: Sendable {
         var byType: [String: Int] = [:]
         var lastAt: Date?
         for row in try await pool.query(
-            "SELECT status, type, count(*) AS n, max(created_at) AS last FROM lessons GROUP BY status, type").rows {
+            "SELECT status, type, count(*) AS n, max(created_at) AS last FROM lessons GROUP BY status, type"
+        ).rows {
             let n: Int = try row.decode("n")
             byStatus[try row.decode("status"), default: 0] += n
             byType[try row.decode("type"), default: 0] += n
@@ -105,33 +115,43 @@ public struct LessonStore: Sendable {
     }
 
     /// Lessons matching every given filter, newest first.
-    public func list(type: String?, status: String?, repo: String?, workItem: String?, limit: Int) async throws -> [Lesson] {
-        try await pool.query("""
+    public func list(
+        type: String?, status: String?, repo: String?, workItem: String?, limit: Int
+    ) async throws -> [Lesson] {
+        try await pool.query(
+            """
             SELECT \(Lesson.columns) FROM lessons
             WHERE ($1::text IS NULL OR type = $1) AND ($2::text IS NULL OR status = $2)
               AND ($3::text IS NULL OR repo = $3) AND ($4::text IS NULL OR work_item = $4)
             ORDER BY created_at DESC, id DESC LIMIT $5
             """,
-            [type, status, repo, workItem, limit]).rows.map(Lesson.init(row:))
+            [type, status, repo, workItem, limit]
+        ).rows.map(Lesson.init(row:))
     }
 
     /// Re-classifies a lesson: each non-nil field replaces the stored one. Returns nil for an unknown id.
-    public func reclassify(id: Int64, status: String?, type: String?, attribution: String?, suggestion: String?, targetRepo: String?, targetDomain: String?) async throws -> Lesson? {
-        try await pool.query("""
+    public func reclassify(
+        id: Int64, status: String?, type: String?, attribution: String?, suggestion: String?, targetRepo: String?,
+        targetDomain: String?
+    ) async throws -> Lesson? {
+        try await pool.query(
+            """
             UPDATE lessons SET status = coalesce($2, status), type = coalesce($3, type), attribution = coalesce($4, attribution),
                 suggestion = coalesce($5, suggestion), target_repo = coalesce($6, target_repo),
                 target_domain = coalesce($7, target_domain), updated_at = now()
             WHERE id = $1
             RETURNING \(Lesson.columns)
             """,
-            [id, status, type, attribution, suggestion, targetRepo, targetDomain]).first.map(Lesson.init(row:))
+            [id, status, type, attribution, suggestion, targetRepo, targetDomain]
+        ).first.map(Lesson.init(row:))
     }
 }
 
 extension Lesson: Encodable {
     /// Every column but `detail` (a detector's raw evidence, for the database reader).
     enum CodingKeys: String, CodingKey {
-        case id, type, source, status, workItem, stage, agent, repo, rootCause, suggestion, attribution, targetRepo, targetDomain
+        case id, type, source, status, workItem, stage, agent, repo, rootCause, suggestion, attribution, targetRepo,
+            targetDomain
         case relatedTask, createdAt, updatedAt
     }
 }

@@ -32,7 +32,8 @@ public struct NotificationStore: Sendable {
     @discardableResult
     public func moveQueued(kinds: [String], to queue: String) async throws -> Int {
         guard !kinds.isEmpty else { return 0 }
-        return try await pool.query("""
+        return try await pool.query(
+            """
             WITH moved AS (
                 UPDATE jobs SET queue = $2
                 WHERE status = 'queued' AND kind = ANY($1::text[]) AND queue <> $2
@@ -42,7 +43,8 @@ public struct NotificationStore: Sendable {
             )
             SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM notified) AS notified
             """,
-            [PostgresArray(kinds), queue]).first!.decode("moved", as: Int.self)
+            [PostgresArray(kinds), queue]
+        ).first!.decode("moved", as: Int.self)
     }
 
     /// Enqueues a job per channel for each task event after the cursor (at most `limit`), and
@@ -55,36 +57,45 @@ public struct NotificationStore: Sendable {
             // Waits for transactions still writing events (they hold this lock shared): ids are
             // taken before commit, so reading now could pass over one that commits later.
             try await connection.query("SELECT pg_advisory_xact_lock($1, 0)", [AdvisoryLockKey.Namespace.taskEvents])
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO notification_cursor (name, last_event_id)
                 SELECT 'task_events', coalesce(max(id), 0) FROM task_events
                 ON CONFLICT (name) DO NOTHING
                 """)
             let cursor: Int64 = try await connection.query(
-                "SELECT last_event_id FROM notification_cursor WHERE name = 'task_events' FOR UPDATE").first!.decode("last_event_id")
-            let events = try await connection.query("""
+                "SELECT last_event_id FROM notification_cursor WHERE name = 'task_events' FOR UPDATE"
+            ).first!.decode("last_event_id")
+            let events = try await connection.query(
+                """
                 SELECT e.id, e.event, t.work_item, t.title, t.repo, e.from_stage, e.to_stage, e.from_status, e.to_status,
                        e.reason, e.actor, t.plane_issue_id, t.plane_project_id
                 FROM task_events e JOIN tasks t ON t.id = e.task_id
                 WHERE e.id > $1 ORDER BY e.id LIMIT $2
                 """,
-                [cursor, limit]).rows
+                [cursor, limit]
+            ).rows
             guard let last = try events.last?.decode("id", as: Int64.self) else { return 0 }
             var jobs: [NewJob] = []
             for row in events {
                 let event = TaskEventNotification(
-                    event_id: try row.decode("id"), event: try row.decode("event"), work_item: try row.decode("work_item"),
-                    title: try row.decode("title"), repo: try row.decode("repo"), from_stage: try row.decode("from_stage"),
+                    event_id: try row.decode("id"), event: try row.decode("event"),
+                    work_item: try row.decode("work_item"),
+                    title: try row.decode("title"), repo: try row.decode("repo"),
+                    from_stage: try row.decode("from_stage"),
                     to_stage: try row.decode("to_stage"), from_status: try row.decode("from_status"),
-                    to_status: try row.decode("to_status"), reason: try row.decode("reason"), actor: try row.decode("actor"),
-                    plane_issue_id: try row.decode("plane_issue_id"), plane_project_id: try row.decode("plane_project_id"))
+                    to_status: try row.decode("to_status"), reason: try row.decode("reason"),
+                    actor: try row.decode("actor"),
+                    plane_issue_id: try row.decode("plane_issue_id"),
+                    plane_project_id: try row.decode("plane_project_id"))
                 for channel in channels {
                     if let job = try Self.job(channel: channel, event: event) { jobs.append(job) }
                 }
             }
             try await JobStore(pool: pool).enqueue(jobs, on: connection)
             try await connection.query(
-                "UPDATE notification_cursor SET last_event_id = $1, updated_at = now() WHERE name = 'task_events'", [last])
+                "UPDATE notification_cursor SET last_event_id = $1, updated_at = now() WHERE name = 'task_events'",
+                [last])
             return events.count
         }
     }

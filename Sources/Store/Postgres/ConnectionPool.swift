@@ -253,7 +253,9 @@ public final class ConnectionPool: Sendable {
     }
 
     private func discard(_ connection: PGConnection, reason: String) {
-        logger.debug("discarding database connection", metadata: ["db.reason": "\(reason)", "db.backend_pid": "\(connection.backendPID)"])
+        logger.debug(
+            "discarding database connection",
+            metadata: ["db.reason": "\(reason)", "db.backend_pid": "\(connection.backendPID)"])
         connection.close()
         if connection.isBroken {
             // One broken connection usually means the server restarted: probe the idle ones now.

@@ -7,7 +7,9 @@ extension Date {
     /// `nil` for anything else, a bare date included.
     public init?(timestamp text: String) {
         let bytes = Array(text.utf8)
-        guard bytes.count >= 19, bytes[10] == UInt8(ascii: "T"), let date = PostgresTimestamp.parse(text) else { return nil }
+        guard bytes.count >= 19, bytes[10] == UInt8(ascii: "T"), let date = PostgresTimestamp.parse(text) else {
+            return nil
+        }
         self = date
     }
 

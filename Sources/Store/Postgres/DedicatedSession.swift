@@ -77,7 +77,9 @@ public final class DedicatedSession: Sendable {
 
     /// Closes the session and stops its thread.
     public func close() async {
-        if let raw = connection.withLock({ state -> PGConnection? in defer { state = nil }; return state }) {
+        if let raw = connection.withLock({ state -> PGConnection? in
+            defer { state = nil }; return state
+        }) {
             raw.close()
         }
         try? await thread.shutdownGracefully()

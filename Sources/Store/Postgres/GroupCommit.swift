@@ -94,7 +94,9 @@ public final class GroupCommit<Item: Sendable, Output: Sendable>: Sendable {
         let results: [Result<Output, any Error>]
         do {
             let written = try await flush([item] + others.map(\.item))
-            precondition(written.count == others.count + 1, "GroupCommit flush returned \(written.count) results for \(others.count + 1) items")
+            precondition(
+                written.count == others.count + 1,
+                "GroupCommit flush returned \(written.count) results for \(others.count + 1) items")
             results = written
         } catch {
             results = Array(repeating: .failure(error), count: others.count + 1)

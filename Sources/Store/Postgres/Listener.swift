@@ -59,7 +59,9 @@ public final class Listener: Sendable {
             } catch {
                 connectedBackend.store(0, ordering: .relaxed)
                 let delay = backoff.next()
-                logger.warning("listener connection lost; reconnecting", metadata: ["db.error": "\(error)", "retry.delay": "\(delay)"])
+                logger.warning(
+                    "listener connection lost; reconnecting",
+                    metadata: ["db.error": "\(error)", "retry.delay": "\(delay)"])
                 try? await Task.sleep(for: delay)
             }
         }
@@ -83,7 +85,9 @@ public final class Listener: Sendable {
         }
         connectedBackend.store(connection.backendPID, ordering: .relaxed)
         onConnected()
-        logger.debug("listening", metadata: ["db.channels": "\(channels.map(\.rawValue))", "db.backend_pid": "\(connection.backendPID)"])
+        logger.debug(
+            "listening",
+            metadata: ["db.channels": "\(channels.map(\.rawValue))", "db.backend_pid": "\(connection.backendPID)"])
         broadcast(.reconnected)
         let slice = pollSlice
         while !Task.isCancelled {

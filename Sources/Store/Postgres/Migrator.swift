@@ -41,7 +41,8 @@ public struct Migrator: Sendable {
         }
         let fileManager = FileManager.default
         var candidates = [URL(fileURLWithPath: fileManager.currentDirectoryPath).appendingPathComponent("migrations")]
-        var executableDirectory = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        var executableDirectory = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
+            .deletingLastPathComponent()
         for _ in 0..<5 {
             candidates.append(executableDirectory.appendingPathComponent("migrations"))
             candidates.append(executableDirectory.appendingPathComponent("share/orchestrator/migrations"))
@@ -56,7 +57,8 @@ public struct Migrator: Sendable {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
         } catch {
-            throw MigrationError(description: "cannot read migrations directory \(directory.path): \(error.localizedDescription)")
+            throw MigrationError(
+                description: "cannot read migrations directory \(directory.path): \(error.localizedDescription)")
         }
         var migrations: [Migration] = []
         for name in names.sorted() where name.hasSuffix(".sql") {
@@ -77,9 +79,11 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate() async throws -> [String] {
         let migrations = try loadMigrations()
-        return try await pool.withAdvisoryLock(AdvisoryLockKey(namespace: AdvisoryLockKey.Namespace.migrations, key: 1)) { _ in
+        return try await pool.withAdvisoryLock(AdvisoryLockKey(namespace: AdvisoryLockKey.Namespace.migrations, key: 1))
+        { _ in
             try await pool.withConnection { connection in
-                try await connection.execute("""
+                try await connection.execute(
+                    """
                     CREATE TABLE IF NOT EXISTS schema_migrations (
                         version integer PRIMARY KEY,
                         name text NOT NULL,
@@ -96,7 +100,10 @@ public struct Migrator: Sendable {
                     let checksum = try await Self.checksum(of: migration.sql, on: connection)
                     if let existing = applied[migration.version] {
                         guard existing.checksum == checksum else {
-                            throw MigrationError(description: "migration \(migration.name) was changed after it was applied (checksum \(checksum.prefix(12)) ≠ recorded \(existing.checksum.prefix(12))); migrations are append-only: restore the file and add a new migration instead")
+                            throw MigrationError(
+                                description:
+                                    "migration \(migration.name) was changed after it was applied (checksum \(checksum.prefix(12)) ≠ recorded \(existing.checksum.prefix(12))); migrations are append-only: restore the file and add a new migration instead"
+                            )
                         }
                         continue
                     }
@@ -115,7 +122,9 @@ public struct Migrator: Sendable {
                     appliedNow.append(migration.name)
                 }
                 if let recorded = applied.keys.max(), let known = migrations.last?.version, recorded > known {
-                    logger.warning("database has migrations newer than this binary", metadata: ["migration.version": "\(recorded)"])
+                    logger.warning(
+                        "database has migrations newer than this binary", metadata: ["migration.version": "\(recorded)"]
+                    )
                 }
                 return appliedNow
             }
@@ -123,6 +132,7 @@ public struct Migrator: Sendable {
     }
 
     private static func checksum(of sql: String, on connection: Connection) async throws -> String {
-        try await connection.query("SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex') AS sum", [sql]).first!.decode("sum")
+        try await connection.query("SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex') AS sum", [sql]).first!.decode(
+            "sum")
     }
 }

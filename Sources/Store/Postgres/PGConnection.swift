@@ -33,14 +33,19 @@ final class PGConnection: @unchecked Sendable {
         self.cancelHandle = PQgetCancel(handle)
         self.noticeBox = Unmanaged.passRetained(NoticeBox(logger: logger))
         // Server NOTICE/WARNING messages would otherwise go to stderr; route them to swift-log.
-        PQsetNoticeReceiver(handle, { context, result in
-            guard let context, let result else { return }
-            let box = Unmanaged<NoticeBox>.fromOpaque(context).takeUnretainedValue()
-            let severity = PQresultErrorField(result, Int32(UInt8(ascii: "V"))).map { String(cString: $0) } ?? "NOTICE"
-            let message = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) } ?? ""
-            let level: Logger.Level = (severity == "WARNING") ? .warning : .debug
-            box.logger.log(level: level, "postgres \(severity.lowercased()): \(message)", metadata: ["db.severity": "\(severity)"])
-        }, noticeBox.toOpaque())
+        PQsetNoticeReceiver(
+            handle,
+            { context, result in
+                guard let context, let result else { return }
+                let box = Unmanaged<NoticeBox>.fromOpaque(context).takeUnretainedValue()
+                let severity =
+                    PQresultErrorField(result, Int32(UInt8(ascii: "V"))).map { String(cString: $0) } ?? "NOTICE"
+                let message = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) } ?? ""
+                let level: Logger.Level = (severity == "WARNING") ? .warning : .debug
+                box.logger.log(
+                    level: level, "postgres \(severity.lowercased()): \(message)",
+                    metadata: ["db.severity": "\(severity)"])
+            }, noticeBox.toOpaque())
     }
 
     deinit {
@@ -80,7 +85,8 @@ final class PGConnection: @unchecked Sendable {
         }
         let connection = PGConnection(handle: raw, logger: logger)
         // Fixed session formats so text decoding of timestamps is unambiguous whatever the server's defaults.
-        _ = try connection.execSimple("SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'")
+        _ = try connection.execSimple(
+            "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'")
         return connection
     }
 
@@ -157,7 +163,8 @@ final class PGConnection: @unchecked Sendable {
                 isBroken = true
                 throw PostgresError(kind: .connectionLost, sqlState: sqlState, message: message)
             }
-            var error = PostgresError(kind: .server, sqlState: sqlState, message: message, detail: field("D"), hint: field("H"))
+            var error = PostgresError(
+                kind: .server, sqlState: sqlState, message: message, detail: field("D"), hint: field("H"))
             if error.isConnectionLost {
                 isBroken = true
                 error.kind = .connectionLost

@@ -118,15 +118,20 @@ public struct PostgresIntegerArray: PostgresDecodable, Equatable {
 
     public init(postgresText: String) throws {
         guard postgresText.hasPrefix("{"), postgresText.hasSuffix("}") else {
-            throw PostgresError(kind: .decoding, message: "cannot read '\(postgresText.prefix(64))' as an integer array")
+            throw PostgresError(
+                kind: .decoding, message: "cannot read '\(postgresText.prefix(64))' as an integer array")
         }
         let body = postgresText.dropFirst().dropLast()
-        values = try body.isEmpty ? [] : body.split(separator: ",").map { element in
-            guard let value = Int64(element) else {
-                throw PostgresError(kind: .decoding, message: "cannot read array element '\(element.prefix(32))' as an integer")
+        values =
+            try body.isEmpty
+            ? []
+            : body.split(separator: ",").map { element in
+                guard let value = Int64(element) else {
+                    throw PostgresError(
+                        kind: .decoding, message: "cannot read array element '\(element.prefix(32))' as an integer")
+                }
+                return value
             }
-            return value
-        }
     }
 }
 

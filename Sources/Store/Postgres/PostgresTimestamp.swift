@@ -24,10 +24,14 @@ enum PostgresTimestamp {
             index += 1
             return true
         }
-        guard let year = number(4), expect([45]), let month = number(2), expect([45]), let day = number(2) else { return nil }
+        guard let year = number(4), expect([45]), let month = number(2), expect([45]), let day = number(2) else {
+            return nil
+        }
         var seconds = Double(daysFromCivil(year: year, month: month, day: day) * 86_400)
         if index == bytes.count { return Date(timeIntervalSince1970: seconds) }
-        guard expect([32, 84]), let hour = number(2), expect([58]), let minute = number(2), expect([58]), let second = number(2) else {
+        guard expect([32, 84]), let hour = number(2), expect([58]), let minute = number(2), expect([58]),
+            let second = number(2)
+        else {
             return nil
         }
         seconds += Double(hour * 3600 + minute * 60 + second)
@@ -72,7 +76,8 @@ enum PostgresTimestamp {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(micros, 6))Z"
+        return
+            "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(micros, 6))Z"
     }
 
     // Howard Hinnant's civil-calendar algorithms.

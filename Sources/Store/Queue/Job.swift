@@ -97,12 +97,14 @@ public struct Job: Sendable {
 
     /// A column list with each column qualified by a table alias (used to build constant statements once).
     static func qualified(_ columns: String, by alias: String) -> String {
-        columns.split(separator: ",").map { "\(alias).\($0.trimmingCharacters(in: .whitespaces))" }.joined(separator: ", ")
+        columns.split(separator: ",").map { "\(alias).\($0.trimmingCharacters(in: .whitespaces))" }.joined(
+            separator: ", ")
     }
 
     /// The columns a claim returns: what a handler needs. The rest is known to the claimer
     /// (status running, locked by itself) and not worth formatting and parsing for every job.
-    static let claimedColumns = "id, kind, queue, payload, priority, attempt, max_attempts, dedupe_key, last_error, run_at, created_at"
+    static let claimedColumns =
+        "id, kind, queue, payload, priority, attempt, max_attempts, dedupe_key, last_error, run_at, created_at"
 
     /// A row returned by a claim for `replicaID` (see `claimedColumns`).
     init(claimedRow row: Row, replicaID: String) throws {

@@ -10,31 +10,31 @@ public struct JobStore: Sendable {
 
     // The hot statement, built once: each call would otherwise rebuild and rehash the text.
     private static let completeAndClaimSQL = """
-            WITH done AS (
-                UPDATE jobs j
-                SET status = 'completed', finished_at = now(), lease_expires_at = NULL
-                FROM unnest($1::bigint[], $2::int[]) AS f(id, attempt)
-                WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = $3 AND j.attempt = f.attempt
-                RETURNING j.id
-            ), candidates AS (
-                SELECT id FROM jobs
-                WHERE status = 'queued' AND queue = $4 AND run_at <= now()
-                  AND NOT EXISTS (SELECT 1 FROM replicas WHERE id = $3 AND stopped_at IS NOT NULL)
-                ORDER BY priority, run_at, id
-                LIMIT $5
-                FOR UPDATE SKIP LOCKED
-            ), claimed AS (
-                UPDATE jobs j
-                SET status = 'running', attempt = j.attempt + 1, locked_by = $3, claimed_at = now(),
-                    lease_expires_at = now() + make_interval(secs => $6::float8), finished_at = NULL
-                FROM candidates c
-                WHERE j.id = c.id
-                RETURNING \(Job.qualified(Job.claimedColumns, by: "j"))
-            )
-            SELECT d.completed_ids, \(Job.qualified(Job.claimedColumns, by: "claimed"))
-            FROM (SELECT coalesce(array_agg(id), '{}') AS completed_ids FROM done) d
-            LEFT JOIN claimed ON true
-            """
+        WITH done AS (
+            UPDATE jobs j
+            SET status = 'completed', finished_at = now(), lease_expires_at = NULL
+            FROM unnest($1::bigint[], $2::int[]) AS f(id, attempt)
+            WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = $3 AND j.attempt = f.attempt
+            RETURNING j.id
+        ), candidates AS (
+            SELECT id FROM jobs
+            WHERE status = 'queued' AND queue = $4 AND run_at <= now()
+              AND NOT EXISTS (SELECT 1 FROM replicas WHERE id = $3 AND stopped_at IS NOT NULL)
+            ORDER BY priority, run_at, id
+            LIMIT $5
+            FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE jobs j
+            SET status = 'running', attempt = j.attempt + 1, locked_by = $3, claimed_at = now(),
+                lease_expires_at = now() + make_interval(secs => $6::float8), finished_at = NULL
+            FROM candidates c
+            WHERE j.id = c.id
+            RETURNING \(Job.qualified(Job.claimedColumns, by: "j"))
+        )
+        SELECT d.completed_ids, \(Job.qualified(Job.claimedColumns, by: "claimed"))
+        FROM (SELECT coalesce(array_agg(id), '{}') AS completed_ids FROM done) d
+        LEFT JOIN claimed ON true
+        """
 
     /// The outcome of a failure report.
     public enum FailOutcome: Sendable, Equatable {
@@ -66,7 +66,8 @@ public struct JobStore: Sendable {
     @discardableResult
     public func enqueue(_ jobs: [NewJob], on connection: Connection) async throws -> [Int64?] {
         guard !jobs.isEmpty else { return [] }
-        let result = try await connection.query("""
+        let result = try await connection.query(
+            """
             WITH input AS (
                 SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int[], $5::timestamptz[], $6::int[], $7::text[])
                     WITH ORDINALITY AS t(kind, queue, payload, priority, run_at, max_attempts, dedupe_key, ord)
@@ -83,7 +84,8 @@ public struct JobStore: Sendable {
             """,
             [
                 PostgresArray(jobs.map(\.kind)), PostgresArray(jobs.map(\.queue)), PostgresArray(jobs.map(\.payload)),
-                PostgresArray(jobs.map(\.priority)), PostgresArray(jobs.map(\.runAt)), PostgresArray(jobs.map(\.maxAttempts)),
+                PostgresArray(jobs.map(\.priority)), PostgresArray(jobs.map(\.runAt)),
+                PostgresArray(jobs.map(\.maxAttempts)),
                 PostgresArray(jobs.map(\.dedupeKey)),
             ])
         // Rows come back in insertion order (ids are increasing); keyed rows are matched by key.
@@ -127,7 +129,8 @@ public struct JobStore: Sendable {
     /// Claims up to `limit` due jobs from one queue: one statement, served by `jobs_claim_idx`.
     public func claim(queue: String, replicaID: String, limit: Int, lease: Duration) async throws -> [Job] {
         guard limit > 0 else { return [] }
-        return try await completeAndClaim(finished: [], replicaID: replicaID, queue: queue, limit: limit, lease: lease).claimed
+        return try await completeAndClaim(finished: [], replicaID: replicaID, queue: queue, limit: limit, lease: lease)
+            .claimed
     }
 
     /// Completes `finished` (jobs `replicaID` ran to success; fenced by attempt) and claims up to
@@ -136,8 +139,12 @@ public struct JobStore: Sendable {
     public func completeAndClaim(
         finished: [JobLease], replicaID: String, queue: String, limit: Int, lease: Duration
     ) async throws -> (completed: Set<Int64>, claimed: [Job]) {
-        let result = try await pool.query(Self.completeAndClaimSQL,
-            [PostgresArray(finished.map(\.jobID)), PostgresArray(finished.map(\.attempt)), replicaID, queue, max(0, limit), lease])
+        let result = try await pool.query(
+            Self.completeAndClaimSQL,
+            [
+                PostgresArray(finished.map(\.jobID)), PostgresArray(finished.map(\.attempt)), replicaID, queue,
+                max(0, limit), lease,
+            ])
         let rows = result.rows
         let completed = Set(try rows.first?.decode("completed_ids", as: PostgresIntegerArray.self).values ?? [])
         let claimed = try rows.filter { $0["id"] != nil }.map { try Job(claimedRow: $0, replicaID: replicaID) }
@@ -150,14 +157,18 @@ public struct JobStore: Sendable {
     @discardableResult
     public func complete(_ leases: [JobLease]) async throws -> Set<Int64> {
         guard !leases.isEmpty else { return [] }
-        let result = try await pool.query("""
+        let result = try await pool.query(
+            """
             UPDATE jobs j
             SET status = 'completed', finished_at = now(), lease_expires_at = NULL
             FROM unnest($1::bigint[], $2::text[], $3::int[]) AS f(id, replica, attempt)
             WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = f.replica AND j.attempt = f.attempt
             RETURNING j.id
             """,
-            [PostgresArray(leases.map(\.jobID)), PostgresArray(leases.map(\.replicaID)), PostgresArray(leases.map(\.attempt))])
+            [
+                PostgresArray(leases.map(\.jobID)), PostgresArray(leases.map(\.replicaID)),
+                PostgresArray(leases.map(\.attempt)),
+            ])
         return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
     }
 
@@ -165,7 +176,8 @@ public struct JobStore: Sendable {
     /// `JobFenceLost` unless the job is still running under the lease's replica and attempt. The
     /// row stays locked until the caller commits, so no rescue can slip in between.
     static func completeFenced(_ lease: JobLease, on connection: Connection) async throws {
-        let result = try await connection.query("""
+        let result = try await connection.query(
+            """
             UPDATE jobs SET status = 'completed', finished_at = now(), lease_expires_at = NULL
             WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempt = $3
             """,
@@ -196,7 +208,8 @@ public struct JobStore: Sendable {
     private func postpone(
         _ lease: JobLease, until: Date?, after delay: Duration?, reason: String
     ) async throws -> Bool {
-        try await pool.query("""
+        try await pool.query(
+            """
             WITH postponed AS (
                 UPDATE jobs SET status = 'queued', max_attempts = max_attempts + 1, last_error = $5,
                        lease_expires_at = NULL,
@@ -215,10 +228,12 @@ public struct JobStore: Sendable {
     /// Queued jobs of `kind` waiting because they were postponed with a reason starting with
     /// `reasonPrefix` (e.g. the circuit breaker's).
     public func countPostponed(kind: String, reasonPrefix: String) async throws -> Int {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT count(*) AS n FROM jobs WHERE status = 'queued' AND kind = $1 AND run_at > now() AND starts_with(last_error, $2)
             """,
-            [kind, reasonPrefix]).first!.decode("n")
+            [kind, reasonPrefix]
+        ).first!.decode("n")
     }
 
     /// Records a failed attempt: back to the queue after `retryDelay` while attempts remain (and
@@ -242,7 +257,8 @@ public struct JobStore: Sendable {
         do {
             return try await pool.withTransaction { connection in
                 try await whenFinal(connection)
-                let outcome = try await Self.fail(lease, error: error, retryDelay: retryDelay, retryable: false, on: connection)
+                let outcome = try await Self.fail(
+                    lease, error: error, retryDelay: retryDelay, retryable: false, on: connection)
                 guard case .failed = outcome else { throw NotOwner() }
                 return outcome
             }
@@ -254,7 +270,8 @@ public struct JobStore: Sendable {
     private static func fail(
         _ lease: JobLease, error: String, retryDelay: Duration, retryable: Bool, on connection: Connection
     ) async throws -> FailOutcome {
-        let result = try await connection.query("""
+        let result = try await connection.query(
+            """
             WITH target AS (
                 SELECT id, (NOT $5::bool OR attempt >= max_attempts) AS final FROM jobs
                 WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempt = $3
@@ -279,7 +296,8 @@ public struct JobStore: Sendable {
     /// Gives a running job back to the queue at once without spending an attempt (graceful shutdown).
     public func handBack(_ leases: [JobLease], reason: String) async throws -> Set<Int64> {
         guard !leases.isEmpty else { return [] }
-        let result = try await pool.query("""
+        let result = try await pool.query(
+            """
             WITH returned AS (
                 UPDATE jobs j
                 SET status = 'queued', attempt = j.attempt - 1, run_at = now(), lease_expires_at = NULL,
@@ -292,13 +310,17 @@ public struct JobStore: Sendable {
             )
             SELECT id, (SELECT count(*) FROM notified) AS notified FROM returned
             """,
-            [PostgresArray(leases.map(\.jobID)), PostgresArray(leases.map(\.replicaID)), PostgresArray(leases.map(\.attempt)), reason])
+            [
+                PostgresArray(leases.map(\.jobID)), PostgresArray(leases.map(\.replicaID)),
+                PostgresArray(leases.map(\.attempt)), reason,
+            ])
         return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
     }
 
     /// Marks a running job cancelled after its owner stopped it. Fenced.
     public func markCancelled(_ lease: JobLease, reason: String) async throws -> Bool {
-        let result = try await pool.query("""
+        let result = try await pool.query(
+            """
             UPDATE jobs SET status = 'cancelled', finished_at = now(), lease_expires_at = NULL, last_error = $4
             WHERE id = $1 AND status = 'running' AND locked_by = $2 AND attempt = $3
             """,
@@ -310,13 +332,16 @@ public struct JobStore: Sendable {
     /// `orch_cancel` so it kills the work (the owner then records `cancelled`).
     public func cancel(jobID: Int64, reason: String = "cancelled by operator") async throws -> CancelOutcome {
         try await pool.withTransaction { connection in
-            guard let row = try await connection.query("SELECT status FROM jobs WHERE id = $1 FOR UPDATE", [jobID]).first else {
+            guard
+                let row = try await connection.query("SELECT status FROM jobs WHERE id = $1 FOR UPDATE", [jobID]).first
+            else {
                 return .notFound
             }
             switch try row.decode("status", as: JobStatus.self) {
             case .queued:
                 try await connection.query(
-                    "UPDATE jobs SET status = 'cancelled', finished_at = now(), last_error = $2 WHERE id = $1", [jobID, reason])
+                    "UPDATE jobs SET status = 'cancelled', finished_at = now(), last_error = $2 WHERE id = $1",
+                    [jobID, reason])
                 return .cancelled
             case .running:
                 try await connection.query("UPDATE jobs SET cancel_requested = true WHERE id = $1", [jobID])
@@ -380,12 +405,20 @@ public struct JobStore: Sendable {
 
     /// The same heartbeat through the pool; with `holding` nil it extends every job running under
     /// `replicaID` (tools and tests that hold no worker).
-    public func heartbeat(replicaID: String, lease: Duration, holding: [JobLease]? = nil) async throws -> HeartbeatResult {
-        try Self.decodeHeartbeat(try await pool.query(Self.heartbeatSQL, Self.heartbeatParameters(replicaID, lease, holding)))
+    public func heartbeat(
+        replicaID: String, lease: Duration, holding: [JobLease]? = nil
+    ) async throws -> HeartbeatResult {
+        try Self.decodeHeartbeat(
+            try await pool.query(Self.heartbeatSQL, Self.heartbeatParameters(replicaID, lease, holding)))
     }
 
-    private static func heartbeatParameters(_ replicaID: String, _ lease: Duration, _ holding: [JobLease]?) -> [any PostgresEncodable] {
-        [replicaID, lease, PostgresArray((holding ?? []).map(\.jobID)), PostgresArray((holding ?? []).map(\.attempt)), holding == nil]
+    private static func heartbeatParameters(
+        _ replicaID: String, _ lease: Duration, _ holding: [JobLease]?
+    ) -> [any PostgresEncodable] {
+        [
+            replicaID, lease, PostgresArray((holding ?? []).map(\.jobID)),
+            PostgresArray((holding ?? []).map(\.attempt)), holding == nil,
+        ]
     }
 
     private static func decodeHeartbeat(_ result: QueryResult) throws -> HeartbeatResult {
@@ -401,7 +434,8 @@ public struct JobStore: Sendable {
     /// heartbeating for `staleAfter` (by the database clock); a job out of attempts becomes failed.
     /// Returns the ids rescued.
     public func rescueAbandoned(staleAfter: Duration) async throws -> [Int64] {
-        let result = try await pool.query("""
+        let result = try await pool.query(
+            """
             WITH stale AS (
                 SELECT id FROM replicas WHERE heartbeat_at < now() - make_interval(secs => $1::float8) OR stopped_at IS NOT NULL
             ), abandoned AS (
@@ -432,7 +466,8 @@ public struct JobStore: Sendable {
     /// Leader duty: deletes finished jobs older than `retention`, `batchSize` rows per statement so
     /// no long lock is held. Returns how many rows were deleted.
     public func prune(retention: Duration, batchSize: Int = 1000) async throws -> Int {
-        try await pool.deleteInBatches("""
+        try await pool.deleteInBatches(
+            """
             DELETE FROM jobs WHERE id IN (
                 SELECT id FROM jobs
                 WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < now() - make_interval(secs => $1::float8)
@@ -460,12 +495,14 @@ public struct JobStore: Sendable {
     /// Jobs about one task (their payload names its `work_item`), newest first.
     public func jobs(workItem: String, limit: Int = 50) async throws -> [Job] {
         try await pool.query(
-            "SELECT \(Job.columns) FROM jobs WHERE payload->>'work_item' = $1 ORDER BY id DESC LIMIT $2", [workItem, limit]
+            "SELECT \(Job.columns) FROM jobs WHERE payload->>'work_item' = $1 ORDER BY id DESC LIMIT $2",
+            [workItem, limit]
         ).rows.map(Job.init(row:))
     }
 
     /// The most recently created jobs.
     public func recent(limit: Int = 10) async throws -> [Job] {
-        try await pool.query("SELECT \(Job.columns) FROM jobs ORDER BY id DESC LIMIT $1", [limit]).rows.map(Job.init(row:))
+        try await pool.query("SELECT \(Job.columns) FROM jobs ORDER BY id DESC LIMIT $1", [limit]).rows.map(
+            Job.init(row:))
     }
 }

@@ -8,7 +8,9 @@ public struct ApprovalWithoutTarget: Error, CustomStringConvertible, Equatable {
 extension TaskLifecycle {
     /// Whether a change from `from` to `to` starts a new stage visit: the task becomes active in
     /// a stage it was not already active in (a new stage, an approval, a retry, a gate opened).
-    public static func startsVisit(from: (stage: TaskStage, status: TaskStatus), to: (stage: TaskStage, status: TaskStatus)) -> Bool {
+    public static func startsVisit(
+        from: (stage: TaskStage, status: TaskStatus), to: (stage: TaskStage, status: TaskStatus)
+    ) -> Bool {
         to.status == .active && to.stage != .done && (to.stage != from.stage || from.status != .active)
     }
 
@@ -19,12 +21,15 @@ extension TaskLifecycle {
         if stage != state.stage {
             throw IllegalTransition(
                 event: event.name, state: state,
-                reason: "the approval is for \(stage.rawValue), but the task awaits approval of \(state.stage.rawValue)")
+                reason: "the approval is for \(stage.rawValue), but the task awaits approval of \(state.stage.rawValue)"
+            )
         }
         if let approvedVisit, approvedVisit != visit {
             throw IllegalTransition(
                 event: event.name, state: state,
-                reason: "the approval answers the wait for \(stage.rawValue) in visit \(approvedVisit), not the current one (visit \(visit))")
+                reason:
+                    "the approval answers the wait for \(stage.rawValue) in visit \(approvedVisit), not the current one (visit \(visit))"
+            )
         }
     }
 
@@ -48,15 +53,20 @@ extension TaskLifecycle {
             // one — never a later stage.
             let waits = history.filter { $0.toStatus == TaskStatus.awaitingApproval.rawValue }
             if waits.count == 1, let last = history.last, last.toStatus == TaskStatus.awaitingApproval.rawValue,
-               let stage = TaskStage(rawValue: last.toStage) {
+                let stage = TaskStage(rawValue: last.toStage)
+            {
                 return StageVisit(stage: stage, visit: visit)
             }
-            throw ApprovalWithoutTarget(description: "written at \(moment), while the task was in its first stage (nothing awaited approval)")
+            throw ApprovalWithoutTarget(
+                description: "written at \(moment), while the task was in its first stage (nothing awaited approval)")
         }
         let event = history[index]
-        guard event.toStatus == TaskStatus.awaitingApproval.rawValue, let stage = TaskStage(rawValue: event.toStage) else {
+        guard event.toStatus == TaskStatus.awaitingApproval.rawValue, let stage = TaskStage(rawValue: event.toStage)
+        else {
             throw ApprovalWithoutTarget(
-                description: "written at \(moment), while the task was in \(event.toStage)/\(event.toStatus), not awaiting approval")
+                description:
+                    "written at \(moment), while the task was in \(event.toStage)/\(event.toStatus), not awaiting approval"
+            )
         }
         let started = history[(index + 1)...].filter { entry in
             guard let from = entry.transition.from, let to = entry.transition.to else { return false }

@@ -290,7 +290,9 @@ public enum TaskLifecycle {
         switch event {
         case .stagePassed:
             try require(.active)
-            guard let following = nextStage(after: state.stage, track: state.track) else { throw refuse("the task is already done") }
+            guard let following = nextStage(after: state.stage, track: state.track) else {
+                throw refuse("the task is already done")
+            }
             next.stage = following
             if following == .done {
                 next.status = .done
@@ -336,7 +338,9 @@ public enum TaskLifecycle {
             next.status = .cancelled
         case .escalate:
             guard state.track == .bug else { throw refuse("only a bug-track task can be escalated") }
-            guard state.stage == .analysis, !state.status.isTerminal else { throw refuse("escalation is only possible during analysis") }
+            guard state.stage == .analysis, !state.status.isTerminal else {
+                throw refuse("escalation is only possible during analysis")
+            }
             next.track = .full
         }
         return next

@@ -13,27 +13,39 @@ extension TaskStore {
     static func checkWorkItemUpdate(
         workItem: String, planeIssueID: String?, planeUpdatedAt: Date?, on connection: Connection
     ) async throws {
-        if let planeIssueID, let other = try await connection.query(
-            "SELECT work_item FROM tasks WHERE plane_issue_id = $1 AND work_item <> $2", [planeIssueID, workItem]).first
+        if let planeIssueID,
+            let other = try await connection.query(
+                "SELECT work_item FROM tasks WHERE plane_issue_id = $1 AND work_item <> $2", [planeIssueID, workItem]
+            ).first
         {
             let owner: String = try other.decode("work_item")
             throw WorkItemUpdateRefused(
-                description: "Plane issue \(planeIssueID) already belongs to task \(owner), not \(workItem) (was the project's identifier changed?)")
+                description:
+                    "Plane issue \(planeIssueID) already belongs to task \(owner), not \(workItem) (was the project's identifier changed?)"
+            )
         }
         // Compared by PostgreSQL: both stamps keep their microseconds exactly there.
-        guard let row = try await connection.query("""
-            SELECT plane_issue_id, plane_updated_at,
-                   ($2::timestamptz IS NULL OR plane_updated_at IS NULL OR $2::timestamptz > plane_updated_at) AS newer
-            FROM tasks WHERE work_item = $1 FOR UPDATE
-            """,
-            [workItem, planeUpdatedAt]).first
+        guard
+            let row = try await connection.query(
+                """
+                SELECT plane_issue_id, plane_updated_at,
+                       ($2::timestamptz IS NULL OR plane_updated_at IS NULL OR $2::timestamptz > plane_updated_at) AS newer
+                FROM tasks WHERE work_item = $1 FOR UPDATE
+                """,
+                [workItem, planeUpdatedAt]
+            ).first
         else { return }
         if let planeIssueID, let own: String = try row.decode("plane_issue_id"), own != planeIssueID {
-            throw WorkItemUpdateRefused(description: "task \(workItem) belongs to Plane issue \(own), not \(planeIssueID)")
-        }
-        if try !row.decode("newer", as: Bool.self), let planeUpdatedAt, let held: Date = try row.decode("plane_updated_at") {
             throw WorkItemUpdateRefused(
-                description: "stale: work item updated_at \(planeUpdatedAt.timestampText) is not newer than \(held.timestampText)")
+                description: "task \(workItem) belongs to Plane issue \(own), not \(planeIssueID)")
+        }
+        if try !row.decode("newer", as: Bool.self), let planeUpdatedAt,
+            let held: Date = try row.decode("plane_updated_at")
+        {
+            throw WorkItemUpdateRefused(
+                description:
+                    "stale: work item updated_at \(planeUpdatedAt.timestampText) is not newer than \(held.timestampText)"
+            )
         }
     }
 
@@ -41,8 +53,10 @@ extension TaskStore {
     /// share-locked so the two agree: what a comment answers is judged from them.
     public func taskWithHistory(planeIssueID: String) async throws -> (task: TaskRecord, history: [TaskHistoryEntry])? {
         try await pool.withTransaction { connection in
-            guard let row = try await connection.query(
-                "SELECT \(TaskRecord.columns) FROM tasks WHERE plane_issue_id = $1 FOR SHARE", [planeIssueID]).first
+            guard
+                let row = try await connection.query(
+                    "SELECT \(TaskRecord.columns) FROM tasks WHERE plane_issue_id = $1 FOR SHARE", [planeIssueID]
+                ).first
             else { return nil }
             let task = try TaskRecord(row: row)
             return (task, try await Self.history(workItem: task.workItem, on: connection))

@@ -23,7 +23,8 @@ extension TaskStore {
     public func recordPullRequestRead(
         workItem: String, number: Int, headSHA: String, updatedAt: Date
     ) async throws -> Bool {
-        try await pool.query("""
+        try await pool.query(
+            """
             UPDATE tasks SET head_sha = $3, pr_updated_at = $4, head_ci_state = combined_ci_state(repo, $3),
                    updated_at = now()
             WHERE work_item = $1 AND pr_number = $2 AND (pr_updated_at IS NULL OR pr_updated_at <= $4)
@@ -34,7 +35,8 @@ extension TaskStore {
 
     /// The task's PR head, its CI state and how long merge job `jobID` has waited, read together.
     public func mergeWait(workItem: String, jobID: Int64) async throws -> MergeWait? {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT t.head_sha, t.head_ci_state, extract(epoch FROM now() - j.created_at)::float8 AS waited
             FROM tasks t, jobs j WHERE t.work_item = $1 AND j.id = $2
             """,

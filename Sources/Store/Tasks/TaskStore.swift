@@ -95,7 +95,8 @@ public struct TaskStore: Sendable {
             do {
                 // The conflict branch repeats the check's conditions: a task created by a delivery
                 // racing this one (after the check found none) is not overwritten by an older one.
-                row = try await connection.query("""
+                row = try await connection.query(
+                    """
                     INSERT INTO tasks (work_item, repo, title, description, labels, track, auto, plane_issue_id, plane_project_id,
                                        plane_state, plane_updated_at, visit)
                     VALUES ($1, $2, coalesce($3::text, ''), coalesce($4::text, ''), coalesce($5::text[], '{}'), $6,
@@ -110,11 +111,16 @@ public struct TaskStore: Sendable {
                       AND ($8::text IS NULL OR tasks.plane_issue_id IS NULL OR tasks.plane_issue_id = $8::text)
                     RETURNING \(TaskRecord.columns), (xmax = 0) AS created
                     """,
-                    [workItem, repo, title, description, labels.map(PostgresArray.init), track.rawValue, auto, planeIssueID,
-                     planeProjectID, planeState, planeUpdatedAt]).first
+                    [
+                        workItem, repo, title, description, labels.map(PostgresArray.init), track.rawValue, auto,
+                        planeIssueID,
+                        planeProjectID, planeState, planeUpdatedAt,
+                    ]
+                ).first
             } catch let error as PostgresError where error.isUniqueViolation {
                 // Another transaction bound the issue to another work item since the check.
-                throw WorkItemUpdateRefused(description: "Plane issue \(planeIssueID ?? "?") already belongs to another task")
+                throw WorkItemUpdateRefused(
+                    description: "Plane issue \(planeIssueID ?? "?") already belongs to another task")
             }
             guard let row else {
                 // The racing delivery committed: checking again now says why this one is refused.
@@ -139,8 +145,10 @@ public struct TaskStore: Sendable {
     func enqueueStage(
         _ visit: StageVisit, workItem: String, attempt: Int = 0, feedback: String? = nil, on connection: Connection
     ) async throws {
-        let job = try RunStageJob.job(StageJobPayload(
-            work_item: workItem, stage: visit.stage.rawValue, visit: visit.visit, attempt: attempt, feedback: feedback))
+        let job = try RunStageJob.job(
+            StageJobPayload(
+                work_item: workItem, stage: visit.stage.rawValue, visit: visit.visit, attempt: attempt,
+                feedback: feedback))
         let ids = try await JobStore(pool: pool).enqueue([job], on: connection)
         guard ids.first ?? nil != nil else {
             throw DuplicateStageJob(dedupeKey: job.dedupeKey ?? "")
@@ -175,18 +183,23 @@ public struct TaskStore: Sendable {
         fence: JobLease?, alongside: ((Connection) async throws -> Void)?, on connection: Connection
     ) async throws -> TaskRecord? {
         // Lock order everywhere: the task row, then job rows (cancels do the same).
-        guard let row = try await connection.query(
-            "SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]).first
+        guard
+            let row = try await connection.query(
+                "SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]
+            ).first
         else { return nil }
         if let fence { try await JobStore.completeFenced(fence, on: connection) }
         let task = try TaskRecord(row: row)
-        let transition = try TaskLifecycle.decide(event, from: task.state, visit: task.visit, about: about, policy: policy)
+        let transition = try TaskLifecycle.decide(
+            event, from: task.state, visit: task.visit, about: about, policy: policy)
         let next = transition.state
-        let updated = try await connection.query("""
+        let updated = try await connection.query(
+            """
             UPDATE tasks SET stage = $2, status = $3, track = $4, visit = $5, updated_at = now() WHERE id = $1
             RETURNING \(TaskRecord.columns)
             """,
-            [task.id, next.stage.rawValue, next.status.rawValue, next.track.rawValue, transition.visit]).first!
+            [task.id, next.stage.rawValue, next.status.rawValue, next.track.rawValue, transition.visit]
+        ).first!
         try await Self.recordEvent(
             taskID: task.id, event: transition.eventName, from: task.state, to: next, reason: reason, actor: actor,
             on: connection)
@@ -197,7 +210,8 @@ public struct TaskStore: Sendable {
             case .cancelStageJobs:
                 try await Self.cancelJobs(workItem: workItem, reason: reason ?? "task cancelled", on: connection)
             case .recordLesson(let type, let rootCause):
-                var lesson = Lesson(type: type, rootCause: String((rootCause ?? reason ?? transition.eventName).prefix(4000)))
+                var lesson = Lesson(
+                    type: type, rootCause: String((rootCause ?? reason ?? transition.eventName).prefix(4000)))
                 lesson.source = "auto"
                 lesson.workItem = workItem
                 lesson.stage = task.state.stage.rawValue
@@ -216,14 +230,17 @@ public struct TaskStore: Sendable {
     /// meanwhile is left alone. Returns the task when it moved.
     @discardableResult
     public func stageJobFailed(
-        _ payload: StageJobPayload, error: String, canRetry: Bool, policy: StagePolicy = .init(), on connection: Connection
+        _ payload: StageJobPayload, error: String, canRetry: Bool, policy: StagePolicy = .init(),
+        on connection: Connection
     ) async throws -> TaskRecord? {
         guard let stage = TaskStage(rawValue: payload.stage) else { return nil }
         var about = payload.visit.map { StageVisit(stage: stage, visit: $0) }
         if about == nil {
             // A job from before visits were recorded: it is about the current visit if the stage matches.
-            guard let row = try await connection.query(
-                "SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1 FOR UPDATE", [payload.work_item]).first
+            guard
+                let row = try await connection.query(
+                    "SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1 FOR UPDATE", [payload.work_item]
+                ).first
             else { return nil }
             let task = try TaskRecord(row: row)
             guard task.state.stage == stage else { return nil }
@@ -250,35 +267,45 @@ public struct TaskStore: Sendable {
     /// it again. Each task is re-checked under its row lock: a transition commits its next job in
     /// the same transaction, so a task seen without one really has none. Returns the work items held.
     public func holdStranded(limit: Int = 100) async throws -> [String] {
-        let candidates = try await pool.query("""
+        let candidates = try await pool.query(
+            """
             SELECT work_item FROM tasks t
             WHERE status = 'active' AND stage <> 'done'
               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = $1 AND j.payload->>'work_item' = t.work_item
                               AND j.status IN ('queued', 'running'))
             ORDER BY updated_at LIMIT $2
             """,
-            [Self.stageJobKind, limit]).rows.map { try $0.decode("work_item", as: String.self) }
+            [Self.stageJobKind, limit]
+        ).rows.map { try $0.decode("work_item", as: String.self) }
         var held: [String] = []
         for workItem in candidates {
             let moved = try await pool.withTransaction { connection -> Bool in
-                guard let row = try await connection.query(
-                    "SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]).first
+                guard
+                    let row = try await connection.query(
+                        "SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]
+                    ).first
                 else { return false }
                 let task = try TaskRecord(row: row)
                 // A new statement sees what committed while this waited for the row lock.
-                let jobs = try await connection.query("""
+                let jobs = try await connection.query(
+                    """
                     SELECT status, last_error FROM jobs WHERE kind = $1 AND payload->>'work_item' = $2 ORDER BY id DESC LIMIT 50
                     """,
-                    [Self.stageJobKind, workItem]).rows
+                    [Self.stageJobKind, workItem]
+                ).rows
                 let statuses = try jobs.map { try $0.decode("status", as: String.self) }
                 guard task.state.status == .active, task.state.stage != .done,
-                      !statuses.contains("queued"), !statuses.contains("running")
+                    !statuses.contains("queued"), !statuses.contains("running")
                 else { return false }
-                let last = try jobs.first.map { (try $0.decode("status", as: String.self), try $0.decode("last_error", as: String?.self)) }
-                let reason = last.map { "its last stage job ended \($0.0): \($0.1 ?? "no error recorded")" }
+                let last = try jobs.first.map {
+                    (try $0.decode("status", as: String.self), try $0.decode("last_error", as: String?.self))
+                }
+                let reason =
+                    last.map { "its last stage job ended \($0.0): \($0.1 ?? "no error recorded")" }
                     ?? "it has no stage job"
                 _ = try await apply(
-                    .stageErrored(reason: "\(task.state.stage.rawValue) stranded: \(reason)", canRetry: true), workItem: workItem,
+                    .stageErrored(reason: "\(task.state.stage.rawValue) stranded: \(reason)", canRetry: true),
+                    workItem: workItem,
                     actor: "system", reason: String("stranded: \(reason)".prefix(2000)), about: task.currentVisit,
                     policy: .init(), fence: nil, alongside: nil, on: connection)
                 return true
@@ -292,10 +319,12 @@ public struct TaskStore: Sendable {
     /// later id can commit first: the shared lock, held until this transaction ends, tells the
     /// notifications cursor (`NotificationStore`) to wait rather than skip past this event.
     static func recordEvent(
-        taskID: Int64, event: String, from: TaskState, to: TaskState, reason: String?, actor: String, on connection: Connection
+        taskID: Int64, event: String, from: TaskState, to: TaskState, reason: String?, actor: String,
+        on connection: Connection
     ) async throws {
         try await connection.query("SELECT pg_advisory_xact_lock_shared($1, 0)", [AdvisoryLockKey.Namespace.taskEvents])
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO task_events (task_id, event, from_stage, to_stage, from_status, to_status, reason, actor)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             """,
@@ -309,14 +338,16 @@ public struct TaskStore: Sendable {
     /// to stop them (`orch_cancel`; the owner kills the agent's process group). Only stage work:
     /// the notification jobs about what already happened are still sent.
     static func cancelJobs(workItem: String, reason: String, on connection: Connection) async throws {
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE jobs SET status = 'cancelled', finished_at = now(), last_error = $2
             WHERE status = 'queued' AND kind = $3 AND payload->>'work_item' = $1
             """,
             [workItem, reason, Self.stageJobKind])
         // A merge in progress is not interrupted (half a merge is worse than a finished one): it
         // finishes, and its job then finds the task cancelled and stops there.
-        try await connection.query("""
+        try await connection.query(
+            """
             WITH flagged AS (
                 UPDATE jobs SET cancel_requested = true
                 WHERE status = 'running' AND kind = $2 AND payload->>'work_item' = $1 AND payload->>'stage' <> 'merge'
@@ -330,42 +361,55 @@ public struct TaskStore: Sendable {
     /// STOP/cancel figures for `/queue`: cancelled tasks, cancelled stage jobs, merges a cancel is
     /// waiting for (deferred), recent cancellations.
     public func stopSummary(recent limit: Int) async throws -> StopSummary {
-        let counts = try await pool.query("""
+        let counts = try await pool.query(
+            """
             SELECT (SELECT count(*) FROM tasks WHERE status = 'cancelled') AS tasks,
                    (SELECT count(*) FROM jobs WHERE status = 'cancelled' AND kind = $1) AS jobs,
                    (SELECT count(*) FROM jobs j JOIN tasks t ON t.work_item = j.payload->>'work_item'
                     WHERE j.status = 'running' AND j.kind = $1 AND j.payload->>'stage' = 'merge' AND t.status = 'cancelled') AS deferred
             """,
-            [Self.stageJobKind]).first!
-        let recent = try await pool.query("""
+            [Self.stageJobKind]
+        ).first!
+        let recent = try await pool.query(
+            """
             SELECT t.work_item, e.actor, e.reason, e.at FROM task_events e JOIN tasks t ON t.id = e.task_id
             WHERE e.event = 'cancel' ORDER BY e.id DESC LIMIT $1
             """,
-            [limit]).rows.map {
+            [limit]
+        ).rows.map {
             StopSummary.Cancellation(
-                workItem: try $0.decode("work_item"), actor: try $0.decode("actor"), reason: try $0.decode("reason"), at: try $0.decode("at"))
+                workItem: try $0.decode("work_item"), actor: try $0.decode("actor"), reason: try $0.decode("reason"),
+                at: try $0.decode("at"))
         }
-        return StopSummary(tasks: try counts.decode("tasks"), jobs: try counts.decode("jobs"), deferred: try counts.decode("deferred"), recent: recent)
+        return StopSummary(
+            tasks: try counts.decode("tasks"), jobs: try counts.decode("jobs"), deferred: try counts.decode("deferred"),
+            recent: recent)
     }
 
     /// Bug fast-track figures for `/queue`: bug-track tasks by status, how many skipped
     /// architecture (passed analysis on the bug track), and escalations to the full track.
     public func bugTrackSummary() async throws -> BugTrackSummary {
         var byStatus: [String: Int] = [:]
-        for row in try await pool.query("SELECT status, count(*) AS n FROM tasks WHERE track = 'bug' GROUP BY status").rows {
+        for row in try await pool.query("SELECT status, count(*) AS n FROM tasks WHERE track = 'bug' GROUP BY status")
+            .rows
+        {
             byStatus[try row.decode("status")] = try row.decode("n")
         }
-        let row = try await pool.query("""
+        let row = try await pool.query(
+            """
             SELECT (SELECT count(DISTINCT e.task_id) FROM task_events e JOIN tasks t ON t.id = e.task_id
                     WHERE t.track = 'bug' AND e.from_stage = 'analysis' AND e.to_stage = 'development') AS skipped,
                    (SELECT count(*) FROM task_events WHERE event = 'escalate') AS escalated
-            """).first!
-        return BugTrackSummary(byStatus: byStatus, architectureSkipped: try row.decode("skipped"), escalated: try row.decode("escalated"))
+            """
+        ).first!
+        return BugTrackSummary(
+            byStatus: byStatus, architectureSkipped: try row.decode("skipped"), escalated: try row.decode("escalated"))
     }
 
     /// The task of a Plane issue uuid.
     public func task(planeIssueID: String) async throws -> TaskRecord? {
-        try await pool.query("SELECT \(TaskRecord.columns) FROM tasks WHERE plane_issue_id = $1", [planeIssueID]).first.map(TaskRecord.init(row:))
+        try await pool.query("SELECT \(TaskRecord.columns) FROM tasks WHERE plane_issue_id = $1", [planeIssueID]).first
+            .map(TaskRecord.init(row:))
     }
 
     /// What became of a Gitea `pull_request` or `push` delivery for a task.
@@ -380,11 +424,15 @@ public struct TaskStore: Sendable {
     /// `updated_at`) than the last one applied, so a replayed or late delivery cannot rewind the
     /// head. Anything else is ignored with the reason.
     public func recordPullRequestEvent(
-        workItem: String, repo: String, headRepo: String?, number: Int, headSHA: String, mergeSHA: String?, updatedAt: Date?
+        workItem: String, repo: String, headRepo: String?, number: Int, headSHA: String, mergeSHA: String?,
+        updatedAt: Date?
     ) async throws -> DeliveryEffect {
         try await pool.withTransaction { connection in
-            guard let row = try await connection.query(
-                "SELECT repo, pr_number, pr_updated_at, head_sha FROM tasks WHERE work_item = $1 FOR UPDATE", [workItem]).first,
+            guard
+                let row = try await connection.query(
+                    "SELECT repo, pr_number, pr_updated_at, head_sha FROM tasks WHERE work_item = $1 FOR UPDATE",
+                    [workItem]
+                ).first,
                 try row.decode("repo", as: String?.self) == repo
             else { return .ignored("no task \(workItem) in \(repo)") }
             guard headRepo == repo else {
@@ -392,16 +440,22 @@ public struct TaskStore: Sendable {
             }
             let own: Int? = try row.decode("pr_number")
             guard own == number else {
-                return .ignored("PR #\(number) is not \(workItem)'s pull request (\(own.map { "#\($0)" } ?? "none opened yet"))")
+                return .ignored(
+                    "PR #\(number) is not \(workItem)'s pull request (\(own.map { "#\($0)" } ?? "none opened yet"))")
             }
             guard let updatedAt else { return .ignored("PR #\(number) event without updated_at: its order is unknown") }
             // Gitea stamps whole seconds: a delivery of the same second may add facts about the
             // same head (a merge), but never move the head.
             let knownHead: String? = try row.decode("head_sha")
-            if let last: Date = try row.decode("pr_updated_at"), updatedAt < last || (updatedAt == last && headSHA != knownHead) {
-                return .ignored("PR #\(number) event of \(updatedAt) is not newer than the last applied (\(last)): stale or replayed")
+            if let last: Date = try row.decode("pr_updated_at"),
+                updatedAt < last || (updatedAt == last && headSHA != knownHead)
+            {
+                return .ignored(
+                    "PR #\(number) event of \(updatedAt) is not newer than the last applied (\(last)): stale or replayed"
+                )
             }
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE tasks SET head_sha = $2, merge_sha = coalesce($3, merge_sha), pr_updated_at = $4,
                        head_ci_state = combined_ci_state(repo, $2), merge_ci_state = combined_ci_state(repo, coalesce($3, merge_sha)),
                        updated_at = now()
@@ -414,8 +468,11 @@ public struct TaskStore: Sendable {
 
     /// Records the pull request the orchestrator opened or found for the task, with the head it
     /// just pushed, on the caller's connection (inside the stage outcome's transaction).
-    public static func recordOwnPullRequest(workItem: String, number: Int, headSHA: String, on connection: Connection) async throws {
-        try await connection.query("""
+    public static func recordOwnPullRequest(
+        workItem: String, number: Int, headSHA: String, on connection: Connection
+    ) async throws {
+        try await connection.query(
+            """
             UPDATE tasks SET pr_number = $2, head_sha = $3, head_ci_state = combined_ci_state(repo, $3), updated_at = now()
             WHERE work_item = $1
             """,
@@ -425,24 +482,33 @@ public struct TaskStore: Sendable {
     /// Records a Gitea `push` to a task's branch: applied only when it continues the head the task
     /// knows (`before` is that head, or none is known yet), so a replayed or late delivery cannot
     /// move the head backwards. The orchestrator records its own pushes itself.
-    public func recordPushEvent(workItem: String, repo: String, before: String?, after: String) async throws -> DeliveryEffect {
-        let result = try await pool.query("""
+    public func recordPushEvent(
+        workItem: String, repo: String, before: String?, after: String
+    ) async throws -> DeliveryEffect {
+        let result = try await pool.query(
+            """
             UPDATE tasks SET head_sha = $4, head_ci_state = combined_ci_state(repo, $4), pushed_at = now(), updated_at = now()
             WHERE work_item = $1 AND repo = $2 AND (head_sha IS NULL OR head_sha = $3) AND head_sha IS DISTINCT FROM $4
             RETURNING id
             """,
             [workItem, repo, before, after])
         if result.affectedRows == 1 { return .applied }
-        guard let task = try await task(workItem: workItem), task.repo == repo else { return .ignored("no task \(workItem) in \(repo)") }
+        guard let task = try await task(workItem: workItem), task.repo == repo else {
+            return .ignored("no task \(workItem) in \(repo)")
+        }
         if task.headSHA == after { return .ignored("\(workItem) is already at \(after.prefix(12))") }
-        return .ignored("push \((before ?? "?").prefix(12))→\(after.prefix(12)) does not continue the known head "
-            + "\((task.headSHA ?? "?").prefix(12)): stale or replayed")
+        return .ignored(
+            "push \((before ?? "?").prefix(12))→\(after.prefix(12)) does not continue the known head "
+                + "\((task.headSHA ?? "?").prefix(12)): stale or replayed")
     }
 
     /// Records the task branch's new head after the orchestrator pushed it, on the caller's
     /// connection (statuses already known for it count at once).
-    public static func recordPush(workItem: String, repo: String, headSHA: String, on connection: Connection) async throws {
-        try await connection.query("""
+    public static func recordPush(
+        workItem: String, repo: String, headSHA: String, on connection: Connection
+    ) async throws {
+        try await connection.query(
+            """
             UPDATE tasks SET head_sha = $3, head_ci_state = combined_ci_state(repo, $3), pushed_at = now(), updated_at = now()
             WHERE work_item = $1 AND (repo = $2 OR repo IS NULL)
             """,
@@ -451,7 +517,8 @@ public struct TaskStore: Sendable {
 
     /// Records the merge commit of the task's branch, on the caller's connection.
     public static func recordMerge(workItem: String, sha: String, on connection: Connection) async throws {
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE tasks SET merge_sha = $2, merge_ci_state = combined_ci_state(repo, $2), updated_at = now() WHERE work_item = $1
             """,
             [workItem, sha])
@@ -459,7 +526,8 @@ public struct TaskStore: Sendable {
 
     /// Wakes a task's merge job waiting for CI (postponed): it runs now and looks at the CI again.
     public func wakeMerge(workItem: String) async throws {
-        try await pool.query("""
+        try await pool.query(
+            """
             WITH woken AS (
                 UPDATE jobs SET run_at = now()
                 WHERE status = 'queued' AND kind = $2 AND payload->>'work_item' = $1 AND payload->>'stage' = 'merge' AND run_at > now()
@@ -483,10 +551,12 @@ public struct TaskStore: Sendable {
     /// arriving late changes nothing) and refreshes the combined CI state of every task whose PR
     /// head or merge commit is that sha, in one transaction. Returns the tasks it touched.
     public func recordCommitStatus(
-        repo: String, sha: String, context: String, state: CIState, statusID: Int64, targetURL: String?, description: String?
+        repo: String, sha: String, context: String, state: CIState, statusID: Int64, targetURL: String?,
+        description: String?
     ) async throws -> [CIUpdate] {
         try await pool.withTransaction { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO commit_statuses (repo, sha, context, state, status_id, target_url, description)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                 ON CONFLICT (repo, sha, context) DO UPDATE
@@ -495,7 +565,8 @@ public struct TaskStore: Sendable {
                 WHERE excluded.status_id >= commit_statuses.status_id
                 """,
                 [repo, sha, context, state, statusID, targetURL, description])
-            return try await connection.query("""
+            return try await connection.query(
+                """
                 UPDATE tasks SET
                     head_ci_state = CASE WHEN head_sha = $2 THEN combined_ci_state(repo, $2) ELSE head_ci_state END,
                     merge_ci_state = CASE WHEN merge_sha = $2 THEN combined_ci_state(repo, $2) ELSE merge_ci_state END,
@@ -504,8 +575,11 @@ public struct TaskStore: Sendable {
                 RETURNING work_item, CASE WHEN merge_sha = $2 THEN 'merge' ELSE 'head' END AS commit,
                           combined_ci_state(repo, $2) AS combined
                 """,
-                [repo, sha]).rows.map {
-                CIUpdate(workItem: try $0.decode("work_item"), commit: try $0.decode("commit"), combinedState: try $0.decode("combined"))
+                [repo, sha]
+            ).rows.map {
+                CIUpdate(
+                    workItem: try $0.decode("work_item"), commit: try $0.decode("commit"),
+                    combinedState: try $0.decode("combined"))
             }
         }
     }
@@ -513,21 +587,25 @@ public struct TaskStore: Sendable {
     /// Tasks not done, newest first (`GET /status`).
     public func notDone(limit: Int) async throws -> [TaskRecord] {
         try await pool.query(
-            "SELECT \(TaskRecord.columns) FROM tasks WHERE status <> 'done' ORDER BY created_at DESC, id DESC LIMIT $1", [limit]
+            "SELECT \(TaskRecord.columns) FROM tasks WHERE status <> 'done' ORDER BY created_at DESC, id DESC LIMIT $1",
+            [limit]
         ).rows.map(TaskRecord.init(row:))
     }
 
     /// How many times `event` happened to the task (e.g. review rounds).
     public func eventCount(workItem: String, event: TaskEvent) async throws -> Int {
-        try await pool.query("""
+        try await pool.query(
+            """
             SELECT count(*) AS n FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE t.work_item = $1 AND e.event = $2
             """,
-            [workItem, event.name]).first!.decode("n")
+            [workItem, event.name]
+        ).first!.decode("n")
     }
 
     /// One task by work item.
     public func task(workItem: String) async throws -> TaskRecord? {
-        try await pool.query("SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1", [workItem]).first.map(TaskRecord.init(row:))
+        try await pool.query("SELECT \(TaskRecord.columns) FROM tasks WHERE work_item = $1", [workItem]).first.map(
+            TaskRecord.init(row:))
     }
 
     /// A task's history, oldest first.
@@ -537,14 +615,18 @@ public struct TaskStore: Sendable {
 
     /// A task's history, oldest first, on the caller's connection.
     static func history(workItem: String, on connection: Connection) async throws -> [TaskHistoryEntry] {
-        try await connection.query("""
+        try await connection.query(
+            """
             SELECT e.event, e.from_stage, e.to_stage, e.from_status, e.to_status, e.reason, e.actor, e.at
             FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE t.work_item = $1 ORDER BY e.id
             """,
-            [workItem]).rows.map { row in
+            [workItem]
+        ).rows.map { row in
             TaskHistoryEntry(
-                event: try row.decode("event"), fromStage: try row.decode("from_stage"), toStage: try row.decode("to_stage"),
-                fromStatus: try row.decode("from_status"), toStatus: try row.decode("to_status"), reason: try row.decode("reason"),
+                event: try row.decode("event"), fromStage: try row.decode("from_stage"),
+                toStage: try row.decode("to_stage"),
+                fromStatus: try row.decode("from_status"), toStatus: try row.decode("to_status"),
+                reason: try row.decode("reason"),
                 actor: try row.decode("actor"), at: try row.decode("at"))
         }
     }

@@ -27,7 +27,10 @@ public struct WebhookStore: Sendable {
         public var ignoredReason: String?
 
         /// Creates a delivery.
-        public init(source: WebhookSource, deliveryID: String?, bodySHA256: String, event: String, payload: JSONB, ignoredReason: String? = nil) {
+        public init(
+            source: WebhookSource, deliveryID: String?, bodySHA256: String, event: String, payload: JSONB,
+            ignoredReason: String? = nil
+        ) {
             self.source = source
             self.deliveryID = deliveryID
             self.bodySHA256 = bodySHA256
@@ -64,7 +67,9 @@ public struct WebhookStore: Sendable {
     public func record(batch deliveries: [Delivery]) async throws -> [Result<Outcome, any Error>] {
         do {
             return try await insert(deliveries).map { .success($0) }
-        } catch let error as PostgresError where deliveries.count > 1 && !error.isConnectionLost && error.kind != .poolTimeout {
+        } catch let error as PostgresError
+            where deliveries.count > 1 && !error.isConnectionLost && error.kind != .poolTimeout
+        {
             var results: [Result<Outcome, any Error>] = []
             for delivery in deliveries {
                 do {
@@ -80,11 +85,14 @@ public struct WebhookStore: Sendable {
     private func insert(_ deliveries: [Delivery]) async throws -> [Outcome] {
         let order = deliveries.indices.sorted {
             let a = deliveries[$0], b = deliveries[$1]
-            return (a.source.rawValue, a.bodySHA256, a.deliveryID ?? "") < (b.source.rawValue, b.bodySHA256, b.deliveryID ?? "")
+            return (a.source.rawValue, a.bodySHA256, a.deliveryID ?? "") < (
+                b.source.rawValue, b.bodySHA256, b.deliveryID ?? ""
+            )
         }
         let sorted = order.map { deliveries[$0] }
         // Job ids are drawn first so each delivery row names its job without a second write.
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             WITH input AS (
                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
                     WITH ORDINALITY AS i (source, delivery_id, body_sha256, event, payload, reason, ord)
@@ -106,17 +114,21 @@ public struct WebhookStore: Sendable {
             SELECT d.id, d.job_id, d.source, d.delivery_id, d.body_sha256, (SELECT count(*) FROM notified) AS notified
             FROM delivery d
             """,
-            [PostgresArray(sorted.map(\.source)), PostgresArray(sorted.map(\.deliveryID)),
-             PostgresArray(sorted.map(\.bodySHA256)), PostgresArray(sorted.map(\.event)),
-             PostgresArray(sorted.map(\.payload.text)), PostgresArray(sorted.map(\.ignoredReason)),
-             ProcessWebhookJob.kind, DeliveryStatus.pending, DeliveryStatus.ignored, ProcessWebhookJob.queue,
-             ProcessWebhookJob.deliveryIDField, ProcessWebhookJob.maxAttempts, ProcessWebhookJob.dedupePrefix])
+            [
+                PostgresArray(sorted.map(\.source)), PostgresArray(sorted.map(\.deliveryID)),
+                PostgresArray(sorted.map(\.bodySHA256)), PostgresArray(sorted.map(\.event)),
+                PostgresArray(sorted.map(\.payload.text)), PostgresArray(sorted.map(\.ignoredReason)),
+                ProcessWebhookJob.kind, DeliveryStatus.pending, DeliveryStatus.ignored, ProcessWebhookJob.queue,
+                ProcessWebhookJob.deliveryIDField, ProcessWebhookJob.maxAttempts, ProcessWebhookJob.dedupePrefix,
+            ])
         // Match stored rows back to deliveries by their key. A delivery with no row was a duplicate
         // (of an earlier delivery or of another one in this batch).
         struct Key: Hashable { let source: WebhookSource, deliveryID: String?, body: String }
         var stored: [Key: [(id: Int64, jobID: Int64?)]] = [:]
         for row in rows.rows {
-            let key = Key(source: try row.decode("source"), deliveryID: try row.decode("delivery_id"), body: try row.decode("body_sha256"))
+            let key = Key(
+                source: try row.decode("source"), deliveryID: try row.decode("delivery_id"),
+                body: try row.decode("body_sha256"))
             stored[key, default: []].append((try row.decode("id"), try row.decode("job_id")))
         }
         var outcomes = [Outcome](repeating: .duplicate, count: deliveries.count)
@@ -141,10 +153,14 @@ public struct WebhookStore: Sendable {
 
     /// One stored delivery.
     public func delivery(id: Int64) async throws -> Stored? {
-        guard let row = try await pool.query(
-            "SELECT id, source, event, status, payload FROM webhook_deliveries WHERE id = $1", [id]).first else { return nil }
-        return Stored(id: try row.decode("id"), source: try row.decode("source"), event: try row.decode("event"),
-                      status: try row.decode("status"), payload: try row.decode("payload"))
+        guard
+            let row = try await pool.query(
+                "SELECT id, source, event, status, payload FROM webhook_deliveries WHERE id = $1", [id]
+            ).first
+        else { return nil }
+        return Stored(
+            id: try row.decode("id"), source: try row.decode("source"), event: try row.decode("event"),
+            status: try row.decode("status"), payload: try row.decode("payload"))
     }
 
     /// Records how processing ended: `processed` (with an optional note) or `ignored` with the
@@ -158,8 +174,12 @@ public struct WebhookStore: Sendable {
     /// applies the delivery's effect (a command), so the effect and "done" commit together and a
     /// crash between them can never replay it. Throws `DeliveryAlreadyFinished` — rolling the
     /// effect back — when the delivery is no longer pending (another run of its job got there first).
-    public static func finish(id: Int64, status: DeliveryStatus, reason: String?, on connection: Connection) async throws {
-        guard try await connection.query(finishStatement, [id, status, reason, DeliveryStatus.pending]).affectedRows == 1 else {
+    public static func finish(
+        id: Int64, status: DeliveryStatus, reason: String?, on connection: Connection
+    ) async throws {
+        guard
+            try await connection.query(finishStatement, [id, status, reason, DeliveryStatus.pending]).affectedRows == 1
+        else {
             throw DeliveryAlreadyFinished(deliveryID: id)
         }
     }
@@ -176,7 +196,8 @@ public struct WebhookStore: Sendable {
     /// `retention` ago, `batchSize` rows per statement so no long lock or huge transaction is
     /// held; never a `pending` one, whose job has yet to read it. Returns how many went.
     public func prune(retention: Duration, batchSize: Int = 1000) async throws -> Int {
-        try await pool.deleteInBatches("""
+        try await pool.deleteInBatches(
+            """
             DELETE FROM webhook_deliveries WHERE id IN (
                 SELECT id FROM webhook_deliveries
                 WHERE status IN ('processed', 'ignored', 'failed')
@@ -190,7 +211,9 @@ public struct WebhookStore: Sendable {
     /// Deliveries stored, by source and status (for `/queue` and tests).
     public func counts() async throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        for row in try await pool.query("SELECT source || '.' || status AS key, count(*) AS n FROM webhook_deliveries GROUP BY 1").rows {
+        for row in try await pool.query(
+            "SELECT source || '.' || status AS key, count(*) AS n FROM webhook_deliveries GROUP BY 1"
+        ).rows {
             counts[try row.decode("key")] = try row.decode("n")
         }
         return counts

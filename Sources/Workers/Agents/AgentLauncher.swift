@@ -151,22 +151,29 @@ public struct AgentLauncher: Sendable {
     /// The allowlisted part of this process's environment (`inheritedEnvironment`) plus `extra`:
     /// what every child (agent, git, test and deploy commands) starts with.
     static func inheritedEnvironment(adding extra: [String: String]) -> [String: String] {
-        ProcessInfo.processInfo.environment.filter { inheritedEnvironment.contains($0.key) }.merging(extra) { _, new in new }
+        ProcessInfo.processInfo.environment.filter { inheritedEnvironment.contains($0.key) }.merging(extra) { _, new in
+            new
+        }
     }
 
     /// Runs the agent to its end (exit, timeout or cancellation of the calling task) and records it.
     public func run(_ request: Request) async throws -> Outcome {
         try FileManager.default.createDirectory(atPath: settings.logDirectory, withIntermediateDirectories: true)
-        AgentLogRotation.prune(directory: settings.logDirectory, olderThan: settings.logRetention, keep: settings.maxLogs)
-        let stamp = Date().formatted(Date.ISO8601FormatStyle().year().month().day().time(includingFractionalSeconds: false))
-            .replacingOccurrences(of: ":", with: "")
-        let label = String([request.workItem, request.stage, request.role].compactMap { $0 }.joined(separator: "-")
-            .filter { $0.isLetter || $0.isNumber || $0 == "-" })
+        AgentLogRotation.prune(
+            directory: settings.logDirectory, olderThan: settings.logRetention, keep: settings.maxLogs)
+        let stamp = Date().formatted(
+            Date.ISO8601FormatStyle().year().month().day().time(includingFractionalSeconds: false)
+        )
+        .replacingOccurrences(of: ":", with: "")
+        let label = String(
+            [request.workItem, request.stage, request.role].compactMap { $0 }.joined(separator: "-")
+                .filter { $0.isLetter || $0.isNumber || $0 == "-" })
         let logPath = "\(settings.logDirectory)/\(stamp)-\(label)-\(UUID().uuidString.prefix(8).lowercased()).log"
-        let runID = try await runs.begin(.init(
-            workItem: request.workItem, jobID: request.jobID, stage: request.stage, role: request.role,
-            replicaID: request.replicaID ?? settings.replicaID,
-            host: settings.host, command: request.command, logPath: logPath))
+        let runID = try await runs.begin(
+            .init(
+                workItem: request.workItem, jobID: request.jobID, stage: request.stage, role: request.role,
+                replicaID: request.replicaID ?? settings.replicaID,
+                host: settings.host, command: request.command, logPath: logPath))
         var log = logger
         log[metadataKey: "agent.run"] = "\(runID)"
         log[metadataKey: "agent.role"] = "\(request.role)"
@@ -191,7 +198,8 @@ public struct AgentLauncher: Sendable {
                 input: request.prompt, timeout: request.timeout, grace: settings.terminationGrace, identity: identity
             ) { pid in
                 let spawnedAt = Date()
-                try? await runs.started(id: runID, pid: Int(pid), processStart: ProcStat.startTime(pid: Int(pid)), at: spawnedAt)
+                try? await runs.started(
+                    id: runID, pid: Int(pid), processStart: ProcStat.startTime(pid: Int(pid)), at: spawnedAt)
                 startLog.info("agent started", metadata: ["agent.pid": "\(pid)", "agent.log": "\(logPath)"])
             }
             if identity != nil { try Ownership.change(request.directory, to: geteuid(), getegid()) }
@@ -211,17 +219,23 @@ public struct AgentLauncher: Sendable {
         let runs = self.runs
         let recorded = await Task {
             do {
-                try await runs.finish(id: runID, exitCode: Int(exitCode), timedOut: timedOut, usage: usage, error: error, exitedAt: exitedAt)
+                try await runs.finish(
+                    id: runID, exitCode: Int(exitCode), timedOut: timedOut, usage: usage, error: error,
+                    exitedAt: exitedAt)
                 return nil as String?
             } catch {
                 return "\(error)"
             }
         }.value
         if let recorded { log.error("could not record the agent's end", metadata: ["db.error": "\(recorded)"]) }
-        log.info("agent ended", metadata: [
-            "agent.exit": "\(exitCode)", "agent.timed_out": "\(timedOut)", "agent.cancelled": "\(cancelled)",
-            "agent.cost_usd": "\(usage?.costUSD.map { String($0) } ?? "unknown")",
-        ])
-        return Outcome(runID: runID, exitCode: Int(exitCode), timedOut: timedOut, cancelled: cancelled, usage: usage, logPath: logPath)
+        log.info(
+            "agent ended",
+            metadata: [
+                "agent.exit": "\(exitCode)", "agent.timed_out": "\(timedOut)", "agent.cancelled": "\(cancelled)",
+                "agent.cost_usd": "\(usage?.costUSD.map { String($0) } ?? "unknown")",
+            ])
+        return Outcome(
+            runID: runID, exitCode: Int(exitCode), timedOut: timedOut, cancelled: cancelled, usage: usage,
+            logPath: logPath)
     }
 }

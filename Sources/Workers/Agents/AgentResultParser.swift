@@ -25,7 +25,9 @@ enum AgentResultParser {
             return usage
         }
         // A pretty-printed object spanning several lines: from the last line that opens one.
-        if let start = output.range(of: "\n{", options: .backwards)?.lowerBound ?? (output.hasPrefix("{") ? output.startIndex : nil) {
+        if let start = output.range(of: "\n{", options: .backwards)?.lowerBound
+            ?? (output.hasPrefix("{") ? output.startIndex : nil)
+        {
             return usage(fromJSON: Data(output[start...].utf8))
         }
         return nil
@@ -40,8 +42,10 @@ enum AgentResultParser {
         let model = (object["model"] as? String) ?? (object["modelUsage"] as? [String: Any])?.keys.sorted().first
         return AgentUsage(
             inputTokens: int(usage["input_tokens"]), outputTokens: int(usage["output_tokens"]),
-            cacheReadTokens: int(usage["cache_read_input_tokens"]), cacheWriteTokens: int(usage["cache_creation_input_tokens"]),
-            costUSD: (object["total_cost_usd"] as? NSNumber)?.doubleValue ?? (object["cost_usd"] as? NSNumber)?.doubleValue,
+            cacheReadTokens: int(usage["cache_read_input_tokens"]),
+            cacheWriteTokens: int(usage["cache_creation_input_tokens"]),
+            costUSD: (object["total_cost_usd"] as? NSNumber)?.doubleValue
+                ?? (object["cost_usd"] as? NSNumber)?.doubleValue,
             model: model, subtype: object["subtype"] as? String, numTurns: int(object["num_turns"]),
             isError: object["is_error"] as? Bool, resultText: object["result"] as? String)
     }
@@ -54,7 +58,9 @@ enum AgentLogRotation {
         guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return }
         let logs = names.filter { $0.hasSuffix(".log") }.compactMap { name -> (path: String, modified: Date)? in
             let path = "\(directory)/\(name)"
-            guard let modified = (try? manager.attributesOfItem(atPath: path))?[.modificationDate] as? Date else { return nil }
+            guard let modified = (try? manager.attributesOfItem(atPath: path))?[.modificationDate] as? Date else {
+                return nil
+            }
             return (path, modified)
         }.sorted { $0.modified > $1.modified }
         let cutoff = Date().addingTimeInterval(-retention.seconds)

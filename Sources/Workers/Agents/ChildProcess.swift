@@ -92,9 +92,11 @@ enum ChildProcess {
             executable: executable.contains("/") ? .path(FilePath(executable)) : .name(executable),
             // argv[0] as configured (a bare name stays bare, as a shell would pass it).
             arguments: Arguments(executablePathOverride: executable, remainingValues: Array(arguments.dropFirst())),
-            environment: .custom(Dictionary(uniqueKeysWithValues: environment.compactMap { key, value in
-                Environment.Key(rawValue: key).map { ($0, value) }
-            })),
+            environment: .custom(
+                Dictionary(
+                    uniqueKeysWithValues: environment.compactMap { key, value in
+                        Environment.Key(rawValue: key).map { ($0, value) }
+                    })),
             workingDirectory: FilePath(directory),
             platformOptions: options)
 

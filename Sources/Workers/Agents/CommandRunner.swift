@@ -59,7 +59,8 @@ struct CommandRunner: Sendable {
                 home = taskHome
             } else {
                 // Not a task's worktree: a home for this run only, never this process's own.
-                home = FileManager.default.temporaryDirectory
+                home =
+                    FileManager.default.temporaryDirectory
                     .appendingPathComponent("orch-home-\(UUID().uuidString)").path
                 temporaryHome = home
             }

@@ -9,7 +9,8 @@ public enum ProcStat {
     /// User + system CPU of a process in clock ticks (`/proc/<pid>/stat` utime + stime).
     public static func cpuTicks(pid: Int) -> Int64? {
         guard let user = procStatField(pid: pid, 11).flatMap({ Int64($0) }),
-              let system = procStatField(pid: pid, 12).flatMap({ Int64($0) }) else { return nil }
+            let system = procStatField(pid: pid, 12).flatMap({ Int64($0) })
+        else { return nil }
         return user + system
     }
 
@@ -17,7 +18,8 @@ public enum ProcStat {
     /// line); the command name may itself contain spaces and parentheses.
     static func procStatField(pid: Int, _ index: Int) -> Substring? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         return index < fields.count ? fields[index] : nil
     }

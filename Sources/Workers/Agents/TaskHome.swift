@@ -16,7 +16,7 @@ public enum TaskHome {
     static func path(forWorktree directory: String) -> String? {
         let parts = URL(fileURLWithPath: directory).standardizedFileURL.pathComponents
         guard parts.count >= 4, parts[parts.count - 3] == "worktrees", let workItem = parts.last,
-              workItem.range(of: "^[A-Z][A-Z0-9]*-[0-9]+$", options: .regularExpression) != nil
+            workItem.range(of: "^[A-Z][A-Z0-9]*-[0-9]+$", options: .regularExpression) != nil
         else { return nil }
         return path(root: NSString.path(withComponents: Array(parts.dropLast(3))), workItem: workItem)
     }

@@ -21,16 +21,21 @@ public enum AgentOrphans {
         let orphans = try await store.orphans(name: name, host: host, currentReplicaID: replicaID)
         var killed: [Int] = []
         for run in orphans {
-            guard let pid = run.pid, let start = run.processStart, ProcStat.startTime(pid: pid) == start else { continue }
+            guard let pid = run.pid, let start = run.processStart, ProcStat.startTime(pid: pid) == start else {
+                continue
+            }
             _ = kill(-pid_t(pid), SIGKILL)
             killed.append(pid)
         }
-        try await store.closeLost(ids: orphans.filter { $0.endedAt == nil }.map(\.id), reason: "orphaned: replica \(name) restarted")
+        try await store.closeLost(
+            ids: orphans.filter { $0.endedAt == nil }.map(\.id), reason: "orphaned: replica \(name) restarted")
         if !orphans.isEmpty {
             // The alert: an operator should know work was lost and redone.
-            logger.error("orphaned agent runs of a previous incarnation closed", metadata: [
-                "agent.runs": "\(orphans.map(\.id))", "agent.killed_pids": "\(killed)",
-            ])
+            logger.error(
+                "orphaned agent runs of a previous incarnation closed",
+                metadata: [
+                    "agent.runs": "\(orphans.map(\.id))", "agent.killed_pids": "\(killed)",
+                ])
             await alerts.raise(
                 "Replica \(name) on \(host) restarted: closed \(orphans.count) orphaned agent run(s) \(orphans.map(\.id)), killed pids \(killed). Their stages run again.",
                 key: "orphans:\(replicaID)")
@@ -39,14 +44,18 @@ public enum AgentOrphans {
     }
 
     /// The leader's duty: closes runs of replicas that are gone, judged by the database clock.
-    public static func duty(pool: ConnectionPool, interval: Duration, staleAfter: Duration, alerts: Alerts, logger: Logger) -> LeaderDuty {
+    public static func duty(
+        pool: ConnectionPool, interval: Duration, staleAfter: Duration, alerts: Alerts, logger: Logger
+    ) -> LeaderDuty {
         let store = AgentRunStore(pool: pool)
         return LeaderDuty(name: "agent-runs", interval: interval) {
             let closed = try await store.closeRunsOfGoneReplicas(staleAfter: staleAfter)
             if !closed.isEmpty {
-                logger.error("agent runs of gone replicas closed", metadata: [
-                    "agent.runs": "\(closed.map(\.id))", "replica.ids": "\(Set(closed.map(\.replicaID)).sorted())",
-                ])
+                logger.error(
+                    "agent runs of gone replicas closed",
+                    metadata: [
+                        "agent.runs": "\(closed.map(\.id))", "replica.ids": "\(Set(closed.map(\.replicaID)).sorted())",
+                    ])
                 let replicas = Set(closed.map(\.replicaID)).sorted()
                 await alerts.raise(
                     "Replica(s) \(replicas.joined(separator: ", ")) gone: closed agent run(s) \(closed.map(\.id)); their jobs are rescued by the queue.",

@@ -62,9 +62,11 @@ public struct ReplicaHeartbeat: Service {
             }
             if !result.cancelRequested.isEmpty { worker?.cancel(jobIDs: result.cancelRequested) }
             if !result.lost.isEmpty {
-                logger.warning("jobs are no longer held by this replica; stopping their handlers", metadata: [
-                    "replica.id": "\(id)", "job.ids": "\(result.lost)",
-                ])
+                logger.warning(
+                    "jobs are no longer held by this replica; stopping their handlers",
+                    metadata: [
+                        "replica.id": "\(id)", "job.ids": "\(result.lost)",
+                    ])
                 worker?.stopLost(jobIDs: result.lost)
             }
         } catch {

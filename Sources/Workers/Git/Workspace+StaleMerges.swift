@@ -49,9 +49,12 @@ extension Workspace {
                 found.insert(worktree)
             }
         }
-        for entry in (try? fileManager.contentsOfDirectory(atPath: mergeWorktreesDirectory)) ?? [] where Self.isMergeWorktreeName(entry) {
+        for entry in (try? fileManager.contentsOfDirectory(atPath: mergeWorktreesDirectory)) ?? []
+        where Self.isMergeWorktreeName(entry) {
             let worktree = "\(mergeWorktreesDirectory)/\(entry)"
-            guard let link = Self.firstLine(of: worktree + "/.git"), link.hasPrefix("gitdir: \(registrations)/") else { continue }
+            guard let link = Self.firstLine(of: worktree + "/.git"), link.hasPrefix("gitdir: \(registrations)/") else {
+                continue
+            }
             found.insert(worktree)
         }
         return found
@@ -64,7 +67,8 @@ extension Workspace {
     func removeOrphanMergeFolders(olderThan age: TimeInterval, now: Date = Date()) -> [String] {
         let fileManager = FileManager.default
         var removed: [String] = []
-        for entry in (try? fileManager.contentsOfDirectory(atPath: mergeWorktreesDirectory)) ?? [] where Self.isMergeWorktreeName(entry) {
+        for entry in (try? fileManager.contentsOfDirectory(atPath: mergeWorktreesDirectory)) ?? []
+        where Self.isMergeWorktreeName(entry) {
             let worktree = "\(mergeWorktreesDirectory)/\(entry)"
             let attributes = try? fileManager.attributesOfItem(atPath: worktree)
             guard attributes?[.type] as? FileAttributeType == .typeDirectory, Ownership.isOwnedBySelf(worktree),

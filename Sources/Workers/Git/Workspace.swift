@@ -51,7 +51,9 @@ public struct Workspace: Sendable {
 
     /// A fresh worktree for the task, detached at `commit`, which must be on the default branch
     /// (deploy runs what was merged, never the task branch). Returns the worktree path.
-    public func prepare(_ repo: RepositorySettings, workItem: String, mergedCommit commit: String) async throws -> String {
+    public func prepare(
+        _ repo: RepositorySettings, workItem: String, mergedCommit commit: String
+    ) async throws -> String {
         try await prepare(repo, workItem: workItem, at: commit)
     }
 
@@ -67,23 +69,29 @@ public struct Workspace: Sendable {
                 try? FileManager.default.removeItem(atPath: worktree)
             }
             try await git.run(["git", "worktree", "prune"], in: clone)
-            try FileManager.default.createDirectory(atPath: (worktree as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: (worktree as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             if let commit {
                 let onDefault = try await git.run(
-                    ["git", "merge-base", "--is-ancestor", commit, "refs/remotes/origin/\(repo.defaultBranch)"], in: clone, check: false)
+                    ["git", "merge-base", "--is-ancestor", commit, "refs/remotes/origin/\(repo.defaultBranch)"],
+                    in: clone, check: false)
                 guard onDefault.exitCode == 0 else {
                     throw Failure(description: "\(commit.prefix(12)) is not on \(repo.defaultBranch) of \(repo.repo)")
                 }
                 try await git.run(["git", "worktree", "add", "--force", "--detach", worktree, commit], in: clone)
             } else {
-                let start = try await remoteBranchHead(repo, workItem: workItem) != nil ? "origin/\(branch)" : "origin/\(repo.defaultBranch)"
+                let start =
+                    try await remoteBranchHead(repo, workItem: workItem) != nil
+                    ? "origin/\(branch)" : "origin/\(repo.defaultBranch)"
                 try await git.run(["git", "worktree", "add", "--force", "-B", branch, worktree, start], in: clone)
             }
             // Later git in the worktree names this administrative directory itself (see
             // `taskGit`): make sure it is the one git just made for this worktree.
-            let link = try? String(contentsOfFile: adminDirectory(repo, workItem: workItem) + "/gitdir", encoding: .utf8)
+            let link = try? String(
+                contentsOfFile: adminDirectory(repo, workItem: workItem) + "/gitdir", encoding: .utf8)
             guard link?.trimmingCharacters(in: .whitespacesAndNewlines) == worktree + "/.git" else {
-                throw Failure(description: "git did not register \(worktree) as \(adminDirectory(repo, workItem: workItem))")
+                throw Failure(
+                    description: "git did not register \(worktree) as \(adminDirectory(repo, workItem: workItem))")
             }
             return worktree
         }
@@ -125,7 +133,8 @@ public struct Workspace: Sendable {
             try FileManager.default.createDirectory(atPath: clone, withIntermediateDirectories: true)
             try await git.run(["git", "init", "--quiet", "--bare", clone], in: root)
             try await git.run(["git", "remote", "add", "origin", repo.cloneURL], in: clone)
-            try await git.run(["git", "config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], in: clone)
+            try await git.run(
+                ["git", "config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], in: clone)
         }
         try await git.run(["git", "fetch", "--quiet", "--prune", "origin"], in: clone, timeout: .seconds(300))
     }
@@ -138,7 +147,9 @@ public struct Workspace: Sendable {
         let worktree = worktreePath(repo, workItem: workItem)
         try await removeTaskLocks(repo, workItem: workItem)
         try await self.git.run(git + ["add", "-A"], in: worktree)
-        guard try await !self.git.run(git + ["status", "--porcelain"], in: worktree).output.isEmpty else { return false }
+        guard try await !self.git.run(git + ["status", "--porcelain"], in: worktree).output.isEmpty else {
+            return false
+        }
         try await self.git.run(git + ["commit", "--quiet", "-m", message], in: worktree)
         return true
     }
@@ -163,7 +174,9 @@ public struct Workspace: Sendable {
     }
 
     /// Pushes the task branch to the remote (the hand-over to whichever replica runs next).
-    public func push(_ repo: RepositorySettings, workItem: String, expecting: RemoteBranchExpectation = .fastForward) async throws {
+    public func push(
+        _ repo: RepositorySettings, workItem: String, expecting: RemoteBranchExpectation = .fastForward
+    ) async throws {
         let ref = "refs/heads/\(Self.branch(workItem: workItem))"
         var arguments = ["push", "--quiet"]
         switch expecting {
@@ -184,14 +197,17 @@ public struct Workspace: Sendable {
     /// something outside the task documents (`docs/tasks/`) and that the default branch does not
     /// have: the work of this run, not the spec and design of earlier stages, nor default-branch
     /// commits an agent rebased onto.
-    public func commitsOutsideTaskDocs(_ repo: RepositorySettings, workItem: String, since base: String) async throws -> Int {
-        Int(try await git.run(
-            taskGit(repo, workItem: workItem) + [
-                "rev-list", "--count", "HEAD", "^\(base)", "^refs/remotes/origin/\(repo.defaultBranch)", "--", ".",
-                ":(exclude)docs/tasks",
-            ],
-            in: worktreePath(repo, workItem: workItem)
-        ).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    public func commitsOutsideTaskDocs(
+        _ repo: RepositorySettings, workItem: String, since base: String
+    ) async throws -> Int {
+        Int(
+            try await git.run(
+                taskGit(repo, workItem: workItem) + [
+                    "rev-list", "--count", "HEAD", "^\(base)", "^refs/remotes/origin/\(repo.defaultBranch)", "--", ".",
+                    ":(exclude)docs/tasks",
+                ],
+                in: worktreePath(repo, workItem: workItem)
+            ).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
     /// Whether `path` (relative to the worktree) is committed at HEAD as a regular file, and
@@ -205,7 +221,8 @@ public struct Workspace: Sendable {
         let entry = try await self.git.run(git + ["ls-tree", "HEAD", "--", path], in: worktree).output
         let mode = entry.split(separator: " ").first.map(String.init) ?? ""
         guard mode == "100644" || mode == "100755" else { return (false, false) }
-        let diff = try await self.git.run(git + ["diff", "--quiet", base, "HEAD", "--", path], in: worktree, check: false)
+        let diff = try await self.git.run(
+            git + ["diff", "--quiet", base, "HEAD", "--", path], in: worktree, check: false)
         return (true, diff.exitCode != 0)
     }
 
@@ -213,12 +230,16 @@ public struct Workspace: Sendable {
     /// it left uncommitted, binary-safe) to `file` as a patch for the operator, without committing
     /// it to the branch. Returns whether there was anything.
     @discardableResult
-    public func savePatch(_ repo: RepositorySettings, workItem: String, since base: String, to file: String) async throws -> Bool {
+    public func savePatch(
+        _ repo: RepositorySettings, workItem: String, since base: String, to file: String
+    ) async throws -> Bool {
         let git = taskGit(repo, workItem: workItem)
         let worktree = worktreePath(repo, workItem: workItem)
         try await removeTaskLocks(repo, workItem: workItem)
         try await self.git.run(git + ["add", "-A"], in: worktree)
-        let changed = try await self.git.run(git + ["diff", "--cached", "--quiet", base], in: worktree, check: false).exitCode != 0
+        let changed =
+            try await self.git.run(git + ["diff", "--cached", "--quiet", base], in: worktree, check: false).exitCode
+            != 0
         guard changed else { return false }
         try await self.git.run(git + ["diff", "--cached", "--binary", "--output=\(file)", base], in: worktree)
         return true
@@ -232,18 +253,23 @@ public struct Workspace: Sendable {
 
     /// Points the task's worktree and branch at `sha` (work committed by an earlier try of the job).
     public func reset(_ repo: RepositorySettings, workItem: String, to sha: String) async throws {
-        try await git.run(taskGit(repo, workItem: workItem) + ["reset", "--quiet", "--hard", sha], in: worktreePath(repo, workItem: workItem))
+        try await git.run(
+            taskGit(repo, workItem: workItem) + ["reset", "--quiet", "--hard", sha],
+            in: worktreePath(repo, workItem: workItem))
     }
 
     /// The commit the task's worktree is at.
     public func head(_ repo: RepositorySettings, workItem: String) async throws -> String {
-        try await git.run(taskGit(repo, workItem: workItem) + ["rev-parse", "HEAD"], in: worktreePath(repo, workItem: workItem))
-            .output.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await git.run(
+            taskGit(repo, workItem: workItem) + ["rev-parse", "HEAD"], in: worktreePath(repo, workItem: workItem)
+        )
+        .output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// The commit a worktree of the orchestrator's own (never an agent's) is at.
     func head(worktree: String) async throws -> String {
-        try await git.run(["git", "rev-parse", "HEAD"], in: worktree).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await git.run(["git", "rev-parse", "HEAD"], in: worktree).output.trimmingCharacters(
+            in: .whitespacesAndNewlines)
     }
 
     /// How a local merge ended.
@@ -264,7 +290,8 @@ public struct Workspace: Sendable {
         let merging = "\(root)/worktrees/merge-\(UUID().uuidString.prefix(8))"
         return try await locks.withLock(repo.repo) {
             try await fetch(repo)
-            try await git.run(["git", "worktree", "add", "--detach", merging, "origin/\(repo.defaultBranch)"], in: clone)
+            try await git.run(
+                ["git", "worktree", "add", "--detach", merging, "origin/\(repo.defaultBranch)"], in: clone)
             defer { try? FileManager.default.removeItem(atPath: merging) }
             let result = try await merge(branch, workItem: workItem, into: repo.defaultBranch, in: merging)
             try await git.run(["git", "worktree", "remove", "--force", merging], in: clone, check: false)
@@ -272,28 +299,40 @@ public struct Workspace: Sendable {
         }
     }
 
-    private func merge(_ branch: String, workItem: String, into defaultBranch: String, in merging: String) async throws -> LocalMerge {
-        let merged = try await git.run(
-            ["git", "merge-base", "--is-ancestor", "origin/\(branch)", "HEAD"], in: merging, check: false).exitCode == 0
+    private func merge(
+        _ branch: String, workItem: String, into defaultBranch: String, in merging: String
+    ) async throws -> LocalMerge {
+        let merged =
+            try await git.run(
+                ["git", "merge-base", "--is-ancestor", "origin/\(branch)", "HEAD"], in: merging, check: false
+            ).exitCode == 0
         if merged {
             // The first merge commit on the way from the branch tip to the default branch
             // brought it in; without one the tip itself is on the default branch.
             let merges = try await git.run(
-                ["git", "rev-list", "--ancestry-path", "--merges", "--reverse", "origin/\(branch)..HEAD"], in: merging).output
+                ["git", "rev-list", "--ancestry-path", "--merges", "--reverse", "origin/\(branch)..HEAD"], in: merging
+            ).output
             if let first = merges.split(whereSeparator: \.isNewline).first { return .merged(String(first)) }
-            return .merged(try await git.run(["git", "rev-parse", "origin/\(branch)"], in: merging).output
-                .trimmingCharacters(in: .whitespacesAndNewlines))
+            return .merged(
+                try await git.run(["git", "rev-parse", "origin/\(branch)"], in: merging).output
+                    .trimmingCharacters(in: .whitespacesAndNewlines))
         }
         let attempt = try await git.run(
-            ["git", "merge", "--no-ff", "--quiet", "-m", "Merge \(branch) (\(workItem))", "origin/\(branch)"], in: merging, check: false)
+            ["git", "merge", "--no-ff", "--quiet", "-m", "Merge \(branch) (\(workItem))", "origin/\(branch)"],
+            in: merging, check: false)
         guard attempt.exitCode == 0 else {
-            let conflicted = try await git.run(["git", "diff", "--name-only", "--diff-filter=U"], in: merging, check: false).output
+            let conflicted = try await git.run(
+                ["git", "diff", "--name-only", "--diff-filter=U"], in: merging, check: false
+            ).output
             try await git.run(["git", "merge", "--abort"], in: merging, check: false)
             let files = conflicted.split(whereSeparator: \.isNewline).prefix(20).joined(separator: ", ")
-            return .conflict("\(branch) does not merge cleanly into \(defaultBranch)"
-                + (files.isEmpty ? ": \(attempt.output.suffix(500))" : "; conflicts in \(files)"))
+            return .conflict(
+                "\(branch) does not merge cleanly into \(defaultBranch)"
+                    + (files.isEmpty ? ": \(attempt.output.suffix(500))" : "; conflicts in \(files)"))
         }
-        try await git.run(["git", "push", "--quiet", "origin", "HEAD:refs/heads/\(defaultBranch)"], in: merging, timeout: .seconds(300))
+        try await git.run(
+            ["git", "push", "--quiet", "origin", "HEAD:refs/heads/\(defaultBranch)"], in: merging,
+            timeout: .seconds(300))
         return .merged(try await head(worktree: merging))
     }
 
@@ -302,9 +341,12 @@ public struct Workspace: Sendable {
     public func deleteRemoteBranch(_ repo: RepositorySettings, workItem: String) async throws {
         let ref = "refs/heads/\(Self.branch(workItem: workItem))"
         try await locks.withLock(repo.repo) {
-            let listed = try await git.run(["git", "ls-remote", "origin", ref], in: clonePath(repo), timeout: .seconds(120)).output
+            let listed = try await git.run(
+                ["git", "ls-remote", "origin", ref], in: clonePath(repo), timeout: .seconds(120)
+            ).output
             guard !listed.isEmpty else { return }
-            try await git.run(["git", "push", "--quiet", "origin", "--delete", ref], in: clonePath(repo), timeout: .seconds(300))
+            try await git.run(
+                ["git", "push", "--quiet", "origin", "--delete", ref], in: clonePath(repo), timeout: .seconds(300))
         }
     }
 

@@ -15,7 +15,10 @@ public struct WorkspaceSweeper: Service {
     let interval: Duration
     let logger: Logger
 
-    public init(workspace: Workspace, repos: [RepositorySettings], pool: ConnectionPool, interval: Duration = .seconds(60), logger: Logger) {
+    public init(
+        workspace: Workspace, repos: [RepositorySettings], pool: ConnectionPool, interval: Duration = .seconds(60),
+        logger: Logger
+    ) {
         self.workspace = workspace
         self.repos = repos
         self.tasks = TaskStore(pool: pool)
@@ -44,26 +47,38 @@ public struct WorkspaceSweeper: Service {
             do {
                 let merges = try await workspace.removeStaleMergeWorktrees(repo)
                 if !merges.isEmpty {
-                    logger.notice("removed merge worktrees left by a killed merge", metadata: ["workspace.paths": "\(merges)"])
+                    logger.notice(
+                        "removed merge worktrees left by a killed merge", metadata: ["workspace.paths": "\(merges)"])
                 }
             } catch {
-                logger.warning("could not remove stale merge worktrees", metadata: ["task.repo": "\(repo.repo)", "error": "\(error)"])
+                logger.warning(
+                    "could not remove stale merge worktrees",
+                    metadata: ["task.repo": "\(repo.repo)", "error": "\(error)"])
             }
             let directory = workspace.worktreesDirectory(repo)
-            let workItems = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
+            let workItems = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
+                !$0.hasPrefix(".")
+            }
             for workItem in workItems {
                 do {
-                    guard let task = try await tasks.task(workItem: workItem), task.state.status.isTerminal else { continue }
+                    guard let task = try await tasks.task(workItem: workItem), task.state.status.isTerminal else {
+                        continue
+                    }
                     try await workspace.cleanup(repo, workItem: workItem)
                     removed.append(workItem)
                 } catch {
-                    logger.warning("could not clean a worktree", metadata: ["task.work_item": "\(workItem)", "error": "\(error)"])
+                    logger.warning(
+                        "could not clean a worktree", metadata: ["task.work_item": "\(workItem)", "error": "\(error)"])
                 }
             }
         }
         let orphans = workspace.removeOrphanMergeFolders(olderThan: Self.orphanMergeAge)
-        if !orphans.isEmpty { logger.notice("removed merge worktrees of no known clone", metadata: ["workspace.paths": "\(orphans)"]) }
-        if !removed.isEmpty { logger.info("removed worktrees of ended tasks", metadata: ["task.work_items": "\(removed)"]) }
+        if !orphans.isEmpty {
+            logger.notice("removed merge worktrees of no known clone", metadata: ["workspace.paths": "\(orphans)"])
+        }
+        if !removed.isEmpty {
+            logger.info("removed worktrees of ended tasks", metadata: ["task.work_items": "\(removed)"])
+        }
         return removed
     }
 }

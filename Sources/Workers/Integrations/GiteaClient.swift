@@ -70,13 +70,16 @@ struct GiteaClient: Sendable {
     }
 
     private func call(_ method: String, _ url: URL, json: Any? = nil) async throws -> (Int, Any?) {
-        let (status, data) = try await OutboundHTTP.send(method, url, headers: ["Authorization": "token \(settings.token)"], json: json)
+        let (status, data) = try await OutboundHTTP.send(
+            method, url, headers: ["Authorization": "token \(settings.token)"], json: json)
         return (status, try? JSONSerialization.jsonObject(with: data))
     }
 
     private func failure(_ what: String, _ status: Int, _ body: Any?) -> GiteaAPIError {
         let message = (body as? [String: Any])?["message"] as? String ?? ""
-        return GiteaAPIError(description: "Gitea \(what) answered \(status) \(message.prefix(200))", isRetryable: status == 429 || status >= 500 || status == 0)
+        return GiteaAPIError(
+            description: "Gitea \(what) answered \(status) \(message.prefix(200))",
+            isRetryable: status == 429 || status >= 500 || status == 0)
     }
 
     /// Gitea's largest page (its default `MAX_RESPONSE_ITEMS`).
@@ -91,7 +94,8 @@ struct GiteaClient: Sendable {
         let (status, created) = try await call(
             "POST", url(repo, "pulls"), json: ["head": head, "base": base, "title": title, "body": body])
         if status == 201, let pull = created as? [String: Any],
-           let number = (pull["number"] as? NSNumber)?.intValue {
+            let number = (pull["number"] as? NSNumber)?.intValue
+        {
             return (number, ((pull["head"] as? [String: Any])?["sha"] as? String) ?? "")
         }
         guard status == 409 || status == 422 else { throw failure("opening a pull request", status, created) }
@@ -113,7 +117,8 @@ struct GiteaClient: Sendable {
                 throw failure("listing pull requests", listed, pulls)
             }
             if let pull = open.first(where: { Self.isPull($0, from: head, of: repo, into: base) }),
-               let number = (pull["number"] as? NSNumber)?.intValue {
+                let number = (pull["number"] as? NSNumber)?.intValue
+            {
                 return (number, ((pull["head"] as? [String: Any])?["sha"] as? String) ?? "")
             }
             // Only an empty page is the last: a server whose MAX_RESPONSE_ITEMS is below the
@@ -180,10 +185,12 @@ struct GiteaClient: Sendable {
         let lines = message.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
         let title = lines.first.map(String.init) ?? message
         let rest = lines.count > 1 ? lines[1].trimmingCharacters(in: .whitespacesAndNewlines) : ""
-        let (status, body) = try await call("POST", url(repo, "pulls/\(number)/merge"), json: [
-            "Do": "merge", "head_commit_id": headSHA, "MergeTitleField": title, "MergeMessageField": rest,
-            "delete_branch_after_merge": true,
-        ])
+        let (status, body) = try await call(
+            "POST", url(repo, "pulls/\(number)/merge"),
+            json: [
+                "Do": "merge", "head_commit_id": headSHA, "MergeTitleField": title, "MergeMessageField": rest,
+                "delete_branch_after_merge": true,
+            ])
         let answer = body as? [String: Any]
         let message = answer?["message"] as? String
         switch status {
@@ -224,7 +231,9 @@ struct GiteaClient: Sendable {
     func pullRequest(repo: String, number: Int) async throws -> PullRequest? {
         let (status, body) = try await call("GET", url(repo, "pulls/\(number)"))
         if status == 404 { return nil }
-        guard status == 200, let pull = body as? [String: Any] else { throw failure("reading a pull request", status, body) }
+        guard status == 200, let pull = body as? [String: Any] else {
+            throw failure("reading a pull request", status, body)
+        }
         let headSHA = (pull["head"] as? [String: Any])?["sha"] as? String
         return PullRequest(
             state: pull["state"] as? String ?? "open", merged: (pull["merged"] as? Bool) == true,

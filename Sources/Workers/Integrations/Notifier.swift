@@ -16,7 +16,7 @@ public struct TelegramSettings: Sendable, Equatable {
     }
 }
 
-/// Notifications as jobs (DESIGN §8): the leader turns each new task event (stage change, gate
+/// Notifications as jobs: the leader turns each new task event (stage change, gate
 /// failure, hold, cancellation, completion, approval) into a `notify.telegram` and a
 /// `notify.plane_comment` job; each is retried on its own, so one channel failing never repeats
 /// the other. Each channel's jobs wait in a queue of their own that only replicas with the
@@ -46,7 +46,9 @@ public struct Notifier: Sendable {
     public func workerQueues(_ configured: [String]) -> [String] {
         let off = Set(Self.allChannels.filter { !channels.contains($0) }.map(NotificationStore.queue(channel:)))
         var queues = configured.filter { !off.contains($0) }
-        for queue in channels.map(NotificationStore.queue(channel:)) where !queues.contains(queue) { queues.append(queue) }
+        for queue in channels.map(NotificationStore.queue(channel:)) where !queues.contains(queue) {
+            queues.append(queue)
+        }
         // Only an off channel's queue configured and nothing on: a worker needs a queue, and this
         // misconfiguration is better seen in the jobs it fails than in a replica that cannot start.
         return queues.isEmpty ? configured : queues
@@ -58,7 +60,8 @@ public struct Notifier: Sendable {
         let store = NotificationStore(pool: pool)
         var moved = try await store.moveQueued(
             kinds: [TelegramNotificationJob.kind, AlertJob.kind], to: TelegramNotificationJob.queue)
-        moved += try await store.moveQueued(kinds: [PlaneCommentNotificationJob.kind], to: PlaneCommentNotificationJob.queue)
+        moved += try await store.moveQueued(
+            kinds: [PlaneCommentNotificationJob.kind], to: PlaneCommentNotificationJob.queue)
         return moved
     }
 
@@ -89,25 +92,31 @@ public struct Notifier: Sendable {
         var handlers: [JobHandler] = []
         if let telegram {
             let jobs = JobStore(pool: pool)
-            handlers.append(JobHandler(kind: AlertJob.kind, timeout: .seconds(60)) { context in
-                let messages = switch try AlertJob.payload(of: context.job) {
-                case .content(let alert): Self.telegramMessages(text: alert.text, title: "⚠️ orchestrator")
-                case .remainder(let messages, _): messages
-                }
-                try await Self.sendTelegram(messages, settings: telegram, job: context.job, jobs: jobs)
-            })
-            handlers.append(JobHandler(kind: TelegramNotificationJob.kind, timeout: .seconds(60)) { context in
-                let messages = switch try TelegramNotificationJob.payload(of: context.job) {
-                case .content(let event): Self.telegramMessages(text: Self.text(event), title: event.work_item)
-                case .remainder(let messages, _): messages
-                }
-                try await Self.sendTelegram(messages, settings: telegram, job: context.job, jobs: jobs)
-            })
+            handlers.append(
+                JobHandler(kind: AlertJob.kind, timeout: .seconds(60)) { context in
+                    let messages =
+                        switch try AlertJob.payload(of: context.job) {
+                        case .content(let alert): Self.telegramMessages(text: alert.text, title: "⚠️ orchestrator")
+                        case .remainder(let messages, _): messages
+                        }
+                    try await Self.sendTelegram(messages, settings: telegram, job: context.job, jobs: jobs)
+                })
+            handlers.append(
+                JobHandler(kind: TelegramNotificationJob.kind, timeout: .seconds(60)) { context in
+                    let messages =
+                        switch try TelegramNotificationJob.payload(of: context.job) {
+                        case .content(let event): Self.telegramMessages(text: Self.text(event), title: event.work_item)
+                        case .remainder(let messages, _): messages
+                        }
+                    try await Self.sendTelegram(messages, settings: telegram, job: context.job, jobs: jobs)
+                })
         }
         if let plane {
-            handlers.append(JobHandler(kind: PlaneCommentNotificationJob.kind, timeout: .seconds(60)) { context in
-                try await Self.commentOnPlane(try PlaneCommentNotificationJob.payload(of: context.job), settings: plane)
-            })
+            handlers.append(
+                JobHandler(kind: PlaneCommentNotificationJob.kind, timeout: .seconds(60)) { context in
+                    try await Self.commentOnPlane(
+                        try PlaneCommentNotificationJob.payload(of: context.job), settings: plane)
+                })
         }
         return handlers
     }
@@ -118,10 +127,12 @@ public struct Notifier: Sendable {
 
     /// The plain-text line for an event.
     static func text(_ event: Event) -> String {
-        let change = event.from_stage == event.to_stage
+        let change =
+            event.from_stage == event.to_stage
             ? "\(event.to_stage): \(event.from_status) → \(event.to_status)"
             : "\(event.from_stage) → \(event.to_stage) (\(event.to_status))"
-        var text = "\(event.work_item) \(event.title)\n\(change) — \(event.event.replacingOccurrences(of: "_", with: " ")) by \(event.actor)"
+        var text =
+            "\(event.work_item) \(event.title)\n\(change) — \(event.event.replacingOccurrences(of: "_", with: " ")) by \(event.actor)"
         if let reason = event.reason, !reason.isEmpty { text += "\n\(reason)" }
         // Built here for both Telegram and Plane: no secret and no endless command output leaves.
         return SecretRedactor.shared.redact(text, limit: SecretRedactor.maxTextLength)
@@ -129,7 +140,8 @@ public struct Notifier: Sendable {
 
     /// `&`, `<` and `>` escaped for Telegram's HTML parse mode.
     static func escapeHTML(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;")
     }
 
     /// Splits text into pieces whose escaped form fits one message, preferring line breaks, never
@@ -177,12 +189,15 @@ public struct Notifier: Sendable {
     /// queueing the follow-up and completing the job, the job runs again from its first message
     /// (and its rest may go out twice), and a message whose answer was lost is sent again.
     /// Without `job` and `jobs` (no queue to hand the rest to) every 429 postpones the whole job.
-    static func sendTelegram(_ messages: [String], settings: TelegramSettings, job: Job?, jobs: JobStore?) async throws {
+    static func sendTelegram(_ messages: [String], settings: TelegramSettings, job: Job?, jobs: JobStore?) async throws
+    {
         let url = settings.apiURL.appendingPathComponent("bot\(settings.token)/sendMessage")
         for (index, message) in messages.enumerated() {
-            let (status, data) = try await OutboundHTTP.send("POST", url, json: [
-                "chat_id": settings.chatID, "text": message, "parse_mode": "HTML", "disable_web_page_preview": true,
-            ])
+            let (status, data) = try await OutboundHTTP.send(
+                "POST", url,
+                json: [
+                    "chat_id": settings.chatID, "text": message, "parse_mode": "HTML", "disable_web_page_preview": true,
+                ])
             switch status {
             case 200: continue
             case 429:
@@ -190,14 +205,17 @@ public struct Notifier: Sendable {
                 let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
                 let wait = ((object?["parameters"] as? [String: Any])?["retry_after"] as? NSNumber)?.doubleValue ?? 5
                 guard index > 0, let job, let jobs else {
-                    throw JobPostponed(after: .milliseconds(Int64(wait * 1000)), reason: "Telegram rate limit: retry after \(wait) s")
+                    throw JobPostponed(
+                        after: .milliseconds(Int64(wait * 1000)), reason: "Telegram rate limit: retry after \(wait) s")
                 }
                 let due = Date().addingTimeInterval(wait)
                 let rest = Array(messages[index...])
                 // The follow-up has the job's own kind (an alert's rest is still an alert).
-                let followUp = job.kind == AlertJob.kind
+                let followUp =
+                    job.kind == AlertJob.kind
                     ? try AlertJob.job(.remainder(rest, ofJob: job.id), priority: job.priority, runAt: due)
-                    : try TelegramNotificationJob.job(.remainder(rest, ofJob: job.id), priority: job.priority, runAt: due)
+                    : try TelegramNotificationJob.job(
+                        .remainder(rest, ofJob: job.id), priority: job.priority, runAt: due)
                 try await jobs.enqueue(followUp)
                 return
             default:
@@ -211,8 +229,10 @@ public struct Notifier: Sendable {
 
     static func commentOnPlane(_ event: Event, settings: PlaneAPISettings) async throws {
         guard let issue = event.plane_issue_id, let project = event.plane_project_id else { return }  // not from Plane
-        let html = "<p>\(escapeHTML(text(event)).replacingOccurrences(of: "\n", with: "<br>"))</p>\(WebhookProcessor.ownCommentMarker)"
-        try await PlaneClient(settings: settings).comment(projectID: project, issueID: issue, html: html, externalID: "task-event-\(event.event_id)")
+        let html =
+            "<p>\(escapeHTML(text(event)).replacingOccurrences(of: "\n", with: "<br>"))</p>\(WebhookProcessor.ownCommentMarker)"
+        try await PlaneClient(settings: settings).comment(
+            projectID: project, issueID: issue, html: html, externalID: "task-event-\(event.event_id)")
     }
 }
 

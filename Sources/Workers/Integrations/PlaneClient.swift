@@ -1,5 +1,6 @@
 import Foundation
 import Store
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -46,14 +47,16 @@ public struct PlaneClient: Sendable {
 
     /// `…/api/v1/workspaces/<slug>/<path>`, the workspace slug escaped.
     private func url(_ path: String) -> URL {
-        let workspace = settings.workspace.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? settings.workspace
+        let workspace =
+            settings.workspace.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? settings.workspace
         return settings.baseURL.appendingPathComponent("api/v1/workspaces/\(workspace)/\(path)")
     }
 
     private func send(_ method: String, _ url: URL, json: Any? = nil) async throws -> (status: Int, body: Data) {
         do {
             return try await OutboundHTTP.send(
-                method, url, headers: ["X-API-Key": settings.apiKey, "Accept": "application/json"], json: json, timeout: settings.timeout)
+                method, url, headers: ["X-API-Key": settings.apiKey, "Accept": "application/json"], json: json,
+                timeout: settings.timeout)
         } catch let error as OutboundHTTP.Unreachable {
             throw PlaneAPIError(description: "Plane API unreachable: \(error.description)", isRetryable: true)
         }
@@ -61,8 +64,10 @@ public struct PlaneClient: Sendable {
 
     /// A value from a webhook body as one path segment (never `/` or `..`).
     private static func segment(_ id: String, what: String) throws -> String {
-        guard let segment = id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_"))),
-              !segment.isEmpty
+        guard
+            let segment = id.addingPercentEncoding(
+                withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_"))),
+            !segment.isEmpty
         else { throw PlaneAPIError(description: "invalid Plane \(what) id", isRetryable: false) }
         return segment
     }
@@ -77,30 +82,41 @@ public struct PlaneClient: Sendable {
                 let name: String?
             }
             guard let project = try? JSONDecoder().decode(Project.self, from: data), !project.identifier.isEmpty else {
-                throw PlaneAPIError(description: "Plane API answered project \(projectID.prefix(64)) without an identifier", isRetryable: false)
+                throw PlaneAPIError(
+                    description: "Plane API answered project \(projectID.prefix(64)) without an identifier",
+                    isRetryable: false)
             }
             return (project.identifier, project.name)
         case 404:
             return nil
         case 429, 500...599:
-            throw PlaneAPIError(description: "Plane API answered \(status) for project \(projectID.prefix(64))", isRetryable: true)
+            throw PlaneAPIError(
+                description: "Plane API answered \(status) for project \(projectID.prefix(64))", isRetryable: true)
         default:
-            throw PlaneAPIError(description: "Plane API answered \(status) for project \(projectID.prefix(64)) (check ORCH_PLANE_API_KEY and ORCH_PLANE_WORKSPACE)", isRetryable: false)
+            throw PlaneAPIError(
+                description:
+                    "Plane API answered \(status) for project \(projectID.prefix(64)) (check ORCH_PLANE_API_KEY and ORCH_PLANE_WORKSPACE)",
+                isRetryable: false)
         }
     }
 
     /// Comments on a work item, idempotently: `externalID` names the comment, and Plane's 409 for
     /// one already posted counts as done.
     func comment(projectID: String, issueID: String, html: String, externalID: String) async throws {
-        let path = "projects/\(try Self.segment(projectID, what: "project"))/issues/\(try Self.segment(issueID, what: "issue"))/comments/"
-        let (status, data) = try await send("POST", url(path), json: [
-            "comment_html": html, "external_source": "orchestrator", "external_id": externalID,
-        ])
+        let path =
+            "projects/\(try Self.segment(projectID, what: "project"))/issues/\(try Self.segment(issueID, what: "issue"))/comments/"
+        let (status, data) = try await send(
+            "POST", url(path),
+            json: [
+                "comment_html": html, "external_source": "orchestrator", "external_id": externalID,
+            ])
         switch status {
         case 200, 201, 409: return
         case 429, 500...599: throw PlaneAPIError(description: "Plane comment answered \(status)", isRetryable: true)
         default:
-            throw PlaneAPIError(description: "Plane comment answered \(status): \(String(decoding: data.prefix(300), as: UTF8.self))", isRetryable: false)
+            throw PlaneAPIError(
+                description: "Plane comment answered \(status): \(String(decoding: data.prefix(300), as: UTF8.self))",
+                isRetryable: false)
         }
     }
 }

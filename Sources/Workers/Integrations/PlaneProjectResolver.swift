@@ -35,12 +35,15 @@ public final class PlaneProjectResolver: Sendable {
         let notConfigured = "Plane project \(projectID.prefix(64)) is not configured (repos[].plane_project_id)"
         guard !lookup.isEmpty else { return .unknown(reason: notConfigured) }
         guard let identifier = try await identifier(projectID: projectID) else {
-            return .unknown(reason: client == nil
-                ? "\(notConfigured), and the Plane API is not set up to look it up (ORCH_PLANE_API_URL, ORCH_PLANE_API_KEY, ORCH_PLANE_WORKSPACE)"
-                : "Plane project \(projectID.prefix(64)) does not exist in the Plane API")
+            return .unknown(
+                reason: client == nil
+                    ? "\(notConfigured), and the Plane API is not set up to look it up (ORCH_PLANE_API_URL, ORCH_PLANE_API_KEY, ORCH_PLANE_WORKSPACE)"
+                    : "Plane project \(projectID.prefix(64)) does not exist in the Plane API")
         }
         guard let repo = lookup.first(where: { $0.project == identifier }) else {
-            return .unknown(reason: "Plane project \(projectID.prefix(64)) is \(identifier.prefix(32)), which no repos[].project names")
+            return .unknown(
+                reason:
+                    "Plane project \(projectID.prefix(64)) is \(identifier.prefix(32)), which no repos[].project names")
         }
         return .repository(repo)
     }

@@ -12,7 +12,9 @@ public struct BreakerSettings: Sendable, Equatable {
     public var cooldown: Duration
 
     /// Creates settings; the defaults: on, 3 failures within 5 minutes, 2 minutes open.
-    public init(enabled: Bool = true, threshold: Int = 3, window: Duration = .seconds(300), cooldown: Duration = .seconds(120)) {
+    public init(
+        enabled: Bool = true, threshold: Int = 3, window: Duration = .seconds(300), cooldown: Duration = .seconds(120)
+    ) {
         self.enabled = enabled
         self.threshold = threshold
         self.window = window

@@ -61,8 +61,9 @@ struct StageGate: Sendable {
         case .development:
             let commits = try await workspace.commitsOutsideTaskDocs(repo, workItem: workItem, since: base)
             guard commits > 0 else {
-                return .fail("this run made no commits changing anything outside \(Workspace.taskDocs(workItem: workItem))/ "
-                    + "on \(Workspace.branch(workItem: workItem)) (since \(base.prefix(12)))")
+                return .fail(
+                    "this run made no commits changing anything outside \(Workspace.taskDocs(workItem: workItem))/ "
+                        + "on \(Workspace.branch(workItem: workItem)) (since \(base.prefix(12)))")
             }
             if let failure = try await testsFail(repo, in: worktree) { return .fail(failure) }
             return .pass("\(commits) new commit(s)" + (repo.testCommand == nil ? "" : ", tests pass"))
@@ -72,18 +73,24 @@ struct StageGate: Sendable {
             case .success(let text): review = text
             case .failure(let refusal): return .fail(refusal.description)
             }
-            let verdict = review.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            let verdict =
+                review.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             switch verdict {
             case "APPROVE":
                 // What the reviewer changed goes to merge next: it is tested like development's.
                 let edits = try await workspace.commitsOutsideTaskDocs(repo, workItem: workItem, since: base)
                 guard edits > 0 else { return .pass("review approved") }
                 if let failure = try await testsFail(repo, in: worktree) {
-                    return .changesRequested("The reviewer approved but its own edits fail the tests; fix them.\n\n\(failure)")
+                    return .changesRequested(
+                        "The reviewer approved but its own edits fail the tests; fix them.\n\n\(failure)")
                 }
-                return .pass("review approved with \(edits) commit(s) of edits" + (repo.testCommand == nil ? "" : ", tests pass"))
+                return .pass(
+                    "review approved with \(edits) commit(s) of edits" + (repo.testCommand == nil ? "" : ", tests pass")
+                )
             case "REQUEST_CHANGES": return .changesRequested(review)
-            default: return .fail("the first line of review.md must be APPROVE or REQUEST_CHANGES, not '\(verdict.prefix(80))'")
+            default:
+                return .fail(
+                    "the first line of review.md must be APPROVE or REQUEST_CHANGES, not '\(verdict.prefix(80))'")
             }
         case .merge, .deploy, .done:
             return .pass("no agent gate")

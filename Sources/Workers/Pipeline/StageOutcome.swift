@@ -35,28 +35,35 @@ struct StageOutcome: Sendable {
             }
         } catch let lost as JobFenceLost {
             if let agentRun { try? await runs.markOutcome(id: agentRun, outcome: "superseded") }
-            logger.warning("stage outcome not applied: the job is no longer held by this replica", metadata: [
-                "task.event": "\(event.name)", "job.fence": "\(lost.lease)",
-                "agent.run": "\(agentRun.map(String.init) ?? "")",
-            ])
+            logger.warning(
+                "stage outcome not applied: the job is no longer held by this replica",
+                metadata: [
+                    "task.event": "\(event.name)", "job.fence": "\(lost.lease)",
+                    "agent.run": "\(agentRun.map(String.init) ?? "")",
+                ])
             throw lost
         } catch let stale as StaleOutcome {
-            logger.notice("stage outcome not applied: the task left this stage visit", metadata: [
-                "task.event": "\(event.name)", "task.reason": "\(stale)",
-            ])
+            logger.notice(
+                "stage outcome not applied: the task left this stage visit",
+                metadata: [
+                    "task.event": "\(event.name)", "task.reason": "\(stale)",
+                ])
             return
         } catch let refused as IllegalTransition where refused.state.status == .cancelled {
             // Cancelled while this stage ran (a merge is left to finish): the cancel stands.
             logger.notice(
-                "stage finished after the task was cancelled; the cancel stands", metadata: ["gate.reason": "\(reason)"])
+                "stage finished after the task was cancelled; the cancel stands", metadata: ["gate.reason": "\(reason)"]
+            )
             return
         }
         // The job row was completed in that transaction: the worker must not complete it again.
         context.completion.markCompleted()
-        logger.info("stage outcome applied", metadata: [
-            "task.event": "\(event.name)", "gate.reason": "\(reason.prefix(300))",
-            "task.next":
-                "\(next.map { "\($0.state.stage.rawValue)/\($0.state.status.rawValue) visit \($0.visit)" } ?? "")",
-        ])
+        logger.info(
+            "stage outcome applied",
+            metadata: [
+                "task.event": "\(event.name)", "gate.reason": "\(reason.prefix(300))",
+                "task.next":
+                    "\(next.map { "\($0.state.stage.rawValue)/\($0.state.status.rawValue) visit \($0.visit)" } ?? "")",
+            ])
     }
 }

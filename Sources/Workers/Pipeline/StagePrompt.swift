@@ -21,7 +21,8 @@ public struct StagePrompt: Sendable {
 
     /// The prompt for `stage` of `task`, reading earlier outputs from the worktree.
     func build(task: TaskRecord, stage: TaskStage, worktree: String, feedback: String?) -> String {
-        let instructions = templates.flatMap { try? String(contentsOfFile: "\($0)/\(stage.rawValue).md", encoding: .utf8) }
+        let instructions =
+            templates.flatMap { try? String(contentsOfFile: "\($0)/\(stage.rawValue).md", encoding: .utf8) }
             ?? Self.builtIn[stage] ?? "Stage: \(stage.rawValue)."
         var prompt = """
             # Work item \(task.workItem): \(task.title)
@@ -45,7 +46,8 @@ public struct StagePrompt: Sendable {
             }
         }
         if let feedback, !feedback.isEmpty {
-            prompt += "\n## Feedback: the previous attempt of this stage did not pass its gate\n\n\(feedback.prefix(10_000))\n"
+            prompt +=
+                "\n## Feedback: the previous attempt of this stage did not pass its gate\n\n\(feedback.prefix(10_000))\n"
         }
         return prompt
     }

@@ -6,7 +6,8 @@ import Store
 /// did, and let the gate judge it.
 extension StageRunner {
     func agentStage(
-        _ task: TaskRecord, repo: RepositorySettings, attempt: Int, feedback: String?, outcome: StageOutcome, logger: Logger
+        _ task: TaskRecord, repo: RepositorySettings, attempt: Int, feedback: String?, outcome: StageOutcome,
+        logger: Logger
     ) async throws {
         let stage = task.state.stage
         let pushed: PushedWork
@@ -28,7 +29,8 @@ extension StageRunner {
         let recordHead: @Sendable (Connection) async throws -> Void = { connection in
             try await TaskStore.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: head, on: connection)
         }
-        let verdict = try await gate.check(stage, workItem: task.workItem, worktree: pushed.worktree, repo: repo, base: pushed.base)
+        let verdict = try await gate.check(
+            stage, workItem: task.workItem, worktree: pushed.worktree, repo: repo, base: pushed.base)
         switch verdict {
         case .pass(let reason):
             var reason = reason
@@ -36,7 +38,8 @@ extension StageRunner {
             if stage == .development, let gitea = settings.gitea {
                 let pull = try await GiteaClient(settings: gitea).openOrFindPullRequest(
                     repo: repo.repo, head: Workspace.branch(workItem: task.workItem), base: repo.defaultBranch,
-                    title: "\(task.workItem): \(task.title)", body: "Opened by the orchestrator for \(task.workItem).\n\n\(task.description.prefix(2000))")
+                    title: "\(task.workItem): \(task.title)",
+                    body: "Opened by the orchestrator for \(task.workItem).\n\n\(task.description.prefix(2000))")
                 pullNumber = pull.number
                 reason += ", PR #\(pull.number)"
             }
@@ -44,12 +47,14 @@ extension StageRunner {
             try await outcome.apply(.stagePassed, reason: reason, agentRun: pushed.runID) { connection in
                 try await recordHead(connection)
                 if let ownPull {
-                    try await TaskStore.recordOwnPullRequest(workItem: task.workItem, number: ownPull, headSHA: head, on: connection)
+                    try await TaskStore.recordOwnPullRequest(
+                        workItem: task.workItem, number: ownPull, headSHA: head, on: connection)
                 }
             }
         case .fail(let reason):
             try await outcome.apply(
-                .gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)), agentRun: pushed.runID,
+                .gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)),
+                agentRun: pushed.runID,
                 alongside: recordHead)
         case .changesRequested(let review):
             let rounds = try await tasks.eventCount(workItem: task.workItem, event: .changesRequested)
@@ -79,7 +84,9 @@ extension StageRunner {
     /// The work an earlier attempt of this job committed, pushed (again, when its push had failed)
     /// and ready to be judged; nil when there is none, or when it cannot be used — the branch
     /// moved on, or the commit was made on another replica — and the agent must run again.
-    private func resumeEarlierRun(_ task: TaskRecord, repo: RepositorySettings, jobID: Int64, logger: Logger) async throws -> PushedWork? {
+    private func resumeEarlierRun(
+        _ task: TaskRecord, repo: RepositorySettings, jobID: Int64, logger: Logger
+    ) async throws -> PushedWork? {
         guard let work = try await runs.work(jobID: jobID) else { return nil }
         let worktree = try await workspace.prepare(repo, workItem: task.workItem)
         let head = try await workspace.head(repo, workItem: task.workItem)
@@ -92,9 +99,11 @@ extension StageRunner {
         case .runAgent:
             return nil
         case .runAgain(let reason):
-            logger.notice("the work of an earlier attempt cannot be used; running the agent again", metadata: [
-                "git.head": "\(head)", "resume.reason": "\(reason)",
-            ])
+            logger.notice(
+                "the work of an earlier attempt cannot be used; running the agent again",
+                metadata: [
+                    "git.head": "\(head)", "resume.reason": "\(reason)",
+                ])
             return nil
         case .judge(let work):
             if work.pushed == nil { try await runs.recordPushed(id: work.runID, pushed: head) }
@@ -127,15 +136,19 @@ extension StageRunner {
         let base = try await workspace.head(repo, workItem: task.workItem)
         let remote = try await workspace.remoteBranchHead(repo, workItem: task.workItem)
         let workspaceTime = clock.now - prepared
-        let run = try await launcher.run(.init(
-            command: agent.command, timeout: agent.timeout ?? settings.defaultAgentTimeout,
-            prompt: prompt.build(task: task, stage: stage, worktree: worktree, feedback: feedback), directory: worktree,
-            variables: [
-                "ORCH_WORK_ITEM": task.workItem, "ORCH_STAGE": stage.rawValue, "ORCH_ROLE": role, "ORCH_REPO": repo.repo,
-                "ORCH_BRANCH": Workspace.branch(workItem: task.workItem), "ORCH_TASK_DIR": Workspace.taskDocs(workItem: task.workItem),
-            ],
-            workItem: task.workItem, jobID: outcome.context.job.id, stage: stage.rawValue, role: role,
-            replicaID: outcome.context.lease.replicaID))
+        let run = try await launcher.run(
+            .init(
+                command: agent.command, timeout: agent.timeout ?? settings.defaultAgentTimeout,
+                prompt: prompt.build(task: task, stage: stage, worktree: worktree, feedback: feedback),
+                directory: worktree,
+                variables: [
+                    "ORCH_WORK_ITEM": task.workItem, "ORCH_STAGE": stage.rawValue, "ORCH_ROLE": role,
+                    "ORCH_REPO": repo.repo,
+                    "ORCH_BRANCH": Workspace.branch(workItem: task.workItem),
+                    "ORCH_TASK_DIR": Workspace.taskDocs(workItem: task.workItem),
+                ],
+                workItem: task.workItem, jobID: outcome.context.job.id, stage: stage.rawValue, role: role,
+                replicaID: outcome.context.lease.replicaID))
         if run.cancelled { throw CancellationError() }
         if let reason = Self.transientReason(run) {
             await keepFailedWork(task, repo: repo, run: run, base: base, logger: logger)
@@ -147,13 +160,15 @@ extension StageRunner {
         guard run.succeeded else {
             let patch = await keepFailedWork(task, repo: repo, run: run, base: base, logger: logger)
             let what = run.timedOut ? "the agent timed out" : "the agent exited \(run.exitCode)"
-            let reason = "\(what) (run \(run.runID), log \(run.logPath)); its changes were not committed"
+            let reason =
+                "\(what) (run \(run.runID), log \(run.logPath)); its changes were not committed"
                 + (patch.map { ": they are kept in \($0)" } ?? "")
             return .runFailed(reason: reason, runID: run.runID)
         }
 
         let committing = clock.now
-        try await workspace.commitAll(repo, workItem: task.workItem, message: "\(task.workItem) \(stage.rawValue): agent run \(run.runID)")
+        try await workspace.commitAll(
+            repo, workItem: task.workItem, message: "\(task.workItem) \(stage.rawValue): agent run \(run.runID)")
         let head = try await workspace.head(repo, workItem: task.workItem)
         // Recorded before the push: a retry after a failed push pushes this commit again.
         try await runs.recordCommitted(id: run.runID, base: base, committed: head)
@@ -161,7 +176,8 @@ extension StageRunner {
         // rebased it is pushed, a branch someone else moved meanwhile is not overwritten.
         try await workspace.push(repo, workItem: task.workItem, expecting: remote.map { .at($0) } ?? .absent)
         try await runs.recordPushed(id: run.runID, pushed: head)
-        try? await launcher.runs.recordGitTimings(id: run.runID, workspace: workspaceTime, after: clock.now - committing)
+        try? await launcher.runs.recordGitTimings(
+            id: run.runID, workspace: workspaceTime, after: clock.now - committing)
         return .pushed(PushedWork(runID: run.runID, base: base, head: head, worktree: worktree))
     }
 
@@ -175,7 +191,8 @@ extension StageRunner {
         do {
             return try await workspace.savePatch(repo, workItem: task.workItem, since: base, to: patch) ? patch : nil
         } catch {
-            logger.warning("could not keep a failed run's changes", metadata: ["agent.run": "\(run.runID)", "error": "\(error)"])
+            logger.warning(
+                "could not keep a failed run's changes", metadata: ["agent.run": "\(run.runID)", "error": "\(error)"])
             return nil
         }
     }

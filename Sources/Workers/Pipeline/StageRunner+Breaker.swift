@@ -31,10 +31,16 @@ extension StageRunner {
 
     /// A rate limit, an overloaded API or a network error, from the agent's result.
     static func transientReason(_ outcome: AgentLauncher.Outcome) -> String? {
-        guard !outcome.timedOut, !outcome.succeeded, let usage = outcome.usage, usage.isError == true else { return nil }
+        guard !outcome.timedOut, !outcome.succeeded, let usage = outcome.usage, usage.isError == true else {
+            return nil
+        }
         let text = (usage.resultText ?? "").lowercased()
-        let markers = ["rate limit", "rate_limit", "overloaded", " 429", " 529", "econnreset", "etimedout", "network error", "connection error"]
+        let markers = [
+            "rate limit", "rate_limit", "overloaded", " 429", " 529", "econnreset", "etimedout", "network error",
+            "connection error",
+        ]
         guard let marker = markers.first(where: { text.contains($0) }) else { return nil }
-        return "transient agent failure (\(marker.trimmingCharacters(in: .whitespaces))) in run \(outcome.runID): \(text.prefix(200))"
+        return
+            "transient agent failure (\(marker.trimmingCharacters(in: .whitespaces))) in run \(outcome.runID): \(text.prefix(200))"
     }
 }

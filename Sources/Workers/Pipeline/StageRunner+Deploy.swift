@@ -6,7 +6,9 @@ import Store
 extension StageRunner {
     /// Runs `deploy_command` on the merge commit (`merge_sha`, on the default branch): what was
     /// merged is what ships, never the task branch (which may lack what merged before it).
-    func deploy(_ task: TaskRecord, repo: RepositorySettings, attempt: Int, outcome: StageOutcome, logger: Logger) async throws {
+    func deploy(
+        _ task: TaskRecord, repo: RepositorySettings, attempt: Int, outcome: StageOutcome, logger: Logger
+    ) async throws {
         guard let command = repo.deployCommand else {
             try await outcome.apply(.stagePassed, reason: "no deploy_command configured: skipped")
             try await workspace.cleanup(repo, workItem: task.workItem)
@@ -14,7 +16,8 @@ extension StageRunner {
         }
         guard let mergeSHA = task.mergeSHA else {
             try await outcome.apply(
-                .stageErrored(reason: "nothing to deploy: no merge commit is recorded for \(task.workItem)", canRetry: true),
+                .stageErrored(
+                    reason: "nothing to deploy: no merge commit is recorded for \(task.workItem)", canRetry: true),
                 reason: "nothing to deploy: no merge commit is recorded")
             return
         }

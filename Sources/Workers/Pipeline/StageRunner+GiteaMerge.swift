@@ -43,8 +43,9 @@ extension StageRunner {
                 try await outcome.apply(.held, reason: "PR #\(number) was closed without merging")
                 return
             }
-            guard let head = try await readyHead(
-                task, pull: pull, number: number, repo: repo, client: client, outcome: outcome)
+            guard
+                let head = try await readyHead(
+                    task, pull: pull, number: number, repo: repo, client: client, outcome: outcome)
             else { return }
             let message = "Merge \(Workspace.branch(workItem: task.workItem)) (\(task.workItem))"
             switch try await client.merge(repo: repo.repo, number: number, headSHA: head, message: message) {
@@ -80,8 +81,10 @@ extension StageRunner {
                 try await Task.sleep(for: Self.mergeRetryDelay)
             }
         }
-        try await outcome.apply(.held, reason: "Gitea did not merge PR #\(number) after \(Self.mergeTries) tries; "
-            + "last answer: \(lastAnswer)")
+        try await outcome.apply(
+            .held,
+            reason: "Gitea did not merge PR #\(number) after \(Self.mergeTries) tries; "
+                + "last answer: \(lastAnswer)")
     }
 
     /// The PR head to merge, once its CI allows it: the head Gitea shows is recorded first (a
@@ -91,15 +94,18 @@ extension StageRunner {
         _ task: TaskRecord, pull: GiteaClient.PullRequest, number: Int, repo: RepositorySettings, client: GiteaClient,
         outcome: StageOutcome
     ) async throws -> String? {
-        if let headSHA = pull.headSHA, let updatedAt = pull.updatedAt, try await !tasks.recordPullRequestRead(
-            workItem: task.workItem, number: number, headSHA: headSHA, updatedAt: updatedAt)
+        if let headSHA = pull.headSHA, let updatedAt = pull.updatedAt,
+            try await !tasks.recordPullRequestRead(
+                workItem: task.workItem, number: number, headSHA: headSHA, updatedAt: updatedAt)
         {
-            outcome.logger.notice("PR read older than the last event applied: head not recorded", metadata: [
-                "merge.head": "\(headSHA.prefix(12))", "merge.updated_at": "\(updatedAt)",
-            ])
+            outcome.logger.notice(
+                "PR read older than the last event applied: head not recorded",
+                metadata: [
+                    "merge.head": "\(headSHA.prefix(12))", "merge.updated_at": "\(updatedAt)",
+                ])
         }
         guard let wait = try await tasks.mergeWait(workItem: task.workItem, jobID: outcome.context.job.id),
-              let head = wait.headSHA
+            let head = wait.headSHA
         else {
             try await outcome.apply(.held, reason: "PR #\(number) has no head commit recorded")
             return nil

@@ -37,8 +37,10 @@ public struct StageRunner: Sendable {
 
         /// Creates settings.
         public init(
-            repos: [RepositorySettings], agents: [String: AgentCommand], defaultAgentTimeout: Duration = .seconds(45 * 60),
-            maxGateFailures: Int = 3, maxReviewRounds: Int = 3, promptTemplates: String? = nil, breaker: BreakerSettings = .init(),
+            repos: [RepositorySettings], agents: [String: AgentCommand],
+            defaultAgentTimeout: Duration = .seconds(45 * 60),
+            maxGateFailures: Int = 3, maxReviewRounds: Int = 3, promptTemplates: String? = nil,
+            breaker: BreakerSettings = .init(),
             gitea: GiteaSettings? = nil, ciPollInterval: Duration = .seconds(30)
         ) {
             self.breaker = breaker
@@ -71,7 +73,9 @@ public struct StageRunner: Sendable {
     let taskLocks = KeyedLocks()
 
     /// Creates the runner; `alerts` hears when the circuit breaker opens.
-    public init(settings: Settings, pool: ConnectionPool, launcher: AgentLauncher, workspace: Workspace, alerts: Alerts = .off) {
+    public init(
+        settings: Settings, pool: ConnectionPool, launcher: AgentLauncher, workspace: Workspace, alerts: Alerts = .off
+    ) {
         self.alerts = alerts
         self.settings = settings
         self.tasks = TaskStore(pool: pool)
@@ -95,12 +99,16 @@ public struct StageRunner: Sendable {
 
     /// The job handler. Its timeout is a backstop above any agent's own.
     public var handler: JobHandler {
-        JobHandler(kind: RunStageJob.kind, timeout: .seconds(6 * 3600), failedForGood: { job, error, canRetry, connection in
-            // The task never stays active without a live job: it is held (or failed) with the
-            // error, in the transaction that fails the job. A payload that cannot be read names no task.
-            guard let payload = try? RunStageJob.payload(of: job) else { return }
-            try await tasks.stageJobFailed(payload, error: error, canRetry: canRetry, policy: policy, on: connection)
-        }) { context in
+        JobHandler(
+            kind: RunStageJob.kind, timeout: .seconds(6 * 3600),
+            failedForGood: { job, error, canRetry, connection in
+                // The task never stays active without a live job: it is held (or failed) with the
+                // error, in the transaction that fails the job. A payload that cannot be read names no task.
+                guard let payload = try? RunStageJob.payload(of: job) else { return }
+                try await tasks.stageJobFailed(
+                    payload, error: error, canRetry: canRetry, policy: policy, on: connection)
+            }
+        ) { context in
             try await run(context)
         }
     }
@@ -120,16 +128,20 @@ public struct StageRunner: Sendable {
             throw PermanentJobFailure("no task \(payload.work_item)")
         }
         guard task.state.status == .active, task.state.stage.rawValue == payload.stage,
-              payload.visit.map({ $0 == task.visit }) ?? true
+            payload.visit.map({ $0 == task.visit }) ?? true
         else {
-            logger.info("stage job is stale: the task moved on", metadata: [
-                "task.state": "\(task.state.stage.rawValue)/\(task.state.status.rawValue)", "task.visit": "\(task.visit)",
-            ])
+            logger.info(
+                "stage job is stale: the task moved on",
+                metadata: [
+                    "task.state": "\(task.state.stage.rawValue)/\(task.state.status.rawValue)",
+                    "task.visit": "\(task.visit)",
+                ])
             return
         }
         try Task.checkCancellation()
         guard let repo = settings.repos.first(where: { $0.repo == task.repo }) else {
-            throw PermanentJobFailure("repository \(task.repo ?? "(none)") of \(task.workItem) is not configured (repos[].repo)")
+            throw PermanentJobFailure(
+                "repository \(task.repo ?? "(none)") of \(task.workItem) is not configured (repos[].repo)")
         }
         let outcome = StageOutcome(
             tasks: tasks, runs: runs, context: context, workItem: task.workItem, policy: policy,
@@ -137,10 +149,12 @@ public struct StageRunner: Sendable {
         let attempt = payload.attempt ?? 0
         switch task.state.stage {
         case .analysis, .architecture, .development, .review:
-            try await agentStage(task, repo: repo, attempt: attempt, feedback: payload.feedback, outcome: outcome, logger: logger)
+            try await agentStage(
+                task, repo: repo, attempt: attempt, feedback: payload.feedback, outcome: outcome, logger: logger)
         case .merge:
             if let gitea = settings.gitea {
-                try await mergeThroughGitea(task, repo: repo, client: GiteaClient(settings: gitea), outcome: outcome, logger: logger)
+                try await mergeThroughGitea(
+                    task, repo: repo, client: GiteaClient(settings: gitea), outcome: outcome, logger: logger)
             } else {
                 try await mergeLocally(task, repo: repo, outcome: outcome, logger: logger)
             }

@@ -43,7 +43,10 @@ struct JobLog {
         ["job.id": "\(job.id)", "job.kind": "\(job.kind)", "job.attempt": "\(job.attempt)"]
     }
 
-    func callAsFunction(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, _ extra: @autoclosure () -> Logger.Metadata = [:]) {
+    func callAsFunction(
+        _ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
+        _ extra: @autoclosure () -> Logger.Metadata = [:]
+    ) {
         base.log(level: level, message(), metadata: Self.metadata(of: job).merging(extra()) { $1 })
     }
 }
@@ -101,7 +104,9 @@ public struct JobRegistry: Sendable {
     }
 
     /// Adds a handler built from a closure.
-    public mutating func register(_ kind: String, timeout: Duration = .seconds(300), _ body: @escaping @Sendable (JobContext) async throws -> Void) {
+    public mutating func register(
+        _ kind: String, timeout: Duration = .seconds(300), _ body: @escaping @Sendable (JobContext) async throws -> Void
+    ) {
         register(JobHandler(kind: kind, timeout: timeout, body))
     }
 

@@ -24,7 +24,8 @@ final class JobMetrics: Sendable {
         let key = Key(kind: kind, outcome: outcome)
         let counter = counters.withLock { counters in
             if let existing = counters[key] { return existing }
-            let created = Counter(label: "orch_jobs_total", dimensions: [("kind", kind), ("outcome", outcome.rawValue)])
+            let created = Counter(
+                label: "orch_jobs_total", dimensions: [("kind", kind), ("outcome", outcome.rawValue)])
             counters[key] = created
             return created
         }

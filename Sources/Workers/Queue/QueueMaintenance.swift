@@ -22,7 +22,9 @@ public enum QueueMaintenance {
         let runs = MaintenanceStore(pool: pool)
         /// Runs a duty body and records its outcome; a failed record is only logged (the duty's
         /// own work is done, and the next run records again).
-        func recorded(_ name: String, interval: Duration, _ body: @escaping @Sendable () async throws -> Int) -> LeaderDuty {
+        func recorded(
+            _ name: String, interval: Duration, _ body: @escaping @Sendable () async throws -> Int
+        ) -> LeaderDuty {
             LeaderDuty(name: name, interval: interval) {
                 let affected: Int
                 do {
@@ -34,7 +36,8 @@ public enum QueueMaintenance {
                 do {
                     try await runs.record(duty: name, replicaID: replicaID, affected: affected, error: nil)
                 } catch {
-                    logger.warning("could not record a maintenance run", metadata: ["duty": "\(name)", "db.error": "\(error)"])
+                    logger.warning(
+                        "could not record a maintenance run", metadata: ["duty": "\(name)", "db.error": "\(error)"])
                 }
             }
         }
@@ -42,14 +45,18 @@ public enum QueueMaintenance {
             recorded("rescue", interval: heartbeatInterval) {
                 let rescued = try await jobs.rescueAbandoned(staleAfter: heartbeatTTL)
                 if !rescued.isEmpty {
-                    logger.warning("rescued abandoned jobs", metadata: ["job.ids": "\(rescued.prefix(20))", "job.count": "\(rescued.count)"])
+                    logger.warning(
+                        "rescued abandoned jobs",
+                        metadata: ["job.ids": "\(rescued.prefix(20))", "job.count": "\(rescued.count)"])
                 }
                 return rescued.count
             },
             recorded(strandedTaskDuty, interval: heartbeatTTL) {
                 let held = try await TaskStore(pool: pool).holdStranded()
                 if !held.isEmpty {
-                    logger.error("active tasks without a live stage job were held", metadata: ["task.work_items": "\(held.prefix(20))"])
+                    logger.error(
+                        "active tasks without a live stage job were held",
+                        metadata: ["task.work_items": "\(held.prefix(20))"])
                 }
                 return held.count
             },

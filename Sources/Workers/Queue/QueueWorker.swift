@@ -33,7 +33,8 @@ public final class QueueWorker: Service, Sendable {
 
         public init(
             replicaID: String, queues: [String] = ["default"], maxConcurrency: Int = 4, batchSize: Int = 10,
-            pollInterval: Duration = .seconds(2), leaseDuration: Duration = .seconds(30), gracePeriod: Duration = .seconds(20),
+            pollInterval: Duration = .seconds(2), leaseDuration: Duration = .seconds(30),
+            gracePeriod: Duration = .seconds(20),
             retryInitial: Duration = .seconds(1), retryMaximum: Duration = .seconds(300)
         ) {
             self.replicaID = replicaID
@@ -79,8 +80,10 @@ public final class QueueWorker: Service, Sendable {
         configuration: Configuration, store: JobStore, registry: JobRegistry, listener: Listener?, logger: Logger,
         identity: ReplicaIdentity? = nil
     ) {
-        self.identity = identity ?? ReplicaIdentity(
-            id: configuration.replicaID, name: configuration.replicaID, host: "", pid: 0, role: "worker")
+        self.identity =
+            identity
+            ?? ReplicaIdentity(
+                id: configuration.replicaID, name: configuration.replicaID, host: "", pid: 0, role: "worker")
         self.configuration = configuration
         self.store = store
         self.registry = registry
@@ -127,10 +130,12 @@ public final class QueueWorker: Service, Sendable {
         let (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let events = listener?.events()
         let queues = Set(configuration.queues)
-        logger.info("queue worker started", metadata: [
-            "worker.queues": "\(configuration.queues)", "worker.concurrency": "\(configuration.maxConcurrency)",
-            "worker.kinds": "\(registry.kinds)",
-        ])
+        logger.info(
+            "queue worker started",
+            metadata: [
+                "worker.queues": "\(configuration.queues)", "worker.concurrency": "\(configuration.maxConcurrency)",
+                "worker.kinds": "\(registry.kinds)",
+            ])
         await withDiscardingTaskGroup { group in
             if let events {
                 group.addTask {
@@ -173,7 +178,9 @@ public final class QueueWorker: Service, Sendable {
         logger.info("queue worker stopped")
     }
 
-    private func claimLoop(wakes: AsyncStream<Void>, wake: AsyncStream<Void>.Continuation, group: inout DiscardingTaskGroup) async {
+    private func claimLoop(
+        wakes: AsyncStream<Void>, wake: AsyncStream<Void>.Continuation, group: inout DiscardingTaskGroup
+    ) async {
         var failures = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
         let batch = min(configuration.batchSize, configuration.maxConcurrency)
         for await _ in wakes {
@@ -194,7 +201,8 @@ public final class QueueWorker: Service, Sendable {
                         free = configuration.maxConcurrency - (runningCount - done.count)
                     } while free < batch && ContinuousClock.now < deadline && !Task.isCancelled
                 }
-                let limit = queueExhausted || paused.load(ordering: .relaxed) ? 0 : min(max(free, 0), configuration.batchSize)
+                let limit =
+                    queueExhausted || paused.load(ordering: .relaxed) ? 0 : min(max(free, 0), configuration.batchSize)
                 if done.isEmpty && limit == 0 { break }
                 let jobs: [Job]
                 do {
@@ -219,7 +227,8 @@ public final class QueueWorker: Service, Sendable {
                 } catch {
                     finished.putBack(done)
                     let delay = failures.next()
-                    logger.warning("claim failed; backing off", metadata: ["db.error": "\(error)", "retry.delay": "\(delay)"])
+                    logger.warning(
+                        "claim failed; backing off", metadata: ["db.error": "\(error)", "retry.delay": "\(delay)"])
                     try? await Task.sleep(for: delay)
                     break
                 }
@@ -246,9 +255,11 @@ public final class QueueWorker: Service, Sendable {
             running.remove(entry.lease.jobID)
             let recorded = completed.contains(entry.lease.jobID)
             if !recorded {
-                logger.warning("completion not recorded: the job is no longer held by this replica", metadata: [
-                    "job.id": "\(entry.lease.jobID)", "job.attempt": "\(entry.lease.attempt)",
-                ])
+                logger.warning(
+                    "completion not recorded: the job is no longer held by this replica",
+                    metadata: [
+                        "job.id": "\(entry.lease.jobID)", "job.attempt": "\(entry.lease.attempt)",
+                    ])
             }
             entry.continuation.resume(returning: recorded)
         }
@@ -261,9 +272,11 @@ public final class QueueWorker: Service, Sendable {
         do {
             settle(done, completed: try await store.complete(done.map(\.lease)))
         } catch {
-            logger.error("could not record completions at shutdown; the jobs will be rescued and run again", metadata: [
-                "db.error": "\(error)", "job.count": "\(done.count)",
-            ])
+            logger.error(
+                "could not record completions at shutdown; the jobs will be rescued and run again",
+                metadata: [
+                    "db.error": "\(error)", "job.count": "\(done.count)",
+                ])
             settle(done, completed: [])
         }
     }
@@ -273,7 +286,9 @@ public final class QueueWorker: Service, Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: configuration.gracePeriod)
         if runningCount > 0 {
-            logger.info("waiting for running jobs to finish", metadata: ["worker.running": "\(runningCount)", "worker.grace": "\(configuration.gracePeriod)"])
+            logger.info(
+                "waiting for running jobs to finish",
+                metadata: ["worker.running": "\(runningCount)", "worker.grace": "\(configuration.gracePeriod)"])
         }
         while runningCount > 0, clock.now < deadline, !Task.isCancelled {
             await flushFinished()
@@ -281,7 +296,8 @@ public final class QueueWorker: Service, Sendable {
         }
         let signals = running.allSignals
         if !signals.isEmpty {
-            logger.warning("grace period over; handing unfinished jobs back", metadata: ["worker.running": "\(signals.count)"])
+            logger.warning(
+                "grace period over; handing unfinished jobs back", metadata: ["worker.running": "\(signals.count)"])
             signals.forEach { $0.fire(.shutdown) }
         }
         // Every job task must end before the worker returns: keep writing what finishes meanwhile.
@@ -292,7 +308,8 @@ public final class QueueWorker: Service, Sendable {
         }
     }
 
-    private func execute(_ job: Job, lease: JobLease, signal: JobStopSignal, wake: AsyncStream<Void>.Continuation) async {
+    private func execute(_ job: Job, lease: JobLease, signal: JobStopSignal, wake: AsyncStream<Void>.Continuation) async
+    {
         let log = JobLog(base: logger, job: job)
         guard let handler = registry.handler(for: job.kind) else {
             await record(
@@ -341,13 +358,15 @@ public final class QueueWorker: Service, Sendable {
     }
 
     private func record(
-        _ outcome: Outcome, job: Job, lease: JobLease, completion: JobCompletion, wake: AsyncStream<Void>.Continuation, log: JobLog
+        _ outcome: Outcome, job: Job, lease: JobLease, completion: JobCompletion, wake: AsyncStream<Void>.Continuation,
+        log: JobLog
     ) async {
         // A handler that committed its outcome has completed its job row in that transaction,
         // whatever happened after: nothing more is written about it.
         if completion.isCompleted {
             metrics.count(kind: job.kind, .completed)
-            if case .succeeded = outcome {} else {
+            if case .succeeded = outcome {
+            } else {
                 log(.notice, "job outcome already committed by its handler", ["job.outcome": "\(outcome)"])
             }
             return
@@ -364,7 +383,8 @@ public final class QueueWorker: Service, Sendable {
                 metrics.count(kind: job.kind, .notOwner)
                 log(.warning, "job stopped: its lease is no longer this replica's; nothing recorded")
             case .stopped(.abandoned):
-                let returned = try await store.handBack([lease], reason: "abandoned by \(lease.replicaID), which was marked stopped")
+                let returned = try await store.handBack(
+                    [lease], reason: "abandoned by \(lease.replicaID), which was marked stopped")
                 metrics.count(kind: job.kind, returned.contains(job.id) ? .handedBack : .notOwner)
                 log(.warning, "job abandoned", ["job.handed_back": "\(returned.contains(job.id))"])
             case .threw(let message, let retryable):
@@ -374,13 +394,16 @@ public final class QueueWorker: Service, Sendable {
                 metrics.count(kind: job.kind, recorded ? .postponed : .notOwner)
                 log(.info, "job postponed", ["job.due": "\(postponed.due)", "job.reason": "\(postponed.reason)"])
             case .timedOut, .stopped(.timedOut):
-                try await fail(job, lease: lease, message: "timed out after \(registry.handler(for: job.kind)?.timeout ?? .zero)", retryable: true, log: log)
+                try await fail(
+                    job, lease: lease, message: "timed out after \(registry.handler(for: job.kind)?.timeout ?? .zero)",
+                    retryable: true, log: log)
             case .stopped(.cancelRequested):
                 let recorded = try await store.markCancelled(lease, reason: "cancelled while running")
                 metrics.count(kind: job.kind, recorded ? .cancelled : .notOwner)
                 log(.info, "job cancelled", ["job.recorded": "\(recorded)"])
             case .stopped(.shutdown):
-                let returned = try await store.handBack([lease], reason: "handed back at shutdown of \(lease.replicaID)")
+                let returned = try await store.handBack(
+                    [lease], reason: "handed back at shutdown of \(lease.replicaID)")
                 metrics.count(kind: job.kind, returned.contains(job.id) ? .handedBack : .notOwner)
                 log(.info, "job handed back to the queue", ["job.recorded": "\(returned.contains(job.id))"])
             }
@@ -391,7 +414,8 @@ public final class QueueWorker: Service, Sendable {
     }
 
     private func fail(_ job: Job, lease: JobLease, message: String, retryable: Bool, log: JobLog) async throws {
-        let delay = Backoff.delay(attempt: job.attempt - 1, initial: configuration.retryInitial, maximum: configuration.retryMaximum)
+        let delay = Backoff.delay(
+            attempt: job.attempt - 1, initial: configuration.retryInitial, maximum: configuration.retryMaximum)
         let finalAttempt = !retryable || job.attempt >= job.maxAttempts
         let hook = registry.handler(for: job.kind)?.failedForGood
         let result = try await store.fail(
@@ -406,7 +430,9 @@ public final class QueueWorker: Service, Sendable {
             log(.error, "job failed for good", ["job.error": "\(message)", "job.max_attempts": "\(job.maxAttempts)"])
         case .notOwner:
             metrics.count(kind: job.kind, .notOwner)
-            log(.warning, "failure not recorded: the job is no longer held by this replica", ["job.error": "\(message)"])
+            log(
+                .warning, "failure not recorded: the job is no longer held by this replica", ["job.error": "\(message)"]
+            )
         }
     }
 }

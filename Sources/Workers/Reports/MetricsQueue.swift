@@ -19,7 +19,8 @@ public struct MetricsQueue: Encodable, Sendable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(figures.byStatus, forKey: .counts)
-        try container.encode(Dictionary(uniqueKeysWithValues: figures.kinds.map { ($0.kind, $0.counts) }), forKey: .byKind)
+        try container.encode(
+            Dictionary(uniqueKeysWithValues: figures.kinds.map { ($0.kind, $0.counts) }), forKey: .byKind)
         try container.encodeIfPresent(figures.oldestReadySeconds?.rounded(toPlaces: 3), forKey: .oldestReadySeconds)
         try container.encode(maxConcurrency, forKey: .maxConcurrency)
     }

@@ -18,7 +18,8 @@ public struct MetricsReport: Encodable, Sendable {
     public let cost: MetricsCost
 
     public init(
-        generatedAt: Date, clkTck: Int, stages: [MetricsStore.StageFigures], queue: MetricsQueue, agents: [LiveAgent], cost: MetricsCost
+        generatedAt: Date, clkTck: Int, stages: [MetricsStore.StageFigures], queue: MetricsQueue, agents: [LiveAgent],
+        cost: MetricsCost
     ) {
         self.generatedAt = generatedAt
         self.clkTck = clkTck
@@ -38,6 +39,7 @@ public struct MetricsReport: Encodable, Sendable {
             generatedAt: now, clkTck: sysconf(Int32(_SC_CLK_TCK)), stages: try await figures.stages(),
             queue: MetricsQueue(figures: try await figures.queue(), maxConcurrency: maxConcurrency),
             agents: try await runs.live().map { LiveAgent(run: $0, localHost: host, now: now) },
-            cost: MetricsCost(totals: try await runs.totals(), recentRuns: try await runs.recent(limit: 50).map(RunCost.init)))
+            cost: MetricsCost(
+                totals: try await runs.totals(), recentRuns: try await runs.recent(limit: 50).map(RunCost.init)))
     }
 }

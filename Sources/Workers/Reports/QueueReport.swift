@@ -25,7 +25,8 @@ public struct QueueReport: Encodable, Sendable {
     public let recent: [Job]
 
     public init(
-        counts: [String: Int], maxConcurrency: Int, pollInterval: Double, replicas: [Replica], leader: String?, blocks: [Block],
+        counts: [String: Int], maxConcurrency: Int, pollInterval: Double, replicas: [Replica], leader: String?,
+        blocks: [Block],
         recent: [Job]
     ) {
         self.counts = counts
@@ -50,8 +51,10 @@ public struct QueueReport: Encodable, Sendable {
             read.append(Block(key: block.key, body: try await block.read(from: pool, leader: leader)))
         }
         return QueueReport(
-            counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }), maxConcurrency: maxConcurrency,
-            pollInterval: pollInterval.seconds, replicas: replicas, leader: leader, blocks: read, recent: try await jobs.recent(limit: 10))
+            counts: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
+            maxConcurrency: maxConcurrency,
+            pollInterval: pollInterval.seconds, replicas: replicas, leader: leader, blocks: read,
+            recent: try await jobs.recent(limit: 10))
     }
 
     /// The fixed keys, then one key per block (keys only known at run time), then `recent`.

@@ -14,7 +14,9 @@ public struct ReaperBlock: QueueReportBlock {
         public let duties: [String: MaintenanceStore.Run]
 
         /// Creates the block's figures.
-        public init(enabled: Bool, leader: String?, heartbeatTTL: Duration, jobRetention: Duration, runs: [MaintenanceStore.Run]) {
+        public init(
+            enabled: Bool, leader: String?, heartbeatTTL: Duration, jobRetention: Duration, runs: [MaintenanceStore.Run]
+        ) {
             self.enabled = enabled
             self.leader = leader
             heartbeatTTLSeconds = heartbeatTTL.seconds

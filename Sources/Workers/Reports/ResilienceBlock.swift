@@ -50,7 +50,8 @@ public struct ResilienceBlock: QueueReportBlock {
 
     public func read(from pool: ConnectionPool, leader: String?) async throws -> Body {
         let state = try await CircuitBreakerStore(pool: pool).state(name: BreakerSettings.name)
-        let postponed = try await JobStore(pool: pool).countPostponed(kind: TaskStore.stageJobKind, reasonPrefix: BreakerSettings.postponeReason)
+        let postponed = try await JobStore(pool: pool).countPostponed(
+            kind: TaskStore.stageJobKind, reasonPrefix: BreakerSettings.postponeReason)
         return Body(settings: settings, state: state, postponedJobs: postponed)
     }
 }

@@ -10,7 +10,9 @@ public struct TaskReport: Encodable, Sendable {
     /// The sum of the per-stage costs as they are shown (each to the micro-dollar).
     public let costUSD: Double
 
-    public init(task: TaskRecord, history: [TaskHistoryEntry], jobs: [Job], agentRuns: [AgentRun], costByStage: [StageCost]) {
+    public init(
+        task: TaskRecord, history: [TaskHistoryEntry], jobs: [Job], agentRuns: [AgentRun], costByStage: [StageCost]
+    ) {
         self.task = task
         self.history = history
         self.jobs = jobs
@@ -25,7 +27,9 @@ public struct TaskReport: Encodable, Sendable {
         guard let task = try await tasks.task(workItem: workItem) else { return nil }
         let runs = AgentRunStore(pool: pool)
         return TaskReport(
-            task: task, history: try await tasks.history(workItem: workItem), jobs: try await JobStore(pool: pool).jobs(workItem: workItem),
-            agentRuns: try await runs.runs(workItem: workItem), costByStage: try await runs.costByStage(workItem: workItem))
+            task: task, history: try await tasks.history(workItem: workItem),
+            jobs: try await JobStore(pool: pool).jobs(workItem: workItem),
+            agentRuns: try await runs.runs(workItem: workItem),
+            costByStage: try await runs.costByStage(workItem: workItem))
     }
 }

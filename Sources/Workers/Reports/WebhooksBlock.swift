@@ -28,7 +28,8 @@ public struct WebhooksBlock: QueueReportBlock {
 
     public func read(from pool: ConnectionPool, leader: String?) async throws -> Body {
         Body(
-            deliveries: try await WebhookStore(pool: pool).counts(), planeSecretSet: planeSecretSet, giteaSecretSet: giteaSecretSet,
+            deliveries: try await WebhookStore(pool: pool).counts(), planeSecretSet: planeSecretSet,
+            giteaSecretSet: giteaSecretSet,
             insecure: insecure, maxBodyBytes: maxBodyBytes)
     }
 }

@@ -15,7 +15,8 @@ extension KeyedDecodingContainer {
         } catch let error as DecodingError {
             throw error
         } catch {
-            throw DecodingError.typeMismatch(Int.self, .init(codingPath: codingPath + [key], debugDescription: "\(error)"))
+            throw DecodingError.typeMismatch(
+                Int.self, .init(codingPath: codingPath + [key], debugDescription: "\(error)"))
         }
     }
 }

@@ -23,9 +23,12 @@ public enum WebhookEvent: Sendable {
             case .plane:
                 return try decoder.decode(PlaneWebhookBody.self, from: body).event
             case .gitea:
-                guard let giteaEvent, !giteaEvent.isEmpty else { throw InvalidWebhookBody("missing X-Gitea-Event header") }
+                guard let giteaEvent, !giteaEvent.isEmpty else {
+                    throw InvalidWebhookBody("missing X-Gitea-Event header")
+                }
                 switch giteaEvent {
-                case "pull_request": return .giteaPullRequest(try decoder.decode(GiteaPullRequestEvent.self, from: body))
+                case "pull_request":
+                    return .giteaPullRequest(try decoder.decode(GiteaPullRequestEvent.self, from: body))
                 case "status": return .giteaStatus(try decoder.decode(GiteaStatusEvent.self, from: body))
                 case "push": return .giteaPush(try decoder.decode(GiteaPushEvent.self, from: body))
                 default:

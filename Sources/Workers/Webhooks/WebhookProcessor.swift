@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import Store
 
-/// The `process_webhook` job: turns a stored delivery into task changes (DESIGN §6).
+/// The `process_webhook` job: turns a stored delivery into task changes.
 ///
 /// Plane `issue` events create or refresh the task (labels choose the track and auto mode; `STOP`
 /// cancels; label names compare case-insensitively), only when newer than what the task holds
@@ -25,7 +25,9 @@ public struct WebhookProcessor: Sendable {
 
     /// Creates the processor; `planeAPI` lets it resolve Plane projects configured without
     /// `plane_project_id`.
-    public init(pool: ConnectionPool, repos: [RepositorySettings], labels: LabelSettings, planeAPI: PlaneAPISettings? = nil) {
+    public init(
+        pool: ConnectionPool, repos: [RepositorySettings], labels: LabelSettings, planeAPI: PlaneAPISettings? = nil
+    ) {
         self.deliveries = WebhookStore(pool: pool)
         self.tasks = TaskStore(pool: pool)
         self.repos = repos
@@ -60,25 +62,33 @@ public struct WebhookProcessor: Sendable {
         switch event {
         case .planeIssue(let issue): outcome = try await planeIssue(issue)
         case .planeComment(let comment): outcome = try await planeComment(comment, deliveryID: deliveryID)
-        case .giteaPullRequest(let pull): outcome = try await gitea(pull.repository) { try await giteaPullRequest(pull, repo: $0) }
-        case .giteaStatus(let status): outcome = try await gitea(status.repository) { try await giteaStatus(status, repo: $0) }
+        case .giteaPullRequest(let pull):
+            outcome = try await gitea(pull.repository) { try await giteaPullRequest(pull, repo: $0) }
+        case .giteaStatus(let status):
+            outcome = try await gitea(status.repository) { try await giteaStatus(status, repo: $0) }
         case .giteaPush(let push): outcome = try await gitea(push.repository) { try await giteaPush(push, repo: $0) }
         case .unhandled: outcome = (.ignored, "no processor for \(delivery.source.rawValue) \(delivery.event)")
         }
         try await deliveries.finish(id: deliveryID, status: outcome.status, reason: outcome.reason)
-        logger.info("webhook processed", metadata: [
-            "webhook.id": "\(deliveryID)", "webhook.event": "\(delivery.event)", "webhook.outcome": "\(outcome.status.rawValue)",
-            "webhook.reason": "\(outcome.reason ?? "")",
-        ])
+        logger.info(
+            "webhook processed",
+            metadata: [
+                "webhook.id": "\(deliveryID)", "webhook.event": "\(delivery.event)",
+                "webhook.outcome": "\(outcome.status.rawValue)",
+                "webhook.reason": "\(outcome.reason ?? "")",
+            ])
     }
 
     private func planeIssue(_ event: PlaneIssueEvent) async throws -> Outcome {
         let data: PlaneIssue
         switch event {
         case .deleted(let issueID):
-            guard let task = try await tasks.task(planeIssueID: issueID) else { return (.ignored, "no task for deleted Plane issue \(issueID)") }
+            guard let task = try await tasks.task(planeIssueID: issueID) else {
+                return (.ignored, "no task for deleted Plane issue \(issueID)")
+            }
             if !task.state.status.isTerminal {
-                try await tasks.apply(.cancel, workItem: task.workItem, actor: "plane", reason: "work item deleted in Plane")
+                try await tasks.apply(
+                    .cancel, workItem: task.workItem, actor: "plane", reason: "work item deleted in Plane")
             }
             return (.processed, nil)
         case .written(_, let issue):
@@ -105,7 +115,8 @@ public struct WebhookProcessor: Sendable {
                     workItem: workItem, repo: repo.repo, title: data.name, description: description, labels: names,
                     track: lower.contains(labels.bug.lowercased()) ? .bug : .full,
                     auto: names == nil ? nil : lower.contains(labels.auto.lowercased()), planeIssueID: data.id,
-                    planeProjectID: data.project, planeState: data.stateName, planeUpdatedAt: stamp.flatMap(Date.init(timestamp:))
+                    planeProjectID: data.project, planeState: data.stateName,
+                    planeUpdatedAt: stamp.flatMap(Date.init(timestamp:))
                 ).created
             } catch let error as WorkItemUpdateRefused {
                 refusal = error.description
@@ -113,7 +124,9 @@ public struct WebhookProcessor: Sendable {
         }
         // STOP cancels whatever the delivery's order: cancelling is terminal, so a late STOP cannot
         // undo anything newer. It cancels the issue's own task, the one its comments reach.
-        if lower.contains(labels.stop.lowercased()), let task = try await tasks.task(planeIssueID: data.id), !task.state.status.isTerminal {
+        if lower.contains(labels.stop.lowercased()), let task = try await tasks.task(planeIssueID: data.id),
+            !task.state.status.isTerminal
+        {
             try await tasks.apply(.cancel, workItem: task.workItem, actor: "plane", reason: "\(labels.stop) label")
             let cancelled = "\(task.workItem) cancelled by the \(labels.stop) label"
             return (.processed, cancelled + (refusal.map { "; nothing else applied: \($0)" } ?? ""))
@@ -128,13 +141,19 @@ public struct WebhookProcessor: Sendable {
     /// command and its delivery's "processed" commit in one transaction, so nothing replays it.
     private func planeComment(_ event: PlaneCommentEvent, deliveryID: Int64) async throws -> Outcome {
         let action = event.action
-        guard action == "created" else { return (.processed, "\(action == "updated" ? "edited" : action) comment: not a command") }
+        guard action == "created" else {
+            return (.processed, "\(action == "updated" ? "edited" : action) comment: not a command")
+        }
         let data = event.comment
         let html = data.html ?? ""
         if html.contains(Self.ownCommentMarker) { return (.ignored, "the orchestrator's own comment") }
         let text = data.stripped ?? Self.stripTags(html)
-        let command = text.trimmingCharacters(in: .whitespacesAndNewlines).split(whereSeparator: \.isWhitespace).first.map(String.init) ?? ""
-        guard ["/approve", "/retry", "/stop"].contains(command.lowercased()) else { return (.processed, "not a command") }
+        let command =
+            text.trimmingCharacters(in: .whitespacesAndNewlines).split(whereSeparator: \.isWhitespace).first.map(
+                String.init) ?? ""
+        guard ["/approve", "/retry", "/stop"].contains(command.lowercased()) else {
+            return (.processed, "not a command")
+        }
         guard let (task, history) = try await tasks.taskWithHistory(planeIssueID: data.issue) else {
             return (.ignored, "no task for Plane issue \(data.issue)")
         }
@@ -142,7 +161,9 @@ public struct WebhookProcessor: Sendable {
         switch command.lowercased() {
         case "/approve":
             guard let writtenAt = data.createdAt.flatMap(Date.init(timestamp:)) else {
-                return (.processed, "\(command) refused: the comment has no created_at, so the stage it answers is unknown")
+                return (
+                    .processed, "\(command) refused: the comment has no created_at, so the stage it answers is unknown"
+                )
             }
             do {
                 let target = try TaskLifecycle.approvalTarget(writtenAt: writtenAt, history: history, visit: task.visit)
@@ -156,8 +177,11 @@ public struct WebhookProcessor: Sendable {
         let actor = "plane:\(event.actorName ?? "user")"
         let applied: Outcome = (.processed, "\(command) applied to \(task.workItem)")
         do {
-            let found = try await tasks.apply(taskEvent, workItem: task.workItem, actor: actor, reason: "\(command) comment") { connection in
-                try await WebhookStore.finish(id: deliveryID, status: applied.status, reason: applied.reason, on: connection)
+            let found = try await tasks.apply(
+                taskEvent, workItem: task.workItem, actor: actor, reason: "\(command) comment"
+            ) { connection in
+                try await WebhookStore.finish(
+                    id: deliveryID, status: applied.status, reason: applied.reason, on: connection)
             }
             return found == nil ? (.ignored, "no task \(task.workItem) any more") : applied
         } catch let error as IllegalTransition {
@@ -169,7 +193,8 @@ public struct WebhookProcessor: Sendable {
     }
 
     /// Runs `body` for an event of a configured repository; any other repository's is ignored.
-    private func gitea(_ repository: GiteaRepository, _ body: (String) async throws -> Outcome) async throws -> Outcome {
+    private func gitea(_ repository: GiteaRepository, _ body: (String) async throws -> Outcome) async throws -> Outcome
+    {
         let fullName = repository.fullName
         guard repos.contains(where: { $0.repo == fullName }) else {
             return (.ignored, "repository \(fullName) is not configured (repos[].repo)")
@@ -193,12 +218,18 @@ public struct WebhookProcessor: Sendable {
             // Kept anyway: the pull request naming this sha may arrive later and will pick it up.
             return (.processed, "\(what): no task has this commit yet (status kept)")
         }
-        return (.processed, "\(what): " + updates.map { "\($0.workItem) \($0.commit) CI \($0.combinedState.rawValue)" }.joined(separator: ", "))
+        return (
+            .processed,
+            "\(what): "
+                + updates.map { "\($0.workItem) \($0.commit) CI \($0.combinedState.rawValue)" }.joined(separator: ", ")
+        )
     }
 
     private func giteaPush(_ event: GiteaPushEvent, repo: String) async throws -> Outcome {
         let (ref, after) = (event.ref, event.after)
-        guard ref.hasPrefix("refs/heads/"), let workItem = Workspace.workItem(fromBranch: String(ref.dropFirst("refs/heads/".count))) else {
+        guard ref.hasPrefix("refs/heads/"),
+            let workItem = Workspace.workItem(fromBranch: String(ref.dropFirst("refs/heads/".count)))
+        else {
             return (.processed, "push to \(ref): not a task branch")
         }
         if after.allSatisfy({ $0 == "0" }) { return (.processed, "\(workItem): branch deleted") }
@@ -230,10 +261,15 @@ public struct WebhookProcessor: Sendable {
         let stamp = pull.updatedAt ?? pull.closedAt ?? pull.mergedAt
         let updatedAt = stamp.flatMap { try? Date($0, strategy: .iso8601) }
         switch try await tasks.recordPullRequestEvent(
-            workItem: workItem, repo: repo, headRepo: headRepo, number: number, headSHA: sha, mergeSHA: mergeSHA, updatedAt: updatedAt)
+            workItem: workItem, repo: repo, headRepo: headRepo, number: number, headSHA: sha, mergeSHA: mergeSHA,
+            updatedAt: updatedAt)
         {
         case .applied:
-            return (.processed, "\(workItem): PR #\(number) head \(sha.prefix(12))" + (mergeSHA.map { ", merged as \($0.prefix(12))" } ?? ""))
+            return (
+                .processed,
+                "\(workItem): PR #\(number) head \(sha.prefix(12))"
+                    + (mergeSHA.map { ", merged as \($0.prefix(12))" } ?? "")
+            )
         case .ignored(let reason):
             return (.ignored, reason)
         }

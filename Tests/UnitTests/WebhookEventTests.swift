@@ -29,8 +29,9 @@ final class WebhookEventTests: XCTestCase {
     }
 
     func testPlaneIssueFixturesDecodeWithLabelsStateAndStamp() throws {
-        guard case .planeIssue(.written("updated", let issue)) = try WebhookEvent.decode(
-            source: .plane, giteaEvent: nil, body: fixture("plane/issue_updated_state.json"))
+        guard
+            case .planeIssue(.written("updated", let issue)) = try WebhookEvent.decode(
+                source: .plane, giteaEvent: nil, body: fixture("plane/issue_updated_state.json"))
         else { return XCTFail("not an issue update") }
         XCTAssertEqual(issue.id, "c0ffee00-1111-4222-8333-444455556666")
         XCTAssertEqual(issue.sequenceID, 98)
@@ -40,7 +41,8 @@ final class WebhookEventTests: XCTestCase {
         XCTAssertEqual(issue.updatedAt, "2026-06-01T09:02:40.100200Z")
         XCTAssertNil(issue.descriptionStripped)
 
-        let created = try WebhookEvent.decode(source: .plane, giteaEvent: nil, body: fixture("plane/issue_created.json"))
+        let created = try WebhookEvent.decode(
+            source: .plane, giteaEvent: nil, body: fixture("plane/issue_created.json"))
         XCTAssertEqual(created.name, "issue.created")
         XCTAssertNil(created.ignoredReason)
     }
@@ -52,7 +54,9 @@ final class WebhookEventTests: XCTestCase {
             {"event": "issue", "action": "updated", "data": {"id": "i", "sequence_id": 3.0, "project": "p",
              "labels": ["bug", {"id": "x"}, {"name": "AUTO"}, 7], "state": "Todo", "description_html": 5, "updated_at": null}}
             """#
-        guard case .planeIssue(.written(_, let issue)) = try decode(.plane, body) else { return XCTFail("not an issue") }
+        guard case .planeIssue(.written(_, let issue)) = try decode(.plane, body) else {
+            return XCTFail("not an issue")
+        }
         XCTAssertEqual(issue.sequenceID, 3)
         XCTAssertNil(issue.name)
         XCTAssertEqual(issue.labelNames, ["bug", "AUTO"])
@@ -60,8 +64,11 @@ final class WebhookEventTests: XCTestCase {
         XCTAssertNil(issue.descriptionHTML)
         XCTAssertNil(issue.updatedAt)
 
-        let noLabels = #"{"event": "issue", "action": "updated", "data": {"id": "i", "sequence_id": 3, "project": "p", "labels": "x"}}"#
-        guard case .planeIssue(.written(_, let bare)) = try decode(.plane, noLabels) else { return XCTFail("not an issue") }
+        let noLabels =
+            #"{"event": "issue", "action": "updated", "data": {"id": "i", "sequence_id": 3, "project": "p", "labels": "x"}}"#
+        guard case .planeIssue(.written(_, let bare)) = try decode(.plane, noLabels) else {
+            return XCTFail("not an issue")
+        }
         XCTAssertNil(bare.labelNames, "no label list keeps the stored labels")
     }
 
@@ -72,7 +79,8 @@ final class WebhookEventTests: XCTestCase {
     }
 
     func testPlaneCommentCarriesTheActor() throws {
-        let event = try WebhookEvent.decode(source: .plane, giteaEvent: nil, body: fixture("plane/comment_created.json"))
+        let event = try WebhookEvent.decode(
+            source: .plane, giteaEvent: nil, body: fixture("plane/comment_created.json"))
         guard case .planeComment(let comment) = event else { return XCTFail("\(event)") }
         XCTAssertEqual(event.name, "issue_comment.created")
         XCTAssertEqual(comment.comment.html, "<p>/approve</p>")
@@ -82,20 +90,24 @@ final class WebhookEventTests: XCTestCase {
     }
 
     func testGiteaFixturesDecode() throws {
-        guard case .giteaPullRequest(let merged) = try WebhookEvent.decode(
-            source: .gitea, giteaEvent: "pull_request", body: fixture("gitea/pull_request_merged.json"))
+        guard
+            case .giteaPullRequest(let merged) = try WebhookEvent.decode(
+                source: .gitea, giteaEvent: "pull_request", body: fixture("gitea/pull_request_merged.json"))
         else { return XCTFail("not a pull request") }
         XCTAssertTrue(merged.pullRequest.merged)
         XCTAssertEqual(merged.pullRequest.head.ref, "orch/ORCH-98")
         XCTAssertEqual(merged.pullRequest.head.repoID, 12)
         XCTAssertNotNil(merged.pullRequest.mergeCommitSHA)
 
-        guard case .giteaStatus(let status) = try WebhookEvent.decode(
-            source: .gitea, giteaEvent: "status", body: fixture("gitea/status_success.json"))
+        guard
+            case .giteaStatus(let status) = try WebhookEvent.decode(
+                source: .gitea, giteaEvent: "status", body: fixture("gitea/status_success.json"))
         else { return XCTFail("not a status") }
         XCTAssertEqual(CIState(rawValue: status.state), .success)
 
-        guard case .giteaPush(let push) = try WebhookEvent.decode(source: .gitea, giteaEvent: "push", body: fixture("gitea/push.json"))
+        guard
+            case .giteaPush(let push) = try WebhookEvent.decode(
+                source: .gitea, giteaEvent: "push", body: fixture("gitea/push.json"))
         else { return XCTFail("not a push") }
         XCTAssertTrue(push.ref.hasPrefix("refs/heads/"))
         XCTAssertFalse(push.repository.fullName.isEmpty)
@@ -121,23 +133,48 @@ final class WebhookEventTests: XCTestCase {
             (.plane, #"{"event": "issue", "action": null, "data": {}}"#, nil, "missing 'action'"),
             (.plane, #"{"event": "issue", "action": "created", "data": []}"#, nil, "'data' must be an object"),
             (.plane, #"{"event": "issue", "action": "created", "data": {"sequence_id": 1}}"#, nil, "missing 'data.id'"),
-            (.plane, #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": "98", "project": "p"}}"#, nil,
-             "'data.sequence_id' must be an integer"),
-            (.plane, #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": true, "project": "p"}}"#, nil,
-             "'data.sequence_id' must be an integer"),
-            (.plane, #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": 1.5, "project": "p"}}"#, nil,
-             "'data.sequence_id' must be an integer"),
-            (.plane, #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": 1, "project": "p", "name": 4}}"#, nil,
-             "'data.name' must be a string"),
+            (
+                .plane,
+                #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": "98", "project": "p"}}"#,
+                nil,
+                "'data.sequence_id' must be an integer"
+            ),
+            (
+                .plane,
+                #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": true, "project": "p"}}"#,
+                nil,
+                "'data.sequence_id' must be an integer"
+            ),
+            (
+                .plane,
+                #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": 1.5, "project": "p"}}"#,
+                nil,
+                "'data.sequence_id' must be an integer"
+            ),
+            (
+                .plane,
+                #"{"event": "issue", "action": "created", "data": {"id": "x", "sequence_id": 1, "project": "p", "name": 4}}"#,
+                nil,
+                "'data.name' must be a string"
+            ),
             (.plane, #"{"event": "issue", "action": "deleted", "data": {}}"#, nil, "missing 'data.id'"),
-            (.plane, #"{"event": "issue_comment", "action": "created", "data": {"id": "c", "project": "p"}}"#, nil, "missing 'data.issue'"),
+            (
+                .plane, #"{"event": "issue_comment", "action": "created", "data": {"id": "c", "project": "p"}}"#, nil,
+                "missing 'data.issue'"
+            ),
             (.gitea, #"{"ref": "refs/heads/main", "after": "abc"}"#, nil, "missing X-Gitea-Event header"),
             (.gitea, #"{"ref": "refs/heads/main", "after": "abc"}"#, "", "missing X-Gitea-Event header"),
             (.gitea, #"{"sha": "abc"}"#, "status", "missing 'state'"),
             (.gitea, #"{"sha": "abc", "state": "success", "context": "ci"}"#, "status", "missing 'repository'"),
-            (.gitea, #"{"ref": "refs/heads/main", "after": "abc", "repository": {}}"#, "push", "missing 'repository.full_name'"),
-            (.gitea, #"{"action": "opened", "number": 1, "pull_request": {"head": {}}, "repository": {"full_name": "a/b"}}"#,
-             "pull_request", "missing 'pull_request.head.sha'"),
+            (
+                .gitea, #"{"ref": "refs/heads/main", "after": "abc", "repository": {}}"#, "push",
+                "missing 'repository.full_name'"
+            ),
+            (
+                .gitea,
+                #"{"action": "opened", "number": 1, "pull_request": {"head": {}}, "repository": {"full_name": "a/b"}}"#,
+                "pull_request", "missing 'pull_request.head.sha'"
+            ),
             (.gitea, #"{"action": "opened", "number": "1"}"#, "pull_request", "'number' must be an integer"),
         ]
         for (source, body, gitea, message) in cases {
@@ -148,15 +185,18 @@ final class WebhookEventTests: XCTestCase {
     func testHostileBodiesAreRefusedNotCrashed() {
         let deep = String(repeating: "[", count: 20_000) + String(repeating: "]", count: 20_000)
         XCTAssertEqual(refusal(.plane, deep), "body is not valid JSON")
-        let deepObject = #"{"event": "cycle", "action": "x", "data": "# + String(repeating: #"{"a":"#, count: 5000)
+        let deepObject =
+            #"{"event": "cycle", "action": "x", "data": "# + String(repeating: #"{"a":"#, count: 5000)
             + "1" + String(repeating: "}", count: 5000) + "}"
         XCTAssertNotNil(refusal(.plane, deepObject))
         XCTAssertEqual(
-            (try? WebhookEvent.decode(source: .plane, giteaEvent: nil, body: Data([0xff, 0xfe, 0x00, 0x41])))?.name, nil)
+            (try? WebhookEvent.decode(source: .plane, giteaEvent: nil, body: Data([0xff, 0xfe, 0x00, 0x41])))?.name, nil
+        )
     }
 
     func testJobContractsBuildTheJobsTheirHandlersRead() throws {
-        let stage = try RunStageJob.job(StageJobPayload(work_item: "ORCH-1", stage: "review", visit: 2, attempt: 1, feedback: nil))
+        let stage = try RunStageJob.job(
+            StageJobPayload(work_item: "ORCH-1", stage: "review", visit: 2, attempt: 1, feedback: nil))
         XCTAssertEqual(stage.kind, "run_stage")
         XCTAssertEqual(stage.maxAttempts, 5)
         XCTAssertEqual(stage.dedupeKey, "stage:ORCH-1:review:v2:1")
@@ -170,10 +210,14 @@ final class WebhookEventTests: XCTestCase {
         XCTAssertEqual(alert.dedupeKey, "alert:k")
         let rest = try AlertJob.job(.remainder(["b", "c"], ofJob: 41))
         XCTAssertEqual(rest.dedupeKey, "telegram-rest:41")
-        guard case .remainder(let messages, 41) = try rest.payload.decode(AlertJob.Payload.self) else { return XCTFail("not a rest") }
+        guard case .remainder(let messages, 41) = try rest.payload.decode(AlertJob.Payload.self) else {
+            return XCTFail("not a rest")
+        }
         XCTAssertEqual(messages, ["b", "c"])
         // A follow-up queued before it named its job still reads.
-        guard case .remainder(["x"], nil) = try JSONB(text: #"{"remaining_messages": ["x"]}"#).decode(AlertJob.Payload.self)
+        guard
+            case .remainder(["x"], nil) = try JSONB(text: #"{"remaining_messages": ["x"]}"#).decode(
+                AlertJob.Payload.self)
         else { return XCTFail("old follow-up unreadable") }
         guard case .content(let old) = try JSONB(text: #"{"text": "old alert"}"#).decode(AlertJob.Payload.self)
         else { return XCTFail("old alert unreadable") }
