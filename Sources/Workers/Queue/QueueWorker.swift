@@ -9,6 +9,10 @@ import Synchronization
 /// Woken by `orch_jobs` notifications (a hint) with a polling backstop, and after every listener
 /// reconnect. On graceful shutdown it stops claiming, lets running jobs finish for `gracePeriod`,
 /// then stops the rest and hands them back to the queue so another replica starts them at once.
+///
+/// One file over 300 lines, on purpose: the claim loop, a job's execution and the recording of
+/// its outcome share the worker's state (running jobs, held leases, completions in flight), and
+/// reading them together is how the fencing rules are checked.
 public final class QueueWorker: Service, Sendable {
     /// Tuning for one worker.
     public struct Configuration: Sendable {
