@@ -77,10 +77,21 @@ let package = Package(
         .testTarget(name: "UnitTests", dependencies: ["App", "Store", "Workers"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "TestSupport"]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "Store", "TestSupport"]),
+        // The admin routes in-process, against PostgreSQL.
         .testTarget(
             name: "AppTests",
             dependencies: [
                 "App", "Store", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        // What starts servers or processes: real `orchestrator` replicas (pipeline, failures,
+        // replicas, liveness, fuzz, restarts) and stand-ins for Gitea, Plane and Telegram.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "App", "Store", "Workers", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
