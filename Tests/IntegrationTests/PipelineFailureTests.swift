@@ -296,4 +296,75 @@ final class PipelineFailureTests: XCTestCase {
         ).first?.decode("attempt", as: Int.self)
         XCTAssertEqual(attempts, 2)
     }
+
+    // MARK: A replica killed or paused after its agent's work was pushed
+
+    /// Two replicas; development's gate (`test_command`) takes 5 s, so a replica can be stopped
+    /// after its agent's work was pushed. Returns the index of the replica running that gate.
+    private func startTwoAndWaitForAPushedDevelopmentRun() async throws -> (victim: Int, runID: Int64) {
+        let remote = try harness.makeRemote()
+        let config = try harness.writeConfig(
+            .init(cloneURL: remote.path, testCommand: ["sh", "-c", "sleep 5; ls tests"]))
+        let base = try await harness.launch(0, config: config)
+        try await harness.launch(1, config: config)
+        try await harness.sendIssue(to: base)
+        var pushed: (replica: String, id: Int64)?
+        let found = try await waitUntil(timeout: .seconds(90)) {
+            pushed = try await self.harness.database.pool.query(
+                """
+                SELECT id, replica_id FROM agent_runs WHERE stage = 'development' AND pushed_sha IS NOT NULL
+                """
+            ).first.map { (try $0.decode("replica_id", as: String.self), try $0.decode("id", as: Int64.self)) }
+            return pushed != nil
+        }
+        XCTAssertTrue(found, "development's work was pushed")
+        let run = try XCTUnwrap(pushed)
+        let victim = try XCTUnwrap(harness.servers.firstIndex { run.replica.hasPrefix($0.name + "-") })
+        return (victim, run.id)
+    }
+
+    /// The run and its single pass through development: the agent ran once, its run's outcome is
+    /// the one applied, and every stage passed exactly once.
+    private func assertDevelopmentRanOnce(runID: Int64) async throws {
+        let done = try await harness.waitUntilAtRest("ORCH-98", timeout: .seconds(120))
+        XCTAssertEqual(done?.state.status, .done)
+        let runs = try await AgentRunStore(pool: harness.database.pool).runs(workItem: "ORCH-98")
+        let development = runs.filter { $0.stage == "development" }
+        XCTAssertEqual(development.map(\.id), [runID], "the agent ran once: the other replica resumed its pushed work")
+        XCTAssertEqual(development.first?.outcome, "applied")
+        let passed = try await TaskStore(pool: harness.database.pool).history(workItem: "ORCH-98").filter {
+            $0.event == "stage_passed"
+        }
+        XCTAssertEqual(
+            passed.map(\.fromStage), ["analysis", "architecture", "development", "review", "merge", "deploy"])
+    }
+
+    /// SIGKILL after the push: the job is rescued and the other replica judges the pushed work.
+    func testAReplicaKilledAfterThePushLeavesItsWorkToTheOtherWithoutARerun() async throws {
+        let (victim, runID) = try await startTwoAndWaitForAPushedDevelopmentRun()
+        harness.servers[victim].signal(SIGKILL)
+        try await assertDevelopmentRanOnce(runID: runID)
+    }
+
+    /// SIGSTOP past the heartbeat TTL after the push, then SIGCONT: the other replica judges the
+    /// pushed work and moves on; the resumed replica's late outcome about the same run applies
+    /// nothing and does not mark the applied run superseded.
+    func testAReplicaPausedAfterThePushAppliesNothingWhenItResumes() async throws {
+        let (victim, runID) = try await startTwoAndWaitForAPushedDevelopmentRun()
+        harness.servers[victim].signal(SIGSTOP)
+        let stage = try await waitUntil(timeout: .seconds(60)) {
+            try await self.harness.task("ORCH-98").map { $0.state.stage != .development } ?? false
+        }
+        XCTAssertTrue(stage, "the other replica passed development while this one was paused")
+        harness.servers[victim].signal(SIGCONT)
+        // The resumed replica learns from its first heartbeat that it was marked stopped and stops
+        // the job (or, had the gate finished first, the fence refuses its outcome): nothing applied.
+        let signs = ["job abandoned", "job stopped: its lease", "stage outcome not applied", "job superseded"]
+        let refused = await waitUntil(timeout: .seconds(30)) {
+            let output = self.harness.servers[victim].output
+            return signs.contains { output.contains($0) }
+        }
+        XCTAssertTrue(refused, "the resumed replica applied nothing")
+        try await assertDevelopmentRanOnce(runID: runID)
+    }
 }

@@ -116,10 +116,11 @@ public struct AgentRunStore: Sendable {
         ).rows.map(AgentRun.init(row:))
     }
 
-    /// Records what became of a run's result: `applied` by its job's outcome, or `superseded`
-    /// (the job had lost its lease; nothing was applied).
-    public func markOutcome(id: Int64, outcome: String) async throws {
-        try await pool.withConnection { try await Self.markOutcome(id: id, outcome: outcome, on: $0) }
+    /// Records that a run's result was `superseded` (its job had lost its lease; nothing was
+    /// applied) — unless an outcome applied it already: another replica may have resumed the same
+    /// run's pushed work and applied it meanwhile.
+    public func markSuperseded(id: Int64) async throws {
+        try await pool.query("UPDATE agent_runs SET outcome = 'superseded' WHERE id = $1 AND outcome IS NULL", [id])
     }
 
     /// Records on the caller's connection what became of a run's result (`applied` inside the

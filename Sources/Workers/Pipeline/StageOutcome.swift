@@ -34,7 +34,7 @@ struct StageOutcome: Sendable {
                 }
             }
         } catch let lost as JobFenceLost {
-            if let agentRun { try? await runs.markOutcome(id: agentRun, outcome: "superseded") }
+            if let agentRun { try? await runs.markSuperseded(id: agentRun) }
             logger.warning(
                 "stage outcome not applied: the job is no longer held by this replica",
                 metadata: [
