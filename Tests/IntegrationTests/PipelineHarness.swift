@@ -41,19 +41,25 @@ final class PipelineHarness: @unchecked Sendable {
     /// drops the database and removes the files.
     func shutdown(testFailed: Bool) async {
         await stopServers(testFailed: testFailed)
-        if let rows = try? await database.pool.query("SELECT pid, process_start FROM agent_runs WHERE pid IS NOT NULL")
-            .rows
-        {
-            for row in rows {
-                guard let pid = try? row.decode("pid", as: Int.self),
-                    let start = try? row.decode("process_start", as: Int64?.self),
-                    ProcStat.startTime(pid: pid) == start
-                else { continue }
-                kill(-pid_t(pid), SIGKILL)
-            }
-        }
+        await Self.killAgentsLeftRunning(in: database)
         await database.drop()
         try? FileManager.default.removeItem(at: root)
+    }
+
+    /// Agents of replicas killed with SIGKILL outlive them (their own process group): ends every
+    /// recorded agent still running (matched by pid and process start time).
+    static func killAgentsLeftRunning(in database: TestDatabase) async {
+        guard
+            let rows = try? await database.pool.query("SELECT pid, process_start FROM agent_runs WHERE pid IS NOT NULL")
+                .rows
+        else { return }
+        for row in rows {
+            guard let pid = try? row.decode("pid", as: Int.self),
+                let start = try? row.decode("process_start", as: Int64?.self),
+                ProcStat.startTime(pid: pid) == start
+            else { continue }
+            kill(-pid_t(pid), SIGKILL)
+        }
     }
 
     /// Stops the processes started so far.

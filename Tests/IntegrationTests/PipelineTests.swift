@@ -32,18 +32,7 @@ final class PipelineTests: XCTestCase {
 
     override func tearDown() async throws {
         await OrchestratorProcess.stopAll(servers, testFailed: testRun?.hasSucceeded == false, tail: 6000)
-        // Agents of replicas killed with SIGKILL outlive them (their own process group): end them.
-        if let rows = try? await database.pool.query("SELECT pid, process_start FROM agent_runs WHERE pid IS NOT NULL")
-            .rows
-        {
-            for row in rows {
-                guard let pid = try? row.decode("pid", as: Int.self),
-                    let start = try? row.decode("process_start", as: Int64?.self),
-                    ProcStat.startTime(pid: pid) == start
-                else { continue }
-                kill(-pid_t(pid), SIGKILL)
-            }
-        }
+        await PipelineHarness.killAgentsLeftRunning(in: database)
         await database?.drop()
         try? FileManager.default.removeItem(at: root)
     }
