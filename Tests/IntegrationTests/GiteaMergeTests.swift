@@ -364,9 +364,9 @@ final class GiteaMergeTests: XCTestCase {
         XCTAssertEqual(sqlMixed, "success")
         XCTAssertEqual(sqlPending, "pending")
         XCTAssertEqual(sqlFailed, "failure")
-        XCTAssertEqual(GiteaClient.combine(["warning", "success"]), "success")
-        XCTAssertEqual(GiteaClient.combine(["warning", "pending"]), "pending")
-        XCTAssertEqual(GiteaClient.combine([]), "pending")
+        XCTAssertEqual(GiteaClient.combine(["warning", "success"]), .success)
+        XCTAssertEqual(GiteaClient.combine(["warning", "pending"]), .pending)
+        XCTAssertEqual(GiteaClient.combine([]), .pending)
 
         // An older Gitea reports a combined `warning` that may hide a running context: combined
         // again from its statuses, a pending one waits and an all-green list merges.

@@ -192,7 +192,7 @@ final class WebhookProcessingTests: XCTestCase {
         try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_opened.json"))
         var task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.headSHA, "2222222222222222222222222222222222222222")
-        XCTAssertEqual(task?.headCIState, "success")
+        XCTAssertEqual(task?.headCIState, .success)
 
         // A push moves the head; CI of the new head is unknown until its statuses come.
         let push = try await deliver("gitea", "push", try fixture("gitea/push.json"))
@@ -210,17 +210,17 @@ final class WebhookProcessingTests: XCTestCase {
             "gitea", "status",
             try fixture("gitea/status_failure.json", replacing: ["id": 903, "context": "ci/lint", "state": "pending"]))
         task = try await tasks.task(workItem: "ORCH-98")
-        XCTAssertEqual(task?.headCIState, "failure")
+        XCTAssertEqual(task?.headCIState, .failure)
         // A newer build of ci/build passes: the head is pending on ci/lint, then green.
         try await deliver(
             "gitea", "status", try fixture("gitea/status_failure.json", replacing: ["id": 904, "state": "success"]))
         task = try await tasks.task(workItem: "ORCH-98")
-        XCTAssertEqual(task?.headCIState, "pending")
+        XCTAssertEqual(task?.headCIState, .pending)
         try await deliver(
             "gitea", "status",
             try fixture("gitea/status_failure.json", replacing: ["id": 905, "context": "ci/lint", "state": "success"]))
         task = try await tasks.task(workItem: "ORCH-98")
-        XCTAssertEqual(task?.headCIState, "success")
+        XCTAssertEqual(task?.headCIState, .success)
 
         // The merge commit's CI is tracked separately.
         try await deliver("gitea", "pull_request", try fixture("gitea/pull_request_merged.json"))
@@ -230,7 +230,7 @@ final class WebhookProcessingTests: XCTestCase {
                 "gitea/status_success.json", replacing: ["id": 906, "sha": "3333333333333333333333333333333333333333"]))
         XCTAssertEqual(merged.1, "ci/build success on 333333333333: ORCH-98 merge CI success")
         task = try await tasks.task(workItem: "ORCH-98")
-        XCTAssertEqual(task?.mergeCIState, "success")
+        XCTAssertEqual(task?.mergeCIState, .success)
     }
 
     func testGiteaEventsForUnconfiguredRepositoriesOrOtherBranchesAreRecordedWithTheReason() async throws {

@@ -59,14 +59,8 @@ enum ReplicaRuntime {
         let database = configuration.database(applicationName: "orchestrator \(replicaID)".prefix(63).description)
         try await replicas.register(
             id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue)
-        let recovered = try await replicas.recoverPreviousIncarnations(
-            id: replicaID, name: configuration.replicaName, host: host, staleAfter: configuration.heartbeatTTL,
-            isDead: { otherPID in otherPID == pid || (kill(pid_t(otherPID), 0) != 0 && errno == ESRCH) })
-        if !recovered.isEmpty {
-            logger.warning(
-                "requeued jobs of a previous incarnation",
-                metadata: ["job.ids": "\(recovered.prefix(20))", "job.count": "\(recovered.count)"])
-        }
+        try await PreviousIncarnations.recover(
+            identity, staleAfter: configuration.heartbeatTTL, pool: pool, logger: logger)
 
         let notifier = Notifier(
             telegram: configuration.telegram,

@@ -91,15 +91,7 @@ extension ConnectionPool {
         } onCancel: {
             connection.requestCancel()
         }
-        let handle = AdvisoryLockHandle(connection: connection, pool: self, key: key)
-        do {
-            let value = try await body(handle)
-            await unlock(handle)
-            return value
-        } catch {
-            await unlock(handle)
-            throw error
-        }
+        return try await holding(AdvisoryLockHandle(connection: connection, pool: self, key: key), body)
     }
 
     /// Takes the lock only if it is free right now; returns `nil` without running `body` otherwise.
@@ -114,7 +106,14 @@ extension ConnectionPool {
         let texts = parameters.map(\.postgresText)
         let result = try await run { try connection.exec("SELECT pg_try_advisory_lock(\(arguments)) AS locked", texts) }
         guard try result.first?.decode("locked", as: Bool.self) == true else { return nil }
-        let handle = AdvisoryLockHandle(connection: connection, pool: self, key: key)
+        return try await holding(AdvisoryLockHandle(connection: connection, pool: self, key: key), body)
+    }
+
+    /// Runs `body` with the lock held, then releases it, whether `body` returned or threw.
+    private func holding<T>(
+        _ handle: AdvisoryLockHandle, isolation: isolated (any Actor)? = #isolation,
+        _ body: (AdvisoryLockHandle) async throws -> T
+    ) async throws -> T {
         do {
             let value = try await body(handle)
             await unlock(handle)

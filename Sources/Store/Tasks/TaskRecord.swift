@@ -15,9 +15,9 @@ public struct TaskRecord: Sendable {
     public let headSHA: String?
     public let mergeSHA: String?
     /// Combined CI state of the PR head (`pending`, `success`, `failure`; nil before any status).
-    public let headCIState: String?
+    public let headCIState: CIState?
     /// Combined CI state of the merge commit.
-    public let mergeCIState: String?
+    public let mergeCIState: CIState?
     public let createdAt: Date
     public let updatedAt: Date
 

@@ -5,7 +5,7 @@ public struct MergeWait: Sendable, Equatable {
     /// The PR head the task holds (moved only forward: see `TaskStore.recordPullRequestEvent`).
     public let headSHA: String?
     /// The head's combined CI state from the statuses received (`pending`, `success`, `failure`; nil: none yet).
-    public let headCIState: String?
+    public let headCIState: CIState?
     /// How long the merge job has existed, by the database clock: a postponed job keeps its row,
     /// so this is the whole wait, whichever replicas ran it.
     public let waited: Duration

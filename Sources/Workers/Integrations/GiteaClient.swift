@@ -28,42 +28,8 @@ public struct GiteaAPIError: RetryClassifiedError, CustomStringConvertible {
 
 /// The Gitea REST calls of the pipeline: open (or find) the task's pull request, read it and a
 /// commit's combined status, merge with the head the orchestrator checked.
-struct GiteaClient: Sendable {
+struct GiteaClient: GiteaAPI {
     let settings: GiteaSettings
-
-    /// How a merge request ended, as Gitea's `MergePullRequest` API handler answers
-    /// (routers/api/v1/repo/pull.go).
-    enum MergeResult: Equatable {
-        case merged
-        /// 405: Gitea will not merge it (already merged, failing required checks, work in
-        /// progress, …) with its message.
-        case notMergeable(String)
-        /// 405 "Please try again later": Gitea has not finished checking the PR (its
-        /// `ErrNotMergeableState`).
-        case notReady
-        /// 409 "head out of date": the head is no longer the `head_commit_id` sent.
-        case staleHead
-        /// 409 "merge push out of date": the base branch moved while Gitea merged; merging again
-        /// may succeed.
-        case baseMoved
-        /// 409 with Gitea's conflict error (merge or rebase conflict, unrelated histories) or a
-        /// push its hooks rejected: only a person can resolve it. Carries Gitea's message.
-        case conflict(String)
-        /// 404: the PR does not exist, or is closed (Gitea answers a merge of a closed PR with 404).
-        case notFound
-    }
-
-    /// A pull request as `GET …/pulls/{n}` shows it.
-    struct PullRequest: Equatable {
-        /// `open` or `closed`.
-        var state: String
-        var merged: Bool
-        var mergeSHA: String?
-        /// The head commit now; nil when Gitea did not say.
-        var headSHA: String?
-        /// When it last changed (pushes move it): orders reads against webhooks.
-        var updatedAt: Date?
-    }
 
     private func url(_ repo: String, _ path: String) -> URL {
         settings.baseURL.appendingPathComponent("api/v1/repos/\(repo)/\(path)")
@@ -150,34 +116,40 @@ struct GiteaClient: Sendable {
             && (pull["base"] as? [String: Any])?["ref"] as? String == base
     }
 
-    /// A commit's combined status: `success`, `pending`, `failure`, `error`, or `""` with no statuses.
-    /// Gitea since 1.23 combines like GitHub (`CommitStatusStates.Combine` in
-    /// modules/commitstatus/commit_status.go): failure if any context failed or errored, success
-    /// when every context is success, warning or skipped, else pending. Older Gitea reported the
-    /// worst state by priority, where `warning` ranks below `pending` and can hide a running
-    /// context: a combined `warning` is therefore combined again from the listed statuses.
-    func combinedStatus(repo: String, sha: String) async throws -> String {
+    /// A commit's combined status; nil when it has no statuses yet (Gitea answers an empty
+    /// state, or an empty `{}`: no CI yet, never success). Gitea since 1.23 combines like GitHub
+    /// (`CommitStatusStates.Combine` in modules/commitstatus/commit_status.go): failure if any
+    /// context failed or errored, success when every context is success, warning or skipped, else
+    /// pending. Older Gitea reported the worst state by priority, where `warning` ranks below
+    /// `pending` and can hide a running context: a combined `warning` is therefore combined again
+    /// from the listed statuses.
+    func combinedStatus(repo: String, sha: String) async throws -> CIState? {
         let (status, body) = try await call("GET", url(repo, "commits/\(sha)/status"))
         guard status == 200 else { throw failure("combined status", status, body) }
         let combined = body as? [String: Any]
         let state = combined?["state"] as? String ?? ""
-        guard state == "warning" else { return state }
         // Gitea names a listed status's state `status` (GitHub: `state`).
-        let listed = combined?["statuses"] as? [[String: Any]] ?? []
-        let states = listed.compactMap { $0["status"] as? String ?? $0["state"] as? String }
-        return Self.combine(states)
+        let listed = (combined?["statuses"] as? [[String: Any]] ?? []).compactMap {
+            $0["status"] as? String ?? $0["state"] as? String
+        }
+        switch state {
+        case "": return nil
+        case "warning": return Self.combine(listed)
+        case "skipped": return .success
+        default: return CIState(rawValue: state) ?? Self.combine(listed)
+        }
     }
 
     /// Gitea's (and GitHub's) combination of the latest status of each context.
-    static func combine(_ states: [String]) -> String {
-        if states.contains(where: { $0 == "failure" || $0 == "error" }) { return "failure" }
-        if !states.isEmpty, states.allSatisfy({ ["success", "warning", "skipped"].contains($0) }) { return "success" }
-        return "pending"
+    static func combine(_ states: [String]) -> CIState {
+        if states.contains(where: { $0 == "failure" || $0 == "error" }) { return .failure }
+        if !states.isEmpty, states.allSatisfy({ ["success", "warning", "skipped"].contains($0) }) { return .success }
+        return .pending
     }
 
     /// Merges with a merge commit, only if the head is still `headSHA`, and has Gitea delete the
     /// task branch once merged. The message's first line is the commit's title, the rest its body.
-    func merge(repo: String, number: Int, headSHA: String, message: String) async throws -> MergeResult {
+    func merge(repo: String, number: Int, headSHA: String, message: String) async throws -> GiteaMergeResult {
         // Gitea's MergePullRequestOption: `MergeTitleField` and `MergeMessageField` (CamelCase;
         // a snake_case field is silently ignored); Gitea writes title + blank line + message.
         // `delete_branch_after_merge` is snake_case in the same option (Gitea deletes the head
@@ -228,14 +200,14 @@ struct GiteaClient: Sendable {
     }
 
     /// The pull request as Gitea shows it now; nil when Gitea does not know it (404).
-    func pullRequest(repo: String, number: Int) async throws -> PullRequest? {
+    func pullRequest(repo: String, number: Int) async throws -> PullRequestSnapshot? {
         let (status, body) = try await call("GET", url(repo, "pulls/\(number)"))
         if status == 404 { return nil }
         guard status == 200, let pull = body as? [String: Any] else {
             throw failure("reading a pull request", status, body)
         }
         let headSHA = (pull["head"] as? [String: Any])?["sha"] as? String
-        return PullRequest(
+        return PullRequestSnapshot(
             state: pull["state"] as? String ?? "open", merged: (pull["merged"] as? Bool) == true,
             mergeSHA: (pull["merge_commit_sha"] as? String).flatMap { $0.isEmpty ? nil : $0 },
             headSHA: headSHA.flatMap { $0.isEmpty ? nil : $0 },

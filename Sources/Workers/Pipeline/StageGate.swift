@@ -24,7 +24,7 @@ public enum GateVerdict: Sendable, Equatable {
 ///
 /// The coverage gate comes later.
 struct StageGate: Sendable {
-    let workspace: Workspace
+    let workspace: any TaskWorkspace
     /// Runs `test_command` as the agents' user when one is configured.
     var commands = CommandRunner()
     var testTimeout: Duration = .seconds(1800)

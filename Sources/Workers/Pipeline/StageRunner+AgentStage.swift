@@ -35,8 +35,8 @@ extension StageRunner {
         case .pass(let reason):
             var reason = reason
             var pullNumber: Int?
-            if stage == .development, let gitea = settings.gitea {
-                let pull = try await GiteaClient(settings: gitea).openOrFindPullRequest(
+            if stage == .development, let gitea {
+                let pull = try await gitea.openOrFindPullRequest(
                     repo: repo.repo, head: Workspace.branch(workItem: task.workItem), base: repo.defaultBranch,
                     title: "\(task.workItem): \(task.title)",
                     body: "Opened by the orchestrator for \(task.workItem).\n\n\(task.description.prefix(2000))")
@@ -176,7 +176,7 @@ extension StageRunner {
         // rebased it is pushed, a branch someone else moved meanwhile is not overwritten.
         try await workspace.push(repo, workItem: task.workItem, expecting: remote.map { .at($0) } ?? .absent)
         try await runs.recordPushed(id: run.runID, pushed: head)
-        try? await launcher.runs.recordGitTimings(
+        try? await runs.recordGitTimings(
             id: run.runID, workspace: workspaceTime, after: clock.now - committing)
         return .pushed(PushedWork(runID: run.runID, base: base, head: head, worktree: worktree))
     }

@@ -20,7 +20,7 @@ extension StageRunner {
     /// delete the task branch. Each refusal is read for what it is: a conflict holds with Gitea's
     /// words, a moved head is recorded and its CI awaited, a moved base is tried again shortly.
     func mergeThroughGitea(
-        _ task: TaskRecord, repo: RepositorySettings, client: GiteaClient, outcome: StageOutcome, logger: Logger
+        _ task: TaskRecord, repo: RepositorySettings, client: any GiteaAPI, outcome: StageOutcome, logger: Logger
     ) async throws {
         guard let number = task.prNumber else {
             try await outcome.apply(.held, reason: "\(task.workItem) reached merge without a pull request")
@@ -91,7 +91,7 @@ extension StageRunner {
     /// stale read changes nothing), then the task's head is the one judged. Nil when the job
     /// ended here: the task was held (red CI, no verdict in time) or the job is postponed (thrown).
     private func readyHead(
-        _ task: TaskRecord, pull: GiteaClient.PullRequest, number: Int, repo: RepositorySettings, client: GiteaClient,
+        _ task: TaskRecord, pull: PullRequestSnapshot, number: Int, repo: RepositorySettings, client: any GiteaAPI,
         outcome: StageOutcome
     ) async throws -> String? {
         if let headSHA = pull.headSHA, let updatedAt = pull.updatedAt,
@@ -111,12 +111,12 @@ extension StageRunner {
             return nil
         }
         guard repo.ci == .required else { return head }
-        var ci = wait.headCIState ?? ""
-        if ci != "success" { ci = try await client.combinedStatus(repo: repo.repo, sha: head) }
+        var ci = wait.headCIState
+        if ci != .success { ci = try await client.combinedStatus(repo: repo.repo, sha: head) }
         switch ci {
-        case "success":
+        case .success:
             return head
-        case "failure", "error":
+        case .failure, .error:
             try await outcome.apply(.held, reason: "CI failed on the PR head \(head.prefix(12))")
             return nil
         default:
@@ -138,7 +138,7 @@ extension StageRunner {
     /// Passes the merge stage with the merge commit Gitea made; without one (deploy needs it) the
     /// task is held.
     private func passMerged(
-        _ pull: GiteaClient.PullRequest, number: Int, workItem: String, outcome: StageOutcome
+        _ pull: PullRequestSnapshot, number: Int, workItem: String, outcome: StageOutcome
     ) async throws {
         guard let mergeSHA = pull.mergeSHA else {
             try await outcome.apply(

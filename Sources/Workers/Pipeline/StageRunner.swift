@@ -58,8 +58,10 @@ public struct StageRunner: Sendable {
     let settings: Settings
     let tasks: TaskStore
     let lessons: LessonStore
-    let launcher: AgentLauncher
-    let workspace: Workspace
+    let launcher: any AgentRunning
+    let workspace: any TaskWorkspace
+    /// Pull requests and merges; nil without Gitea (the merge stage merges with git).
+    let gitea: (any GiteaAPI)?
     let gate: StageGate
     let prompt: StagePrompt
     /// Runs `deploy_command`, as the agents' user when one is configured (it runs merged code).
@@ -72,20 +74,32 @@ public struct StageRunner: Sendable {
     /// under a live agent.
     let taskLocks = KeyedLocks()
 
-    /// Creates the runner; `alerts` hears when the circuit breaker opens.
+    /// A runner with the real agent launcher, git workspace and (when configured) Gitea client;
+    /// `alerts` hears when the circuit breaker opens.
     public init(
         settings: Settings, pool: ConnectionPool, launcher: AgentLauncher, workspace: Workspace, alerts: Alerts = .off
+    ) {
+        self.init(
+            settings: settings, pool: pool, agent: launcher, git: workspace,
+            gitea: settings.gitea.map { GiteaClient(settings: $0) }, alerts: alerts)
+    }
+
+    /// A runner over any agent, git and Gitea: the seams its unit tests use.
+    init(
+        settings: Settings, pool: ConnectionPool, agent: any AgentRunning, git: any TaskWorkspace,
+        gitea: (any GiteaAPI)?, alerts: Alerts = .off
     ) {
         self.alerts = alerts
         self.settings = settings
         self.tasks = TaskStore(pool: pool)
         self.lessons = LessonStore(pool: pool)
-        self.launcher = launcher
-        self.workspace = workspace
+        self.launcher = agent
+        self.workspace = git
+        self.gitea = gitea
         // Gate and deploy commands run code the agent wrote: as the default agent's user, if any.
         let commands = CommandRunner(identity: settings.agents["default"]?.identity)
         self.commands = commands
-        var gate = StageGate(workspace: workspace)
+        var gate = StageGate(workspace: git)
         gate.commands = commands
         self.gate = gate
         self.prompt = StagePrompt(templates: settings.promptTemplates)
@@ -152,9 +166,8 @@ public struct StageRunner: Sendable {
             try await agentStage(
                 task, repo: repo, attempt: attempt, feedback: payload.feedback, outcome: outcome, logger: logger)
         case .merge:
-            if let gitea = settings.gitea {
-                try await mergeThroughGitea(
-                    task, repo: repo, client: GiteaClient(settings: gitea), outcome: outcome, logger: logger)
+            if let gitea {
+                try await mergeThroughGitea(task, repo: repo, client: gitea, outcome: outcome, logger: logger)
             } else {
                 try await mergeLocally(task, repo: repo, outcome: outcome, logger: logger)
             }

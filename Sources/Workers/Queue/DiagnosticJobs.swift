@@ -1,10 +1,11 @@
 import Foundation
 import Store
-import Workers
 
-/// Registers the handlers of the opt-in diagnostic job kinds (see ``DiagnosticJob``).
-enum DiagnosticJobs {
-    static func register(in registry: inout JobRegistry, pool: ConnectionPool, replicaID: String) {
+/// The handlers of the opt-in diagnostic job kinds (see ``DiagnosticJob``): no-op, sleep, fail and
+/// record-execution jobs the multi-replica tests and benchmarks drive the real worker with.
+public enum DiagnosticJobs {
+    /// Registers every diagnostic kind; `diag.record` rows name `replicaID` as the executor.
+    public static func register(in registry: inout JobRegistry, pool: ConnectionPool, replicaID: String) {
         let diagnostics = DiagnosticStore(pool: pool)
         registry.register(DiagnosticJob.Noop.kind) { _ in }
         registry.register(DiagnosticJob.Sleep.kind) { context in

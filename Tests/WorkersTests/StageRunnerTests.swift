@@ -1,0 +1,329 @@
+import Foundation
+import Logging
+import Store
+import TestSupport
+import XCTest
+
+@testable import Workers
+
+/// The stage runner's decisions with the agent, git and Gitea replaced by in-memory stand-ins
+/// (`StageRunnerStandIns.swift`): what each agent result, gate verdict and Gitea answer makes of
+/// the task, what reaches the task branch and when, and that a retried job does not pay for an
+/// agent run twice. The database is real: outcomes are fenced transitions.
+final class StageRunnerTests: XCTestCase {
+    var database: TestDatabase!
+    var tasks: TaskStore!
+    var jobs: JobStore!
+    var root: URL!
+    var git: InMemoryGit!
+    var gitea: InMemoryGitea!
+    var agent: ScriptedAgent!
+    let replica = "replica-runner"
+    let workItem = "ORCH-1"
+    let docs = "docs/tasks/ORCH-1"
+
+    override func setUp() async throws {
+        database = try await TestDatabase.create(suite: "stagerunner")
+        tasks = TaskStore(pool: database.pool)
+        jobs = JobStore(pool: database.pool)
+        try await ReplicaStore(pool: database.pool).register(
+            id: replica, name: replica, host: "test", pid: 1, role: "worker")
+        root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-stagerunner-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        git = InMemoryGit(root: root.appendingPathComponent("worktrees"))
+        gitea = InMemoryGitea(git: git)
+        let docs = docs
+        // By default each stage's agent does its stage's work.
+        agent = ScriptedAgent(pool: database.pool, replicaID: replica, logs: root.appendingPathComponent("logs")) {
+            request in
+            switch request.stage {
+            case "analysis": return .init(files: ["\(docs)/spec.md": "# Spec\n"])
+            case "architecture": return .init(files: ["\(docs)/design.md": "# Design\n"])
+            case "development": return .init(files: ["Sources/feature.swift": "let feature = 1\n"])
+            default: return .init(files: ["\(docs)/review.md": "APPROVE\nlooks good\n"])
+            }
+        }
+        _ = try await tasks.upsert(
+            workItem: workItem, repo: "acme/orch", title: "A feature", description: "", labels: ["auto"],
+            track: .full, auto: true, planeIssueID: nil, planeProjectID: nil, planeState: nil)
+    }
+
+    override func tearDown() async throws {
+        await database?.drop()
+        try? FileManager.default.removeItem(at: root)
+    }
+
+    // MARK: - Harness
+
+    let repo = RepositorySettings(
+        project: "ORCH", planeProjectID: nil, repo: "acme/orch", cloneURL: "/nonexistent", defaultBranch: "main",
+        testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil, ci: .required,
+        ciTimeout: .seconds(3600))
+
+    private func runner(withGitea: Bool = true) -> StageRunner {
+        StageRunner(
+            settings: .init(repos: [repo], agents: ["default": AgentCommand(command: ["agent"], timeout: nil)]),
+            pool: database.pool, agent: agent, git: git, gitea: withGitea ? gitea : nil)
+    }
+
+    /// Claims the next due job, which must be a stage job of `stage`.
+    private func claim(_ stage: String) async throws -> JobContext {
+        let claimed = try await jobs.claim(queues: ["default"], replicaID: replica, limit: 1, lease: .seconds(60)).first
+        let job = try XCTUnwrap(claimed, "a \(stage) job is due")
+        XCTAssertEqual(try RunStageJob.payload(of: job).stage, stage)
+        return JobContext(job: job, lease: try XCTUnwrap(job.lease), baseLogger: Logger(label: "test"))
+    }
+
+    /// Runs a claimed job as the queue worker would, completing it unless its outcome did.
+    private func run(_ context: JobContext, _ runner: StageRunner) async throws {
+        try await runner.run(context)
+        if !context.completion.isCompleted { _ = try await jobs.complete(context.lease) }
+    }
+
+    /// Claims and runs the next stage job.
+    private func step(_ stage: String, _ runner: StageRunner) async throws {
+        try await run(try await claim(stage), runner)
+    }
+
+    private func task() async throws -> TaskRecord {
+        let task = try await tasks.task(workItem: workItem)
+        return try XCTUnwrap(task)
+    }
+
+    private func lastEvent() async throws -> TaskHistoryEntry {
+        let history = try await tasks.history(workItem: workItem)
+        return try XCTUnwrap(history.last)
+    }
+
+    /// Runs the four agent stages; returns the head the task reached merge with.
+    @discardableResult
+    private func walkToMerge(_ runner: StageRunner) async throws -> String {
+        for stage in ["analysis", "architecture", "development", "review"] { try await step(stage, runner) }
+        let task = try await task()
+        XCTAssertEqual(task.state.stage, .merge)
+        return try XCTUnwrap(task.headSHA)
+    }
+
+    /// The task is held, and the hold's reason says `words`.
+    private func assertHeld(saying words: String, line: UInt = #line) async throws {
+        let task = try await task()
+        XCTAssertEqual(task.state.status, .held, line: line)
+        let reason = try await lastEvent().reason ?? ""
+        XCTAssertTrue(reason.contains(words), reason, line: line)
+    }
+
+    // MARK: - Agent stages
+
+    func testAgentStagesPushEachRunAndOpenOnePullRequest() async throws {
+        let runner = runner()
+        try await walkToMerge(runner)
+
+        XCTAssertEqual(agent.stages, ["analysis", "architecture", "development", "review"])
+        XCTAssertEqual(agent.requests.withLock { $0.map(\.role) }, ["default", "default", "default", "reviewer"])
+        // Each run is pushed only over the head it started from; the first creates the branch.
+        let pushes = git.state.withLock { $0.pushes }
+        XCTAssertEqual(pushes.first, .absent)
+        XCTAssertEqual(pushes.count, 4)
+        let remote = git.state.withLock { $0.remote[workItem] }
+        let opened = gitea.state.withLock { $0.opened }
+        XCTAssertEqual(opened.count, 1, "only development opens the pull request")
+        XCTAssertEqual(opened.first?.head, "orch/ORCH-1")
+        XCTAssertEqual(opened.first?.base, "main")
+        XCTAssertEqual(opened.first?.title, "ORCH-1: A feature")
+        let task = try await task()
+        XCTAssertEqual(task.prNumber, 1)
+        XCTAssertEqual(task.headSHA, remote, "the task's head is the branch the runs pushed")
+        XCTAssertEqual(task.state.status, .active)
+    }
+
+    func testFailedRunRetriesTheStageAndNothingReachesTheBranch() async throws {
+        agent.behaviour.withLock {
+            $0 = { _ in .init(files: ["docs/tasks/ORCH-1/spec.md": "half"], exitCode: 1) }
+        }
+        try await step("analysis", runner())
+
+        XCTAssertTrue(git.state.withLock { $0.pushes.isEmpty && $0.remote.isEmpty })
+        let event = try await lastEvent()
+        XCTAssertEqual(event.event, "stage_failed")
+        XCTAssertTrue(event.reason?.contains("the agent exited 1") == true, event.reason ?? "")
+        XCTAssertTrue(event.reason?.contains(".patch") == true, "the run's changes are kept as a patch")
+        // The stage runs again with the failure as feedback.
+        let retry = try await claim("analysis")
+        let payload = try RunStageJob.payload(of: retry.job)
+        XCTAssertEqual(payload.attempt, 1)
+        XCTAssertTrue(payload.feedback?.contains("the agent exited 1") == true)
+    }
+
+    func testGateRefusesAStageWhoseRunWroteNothing() async throws {
+        agent.behaviour.withLock { $0 = { _ in .init() } }
+        try await step("analysis", runner())
+
+        let event = try await lastEvent()
+        XCTAssertEqual(event.event, "stage_failed")
+        XCTAssertTrue(event.reason?.contains("spec.md") == true, event.reason ?? "")
+        let task = try await task()
+        XCTAssertEqual(task.state.stage, .analysis)
+    }
+
+    func testTransientFailureIsThrownAndCountedByTheBreaker() async throws {
+        agent.behaviour.withLock {
+            $0 = { _ in
+                .init(exitCode: 1, usage: AgentUsage(isError: true, resultText: "API Error: rate limit reached"))
+            }
+        }
+        let context = try await claim("analysis")
+        do {
+            try await runner().run(context)
+            XCTFail("a transient failure is thrown for the queue to retry")
+        } catch is TransientAgentFailure {}
+
+        let breaker = try await CircuitBreakerStore(pool: database.pool).state(name: BreakerSettings.name)
+        XCTAssertEqual(breaker.failures, 1)
+        let history = try await tasks.history(workItem: workItem)
+        XCTAssertFalse(history.contains { $0.event == "stage_failed" }, "not a gate failure")
+        XCTAssertTrue(git.state.withLock { $0.pushes.isEmpty })
+    }
+
+    func testReviewRequestingChangesSendsTheTaskBackToDevelopment() async throws {
+        let runner = runner()
+        for stage in ["analysis", "architecture", "development"] { try await step(stage, runner) }
+        agent.behaviour.withLock {
+            $0 = { _ in .init(files: ["docs/tasks/ORCH-1/review.md": "REQUEST_CHANGES\nname it better\n"]) }
+        }
+        try await step("review", runner)
+
+        let task = try await task()
+        XCTAssertEqual(task.state.stage, .development)
+        // The next development run reads the review in its prompt.
+        try await step("development", runner)
+        let prompt = agent.requests.withLock { $0.last?.prompt } ?? ""
+        XCTAssertTrue(prompt.contains("name it better"), prompt)
+    }
+
+    func testRetryAfterThePushJudgesThePushedWorkWithoutRunningTheAgentAgain() async throws {
+        let runner = runner()
+        for stage in ["analysis", "architecture"] { try await step(stage, runner) }
+        gitea.state.withLock { $0.failingOpens = 1 }
+        let context = try await claim("development")
+        do {
+            try await runner.run(context)
+            XCTFail("Gitea's 503 fails this try")
+        } catch let error as GiteaAPIError {
+            XCTAssertTrue(error.isRetryable)
+        }
+        let pushed = git.state.withLock { $0.remote[workItem] }
+
+        // The queue retries the same job.
+        try await run(context, runner)
+
+        XCTAssertEqual(agent.stages, ["analysis", "architecture", "development"], "development ran once")
+        XCTAssertEqual(git.state.withLock { $0.remote[workItem] }, pushed)
+        let task = try await task()
+        XCTAssertEqual(task.state.stage, .review)
+        XCTAssertEqual(task.prNumber, 1)
+    }
+
+    // MARK: - Merge through Gitea
+
+    func testMergeWaitsForGreenCIThenMergesTheRecordedHead() async throws {
+        let runner = runner()
+        let head = try await walkToMerge(runner)
+
+        let context = try await claim("merge")
+        do {
+            try await runner.run(context)
+            XCTFail("no CI yet: the merge waits")
+        } catch is JobPostponed {}
+        XCTAssertTrue(gitea.state.withLock { $0.merges.isEmpty })
+
+        gitea.state.withLock { $0.ci[head] = .success }
+        try await run(context, runner)
+
+        let merges = gitea.state.withLock { $0.merges }
+        XCTAssertEqual(merges.map(\.head), [head], "the head whose CI was green, by name")
+        let task = try await task()
+        XCTAssertEqual(task.state.stage, .deploy)
+        XCTAssertEqual(task.mergeSHA, InMemoryGitea.mergeCommit)
+    }
+
+    func testRedCIHoldsTheTaskAtMerge() async throws {
+        let runner = runner()
+        let head = try await walkToMerge(runner)
+        gitea.state.withLock { $0.ci[head] = .failure }
+        try await step("merge", runner)
+
+        try await assertHeld(saying: "CI failed")
+        XCTAssertTrue(gitea.state.withLock { $0.merges.isEmpty })
+    }
+
+    func testConflictHoldsWithGiteasWords() async throws {
+        let runner = runner()
+        let head = try await walkToMerge(runner)
+        gitea.state.withLock {
+            $0.ci[head] = .success
+            $0.mergeAnswers = [.conflict("CONFLICT (content): Merge conflict in feature.swift")]
+        }
+        try await step("merge", runner)
+
+        try await assertHeld(saying: "Merge conflict in feature.swift")
+    }
+
+    func testMergeRefusedBecauseAlreadyMergedPassesWithTheMergeCommit() async throws {
+        let runner = runner()
+        let head = try await walkToMerge(runner)
+        gitea.state.withLock {
+            $0.ci[head] = .success
+            // A retried merge: Gitea merged it on the first try, whose answer was lost.
+            $0.pulls[1]?.merged = true
+            $0.pulls[1]?.mergeSHA = InMemoryGitea.mergeCommit
+            $0.pulls[1]?.state = "closed"
+        }
+        try await step("merge", runner)
+
+        XCTAssertTrue(gitea.state.withLock { $0.merges.isEmpty }, "not merged twice")
+        let task = try await task()
+        XCTAssertEqual(task.state.stage, .deploy)
+        XCTAssertEqual(task.mergeSHA, InMemoryGitea.mergeCommit)
+    }
+
+    func testStaleHeadIsReadAgainBeforeMerging() async throws {
+        let runner = runner()
+        let head = try await walkToMerge(runner)
+        gitea.state.withLock {
+            $0.ci[head] = .success
+            $0.mergeAnswers = [.staleHead]
+        }
+        try await step("merge", runner)
+
+        XCTAssertEqual(gitea.state.withLock { $0.merges.count }, 2, "merged after reading the PR again")
+        let task = try await task()
+        XCTAssertEqual(task.state.stage, .deploy)
+    }
+
+    // MARK: - Without Gitea, and deploy
+
+    func testLocalMergeConflictHoldsAndAMergeDeletesTheBranch() async throws {
+        let runner = runner(withGitea: false)
+        try await walkToMerge(runner)
+        git.state.withLock { $0.localMerge = .conflict("CONFLICT (content): Merge conflict in feature.swift") }
+        try await step("merge", runner)
+        try await assertHeld(saying: "Merge conflict in feature.swift")
+
+        _ = try await tasks.apply(.retry, workItem: workItem, actor: "test", reason: "resolved")
+        let merged = String(repeating: "d", count: 40)
+        git.state.withLock { $0.localMerge = .merged(merged) }
+        try await step("merge", runner)
+        var task = try await task()
+        XCTAssertEqual(task.state.stage, .deploy)
+        XCTAssertEqual(task.mergeSHA, merged)
+        XCTAssertEqual(git.state.withLock { $0.deletedBranches }, [workItem])
+
+        // No deploy_command: deploy passes and the worktree is cleaned up.
+        try await step("deploy", runner)
+        task = try await self.task()
+        XCTAssertEqual(task.state.stage, .done)
+        XCTAssertEqual(git.state.withLock { $0.cleanedUp }, [workItem])
+    }
+}
