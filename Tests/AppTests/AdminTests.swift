@@ -9,22 +9,17 @@ import XCTest
 
 @testable import App
 
-final class AdminTests: XCTestCase {
-    var database: TestDatabase!
+final class AdminTests: DatabaseTestCase {
     static let token = "admin-test-token"
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "admin")
+        try await super.setUp()
         let tasks = TaskStore(pool: database.pool)
         _ = try await tasks.upsert(
             workItem: "ORCH-7", repo: "acme/orch", title: "Seven", description: "", labels: ["bug"], track: .bug,
             auto: false,
             planeIssueID: "p7", planeProjectID: "proj", planeState: "Todo")
         try await tasks.apply(.stagePassed, workItem: "ORCH-7", actor: "system", reason: "spec written")
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     private func app(token: String? = token) throws -> some ApplicationProtocol {

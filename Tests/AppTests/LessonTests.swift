@@ -9,17 +9,7 @@ import XCTest
 
 @testable import App
 
-final class LessonTests: XCTestCase {
-    var database: TestDatabase!
-
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "lessons")
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
-    }
-
+final class LessonTests: DatabaseTestCase {
     private func app() throws -> some ApplicationProtocol {
         Application(
             router: HTTPRoutes.router(

@@ -11,19 +11,16 @@ import FoundationNetworking
 
 /// The same webhook delivery sent at the same moment to two running replicas (two real
 /// `orchestrator serve` processes on one database): stored once, processed once, one effect.
-final class DuplicateDeliveryTests: XCTestCase {
-    var database: TestDatabase!
+final class DuplicateDeliveryTests: DatabaseTestCase {
     var servers: [OrchestratorProcess] = []
     let secret = "duplicate-test-secret"
 
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "duplicates", maxConnections: 12)
-    }
+    override var databaseMaxConnections: Int { 12 }
 
     override func tearDown() async throws {
         await OrchestratorProcess.stopAll(servers, testFailed: testRun?.hasSucceeded == false)
         servers = []
-        await database?.drop()
+        try await super.tearDown()
     }
 
     private func startReplica(_ name: String, config: URL) throws -> URL {

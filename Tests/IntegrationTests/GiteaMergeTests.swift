@@ -17,8 +17,7 @@ import FoundationNetworking
 /// `MergePullRequest`), and every case ends in a merge, a postponement that costs no attempt, or a
 /// hold with the reason, never in a failed job with the task left active. One case runs a real
 /// `orchestrator serve` process end to end.
-final class GiteaMergeTests: XCTestCase {
-    var database: TestDatabase!
+final class GiteaMergeTests: DatabaseTestCase {
     var tasks: TaskStore!
     var jobs: JobStore!
     var root: URL!
@@ -31,7 +30,7 @@ final class GiteaMergeTests: XCTestCase {
     static let merged = String(repeating: "m", count: 40)
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "giteamerge")
+        try await super.setUp()
         tasks = TaskStore(pool: database.pool)
         jobs = JobStore(pool: database.pool)
         try await ReplicaStore(pool: database.pool).register(
@@ -44,7 +43,7 @@ final class GiteaMergeTests: XCTestCase {
     override func tearDown() async throws {
         await OrchestratorProcess.stopAll(servers, testFailed: testRun?.hasSucceeded == false, tail: 6000)
         servers = []
-        await database?.drop()
+        try await super.tearDown()
         try? FileManager.default.removeItem(at: root)
     }
 

@@ -32,10 +32,9 @@ final class HTTPTests: XCTestCase {
     }
 
     func testReadyWhenTheDatabaseAnswers() async throws {
-        let database = try await TestDatabase.create(suite: "http", migrate: false)
-        let app = Application(
-            router: HTTPRoutes.router(pool: database.pool, configuration: try AppConfiguration(environment: [:])))
-        do {
+        try await withTestDatabase(suite: "http", migrate: false) { database in
+            let app = Application(
+                router: HTTPRoutes.router(pool: database.pool, configuration: try AppConfiguration(environment: [:])))
             try await app.test(.router) { client in
                 try await client.execute(uri: "/health/ready", method: .get) { response in
                     XCTAssertEqual(response.status, .ok)
@@ -43,11 +42,7 @@ final class HTTPTests: XCTestCase {
                     XCTAssertEqual(body, ["status": "ready", "database": "ok"])
                 }
             }
-        } catch {
-            await database.drop()
-            throw error
         }
-        await database.drop()
     }
 }
 

@@ -8,17 +8,12 @@ import FoundationNetworking
 #endif
 
 /// Liveness never starves: the heartbeat and readiness have database sessions of their own.
-final class LivenessTests: XCTestCase {
-    var database: TestDatabase!
+final class LivenessTests: DatabaseTestCase {
     var servers: [OrchestratorProcess] = []
-
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "liveness")
-    }
 
     override func tearDown() async throws {
         await OrchestratorProcess.stopAll(servers, testFailed: testRun?.hasSucceeded == false)
-        await database?.drop()
+        try await super.tearDown()
     }
 
     func testTheHeartbeatKeepsItsTTLWhileThePoolIsSaturatedAndReadinessIsFlooded() async throws {

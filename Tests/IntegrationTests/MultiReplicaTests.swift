@@ -4,13 +4,14 @@ import TestSupport
 import XCTest
 
 /// Several real `orchestrator` processes on one database.
-final class MultiReplicaTests: XCTestCase {
-    var database: TestDatabase!
+final class MultiReplicaTests: DatabaseTestCase {
     var processes: [OrchestratorProcess] = []
     var jobs: JobStore!
 
+    override var databaseMaxConnections: Int { 12 }
+
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "replicas", maxConnections: 12)
+        try await super.setUp()
         jobs = JobStore(pool: database.pool)
         try await DiagnosticStore(pool: database.pool).prepare()
     }
@@ -18,7 +19,7 @@ final class MultiReplicaTests: XCTestCase {
     override func tearDown() async throws {
         await OrchestratorProcess.stopAll(processes, testFailed: testRun?.hasSucceeded == false)
         processes = []
-        await database?.drop()
+        try await super.tearDown()
     }
 
     private func start(_ name: String, _ environment: [String: String] = [:]) throws -> OrchestratorProcess {

@@ -9,18 +9,13 @@ import XCTest
 
 /// A replica without a channel's settings never takes that channel's notification jobs; a
 /// replica with them delivers them (issue #10, item 11). Two real `orchestrator` processes.
-final class NotificationChannelTests: XCTestCase {
-    var database: TestDatabase!
+final class NotificationChannelTests: DatabaseTestCase {
     var processes: [OrchestratorProcess] = []
-
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "notifychannels")
-    }
 
     override func tearDown() async throws {
         await OrchestratorProcess.stopAll(processes, testFailed: testRun?.hasSucceeded == false)
         processes = []
-        await database?.drop()
+        try await super.tearDown()
     }
 
     /// Telegram: records the text of each message, answers 200.

@@ -15,8 +15,7 @@ import FoundationNetworking
 
 /// The pipeline end to end: a real `orchestrator serve` process, a local bare git repository as the
 /// remote, the example agent, and a signed Plane webhook that starts it all.
-final class PipelineTests: XCTestCase {
-    var database: TestDatabase!
+final class PipelineTests: DatabaseTestCase {
     var servers: [OrchestratorProcess] = []
     var root: URL!
     let secret = "pipeline-secret"
@@ -24,7 +23,7 @@ final class PipelineTests: XCTestCase {
     let session = testURLSession()
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "pipeline")
+        try await super.setUp()
         root = FileManager.default.temporaryDirectory.appendingPathComponent(
             "orch-pipeline-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -33,7 +32,7 @@ final class PipelineTests: XCTestCase {
     override func tearDown() async throws {
         await OrchestratorProcess.stopAll(servers, testFailed: testRun?.hasSucceeded == false, tail: 6000)
         await PipelineHarness.killAgentsLeftRunning(in: database)
-        await database?.drop()
+        try await super.tearDown()
         try? FileManager.default.removeItem(at: root)
     }
 

@@ -10,8 +10,7 @@ import XCTest
 
 /// Repositories configured without `plane_project_id`: the project's identifier comes from the
 /// Plane API (a local stand-in here), cached in memory and in `plane_projects` for every replica.
-final class PlaneProjectLookupTests: XCTestCase {
-    var database: TestDatabase!
+final class PlaneProjectLookupTests: DatabaseTestCase {
     static let webProject = "7e7e7e7e-1111-4222-8333-444455556666"
     static let flakyProject = "f1f1f1f1-1111-4222-8333-444455556666"
     let repos = [
@@ -23,14 +22,6 @@ final class PlaneProjectLookupTests: XCTestCase {
             project: "WEB", planeProjectID: nil, repo: "acme/web", cloneURL: "/srv/web",
             defaultBranch: "main", testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil),
     ]
-
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "plane_lookup")
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
-    }
 
     /// The stand-in Plane API: `GET /api/v1/workspaces/acme/projects/{id}/` with `X-API-Key`.
     private static func planeAPI(calls: CallLog) -> Router<BasicRequestContext> {

@@ -14,8 +14,7 @@ import FoundationNetworking
 
 /// Secrets stay away from agents and out of what the orchestrator writes (issue #9, item 7),
 /// end to end with real `orchestrator serve` processes.
-final class SecretIsolationTests: XCTestCase {
-    var database: TestDatabase!
+final class SecretIsolationTests: DatabaseTestCase {
     var servers: [OrchestratorProcess] = []
     var root: URL!
     let webhookSecret = "isolation-webhook-secret"
@@ -24,7 +23,7 @@ final class SecretIsolationTests: XCTestCase {
     let botToken = "isolation-bot-token-9e8f"
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "secret_isolation")
+        try await super.setUp()
         root = FileManager.default.temporaryDirectory
             .appendingPathComponent("orch-secrets-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
@@ -32,7 +31,7 @@ final class SecretIsolationTests: XCTestCase {
 
     override func tearDown() async throws {
         await OrchestratorProcess.stopAll(servers, testFailed: testRun?.hasSucceeded == false, tail: 6000)
-        await database?.drop()
+        try await super.tearDown()
         try? FileManager.default.removeItem(at: root)
     }
 

@@ -11,16 +11,10 @@ import XCTest
 
 /// A split Telegram message rate-limited part-way resumes at the part that failed: a retry never
 /// sends again what Telegram already took.
-final class TelegramResumeTests: XCTestCase {
-    var database: TestDatabase!
-
+final class TelegramResumeTests: DatabaseTestCase {
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "telegram")
+        try await super.setUp()
         try await ReplicaStore(pool: database.pool).register(id: "t1", name: "t1", host: "test", pid: 1, role: "worker")
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     /// Telegram: records each accepted message's text; answers 429 (retry after 1 s) to the

@@ -10,20 +10,15 @@ import FoundationNetworking
 #endif
 
 /// Thousands of malformed and hostile webhook requests against a running replica (a real process).
-final class WebhookFuzzTests: XCTestCase {
-    var database: TestDatabase!
+final class WebhookFuzzTests: DatabaseTestCase {
     var server: OrchestratorProcess?
-
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "fuzz")
-    }
 
     override func tearDown() async throws {
         if let server {
             if testRun?.hasSucceeded == false { print("---- replica output ----\n\(server.output.suffix(4000))") }
             await server.stop()
         }
-        await database?.drop()
+        try await super.tearDown()
     }
 
     /// A small deterministic generator (SplitMix64), so a failing request can be reproduced.

@@ -8,14 +8,13 @@ import XCTest
 @testable import App
 
 /// Stored deliveries turned into task changes by the `process_webhook` handler.
-final class WebhookProcessingTests: XCTestCase {
-    var database: TestDatabase!
+final class WebhookProcessingTests: DatabaseTestCase {
     var processor: WebhookProcessor!
     var tasks: TaskStore!
     static let projectID = "9d8c7b6a-5f4e-4d3c-8b2a-190817263544"
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "processing")
+        try await super.setUp()
         let repo = RepositorySettings(
             project: "ORCH", planeProjectID: Self.projectID, repo: "acme/orch", cloneURL: "/srv/git/orch",
             defaultBranch: "main",
@@ -26,10 +25,6 @@ final class WebhookProcessingTests: XCTestCase {
             defaultBranch: "main", testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
         processor = WebhookProcessor(pool: database.pool, repos: [repo, other], labels: LabelSettings())
         tasks = TaskStore(pool: database.pool)
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     /// Stores a body as a delivery (not yet processed); returns its id.

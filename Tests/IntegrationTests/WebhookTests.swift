@@ -9,18 +9,9 @@ import XCTest
 
 @testable import App
 
-final class WebhookTests: XCTestCase {
-    var database: TestDatabase!
+final class WebhookTests: DatabaseTestCase {
     static let planeSecret = "plane-test-secret"
     static let giteaSecret = "gitea-test-secret"
-
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "webhooks")
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
-    }
 
     static let fixtures = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
 

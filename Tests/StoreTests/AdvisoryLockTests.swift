@@ -3,16 +3,8 @@ import Store
 import TestSupport
 import XCTest
 
-final class AdvisoryLockTests: XCTestCase {
-    var database: TestDatabase!
-
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "locks", migrate: false)
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
-    }
+final class AdvisoryLockTests: DatabaseTestCase {
+    override var databaseMigrates: Bool { false }
 
     func testTryLockIsExclusiveAndReleasedOnScopeExit() async throws {
         let key = AdvisoryLockKey(namespace: AdvisoryLockKey.Namespace.merge, text: "acme/orch")

@@ -3,16 +3,8 @@ import Store
 import TestSupport
 import XCTest
 
-final class ConnectionPoolTests: XCTestCase {
-    var database: TestDatabase!
-
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "pool", migrate: false)
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
-    }
+final class ConnectionPoolTests: DatabaseTestCase {
+    override var databaseMigrates: Bool { false }
 
     func testDecodesTypedValuesIncludingNull() async throws {
         let id = UUID()

@@ -7,18 +7,13 @@ final class DiagnosticStoreTests: XCTestCase {
     /// (it did: "type diag_executions already exists", SQLSTATE 42710, stopped one replica).
     func testConcurrentPrepareFromManyReplicasSucceeds() async throws {
         for _ in 0..<5 {
-            let database = try await TestDatabase.create(suite: "diag", maxConnections: 8)
-            let pool = database.pool
-            do {
+            try await withTestDatabase(suite: "diag", maxConnections: 8) { database in
+                let pool = database.pool
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<6 { group.addTask { try await DiagnosticStore(pool: pool).prepare() } }
                     try await group.waitForAll()
                 }
-            } catch {
-                await database.drop()
-                throw error
             }
-            await database.drop()
         }
     }
 }

@@ -4,24 +4,19 @@ import TestSupport
 import XCTest
 
 /// A stage job's outcome commits with the job's completion, behind the job's fence, or not at all.
-final class FencedOutcomeTests: XCTestCase {
-    var database: TestDatabase!
+final class FencedOutcomeTests: DatabaseTestCase {
     var tasks: TaskStore!
     var jobs: JobStore!
     var replicas: ReplicaStore!
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "fence")
+        try await super.setUp()
         tasks = TaskStore(pool: database.pool)
         jobs = JobStore(pool: database.pool)
         replicas = ReplicaStore(pool: database.pool)
         for id in ["replica-a", "replica-b"] {
             try await replicas.register(id: id, name: id, host: "test", pid: 1, role: "worker")
         }
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     private func createTask() async throws -> TaskRecord {

@@ -3,22 +3,19 @@ import Store
 import TestSupport
 import XCTest
 
-final class JobStoreTests: XCTestCase {
-    var database: TestDatabase!
+final class JobStoreTests: DatabaseTestCase {
     var jobs: JobStore!
     var replicas: ReplicaStore!
 
+    override var databaseMaxConnections: Int { 20 }
+
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "jobs", maxConnections: 20)
+        try await super.setUp()
         jobs = JobStore(pool: database.pool)
         replicas = ReplicaStore(pool: database.pool)
         for id in ["replica-a", "replica-b"] {
             try await replicas.register(id: id, name: id, host: "test", pid: 1, role: "worker")
         }
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     func testDedupeKeyEnqueuedTwiceYieldsOneJob() async throws {

@@ -3,16 +3,8 @@ import Store
 import TestSupport
 import XCTest
 
-final class ListenerTests: XCTestCase {
-    var database: TestDatabase!
-
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "listener", migrate: false)
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
-    }
+final class ListenerTests: DatabaseTestCase {
+    override var databaseMigrates: Bool { false }
 
     func testDeliversNotificationsAndReconnectsAfterTerminate() async throws {
         let listener = Listener(pool: database.pool, channels: [.jobs, .cancel], logger: testLogger)

@@ -3,12 +3,13 @@ import Store
 import TestSupport
 import XCTest
 
-final class MigratorTests: XCTestCase {
-    var database: TestDatabase!
+final class MigratorTests: DatabaseTestCase {
     var directory: URL!
 
+    override var databaseMigrates: Bool { false }
+
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "migrator", migrate: false)
+        try await super.setUp()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "orch-migrations-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -23,7 +24,7 @@ final class MigratorTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        await database?.drop()
+        try await super.tearDown()
         try? FileManager.default.removeItem(at: directory)
     }
 

@@ -6,17 +6,7 @@ import XCTest
 @testable import Store
 
 /// The notifications cursor over `task_events`.
-final class NotificationStoreTests: XCTestCase {
-    var database: TestDatabase!
-
-    override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "notifications")
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
-    }
-
+final class NotificationStoreTests: DatabaseTestCase {
     private func createTask(_ workItem: String) async throws -> TaskRecord {
         try await TaskStore(pool: database.pool).upsert(
             workItem: workItem, repo: "acme/orch", title: "Title of \(workItem)", description: "", labels: [],

@@ -5,19 +5,18 @@ import XCTest
 
 /// Configured secrets never reach task events or lessons (issue #9, item 7): the stores redact
 /// them on the way in.
-final class SecretRedactionTests: XCTestCase {
-    var database: TestDatabase!
+final class SecretRedactionTests: DatabaseTestCase {
     let admin = "admin-token-1f2e3d4c"
     let gitea = "gitea-token-9a8b7c6d"
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "redaction")
+        try await super.setUp()
         SecretRedactor.shared.configure(secrets: [admin, gitea, "short", nil])
     }
 
     override func tearDown() async throws {
         SecretRedactor.shared.configure(secrets: [])
-        await database?.drop()
+        try await super.tearDown()
     }
 
     func testTheRedactorReplacesSecretsSkipsShortValuesAndCaps() {

@@ -4,18 +4,12 @@ import TestSupport
 import XCTest
 
 /// Restarts the throwaway server started by scripts/test.sh (skipped against any other server).
-final class ServerRestartTests: XCTestCase {
-    var database: TestDatabase!
-
+final class ServerRestartTests: DatabaseTestCase {
     override func setUp() async throws {
         guard ProcessInfo.processInfo.environment["ORCH_TEST_PG_DATA"] != nil else {
             throw XCTSkip("ORCH_TEST_PG_DATA not set: the server is not ours to restart")
         }
-        database = try await TestDatabase.create(suite: "restart")
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
+        try await super.setUp()
     }
 
     private func restartServer() async throws {

@@ -6,13 +6,12 @@ import XCTest
 /// A task is never left `active` without a live stage job: a stage job that fails for good holds
 /// (or fails) its task in the transaction that fails the job, and the leader's sweep catches the
 /// paths that never reach a handler (a job rescued into `failed`, cancelled by an operator).
-final class StrandedTaskTests: XCTestCase {
-    var database: TestDatabase!
+final class StrandedTaskTests: DatabaseTestCase {
     var tasks: TaskStore!
     var jobs: JobStore!
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "stranded")
+        try await super.setUp()
         tasks = TaskStore(pool: database.pool)
         jobs = JobStore(pool: database.pool)
         for id in ["replica-a", "replica-b"] {
@@ -22,10 +21,6 @@ final class StrandedTaskTests: XCTestCase {
             workItem: "ORCH-7", repo: "acme/orch", title: "t", description: "", labels: ["auto"], track: .full,
             auto: true,
             planeIssueID: nil, planeProjectID: nil, planeState: nil)
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     private func claim(_ replica: String = "replica-a") async throws -> Job {

@@ -3,17 +3,12 @@ import Store
 import TestSupport
 import XCTest
 
-final class TaskStoreTests: XCTestCase {
-    var database: TestDatabase!
+final class TaskStoreTests: DatabaseTestCase {
     var tasks: TaskStore!
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "tasks")
+        try await super.setUp()
         tasks = TaskStore(pool: database.pool)
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     private func createTask(

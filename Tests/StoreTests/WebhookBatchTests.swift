@@ -7,17 +7,12 @@ import XCTest
 /// The batched inbox write (`WebhookStore.record(batch:)`) behind `GroupCommit`: each delivery gets
 /// the outcome it would get alone, duplicates inside and across batches included, and one bad body
 /// fails only itself.
-final class WebhookBatchTests: XCTestCase {
-    var database: TestDatabase!
+final class WebhookBatchTests: DatabaseTestCase {
     var store: WebhookStore!
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "webhook_batch")
+        try await super.setUp()
         store = WebhookStore(pool: database.pool)
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     private func plane(_ n: Int, deliveryID: String? = nil, body: String? = nil) -> WebhookStore.Delivery {

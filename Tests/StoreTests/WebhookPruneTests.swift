@@ -6,17 +6,12 @@ import XCTest
 /// `webhook_deliveries` is pruned by retention (issue #9, item 8): finished deliveries older than
 /// the retention go, in batches; pending ones and recent ones stay, and a redelivery inside the
 /// window is still recognised.
-final class WebhookPruneTests: XCTestCase {
-    var database: TestDatabase!
+final class WebhookPruneTests: DatabaseTestCase {
     var store: WebhookStore!
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "webhook_prune")
+        try await super.setUp()
         store = WebhookStore(pool: database.pool)
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     private func gitea(_ id: String) -> WebhookStore.Delivery {

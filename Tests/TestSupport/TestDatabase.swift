@@ -88,6 +88,25 @@ public final class TestDatabase: Sendable {
     }
 }
 
+/// Runs `body` on a fresh database (`TestDatabase.create`) and drops it afterwards, also when `body`
+/// throws: for a test that wants a database of its own (or several in turn) rather than the one a
+/// `DatabaseTestCase` suite gets per test method, without a do/catch around every use to drop it.
+public func withTestDatabase<T>(
+    suite: String, migrate: Bool = true, maxConnections: Int = 10,
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (TestDatabase) async throws -> T
+) async throws -> T {
+    let database = try await TestDatabase.create(suite: suite, migrate: migrate, maxConnections: maxConnections)
+    do {
+        let result = try await body(database)
+        await database.drop()
+        return result
+    } catch {
+        await database.drop()
+        throw error
+    }
+}
+
 /// The package root, found from this file's path.
 public let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()

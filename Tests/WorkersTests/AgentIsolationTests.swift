@@ -7,12 +7,11 @@ import XCTest
 
 /// What an agent gets of its own (issue #9, items 7 and 8): a HOME per task, optionally another
 /// user, and a log capped in size.
-final class AgentIsolationTests: XCTestCase {
-    var database: TestDatabase!
+final class AgentIsolationTests: DatabaseTestCase {
     var directory: URL!
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "agent_isolation")
+        try await super.setUp()
         directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("orch-isolation-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(
@@ -20,7 +19,7 @@ final class AgentIsolationTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        await database?.drop()
+        try await super.tearDown()
         try? FileManager.default.removeItem(at: directory)
     }
 

@@ -6,12 +6,11 @@ import XCTest
 @testable import Workers
 
 /// The agent launcher with the example agent (`examples/agent/agent.py`) as the agent.
-final class AgentLauncherTests: XCTestCase {
-    var database: TestDatabase!
+final class AgentLauncherTests: DatabaseTestCase {
     var directory: URL!
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "agents")
+        try await super.setUp()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "orch-agent-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(
@@ -19,7 +18,7 @@ final class AgentLauncherTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        await database?.drop()
+        try await super.tearDown()
         try? FileManager.default.removeItem(at: directory)
     }
 

@@ -7,12 +7,11 @@ import XCTest
 
 /// A postponement is timed by the database clock: a relative delay is added to the database's
 /// `now()`, never to the replica's clock, which may be off.
-final class JobPostponedTests: XCTestCase {
-    var database: TestDatabase!
+final class JobPostponedTests: DatabaseTestCase {
     var jobs: JobStore!
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "postpone")
+        try await super.setUp()
         jobs = JobStore(pool: database.pool)
         try await ReplicaStore(pool: database.pool).register(
             id: "replica-a", name: "replica-a", host: "test", pid: 1, role: "worker")
@@ -31,10 +30,6 @@ final class JobPostponedTests: XCTestCase {
         try await database.pool.query(
             "CREATE TRIGGER note_postpone_clock BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION note_postpone_clock()"
         )
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     private func claimOne() async throws -> JobLease {

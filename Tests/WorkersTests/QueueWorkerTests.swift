@@ -7,18 +7,15 @@ import TestSupport
 import Workers
 import XCTest
 
-final class QueueWorkerTests: XCTestCase {
-    var database: TestDatabase!
+final class QueueWorkerTests: DatabaseTestCase {
     var jobs: JobStore!
 
+    override var databaseMaxConnections: Int { 16 }
+
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "worker", maxConnections: 16)
+        try await super.setUp()
         jobs = JobStore(pool: database.pool)
         try await ReplicaStore(pool: database.pool).register(id: "w1", name: "w1", host: "test", pid: 1, role: "worker")
-    }
-
-    override func tearDown() async throws {
-        await database?.drop()
     }
 
     private func makeWorker(

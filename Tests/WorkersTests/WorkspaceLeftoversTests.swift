@@ -12,20 +12,19 @@ import Glibc
 /// What a killed replica leaves in its workspace never strands a task (issue #10, item 11): the
 /// temporary worktree of a local merge is swept, and stale git lock files are removed before a
 /// task's worktree is prepared, while locks that may be live (another task's agent) stay.
-final class WorkspaceLeftoversTests: XCTestCase {
+final class WorkspaceLeftoversTests: DatabaseTestCase {
     var root: URL!
-    var database: TestDatabase!
 
     override func setUp() async throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent(
             "orch-leftovers-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        database = try await TestDatabase.create(suite: "leftovers")
+        try await super.setUp()
     }
 
     override func tearDown() async throws {
         try? FileManager.default.removeItem(at: root)
-        await database?.drop()
+        try await super.tearDown()
     }
 
     /// A remote with one commit on main, and a workspace whose repository it is.
