@@ -10,8 +10,7 @@ import XCTest
 /// (`StageRunnerStandIns.swift`): what each agent result, gate verdict and Gitea answer makes of
 /// the task, what reaches the task branch and when, and that a retried job does not pay for an
 /// agent run twice. The database is real: outcomes are fenced transitions.
-final class StageRunnerTests: XCTestCase {
-    var database: TestDatabase!
+final class StageRunnerTests: DatabaseTestCase {
     var tasks: TaskStore!
     var jobs: JobStore!
     var root: URL!
@@ -23,7 +22,7 @@ final class StageRunnerTests: XCTestCase {
     let docs = "docs/tasks/ORCH-1"
 
     override func setUp() async throws {
-        database = try await TestDatabase.create(suite: "stagerunner")
+        try await super.setUp()
         tasks = TaskStore(pool: database.pool)
         jobs = JobStore(pool: database.pool)
         try await ReplicaStore(pool: database.pool).register(
@@ -51,7 +50,7 @@ final class StageRunnerTests: XCTestCase {
     }
 
     override func tearDown() async throws {
-        await database?.drop()
+        try await super.tearDown()
         try? FileManager.default.removeItem(at: root)
     }
 
