@@ -58,6 +58,9 @@ struct AppConfiguration: Sendable {
     /// The agents' circuit breaker (`ORCH_RESILIENCE_ENABLED`, `ORCH_BREAKER_THRESHOLD`,
     /// `ORCH_BREAKER_WINDOW`, `ORCH_BREAKER_COOLDOWN`).
     var breaker: BreakerSettings
+    /// The repository gates' kill switches (`ORCH_*_GATE_ENABLED`, `ORCH_TASK_DEPS_ENABLED`,
+    /// `ORCH_POST_DEPLOY_ENABLED`).
+    var gates: GateSwitches
     /// Repositories, agents and labels from the `ORCH_CONFIG` YAML file (empty without one).
     var file: ConfigFile
 
@@ -134,6 +137,12 @@ struct AppConfiguration: Sendable {
             window: try env.duration("ORCH_BREAKER_WINDOW", default: .seconds(300)),
             cooldown: try env.duration("ORCH_BREAKER_COOLDOWN", default: .seconds(120)))
         ciPollInterval = try env.duration("ORCH_CI_POLL_INTERVAL", default: .seconds(30))
+        gates = GateSwitches(
+            mergeGate: try env.flag("ORCH_MERGE_GATE_ENABLED", default: true),
+            serialGate: try env.flag("ORCH_SERIAL_GATE_ENABLED", default: true),
+            taskDependencies: try env.flag("ORCH_TASK_DEPS_ENABLED", default: true),
+            coverageGate: try env.flag("ORCH_COVERAGE_GATE_ENABLED", default: true),
+            postDeploy: try env.flag("ORCH_POST_DEPLOY_ENABLED", default: true))
         promptsDirectory =
             env.string("ORCH_PROMPTS_DIR")
             ?? (FileManager.default.fileExists(atPath: "prompts/analysis.md")

@@ -23,6 +23,24 @@ struct ConfigFile: Sendable, Equatable {
             var health_url: String?
             var ci: String?
             var ci_timeout: String?
+            var max_active_tasks: Int?
+            var coverage: Coverage?
+            var merge_verify: MergeVerify?
+            var post_deploy: PostDeploy?
+        }
+        struct Coverage: Decodable {
+            var policy: String?
+            var floor: Double?
+            var epsilon: Double?
+        }
+        struct MergeVerify: Decodable {
+            var window: String?
+        }
+        struct PostDeploy: Decodable {
+            var window: String?
+            var interval: String?
+            var timeout: String?
+            var failures: Int?
         }
         struct Agent: Decodable {
             var command: [String]
@@ -100,21 +118,17 @@ struct ConfigFile: Sendable, Equatable {
                 }
                 ci = parsed
             }
-            var ciTimeout = RepositorySettings.defaultCITimeout
-            if let text = repo.ci_timeout {
-                guard let parsed = EnvironmentReader.parseDuration(text), parsed > .zero else {
-                    throw ConfigurationError(
-                        key: "\(key).ci_timeout", problem: "expected a duration such as 2h, got '\(text)'")
-                }
-                ciTimeout = parsed
-            }
+            let ciTimeout =
+                try duration(repo.ci_timeout, key: "\(key).ci_timeout", example: "2h")
+                ?? RepositorySettings.defaultCITimeout
             file.repos.append(
                 RepositorySettings(
                     project: repo.project, planeProjectID: repo.plane_project_id, repo: repo.repo,
                     cloneURL: repo.clone_url,
                     defaultBranch: repo.default_branch ?? "main", testCommand: repo.test_command,
                     coverageCommand: repo.coverage_command,
-                    deployCommand: repo.deploy_command, healthURL: repo.health_url, ci: ci, ciTimeout: ciTimeout))
+                    deployCommand: repo.deploy_command, healthURL: repo.health_url, ci: ci, ciTimeout: ciTimeout,
+                    gates: try gates(repo, key: key)))
         }
         for (role, agent) in raw.agents ?? [:] {
             guard !agent.command.isEmpty, !agent.command[0].isEmpty else {
@@ -136,6 +150,62 @@ struct ConfigFile: Sendable, Equatable {
                 auto: labels.auto ?? "auto", bug: labels.bug ?? "bug", stop: labels.stop ?? "STOP")
         }
         return file
+    }
+
+    /// A positive duration such as `30s` or `2m`, or nil when the key is absent.
+    private static func duration(_ text: String?, key: String, example: String) throws -> Duration? {
+        guard let text else { return nil }
+        guard let parsed = EnvironmentReader.parseDuration(text), parsed > .zero else {
+            throw ConfigurationError(key: key, problem: "expected a duration such as \(example), got '\(text)'")
+        }
+        return parsed
+    }
+
+    /// `max_active_tasks`, `coverage`, `merge_verify` and `post_deploy` of one repository.
+    private static func gates(_ repo: Raw.Repo, key: String) throws -> RepositoryGates {
+        var gates = RepositoryGates()
+        if let limit = repo.max_active_tasks {
+            guard limit >= 1 else {
+                throw ConfigurationError(key: "\(key).max_active_tasks", problem: "must be at least 1, got \(limit)")
+            }
+            gates.maxActiveTasks = limit
+        }
+        if let coverage = repo.coverage {
+            if let text = coverage.policy {
+                guard let policy = RepositoryGates.Coverage.Policy(rawValue: text) else {
+                    throw ConfigurationError(
+                        key: "\(key).coverage.policy", problem: "expected ratchet or absolute, got '\(text)'")
+                }
+                gates.coverage.policy = policy
+            }
+            for (name, value) in [("floor", coverage.floor), ("epsilon", coverage.epsilon)] {
+                if let value, !(0...100).contains(value) {
+                    throw ConfigurationError(
+                        key: "\(key).coverage.\(name)", problem: "must be a percentage from 0 to 100, got \(value)")
+                }
+            }
+            gates.coverage.floor = coverage.floor ?? gates.coverage.floor
+            gates.coverage.epsilon = coverage.epsilon ?? gates.coverage.epsilon
+        }
+        if let window = try duration(repo.merge_verify?.window, key: "\(key).merge_verify.window", example: "30m") {
+            gates.mergeVerifyWindow = window
+        }
+        if let watch = repo.post_deploy {
+            let path = "\(key).post_deploy"
+            gates.postDeploy.window =
+                try duration(watch.window, key: "\(path).window", example: "5m") ?? gates.postDeploy.window
+            gates.postDeploy.interval =
+                try duration(watch.interval, key: "\(path).interval", example: "10s") ?? gates.postDeploy.interval
+            gates.postDeploy.timeout =
+                try duration(watch.timeout, key: "\(path).timeout", example: "5s") ?? gates.postDeploy.timeout
+            if let failures = watch.failures {
+                guard failures >= 1 else {
+                    throw ConfigurationError(key: "\(path).failures", problem: "must be at least 1, got \(failures)")
+                }
+                gates.postDeploy.failures = failures
+            }
+        }
+        return gates
     }
 
     /// The user (and group) an agent runs as, resolved now so a typo stops the start, not a stage.

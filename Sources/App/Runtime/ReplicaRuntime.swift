@@ -90,7 +90,7 @@ enum ReplicaRuntime {
                         agents: configuration.file.agents,
                         promptTemplates: configuration.promptsDirectory, breaker: configuration.breaker,
                         gitea: configuration.giteaAPI,
-                        ciPollInterval: configuration.ciPollInterval),
+                        ciPollInterval: configuration.ciPollInterval, switches: configuration.gates),
                     pool: pool,
                     launcher: AgentLauncher(
                         settings: .init(

@@ -16,6 +16,8 @@ public struct RepositorySettings: Sendable, Equatable {
     public var ci: CIRequirement
     /// How long a merge waits for a CI verdict on the PR head before the task is held (`ci_timeout:`).
     public var ciTimeout: Duration
+    /// The repository gates' settings (`max_active_tasks`, `coverage`, `merge_verify`, `post_deploy`).
+    public var gates: RepositoryGates
 
     /// What `ci:` says about commit statuses.
     public enum CIRequirement: String, Sendable, Equatable, CaseIterable {
@@ -32,8 +34,9 @@ public struct RepositorySettings: Sendable, Equatable {
     public init(
         project: String, planeProjectID: String?, repo: String, cloneURL: String, defaultBranch: String,
         testCommand: [String]?, coverageCommand: [String]?, deployCommand: [String]?, healthURL: String?,
-        ci: CIRequirement = .required, ciTimeout: Duration = Self.defaultCITimeout
+        ci: CIRequirement = .required, ciTimeout: Duration = Self.defaultCITimeout, gates: RepositoryGates = .init()
     ) {
+        self.gates = gates
         self.ci = ci
         self.ciTimeout = ciTimeout
         self.project = project

@@ -34,6 +34,8 @@ public struct StageRunner: Sendable {
         /// How long a merge waits before looking at the PR head's CI again (status webhooks
         /// wake it earlier).
         public var ciPollInterval: Duration
+        /// The repository gates' kill switches.
+        public var switches: GateSwitches
 
         /// Creates settings.
         public init(
@@ -41,8 +43,9 @@ public struct StageRunner: Sendable {
             defaultAgentTimeout: Duration = .seconds(45 * 60),
             maxGateFailures: Int = 3, maxReviewRounds: Int = 3, promptTemplates: String? = nil,
             breaker: BreakerSettings = .init(),
-            gitea: GiteaSettings? = nil, ciPollInterval: Duration = .seconds(30)
+            gitea: GiteaSettings? = nil, ciPollInterval: Duration = .seconds(30), switches: GateSwitches = .init()
         ) {
+            self.switches = switches
             self.breaker = breaker
             self.gitea = gitea
             self.ciPollInterval = ciPollInterval
