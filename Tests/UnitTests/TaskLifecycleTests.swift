@@ -165,8 +165,12 @@ final class TaskLifecycleTests: XCTestCase {
         XCTAssertEqual(over.eventName, "stage_failed_final")
         XCTAssertEqual(over.state, TaskState(stage: .review, status: .failed, track: .full, auto: true))
         XCTAssertEqual(
-            over.actions, [.recordLesson(type: "gate_failure", rootCause: "review requested changes 3 times (limit 2)")]
-        )
+            over.actions,
+            [
+                .recordLesson(type: "gate_failure", rootCause: "review requested changes 3 times (limit 2)"),
+                // A failed task gives up its slot of the serial gate.
+                .openSerialGate,
+            ])
     }
 
     /// A stage job that failed for good holds the task (or fails it when retrying cannot help) in
@@ -182,7 +186,7 @@ final class TaskLifecycleTests: XCTestCase {
         let failed = try TaskLifecycle.decide(
             .stageErrored(reason: "no agent", canRetry: false), from: development, visit: 3)
         XCTAssertEqual(failed.state.status, .failed)
-        XCTAssertEqual(failed.actions, [.recordLesson(type: "other", rootCause: "no agent")])
+        XCTAssertEqual(failed.actions, [.recordLesson(type: "other", rootCause: "no agent"), .openSerialGate])
         let merge = TaskState(stage: .merge, status: .active, track: .full, auto: true)
         let mergeHeld = try TaskLifecycle.decide(
             .stageErrored(reason: "Gitea down", canRetry: true), from: merge, visit: 5)

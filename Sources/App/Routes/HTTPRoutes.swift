@@ -31,6 +31,11 @@ enum HTTPRoutes {
         admin.addRoutes(TaskRoutes(pool: pool).endpoints)
         admin.addRoutes(queueRoutes(pool: pool, configuration: configuration).endpoints)
         admin.addRoutes(LessonRoutes(lessons: LessonStore(pool: pool)).endpoints)
+        admin.addRoutes(
+            SerialGateRoutes(
+                tasks: TaskStore(pool: pool),
+                alerts: Notifier(telegram: configuration.telegram, plane: configuration.planeAPI).alerts(pool: pool)
+            ).endpoints)
         admin.addRoutes(MetricsRoutes(pool: pool, maxConcurrency: configuration.maxConcurrency).endpoints)
         if !configuration.metricsPublic {
             admin.addRoutes(prometheus.endpoints(context: AdminRequestContext.self))
@@ -50,6 +55,7 @@ enum HTTPRoutes {
                     enabled: configuration.reaperEnabled, heartbeatTTL: configuration.heartbeatTTL,
                     jobRetention: configuration.jobRetention),
                 LessonsBlock(),
+                SerialGateBlock(enabled: configuration.gates.serialGate, repos: configuration.file.repos),
                 WebhooksBlock(
                     planeSecretSet: configuration.webhookSecret(for: .plane) != nil,
                     giteaSecretSet: configuration.webhookSecret(for: .gitea) != nil,

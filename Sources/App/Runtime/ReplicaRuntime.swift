@@ -62,6 +62,8 @@ enum ReplicaRuntime {
         try await PreviousIncarnations.recover(
             identity, staleAfter: configuration.heartbeatTTL, pool: pool, logger: logger)
 
+        try await configureSerialGates(configuration, pool: pool, logger: logger)
+
         let notifier = Notifier(
             telegram: configuration.telegram,
             plane: configuration.planeAPI)
@@ -173,5 +175,25 @@ enum ReplicaRuntime {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+
+    /// Writes the configured serial-gate limits (no limit with the gate switched off) and lets
+    /// waiting tasks go where a limit was raised.
+    private static func configureSerialGates(
+        _ configuration: AppConfiguration, pool: ConnectionPool, logger: Logger
+    ) async throws {
+        let repos = configuration.file.repos
+        try await RepositoryGateStore(pool: pool).configure(
+            Dictionary(
+                repos.map { ($0.repo, configuration.gates.serialGate ? $0.gates.maxActiveTasks : nil) },
+                uniquingKeysWith: { first, _ in first }))
+        let tasks = TaskStore(pool: pool)
+        for repo in repos {
+            let started = try await tasks.openSerialGate(repo: repo.repo)
+            if !started.isEmpty {
+                logger.notice(
+                    "serial gate opened at startup", metadata: ["repo": "\(repo.repo)", "tasks": "\(started)"])
+            }
+        }
     }
 }

@@ -9,8 +9,13 @@ public enum TaskLifecycle {
     /// Decides `event` for a task in `state` and `visit`: the new state and visit, and the
     /// actions to carry out. `about` names the stage visit an outcome is for; an outcome for any
     /// other visit, or for a task no longer active, is refused with `StaleOutcome`.
+    ///
+    /// `gate` is the serial gate's verdict for the task's repository: closed, a task that would
+    /// take a slot (``SerialGate/occupies(_:)``) waits instead; a task that gives one up opens
+    /// the gate for the next (`.openSerialGate`).
     public static func decide(
-        _ event: TaskEvent, from state: TaskState, visit: Int, about: StageVisit? = nil, policy: StagePolicy = .init()
+        _ event: TaskEvent, from state: TaskState, visit: Int, about: StageVisit? = nil, policy: StagePolicy = .init(),
+        gate: SerialGate.Verdict = .open
     ) throws -> TaskTransition {
         let current = StageVisit(stage: state.stage, visit: visit)
         if let about, about != current || state.status != .active {
@@ -46,6 +51,12 @@ public enum TaskLifecycle {
             actions.append(.recordLesson(type: "merge_hold", rootCause: nil))
         default:
             break
+        }
+        if case .closed = gate, !SerialGate.occupies(state), SerialGate.occupies(next) {
+            next.status = .waiting
+        }
+        if SerialGate.occupies(state), !SerialGate.occupies(next) {
+            actions.append(.openSerialGate)
         }
         // A task that becomes active in a stage (a new stage, an approval, a retry, a gate
         // opened) starts a new visit with that stage's first job, exactly once.
@@ -103,7 +114,7 @@ public enum TaskLifecycle {
             next.status = .waiting
         case .gateOpened:
             try require(.waiting)
-            next.status = .active
+            next.status = SerialGate.released(state)
         case .held:
             try require(.active)
             guard state.stage == .merge else { throw refuse("only a merge can be held") }

@@ -118,6 +118,7 @@ public struct TaskStore: Sendable {
         _ event: TaskEvent, workItem: String, actor: String, reason: String?, about: StageVisit?, policy: StagePolicy,
         fence: JobLease?, alongside: ((Connection) async throws -> Void)?, on connection: Connection
     ) async throws -> TaskRecord? {
+        var reason = reason
         // Lock order everywhere: the task row, then job rows (cancels do the same).
         guard
             let row = try await connection.query(
@@ -126,8 +127,17 @@ public struct TaskStore: Sendable {
         else { return nil }
         if let fence { try await JobStore.completeFenced(fence, on: connection) }
         let task = try TaskRecord(row: row)
-        let transition = try TaskLifecycle.decide(
+        var transition = try TaskLifecycle.decide(
             event, from: task.state, visit: task.visit, about: about, policy: policy)
+        // Taking a slot of the repository's serial gate is decided under the gate's lock.
+        if let repo = task.repo, !SerialGate.occupies(task.state), SerialGate.occupies(transition.state) {
+            let gate = try await Self.serialGateVerdict(repo: repo, excluding: task.id, on: connection)
+            if case .closed(let why) = gate {
+                transition = try TaskLifecycle.decide(
+                    event, from: task.state, visit: task.visit, about: about, policy: policy, gate: gate)
+                reason = reason.map { "\($0); \(why)" } ?? why
+            }
+        }
         let next = transition.state
         let updated = try await connection.query(
             """
@@ -153,6 +163,8 @@ public struct TaskStore: Sendable {
                 lesson.stage = task.state.stage.rawValue
                 lesson.repo = task.repo
                 _ = try await LessonStore.record(lesson, on: connection)
+            case .openSerialGate:
+                if let repo = task.repo { try await openSerialGate(repo: repo, on: connection) }
             }
         }
         try await alongside?(connection)

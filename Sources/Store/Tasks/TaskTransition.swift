@@ -22,6 +22,8 @@ public enum TaskAction: Sendable, Equatable {
     case cancelStageJobs
     /// Record an automatic lesson about the task; without a root cause, the transition's reason is it.
     case recordLesson(type: String, rootCause: String?)
+    /// The task gave up a slot of its repository's serial gate: open it for the longest-waiting task.
+    case openSerialGate
 }
 
 /// The limits the stage policy applies.
