@@ -313,6 +313,58 @@ final class QueueWorkerTests: DatabaseTestCase {
         }
     }
 
+    /// A handler that commits its own outcome (its job row completed in that transaction, as a
+    /// stage outcome does) goes on with its after-work (deleting a merged branch). A heartbeat that
+    /// ran into the outcome's row lock and went on after the commit finds the job finished by this
+    /// replica: that is its own doing, not a lost lease, and must not cancel the handler.
+    func testAHandlerThatCompletedItsOwnJobIsNotStoppedByAHeartbeatThatWaitedForItsCommit() async throws {
+        let sawHeartbeatWait = Atomic<Bool>(false)
+        let finished = Atomic<Bool>(false)
+        let cancelled = Atomic<Bool>(false)
+        let pool = database.pool
+        let observer = database.makePool(maxConnections: 1)
+        var registry = JobRegistry()
+        registry.register("self-completing") { context in
+            try await pool.withTransaction { connection in
+                try await connection.query(
+                    "UPDATE jobs SET status = 'completed', finished_at = now(), lease_expires_at = NULL WHERE id = $1",
+                    [context.job.id])
+                // Holds the row until the next heartbeat waits for it (every 200 ms).
+                let waiting = await waitUntil(timeout: .seconds(5)) {
+                    let row = try? await observer.query(
+                        """
+                        SELECT count(*) AS n FROM pg_stat_activity
+                        WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%heartbeat_at%'
+                        """
+                    ).first
+                    return ((try? row?.decode("n", as: Int.self)) ?? 0) > 0
+                }
+                sawHeartbeatWait.store(waiting, ordering: .relaxed)
+            }
+            context.completion.markCompleted()
+            do {
+                try await Task.sleep(for: .seconds(1))
+                finished.store(true, ordering: .relaxed)
+            } catch {
+                cancelled.store(true, ordering: .relaxed)
+                throw error
+            }
+        }
+        let worker = makeWorker(registry, listener: nil, poll: .milliseconds(100))
+        try await withServices([worker, heartbeat(for: worker)]) {
+            let id = try await jobs.enqueue(NewJob(kind: "self-completing"))!
+            let done = await waitUntil(timeout: .seconds(15)) {
+                finished.load(ordering: .relaxed) || cancelled.load(ordering: .relaxed)
+            }
+            XCTAssertTrue(done)
+            XCTAssertTrue(sawHeartbeatWait.load(ordering: .relaxed), "the heartbeat waited for the outcome's commit")
+            XCTAssertFalse(cancelled.load(ordering: .relaxed), "the heartbeat cancelled a handler after its own commit")
+            let status = try await status(id)
+            XCTAssertEqual(status, .completed)
+        }
+        await observer.close()
+    }
+
     func testAReplicaMarkedStoppedAbandonsItsJobsAndRegistersAgainUnderANewID() async throws {
         let long = LongJob()
         let registry = long.registry
@@ -328,8 +380,12 @@ final class QueueWorkerTests: DatabaseTestCase {
             XCTAssertTrue(renewed)
             let abandoned = await waitUntil(timeout: .seconds(3)) { long.cancelled.load(ordering: .relaxed) }
             XCTAssertTrue(abandoned, "its handler was stopped")
+            // Registering again and the first beat under the new id take a moment on a busy machine.
+            let registered = try await waitUntil(timeout: .seconds(5)) {
+                try await replicas.live().map(\.id).contains(worker.identity.id)
+            }
             let live = try await replicas.live().map(\.id)
-            XCTAssertTrue(live.contains(worker.identity.id), "registered under \(worker.identity.id): \(live)")
+            XCTAssertTrue(registered, "registered under \(worker.identity.id): \(live)")
             XCTAssertFalse(live.contains("w1"))
             // Its job went back to the queue (still held, so handed back) and the worker, now
             // under its new id, claims it again.

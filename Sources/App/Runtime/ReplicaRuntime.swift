@@ -83,7 +83,7 @@ enum ReplicaRuntime {
             registry.register(
                 WebhookProcessor(
                     pool: pool, repos: configuration.file.repos, labels: configuration.file.labels,
-                    planeAPI: configuration.planeAPI
+                    planeAPI: configuration.planeAPI, dependencies: configuration.gates.taskDependencies
                 ).handler)
             registry.register(
                 StageRunner(

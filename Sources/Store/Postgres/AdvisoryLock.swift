@@ -22,6 +22,9 @@ public struct AdvisoryLockKey: Sendable, Hashable, CustomStringConvertible {
         /// Writers of `task_events` hold it shared until they commit; the notifications cursor
         /// takes it exclusively, so it never reads past an event still being written.
         public static let taskEvents: Int32 = 0x4F52_0004
+        /// Writers of `task_dependencies` take it for their transaction: two edges added at once
+        /// cannot close a cycle that neither saw.
+        public static let taskDependencies: Int32 = 0x4F52_0005
     }
 
     /// A key from two integers.

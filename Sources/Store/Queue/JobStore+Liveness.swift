@@ -47,7 +47,34 @@ extension JobStore {
     public static func heartbeat(
         replicaID: String, lease: Duration, holding: [JobLease], on session: DedicatedSession
     ) async throws -> HeartbeatResult {
-        try decodeHeartbeat(try await session.query(heartbeatSQL, heartbeatParameters(replicaID, lease, holding)))
+        var result = try decodeHeartbeat(
+            try await session.query(heartbeatSQL, heartbeatParameters(replicaID, lease, holding)))
+        if !result.lost.isEmpty {
+            result.lost = try decodeLost(try await session.query(lostSQL, lostParameters(replicaID, result, holding)))
+        }
+        return result
+    }
+
+    /// The heartbeat's `lost` again, in a statement of its own. A job whose handler was committing
+    /// its own outcome when the beat ran held the row lock: the beat's UPDATE waited for that
+    /// commit and then skipped the finished row, but the rest of the statement still read the
+    /// snapshot from before it (READ COMMITTED) and called the job lost. A new statement sees the
+    /// commit: a job this replica finished itself is not lost.
+    static let lostSQL = """
+        SELECT coalesce(array_agg(id), '{}') AS lost FROM unnest($2::bigint[], $3::int[]) AS l(id, attempt)
+        WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = l.id AND j.attempt = l.attempt
+                          AND j.locked_by = $1 AND j.status <> 'running')
+        """
+
+    private static func lostParameters(
+        _ replicaID: String, _ result: HeartbeatResult, _ holding: [JobLease]
+    ) -> [any PostgresEncodable] {
+        let lost = holding.filter { result.lost.contains($0.jobID) }
+        return [replicaID, PostgresArray(lost.map(\.jobID)), PostgresArray(lost.map(\.attempt))]
+    }
+
+    private static func decodeLost(_ result: QueryResult) throws -> [Int64] {
+        try result.first!.decode("lost", as: PostgresIntegerArray.self).values
     }
 
     /// The same heartbeat through the pool; with `holding` nil it extends every job running under
@@ -55,8 +82,13 @@ extension JobStore {
     public func heartbeat(
         replicaID: String, lease: Duration, holding: [JobLease]? = nil
     ) async throws -> HeartbeatResult {
-        try Self.decodeHeartbeat(
+        var result = try Self.decodeHeartbeat(
             try await pool.query(Self.heartbeatSQL, Self.heartbeatParameters(replicaID, lease, holding)))
+        if let holding, !result.lost.isEmpty {
+            result.lost = try Self.decodeLost(
+                try await pool.query(Self.lostSQL, Self.lostParameters(replicaID, result, holding)))
+        }
+        return result
     }
 
     private static func heartbeatParameters(

@@ -58,6 +58,9 @@ public enum TaskLifecycle {
         if SerialGate.occupies(state), !SerialGate.occupies(next) {
             actions.append(.openSerialGate)
         }
+        if next.status == .done, state.status != .done {
+            actions.append(.releaseDependents)
+        }
         // A task that becomes active in a stage (a new stage, an approval, a retry, a gate
         // opened) starts a new visit with that stage's first job, exactly once.
         var nextVisit = visit

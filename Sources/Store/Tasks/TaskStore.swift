@@ -22,7 +22,7 @@ public struct TaskStore: Sendable {
     public func upsert(
         workItem: String, repo: String?, title: String?, description: String?, labels: [String]?,
         track: TaskTrack, auto: Bool?, planeIssueID: String?, planeProjectID: String?, planeState: String?,
-        planeUpdatedAt: Date? = nil
+        planeUpdatedAt: Date? = nil, dependsOn: [String]? = nil
     ) async throws -> (task: TaskRecord, created: Bool) {
         try await pool.withTransaction { connection in
             try await Self.checkWorkItemUpdate(
@@ -64,10 +64,32 @@ public struct TaskStore: Sendable {
                     workItem: workItem, planeIssueID: planeIssueID, planeUpdatedAt: planeUpdatedAt, on: connection)
                 throw WorkItemUpdateRefused(description: "task \(workItem) changed while this update was applied")
             }
-            let task = try TaskRecord(row: row)
+            var task = try TaskRecord(row: row)
             let created = try row.decode("created", as: Bool.self)
-            // A new task's first stage starts in the same transaction: created ⇔ its job exists.
-            if created { try await enqueueStage(task.currentVisit, workItem: workItem, on: connection) }
+            var waitingFor: [String] = []
+            if let dependsOn {
+                let refused = try await Self.storeDependencies(
+                    workItem: workItem, dependsOn: dependsOn, source: .description, replacing: true, on: connection)
+                if created {
+                    waitingFor = try await Self.unfinishedDependencies(workItem: workItem, on: connection)
+                    try await Self.recordRefusals(refused, of: task, on: connection)
+                } else {
+                    task = try await applyDependencies(workItem: workItem, refused: refused, on: connection) ?? task
+                }
+            }
+            // A new task's first stage starts in the same transaction: created ⇔ its job exists,
+            // unless it waits for a dependency (blocked, started when the last one is done).
+            if created {
+                if waitingFor.isEmpty {
+                    try await enqueueStage(task.currentVisit, workItem: workItem, on: connection)
+                } else {
+                    task =
+                        try await apply(
+                            .blocked, workItem: workItem, actor: "dependencies",
+                            reason: "waiting for \(waitingFor.joined(separator: ", "))", about: nil, policy: .init(),
+                            fence: nil, alongside: nil, on: connection) ?? task
+                }
+            }
             return (task, created)
         }
     }
@@ -165,6 +187,8 @@ public struct TaskStore: Sendable {
                 _ = try await LessonStore.record(lesson, on: connection)
             case .openSerialGate:
                 if let repo = task.repo { try await openSerialGate(repo: repo, on: connection) }
+            case .releaseDependents:
+                try await releaseDependents(of: workItem, on: connection)
             }
         }
         try await alongside?(connection)

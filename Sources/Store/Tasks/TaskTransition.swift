@@ -24,6 +24,8 @@ public enum TaskAction: Sendable, Equatable {
     case recordLesson(type: String, rootCause: String?)
     /// The task gave up a slot of its repository's serial gate: open it for the longest-waiting task.
     case openSerialGate
+    /// The task is done: start the blocked tasks that waited only for it.
+    case releaseDependents
 }
 
 /// The limits the stage policy applies.

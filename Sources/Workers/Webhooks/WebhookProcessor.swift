@@ -22,12 +22,17 @@ public struct WebhookProcessor: Sendable {
     let repos: [RepositorySettings]
     let labels: LabelSettings
     let projects: PlaneProjectResolver
+    /// Whether `Depends on` / `Blocked by` lines of descriptions become task dependencies
+    /// (`ORCH_TASK_DEPS_ENABLED`).
+    let dependencies: Bool
 
     /// Creates the processor; `planeAPI` lets it resolve Plane projects configured without
     /// `plane_project_id`.
     public init(
-        pool: ConnectionPool, repos: [RepositorySettings], labels: LabelSettings, planeAPI: PlaneAPISettings? = nil
+        pool: ConnectionPool, repos: [RepositorySettings], labels: LabelSettings, planeAPI: PlaneAPISettings? = nil,
+        dependencies: Bool = true
     ) {
+        self.dependencies = dependencies
         self.deliveries = WebhookStore(pool: pool)
         self.tasks = TaskStore(pool: pool)
         self.repos = repos
@@ -116,7 +121,8 @@ public struct WebhookProcessor: Sendable {
                     track: lower.contains(labels.bug.lowercased()) ? .bug : .full,
                     auto: names == nil ? nil : lower.contains(labels.auto.lowercased()), planeIssueID: data.id,
                     planeProjectID: data.project, planeState: data.stateName,
-                    planeUpdatedAt: stamp.flatMap(Date.init(timestamp:))
+                    planeUpdatedAt: stamp.flatMap(Date.init(timestamp:)),
+                    dependsOn: dependencies ? description.map(DependencyLines.parse) : nil
                 ).created
             } catch let error as WorkItemUpdateRefused {
                 refusal = error.description
