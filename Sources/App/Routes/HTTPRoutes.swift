@@ -31,6 +31,9 @@ enum HTTPRoutes {
         admin.addRoutes(TaskRoutes(pool: pool).endpoints)
         admin.addRoutes(queueRoutes(pool: pool, configuration: configuration).endpoints)
         admin.addRoutes(LessonRoutes(lessons: LessonStore(pool: pool)).endpoints)
+        admin.addRoutes(
+            CoverageRoutes(coverage: CoverageStore(pool: pool), repos: Set(configuration.file.repos.map(\.repo)))
+                .endpoints)
         admin.addRoutes(MetricsRoutes(pool: pool, maxConcurrency: configuration.maxConcurrency).endpoints)
         if !configuration.metricsPublic {
             admin.addRoutes(prometheus.endpoints(context: AdminRequestContext.self))
@@ -54,6 +57,7 @@ enum HTTPRoutes {
                     planeSecretSet: configuration.webhookSecret(for: .plane) != nil,
                     giteaSecretSet: configuration.webhookSecret(for: .gitea) != nil,
                     insecure: configuration.insecureWebhooks, maxBodyBytes: configuration.webhookMaxBodyBytes),
+                CoverageBlock(enabled: configuration.gates.coverageGate, repos: configuration.file.repos),
             ])
     }
 }
