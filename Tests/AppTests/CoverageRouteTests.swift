@@ -58,12 +58,18 @@ final class CoverageRouteTests: DatabaseTestCase {
         (try? JSONSerialization.jsonObject(with: Data(buffer: buffer))) as? [String: Any] ?? [:]
     }
 
-    func testAnOperatorSetsAndLowersTheBaseline() async throws {
-        let coverage = CoverageStore(pool: database.pool)
-        try await coverage.record(workItem: "APP-1", repo: "acme/app", percent: 91, headSHA: "h1", passed: true)
+    /// APP-1 measured `percent` and merged as `m1`: acme/app's baseline rises to it.
+    private func mergeMeasured(_ percent: Double) async throws {
+        try await CoverageStore(pool: database.pool).record(
+            workItem: "APP-1", repo: "acme/app", percent: percent, headSHA: "h1", passed: true)
         _ = try await database.pool.withTransaction { connection in
             try await CoverageStore.raiseBaseline(workItem: "APP-1", mergeSHA: "m1", on: connection)
         }
+    }
+
+    func testAnOperatorSetsAndLowersTheBaseline() async throws {
+        let coverage = CoverageStore(pool: database.pool)
+        try await mergeMeasured(91)
         try await app().test(.router) { client in
             try await client.execute(
                 uri: "/coverage/baseline?repo=acme/app&value=72.5", method: .post, headers: Self.auth
@@ -110,7 +116,7 @@ final class CoverageRouteTests: DatabaseTestCase {
     }
 
     func testTheQueueCoverageBlock() async throws {
-        _ = try await CoverageStore(pool: database.pool).setBaseline(repo: "acme/app", value: 80)
+        try await mergeMeasured(80)
         for enabled in [true, false] {
             try await app(coverageGate: enabled).test(.router) { client in
                 try await client.execute(uri: "/queue", method: .get, headers: Self.auth) { response in
@@ -127,7 +133,9 @@ final class CoverageRouteTests: DatabaseTestCase {
                     XCTAssertEqual(app["coverage_command_set"] as? Bool, true)
                     let baseline = app["baseline"] as? [String: Any]
                     XCTAssertEqual(baseline?["value"] as? Double, 80)
-                    XCTAssertEqual(baseline?["set_by"] as? String, "operator")
+                    XCTAssertEqual(baseline?["set_by"] as? String, "merge")
+                    XCTAssertEqual(baseline?["commit_sha"] as? String, "m1")
+                    XCTAssertEqual(baseline?["work_item"] as? String, "APP-1")
                     XCTAssertNotNil(baseline?["updated_at"] as? String)
                     let lib = repos.last ?? [:]
                     XCTAssertEqual(lib["policy"] as? String, "absolute")
