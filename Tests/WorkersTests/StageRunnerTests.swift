@@ -56,19 +56,20 @@ final class StageRunnerTests: DatabaseTestCase {
 
     // MARK: - Harness
 
-    let repo = RepositorySettings(
+    var repo = RepositorySettings(
         project: "ORCH", planeProjectID: nil, repo: "acme/orch", cloneURL: "/nonexistent", defaultBranch: "main",
         testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil, ci: .required,
         ciTimeout: .seconds(3600))
 
-    private func runner(withGitea: Bool = true) -> StageRunner {
+    func runner(withGitea: Bool = true, switches: GateSwitches = .init()) -> StageRunner {
         StageRunner(
-            settings: .init(repos: [repo], agents: ["default": AgentCommand(command: ["agent"], timeout: nil)]),
+            settings: .init(
+                repos: [repo], agents: ["default": AgentCommand(command: ["agent"], timeout: nil)], switches: switches),
             pool: database.pool, agent: agent, git: git, gitea: withGitea ? gitea : nil)
     }
 
     /// Claims the next due job, which must be a stage job of `stage`.
-    private func claim(_ stage: String) async throws -> JobContext {
+    func claim(_ stage: String) async throws -> JobContext {
         let claimed = try await jobs.claim(queues: ["default"], replicaID: replica, limit: 1, lease: .seconds(60)).first
         let job = try XCTUnwrap(claimed, "a \(stage) job is due")
         XCTAssertEqual(try RunStageJob.payload(of: job).stage, stage)
@@ -76,29 +77,29 @@ final class StageRunnerTests: DatabaseTestCase {
     }
 
     /// Runs a claimed job as the queue worker would, completing it unless its outcome did.
-    private func run(_ context: JobContext, _ runner: StageRunner) async throws {
+    func run(_ context: JobContext, _ runner: StageRunner) async throws {
         try await runner.run(context)
         if !context.completion.isCompleted { _ = try await jobs.complete(context.lease) }
     }
 
     /// Claims and runs the next stage job.
-    private func step(_ stage: String, _ runner: StageRunner) async throws {
+    func step(_ stage: String, _ runner: StageRunner) async throws {
         try await run(try await claim(stage), runner)
     }
 
-    private func task() async throws -> TaskRecord {
+    func task() async throws -> TaskRecord {
         let task = try await tasks.task(workItem: workItem)
         return try XCTUnwrap(task)
     }
 
-    private func lastEvent() async throws -> TaskHistoryEntry {
+    func lastEvent() async throws -> TaskHistoryEntry {
         let history = try await tasks.history(workItem: workItem)
         return try XCTUnwrap(history.last)
     }
 
     /// Runs the four agent stages; returns the head the task reached merge with.
     @discardableResult
-    private func walkToMerge(_ runner: StageRunner) async throws -> String {
+    func walkToMerge(_ runner: StageRunner) async throws -> String {
         for stage in ["analysis", "architecture", "development", "review"] { try await step(stage, runner) }
         let task = try await task()
         XCTAssertEqual(task.state.stage, .merge)

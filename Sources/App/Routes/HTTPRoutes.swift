@@ -36,6 +36,9 @@ enum HTTPRoutes {
                 tasks: TaskStore(pool: pool),
                 alerts: Notifier(telegram: configuration.telegram, plane: configuration.planeAPI).alerts(pool: pool)
             ).endpoints)
+        admin.addRoutes(
+            CoverageRoutes(coverage: CoverageStore(pool: pool), repos: Set(configuration.file.repos.map(\.repo)))
+                .endpoints)
         admin.addRoutes(MetricsRoutes(pool: pool, maxConcurrency: configuration.maxConcurrency).endpoints)
         if !configuration.metricsPublic {
             admin.addRoutes(prometheus.endpoints(context: AdminRequestContext.self))
@@ -60,6 +63,7 @@ enum HTTPRoutes {
                     planeSecretSet: configuration.webhookSecret(for: .plane) != nil,
                     giteaSecretSet: configuration.webhookSecret(for: .gitea) != nil,
                     insecure: configuration.insecureWebhooks, maxBodyBytes: configuration.webhookMaxBodyBytes),
+                CoverageBlock(enabled: configuration.gates.coverageGate, repos: configuration.file.repos),
             ])
     }
 }

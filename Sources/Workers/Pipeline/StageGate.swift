@@ -16,18 +16,20 @@ public enum GateVerdict: Sendable, Equatable {
 ///
 /// - analysis → `spec.md`, architecture → `design.md`: committed as a regular file, written or
 ///   changed by this run, and readable (`TaskDocumentReader`'s rules);
-/// - development → commits by this run that change something outside `docs/tasks/`, and
-///   `test_command` passing;
+/// - development → commits by this run that change something outside `docs/tasks/`,
+///   `test_command` passing, and then the coverage gate (`StageGate+Coverage.swift`) when it is
+///   on and the repository has a `coverage_command`;
 /// - review → `review.md` of this run whose first line is `APPROVE` (or `REQUEST_CHANGES`); a
 ///   reviewer that also changed code outside `docs/tasks/` has its edits tested: `test_command`
 ///   must pass, else the task goes back to development with the failure as feedback.
-///
-/// The coverage gate comes later.
 struct StageGate: Sendable {
     let workspace: any TaskWorkspace
-    /// Runs `test_command` as the agents' user when one is configured.
+    /// Runs `test_command` (and `coverage_command`) as the agents' user when one is configured.
     var commands = CommandRunner()
     var testTimeout: Duration = .seconds(1800)
+    /// Baselines and measurements of the coverage gate; nil when the gate is off
+    /// (`ORCH_COVERAGE_GATE_ENABLED=0`).
+    var coverage: CoverageStore?
 
     func check(
         _ stage: TaskStage, workItem: String, worktree: String, repo: RepositorySettings, base: String
@@ -66,7 +68,12 @@ struct StageGate: Sendable {
                         + "on \(Workspace.branch(workItem: workItem)) (since \(base.prefix(12)))")
             }
             if let failure = try await testsFail(repo, in: worktree) { return .fail(failure) }
-            return .pass("\(commits) new commit(s)" + (repo.testCommand == nil ? "" : ", tests pass"))
+            let passed = "\(commits) new commit(s)" + (repo.testCommand == nil ? "" : ", tests pass")
+            switch try await coverageVerdict(repo, workItem: workItem, in: worktree) {
+            case .fail(let failure)?: return .fail(failure)
+            case .pass(let measured)?: return .pass("\(passed), \(measured)")
+            case nil: return .pass(passed)
+            }
         case .review:
             let review: String
             switch try await document("review.md") {

@@ -147,6 +147,7 @@ extension StageRunner {
         }
         try await outcome.apply(.stagePassed, reason: "PR #\(number) merged as \(mergeSHA.prefix(12))") { connection in
             try await TaskStore.recordMerge(workItem: workItem, sha: mergeSHA, on: connection)
+            try await CoverageStore.raiseBaseline(workItem: workItem, mergeSHA: mergeSHA, on: connection)
         }
     }
 

@@ -15,6 +15,7 @@ extension StageRunner {
             try await outcome.apply(.stagePassed, reason: "merged into \(repo.defaultBranch) as \(sha.prefix(12))") {
                 connection in
                 try await TaskStore.recordMerge(workItem: task.workItem, sha: sha, on: connection)
+                try await CoverageStore.raiseBaseline(workItem: task.workItem, mergeSHA: sha, on: connection)
             }
             // After the outcome: a retried merge still finds the branch to recognise as merged.
             do {

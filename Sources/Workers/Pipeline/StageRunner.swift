@@ -104,6 +104,7 @@ public struct StageRunner: Sendable {
         self.commands = commands
         var gate = StageGate(workspace: git)
         gate.commands = commands
+        gate.coverage = settings.switches.coverageGate ? CoverageStore(pool: pool) : nil
         self.gate = gate
         self.prompt = StagePrompt(templates: settings.promptTemplates)
         self.breakers = CircuitBreakerStore(pool: pool)
