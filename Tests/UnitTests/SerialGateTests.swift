@@ -59,7 +59,9 @@ final class SerialGateTests: XCTestCase {
 
     func testGivingUpASlotOpensTheGate() throws {
         let deploying = TaskState(stage: .deploy, status: .active, track: .full, auto: true)
-        XCTAssertEqual(try TaskLifecycle.decide(.stagePassed, from: deploying, visit: 7).actions, [.openSerialGate])
+        XCTAssertEqual(
+            try TaskLifecycle.decide(.stagePassed, from: deploying, visit: 7).actions,
+            [.openSerialGate, .releaseDependents])
         XCTAssertTrue(try TaskLifecycle.decide(.cancel, from: deploying, visit: 7).actions.contains(.openSerialGate))
         let held = TaskState(stage: .merge, status: .held, track: .full, auto: true)
         XCTAssertTrue(try TaskLifecycle.decide(.cancel, from: held, visit: 7).actions.contains(.openSerialGate))

@@ -37,6 +37,8 @@ enum HTTPRoutes {
                 alerts: Notifier(telegram: configuration.telegram, plane: configuration.planeAPI).alerts(pool: pool)
             ).endpoints)
         admin.addRoutes(
+            DependencyRoutes(tasks: TaskStore(pool: pool), enabled: configuration.gates.taskDependencies).endpoints)
+        admin.addRoutes(
             CoverageRoutes(coverage: CoverageStore(pool: pool), repos: Set(configuration.file.repos.map(\.repo)))
                 .endpoints)
         admin.addRoutes(MetricsRoutes(pool: pool, maxConcurrency: configuration.maxConcurrency).endpoints)
@@ -59,6 +61,7 @@ enum HTTPRoutes {
                     jobRetention: configuration.jobRetention),
                 LessonsBlock(),
                 SerialGateBlock(enabled: configuration.gates.serialGate, repos: configuration.file.repos),
+                TaskDepsBlock(enabled: configuration.gates.taskDependencies),
                 WebhooksBlock(
                     planeSecretSet: configuration.webhookSecret(for: .plane) != nil,
                     giteaSecretSet: configuration.webhookSecret(for: .gitea) != nil,

@@ -78,7 +78,7 @@ struct LessonRoutes: Sendable {
                     limit: limit))
         }
         routes.post("/lessons") { request, _ in
-            guard let body = await Self.decodeBody(NewLesson.self, from: request) else {
+            guard let body = await request.decodeJSONBody(NewLesson.self) else {
                 throw APIError(.badRequest, "body must be a JSON object of lesson fields (at most 64 KiB)")
             }
             guard let rootCause = body.rootCause?.trimmingCharacters(in: .whitespacesAndNewlines), !rootCause.isEmpty
@@ -104,7 +104,7 @@ struct LessonRoutes: Sendable {
             guard let id = context.parameters.get("id").flatMap(Int64.init) else {
                 throw APIError(.badRequest, "lesson id must be an integer")
             }
-            guard let body = await Self.decodeBody(Reclassification.self, from: request) else {
+            guard let body = await request.decodeJSONBody(Reclassification.self) else {
                 throw APIError(
                     .badRequest,
                     "body must be a JSON object with status, type, attribution, suggestion, target_repo or target_domain"
@@ -127,13 +127,5 @@ struct LessonRoutes: Sendable {
     private static func refuseUnknown(_ field: String, _ value: String?, allowed: [String]) throws {
         guard let value, !allowed.contains(value) else { return }
         throw APIError(.badRequest, "unknown '\(field)' \(value.prefix(40)); one of \(allowed.joined(separator: ", "))")
-    }
-
-    /// The request body (at most 64 KiB) decoded as JSON, or nil when it is not that. The answer
-    /// for a bad body is this API's own 400, not the decoder's.
-    private static func decodeBody<T: Decodable>(_ type: T.Type, from request: Request) async -> T? {
-        var request = request
-        guard let buffer = try? await request.collectBody(upTo: 64 * 1024) else { return nil }
-        return try? JSONDecoder().decode(T.self, from: Data(buffer: buffer))
     }
 }

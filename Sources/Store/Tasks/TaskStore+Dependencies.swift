@@ -36,15 +36,8 @@ extension TaskStore {
     }
 
     /// The edges of a task (what it waits for), with whether each is done.
-    public func dependencies(workItem: String) async throws -> [(dependsOn: String, source: String, done: Bool)] {
-        try await pool.query(
-            """
-            SELECT d.depends_on, d.source, coalesce(t.status = 'done', false) AS done
-            FROM task_dependencies d LEFT JOIN tasks t ON t.work_item = d.depends_on
-            WHERE d.work_item = $1 ORDER BY d.depends_on
-            """,
-            [workItem]
-        ).rows.map { (try $0.decode("depends_on"), try $0.decode("source"), try $0.decode("done")) }
+    public func dependencies(workItem: String) async throws -> [DependencyEdge] {
+        try await dependencyGraph(refusals: 0).edges.filter { $0.workItem == workItem }
     }
 
     /// Stores `dependsOn` as the task's edges of `source` (replacing that source's others when
@@ -174,6 +167,60 @@ extension TaskStore {
         ).rows.map { try $0.decode("work_item") }
         for dependent in dependents {
             _ = try await applyDependencies(workItem: dependent, refused: [], on: connection)
+        }
+    }
+}
+
+extension TaskStore {
+    /// One edge, for reports.
+    public struct DependencyEdge: Sendable, Encodable {
+        public let workItem: String
+        public let dependsOn: String
+        public let source: String
+        public let done: Bool
+    }
+
+    /// A refused edge, for reports.
+    public struct RefusedDependency: Sendable, Encodable {
+        public let workItem: String
+        public let dependsOn: String
+        public let cycle: [String]
+        public let at: Date
+    }
+
+    /// Every edge (what each task waits for, and whether it is done) and the latest refusals.
+    public func dependencyGraph(
+        refusals limit: Int = 20
+    ) async throws -> (
+        edges: [DependencyEdge], refused: [RefusedDependency]
+    ) {
+        let edges = try await pool.query(
+            """
+            SELECT d.work_item, d.depends_on, d.source, coalesce(t.status = 'done', false) AS done
+            FROM task_dependencies d LEFT JOIN tasks t ON t.work_item = d.depends_on
+            ORDER BY d.work_item, d.depends_on
+            """
+        ).rows.map {
+            DependencyEdge(
+                workItem: try $0.decode("work_item"), dependsOn: try $0.decode("depends_on"),
+                source: try $0.decode("source"), done: try $0.decode("done"))
+        }
+        let refused = try await pool.query(
+            "SELECT work_item, depends_on, cycle, at FROM task_dependency_refusals ORDER BY id DESC LIMIT $1", [limit]
+        ).rows.map {
+            RefusedDependency(
+                workItem: try $0.decode("work_item"), dependsOn: try $0.decode("depends_on"),
+                cycle: try $0.decode("cycle", as: PostgresTextArray.self).values, at: try $0.decode("at"))
+        }
+        return (edges, refused)
+    }
+}
+
+extension TaskStore {
+    /// The work items of blocked tasks.
+    public func blockedWorkItems() async throws -> [String] {
+        try await pool.query("SELECT work_item FROM tasks WHERE status = 'blocked' ORDER BY id").rows.map {
+            try $0.decode("work_item")
         }
     }
 }
