@@ -56,6 +56,7 @@ enum HTTPRoutes {
                     jobRetention: configuration.jobRetention),
                 LessonsBlock(),
                 SerialGateBlock(enabled: configuration.gates.serialGate, repos: configuration.file.repos),
+                PostDeployBlock(enabled: configuration.gates.postDeploy),
                 WebhooksBlock(
                     planeSecretSet: configuration.webhookSecret(for: .plane) != nil,
                     giteaSecretSet: configuration.webhookSecret(for: .gitea) != nil,
