@@ -141,13 +141,14 @@ final class PipelineHarness: @unchecked Sendable {
         try await TaskStore(pool: database.pool).task(workItem: workItem)
     }
 
-    /// Active tasks without a queued or running stage job, in one snapshot (a transition commits
-    /// a task's next job with it, so this is empty at every instant unless a task is stranded).
+    /// Active tasks without a queued or running stage job (or, after a watched deploy, its
+    /// post-deploy watch job), in one snapshot (a transition commits a task's next job with it,
+    /// so this is empty at every instant unless a task is stranded).
     func strandedTasks() async throws -> [String] {
         try await database.pool.query(
             """
             SELECT work_item FROM tasks t WHERE status = 'active' AND NOT EXISTS (
-                SELECT 1 FROM jobs j WHERE j.kind = 'run_stage' AND j.payload->>'work_item' = t.work_item
+                SELECT 1 FROM jobs j WHERE j.kind IN ('run_stage', 'post_deploy_watch') AND j.payload->>'work_item' = t.work_item
                 AND j.status IN ('queued', 'running'))
             """
         ).rows.map { try $0.decode("work_item") }
