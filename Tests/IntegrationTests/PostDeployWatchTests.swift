@@ -94,6 +94,13 @@ final class PostDeployWatchTests: DatabaseTestCase {
         }
     }
 
+    /// The `/queue` `post_deploy` block now, as JSON.
+    static func block(_ pool: ConnectionPool) async throws -> [String: Any] {
+        let body = try await PostDeployBlock(enabled: true).read(from: pool, leader: nil)
+        let data = try JSONEncoder.snakeCase.encode(body)
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
     private func storedWatch() async throws -> DeployWatch {
         let found = try await DeployWatchStore(pool: database.pool).watch(workItem: workItem, visit: 6)
         return try XCTUnwrap(found?.watch)
@@ -105,11 +112,14 @@ final class PostDeployWatchTests: DatabaseTestCase {
     }
 
     func testAHealthyDeployPassesAfterTheWindowAndTheWatchKeepsTheTaskAlive() async throws {
-        let tasks = tasks!
+        let (tasks, pool) = (tasks!, database.pool)
         try await watch(HealthStandIn(), window: .milliseconds(1500)) {
             // Healthy-watching is not stranded: the watch job is the task's live job.
             let stranded = try await tasks.holdStranded()
             XCTAssertEqual(stranded, [])
+            let watching = try await Self.block(pool)["watching"] as? [[String: Any]]
+            XCTAssertEqual(watching?.map { $0["task"] as? String }, ["ORCH-9"])
+            XCTAssertEqual(watching?.first?["probes"] as? Int, 0)
         }
         let task = try await task()
         XCTAssertEqual(task.state.stage, .done)
@@ -162,6 +172,14 @@ final class PostDeployWatchTests: DatabaseTestCase {
         ).rows.map { try $0.decode("p", as: String.self) }
         XCTAssertEqual(alerts.count, 1)
         XCTAssertTrue(alerts.first?.contains("acme/orch is frozen") == true, alerts.first ?? "")
+        let block = try await Self.block(database.pool)
+        XCTAssertEqual(block["enabled"] as? Bool, true)
+        XCTAssertEqual((block["watching"] as? [Any])?.count, 0)
+        let recent = try XCTUnwrap((block["recent"] as? [[String: Any]])?.first)
+        XCTAssertEqual(recent["task"] as? String, "ORCH-9")
+        XCTAssertEqual(recent["result"] as? String, "degraded")
+        XCTAssertEqual(recent["reason"] as? String, reason)
+        XCTAssertNotNil(recent["finished_at"] as? String)
         // The held task still holds its serial-gate slot; /retry deploys again in a new visit.
         let retried = try await tasks.apply(.retry, workItem: workItem, actor: "operator")
         XCTAssertEqual(retried?.state.status, .active)
