@@ -155,12 +155,13 @@ final class PipelineHarness: @unchecked Sendable {
     }
 
     /// Waits until the task rests (`done`, `held`, `failed`, `cancelled` or `awaiting_approval`),
-    /// checking at every look that it is never active without a live stage job. Returns it.
+    /// checking at every look that it is never active without a live stage job. Returns it. A task
+    /// `waiting` for the serial gate is not at rest: it starts when the task ahead frees the slot.
     func waitUntilAtRest(_ workItem: String, timeout: Duration = .seconds(90)) async throws -> TaskRecord? {
         var stranded: [String] = []
         _ = try await waitUntil(timeout: timeout) {
             stranded += try await self.strandedTasks().filter { $0 == workItem }
-            return try await self.task(workItem).map { $0.state.status != .active } ?? false
+            return try await self.task(workItem).map { ![.active, .waiting].contains($0.state.status) } ?? false
         }
         XCTAssertEqual(stranded, [], "\(workItem) was active without a live stage job")
         return try await task(workItem)
