@@ -112,6 +112,10 @@ final class AdminTests: DatabaseTestCase {
                 let stop = body["stop"] as? [String: Any]
                 XCTAssertEqual(stop?["label"] as? String, "STOP")
                 XCTAssertEqual(stop?["cancelled_tasks"] as? Int, 0)
+                let postDeploy = body["post_deploy"] as? [String: Any]
+                XCTAssertEqual(postDeploy?["enabled"] as? Bool, true)
+                XCTAssertEqual((postDeploy?["watching"] as? [Any])?.count, 0)
+                XCTAssertEqual((postDeploy?["recent"] as? [Any])?.count, 0)
                 let webhooks = body["webhooks"] as? [String: Any]
                 XCTAssertEqual(webhooks?["plane_secret_set"] as? Bool, false)
                 XCTAssertNotNil(webhooks?["deliveries"] as? [String: Int])

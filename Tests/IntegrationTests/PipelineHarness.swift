@@ -141,25 +141,27 @@ final class PipelineHarness: @unchecked Sendable {
         try await TaskStore(pool: database.pool).task(workItem: workItem)
     }
 
-    /// Active tasks without a queued or running stage job, in one snapshot (a transition commits
-    /// a task's next job with it, so this is empty at every instant unless a task is stranded).
+    /// Active tasks without a queued or running stage job (or, after a watched deploy, its
+    /// post-deploy watch job), in one snapshot (a transition commits a task's next job with it,
+    /// so this is empty at every instant unless a task is stranded).
     func strandedTasks() async throws -> [String] {
         try await database.pool.query(
             """
             SELECT work_item FROM tasks t WHERE status = 'active' AND NOT EXISTS (
-                SELECT 1 FROM jobs j WHERE j.kind = 'run_stage' AND j.payload->>'work_item' = t.work_item
+                SELECT 1 FROM jobs j WHERE j.kind IN ('run_stage', 'post_deploy_watch') AND j.payload->>'work_item' = t.work_item
                 AND j.status IN ('queued', 'running'))
             """
         ).rows.map { try $0.decode("work_item") }
     }
 
     /// Waits until the task rests (`done`, `held`, `failed`, `cancelled` or `awaiting_approval`),
-    /// checking at every look that it is never active without a live stage job. Returns it.
+    /// checking at every look that it is never active without a live stage job. Returns it. A task
+    /// `waiting` for the serial gate is not at rest: it starts when the task ahead frees the slot.
     func waitUntilAtRest(_ workItem: String, timeout: Duration = .seconds(90)) async throws -> TaskRecord? {
         var stranded: [String] = []
         _ = try await waitUntil(timeout: timeout) {
             stranded += try await self.strandedTasks().filter { $0 == workItem }
-            return try await self.task(workItem).map { $0.state.status != .active } ?? false
+            return try await self.task(workItem).map { ![.active, .waiting].contains($0.state.status) } ?? false
         }
         XCTAssertEqual(stranded, [], "\(workItem) was active without a live stage job")
         return try await task(workItem)

@@ -162,4 +162,23 @@ final class StrandedTaskTests: DatabaseTestCase {
         let still = try await jobs.job(id: job.id)
         XCTAssertEqual(still?.status, .running, "the job's completion rolled back with it")
     }
+
+    /// A deploy handed over to its post-deploy watch: the watch job is the task's live job, so
+    /// the sweep leaves the task alone while it watches; once the watch job is gone, it holds it.
+    func testAQueuedPostDeployWatchKeepsTheTaskAliveAndItsLossHoldsIt() async throws {
+        let stage = try await claim()
+        _ = try await jobs.complete(try XCTUnwrap(stage.lease))
+        let watch = try await jobs.enqueue(
+            try PostDeployWatchJob.job(.init(work_item: "ORCH-7", visit: 1, merge_sha: "abc")))
+        let none = try await tasks.holdStranded()
+        XCTAssertEqual(none, [], "healthy-watching is not stranded")
+
+        try await database.pool.query(
+            "UPDATE jobs SET status = 'cancelled', last_error = 'cancelled by an operator' WHERE id = $1",
+            [try XCTUnwrap(watch)])
+        let held = try await tasks.holdStranded()
+        XCTAssertEqual(held, ["ORCH-7"])
+        let reason = try await tasks.history(workItem: "ORCH-7").last?.reason ?? ""
+        XCTAssertTrue(reason.contains("cancelled by an operator"), reason)
+    }
 }

@@ -326,4 +326,50 @@ final class StageRunnerTests: DatabaseTestCase {
         XCTAssertEqual(task.state.stage, .done)
         XCTAssertEqual(git.state.withLock { $0.cleanedUp }, [workItem])
     }
+
+    // MARK: - Post-deploy watch
+
+    /// With `health_url` and the switch on, a successful deploy does not pass: in the transaction
+    /// that completes the deploy job it creates the watch row and the `post_deploy_watch` job, and
+    /// the task stays active in deploy. With the switch off the same deploy passes at once.
+    func testAWatchedDeployHandsOverToItsWatchAndWithTheSwitchOffPassesAtOnce() async throws {
+        var watched = repo
+        watched.deployCommand = ["true"]
+        watched.healthURL = "http://127.0.0.1:9/health"
+        func runner(postDeploy: Bool) -> StageRunner {
+            StageRunner(
+                settings: .init(
+                    repos: [watched], agents: ["default": AgentCommand(command: ["agent"], timeout: nil)],
+                    switches: GateSwitches(postDeploy: postDeploy)),
+                pool: database.pool, agent: agent, git: git, gitea: nil)
+        }
+        try await walkToMerge(runner(postDeploy: true))
+        try await step("merge", runner(postDeploy: true))
+        let deploy = try await claim("deploy")
+        try await run(deploy, runner(postDeploy: true))
+
+        XCTAssertTrue(deploy.completion.isCompleted, "the hand-over completed the deploy job")
+        var task = try await task()
+        XCTAssertEqual(task.state.stage, .deploy)
+        XCTAssertEqual(task.state.status, .active)
+        let found = try await DeployWatchStore(pool: database.pool).watch(workItem: workItem, visit: task.visit)
+        let watch = try XCTUnwrap(found?.watch)
+        XCTAssertEqual(watch.result, .watching)
+        XCTAssertEqual(watch.mergeSHA, task.mergeSHA)
+        XCTAssertEqual(watch.healthURL, "http://127.0.0.1:9/health")
+        XCTAssertEqual(watch.probes, 0)
+        let queued = try await jobs.claim(queues: ["default"], replicaID: replica, limit: 5, lease: .seconds(60))
+        XCTAssertEqual(queued.map(\.kind), [PostDeployWatchJob.kind])
+        let payload = try PostDeployWatchJob.payload(of: try XCTUnwrap(queued.first))
+        XCTAssertEqual(payload, .init(work_item: workItem, visit: task.visit, merge_sha: try XCTUnwrap(task.mergeSHA)))
+        XCTAssertEqual(git.state.withLock { $0.cleanedUp }, [workItem])
+
+        // Degraded, then retried by an operator with the watch switched off: passed at once.
+        _ = try await jobs.complete(try XCTUnwrap(queued.first?.lease))
+        _ = try await tasks.apply(.deployDegraded(reason: "unhealthy"), workItem: workItem, actor: "test")
+        _ = try await tasks.apply(.retry, workItem: workItem, actor: "test", reason: "again")
+        try await step("deploy", runner(postDeploy: false))
+        task = try await self.task()
+        XCTAssertEqual(task.state.stage, .done)
+    }
 }

@@ -62,6 +62,7 @@ enum HTTPRoutes {
                 LessonsBlock(),
                 SerialGateBlock(enabled: configuration.gates.serialGate, repos: configuration.file.repos),
                 TaskDepsBlock(enabled: configuration.gates.taskDependencies),
+                PostDeployBlock(enabled: configuration.gates.postDeploy),
                 WebhooksBlock(
                     planeSecretSet: configuration.webhookSecret(for: .plane) != nil,
                     giteaSecretSet: configuration.webhookSecret(for: .gitea) != nil,

@@ -101,6 +101,10 @@ enum ReplicaRuntime {
                         pool: pool, logger: logger),
                     workspace: workspace, alerts: alerts
                 ).handler)
+            registry.register(
+                PostDeployWatch(
+                    repos: configuration.file.repos, enabled: configuration.gates.postDeploy, pool: pool, alerts: alerts
+                ).handler)
             for handler in notifier.handlers(pool: pool) { registry.register(handler) }
             let moved = try await Notifier.moveQueuedJobsToChannelQueues(pool: pool)
             if moved > 0 {

@@ -28,6 +28,9 @@ public enum TaskEvent: Sendable, Equatable {
     case gateOpened
     /// Merge verification failed.
     case held
+    /// The post-deploy watch found the deployed service unhealthy (`failures` probes of
+    /// `health_url` in a row failed): the deploying task is held with the reason.
+    case deployDegraded(reason: String)
     /// The stage's job failed for good (its retries used up, or an error retrying cannot fix): the
     /// task is `held` for an operator when `canRetry` (Gitea down, a rejected push, a merge
     /// conflict to resolve), else `failed`; either way `/retry` starts the stage again.
@@ -52,6 +55,7 @@ public enum TaskEvent: Sendable, Equatable {
         case .waitForGate: return "wait_for_gate"
         case .gateOpened: return "gate_opened"
         case .held: return "held"
+        case .deployDegraded: return "deploy_degraded"
         case .stageErrored: return "stage_error"
         case .retry: return "retry"
         case .cancel: return "cancel"

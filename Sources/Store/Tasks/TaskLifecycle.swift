@@ -49,6 +49,9 @@ public enum TaskLifecycle {
             actions.append(.recordLesson(type: type, rootCause: reason))
         case .held:
             actions.append(.recordLesson(type: "merge_hold", rootCause: nil))
+        case .deployDegraded(let reason):
+            // The journal's own type for this (0005_lessons.sql), whatever the event is called.
+            actions.append(.recordLesson(type: "degraded_deploy", rootCause: reason))
         default:
             break
         }
@@ -121,6 +124,12 @@ public enum TaskLifecycle {
         case .held:
             try require(.active)
             guard state.stage == .merge else { throw refuse("only a merge can be held") }
+            next.status = .held
+        case .deployDegraded:
+            // The one hold outside merge: the deployed service is unhealthy. Held still occupies
+            // the repository's serial-gate slot (``SerialGate/occupies(_:)``), which is the point.
+            try require(.active)
+            guard state.stage == .deploy else { throw refuse("only a deploy can be degraded") }
             next.status = .held
         case .stageErrored(_, let canRetry):
             try require(.active)

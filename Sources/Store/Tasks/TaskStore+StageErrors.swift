@@ -39,6 +39,11 @@ extension TaskStore {
         }
     }
 
+    /// The job kinds that keep an active task alive: its stage job, and — between a deploy and
+    /// its verdict — the post-deploy watch, which the deploy job hands over to in its completing
+    /// transaction (a task healthy-watching is not stranded).
+    static let liveJobKinds = [RunStageJob.kind, PostDeployWatchJob.kind]
+
     /// The leader's backstop for the invariant "an active task has a live stage job": a stage job
     /// that ended without its task moving on (rescued into `failed` after its replicas died
     /// `max_attempts` times, cancelled by an operator through `/jobs`, a job row lost) leaves the
@@ -50,11 +55,11 @@ extension TaskStore {
             """
             SELECT work_item FROM tasks t
             WHERE status = 'active' AND stage <> 'done'
-              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = $1 AND j.payload->>'work_item' = t.work_item
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = ANY($1::text[]) AND j.payload->>'work_item' = t.work_item
                               AND j.status IN ('queued', 'running'))
             ORDER BY updated_at LIMIT $2
             """,
-            [Self.stageJobKind, limit]
+            [PostgresArray(Self.liveJobKinds), limit]
         ).rows.map { try $0.decode("work_item", as: String.self) }
         var held: [String] = []
         for workItem in candidates {
@@ -68,9 +73,10 @@ extension TaskStore {
                 // A new statement sees what committed while this waited for the row lock.
                 let jobs = try await connection.query(
                     """
-                    SELECT status, last_error FROM jobs WHERE kind = $1 AND payload->>'work_item' = $2 ORDER BY id DESC LIMIT 50
+                    SELECT status, last_error FROM jobs WHERE kind = ANY($1::text[]) AND payload->>'work_item' = $2
+                    ORDER BY id DESC LIMIT 50
                     """,
-                    [Self.stageJobKind, workItem]
+                    [PostgresArray(Self.liveJobKinds), workItem]
                 ).rows
                 let statuses = try jobs.map { try $0.decode("status", as: String.self) }
                 guard task.state.status == .active, task.state.stage != .done,

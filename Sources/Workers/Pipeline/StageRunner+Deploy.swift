@@ -5,7 +5,9 @@ import Store
 /// The deploy stage.
 extension StageRunner {
     /// Runs `deploy_command` on the merge commit (`merge_sha`, on the default branch): what was
-    /// merged is what ships, never the task branch (which may lack what merged before it).
+    /// merged is what ships, never the task branch (which may lack what merged before it). With a
+    /// `health_url` and the post-deploy switch on, a successful deploy is handed over to its watch
+    /// rather than passed.
     func deploy(
         _ task: TaskRecord, repo: RepositorySettings, attempt: Int, outcome: StageOutcome, logger: Logger
     ) async throws {
@@ -24,7 +26,15 @@ extension StageRunner {
         let worktree = try await workspace.prepare(repo, workItem: task.workItem, mergedCommit: mergeSHA)
         let (exit, output) = try await commands.run(command, in: worktree, timeout: .seconds(3600), check: false)
         if exit == 0 {
-            try await outcome.apply(.stagePassed, reason: "deploy_command succeeded on \(mergeSHA.prefix(12))")
+            let shipped = "deploy_command succeeded on \(mergeSHA.prefix(12))"
+            if settings.switches.postDeploy, let healthURL = repo.healthURL {
+                // Watched: the stage's verdict is the post-deploy watch's (PostDeployWatch.swift).
+                try await outcome.handOver(
+                    .init(workItem: task.workItem, repo: repo.repo, mergeSHA: mergeSHA, healthURL: healthURL),
+                    to: watches, current: task.currentVisit, reason: shipped)
+            } else {
+                try await outcome.apply(.stagePassed, reason: shipped)
+            }
             try await workspace.cleanup(repo, workItem: task.workItem)
         } else {
             let reason = "deploy_command exited \(exit) on \(mergeSHA.prefix(12)):\n\(output.suffix(4000))"

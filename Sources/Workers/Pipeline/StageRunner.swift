@@ -72,6 +72,8 @@ public struct StageRunner: Sendable {
     let breakers: CircuitBreakerStore
     let alerts: Alerts
     let runs: AgentRunStore
+    /// Where a watched deploy hands over to its post-deploy watch.
+    let watches: DeployWatchStore
     /// One stage of a task at a time on this replica: a job whose lease moved here while the stale
     /// run of the same task is still being stopped waits for it rather than resetting the worktree
     /// under a live agent.
@@ -109,6 +111,7 @@ public struct StageRunner: Sendable {
         self.prompt = StagePrompt(templates: settings.promptTemplates)
         self.breakers = CircuitBreakerStore(pool: pool)
         self.runs = AgentRunStore(pool: pool)
+        self.watches = DeployWatchStore(pool: pool)
     }
 
     var policy: StagePolicy {
