@@ -14,7 +14,8 @@ import FoundationNetworking
 func sendPlaneIssue(
     to base: URL, secret: String, labels: [String] = ["auto"], sequence: Int? = nil,
     fields: [String: any Sendable] = [:],
-    action: String = "created"
+    action: String = "created",
+    description: String = "Steps to reproduce: open a draft, press save."
 ) async throws -> Int? {
     var object =
         try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/issue_created.json")))
@@ -25,6 +26,10 @@ func sendPlaneIssue(
         data["sequence_id"] = sequence
         data["id"] = "c0ffee00-1111-4222-8333-\(String(format: "%012d", sequence))"
     }
+    // The fixture's description says "Depends on ORCH-97": a task made from it waits for ORCH-97.
+    // Tests that drive the pipeline send a description without it unless they say otherwise.
+    data["description_stripped"] = description
+    data["description_html"] = "<p>\(description)</p>"
     data.merge(fields) { $1 }
     object["data"] = data
     object["action"] = action

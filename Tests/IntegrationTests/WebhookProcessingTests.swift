@@ -66,9 +66,12 @@ final class WebhookProcessingTests: DatabaseTestCase {
         let task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.title, "Crash when saving a draft")
         XCTAssertEqual(task?.repo, "acme/orch")
+        // The description's "Depends on ORCH-97": it waits, blocked, for a task that does not exist yet.
         XCTAssertEqual(
-            task?.state, TaskState(stage: .analysis, status: .active, track: .bug, auto: true),
+            task?.state, TaskState(stage: .analysis, status: .blocked, track: .bug, auto: true),
             "label bug → bug track; auto → auto")
+        let waitsFor = try await tasks.dependencies(workItem: "ORCH-98").map(\.dependsOn)
+        XCTAssertEqual(waitsFor, ["ORCH-97"])
         XCTAssertEqual(TaskTrack.bug.stages.contains(.architecture), false)
         // An update keeps the task current without moving its stage.
         let update = try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_state.json"))
@@ -85,7 +88,8 @@ final class WebhookProcessingTests: DatabaseTestCase {
         let task = try await tasks.task(workItem: "ORCH-98")
         XCTAssertEqual(task?.state.status, .cancelled)
         let history = try await tasks.history(workItem: "ORCH-98")
-        XCTAssertEqual(history.map(\.event), ["cancel"], "the redelivered STOP did not cancel twice")
+        // (It was blocked first: the fixture's description depends on ORCH-97.)
+        XCTAssertEqual(history.map(\.event), ["blocked", "cancel"], "the redelivered STOP did not cancel twice")
     }
 
     static let issueID = "c0ffee00-1111-4222-8333-444455556666"
