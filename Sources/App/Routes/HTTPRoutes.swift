@@ -54,6 +54,7 @@ enum HTTPRoutes {
                     planeSecretSet: configuration.webhookSecret(for: .plane) != nil,
                     giteaSecretSet: configuration.webhookSecret(for: .gitea) != nil,
                     insecure: configuration.insecureWebhooks, maxBodyBytes: configuration.webhookMaxBodyBytes),
+                MergeVerifyBlock(enabled: configuration.gates.mergeGate),
             ])
     }
 }
