@@ -39,6 +39,9 @@ public struct MergeLeaseStore: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> T
     ) async throws -> T? {
+        // A lease seen held is not tried: no connection opened just to be refused (a waiting
+        // merge looks twice a second). The try below stays the only judge of a free one.
+        guard try await !isHeld(repo: repo) else { return nil }
         var held = false
         do {
             let result = try await pool.withTryAdvisoryLock(Self.key(repo: repo)) { handle -> T in
@@ -92,16 +95,31 @@ public struct MergeLeaseStore: Sendable {
             [repo, TaskStore.stageJobKind, Self.waitReason])
     }
 
+    /// The merge leases granted in this database (`pid`, `objid` = `hashtext(repo)` as an oid),
+    /// from `pg_locks`; `$1` is the merge namespace.
+    static let grantedLeases = """
+        SELECT pid, objid FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = ($1::int)::oid
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """
+
+    /// Whether some session holds `repo`'s lease now.
+    func isHeld(repo: String) async throws -> Bool {
+        try await pool.query(
+            """
+            SELECT EXISTS (SELECT 1 FROM (\(Self.grantedLeases)) k WHERE k.objid = hashtext($2)::oid) AS held
+            """,
+            [AdvisoryLockKey.Namespace.merge, repo]
+        ).first!.decode("held")
+    }
+
     /// The leases held now, by repository: rows whose backend still holds the advisory lock.
     public func live() async throws -> [Lease] {
         try await pool.query(
             """
             SELECT l.repo, l.work_item, l.replica_id, l.since FROM merge_leases l
             WHERE EXISTS (
-                SELECT 1 FROM pg_locks k
-                WHERE k.locktype = 'advisory' AND k.granted AND k.pid = l.backend_pid AND k.objsubid = 2
-                  AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND k.classid = ($1::int)::oid AND k.objid = hashtext(l.repo)::oid)
+                SELECT 1 FROM (\(Self.grantedLeases)) k WHERE k.pid = l.backend_pid AND k.objid = hashtext(l.repo)::oid)
             ORDER BY l.repo
             """,
             [AdvisoryLockKey.Namespace.merge]

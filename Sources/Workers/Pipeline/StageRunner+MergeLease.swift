@@ -25,7 +25,7 @@ extension StageRunner {
             return true
         }
         guard ran == nil else { return }
-        outcome.logger.info("merge lease taken: the merge waits", metadata: ["merge.repo": "\(repo.repo)"])
+        outcome.logger.debug("merge lease taken: the merge waits", metadata: ["merge.repo": "\(repo.repo)"])
         throw JobPostponed(
             after: Self.mergeLeaseRetry, reason: "\(MergeLeaseStore.waitReason) of \(repo.repo)")
     }
