@@ -5,9 +5,9 @@ import Store
 extension StageRunner {
     /// How long a merge job that found its repository's lease taken is postponed. The normal
     /// release makes the waiting jobs due at once; a holder killed outright tells nobody, so this
-    /// bounds the hand-over then (plus the workers' poll interval, `ORCH_POLL_INTERVAL`). Short,
-    /// because a postponed job holds no worker slot and each look costs one claim and one
-    /// `pg_try_advisory_lock`.
+    /// bounds the hand-over then (the replica that postponed the job looks again when it is due,
+    /// before its next poll). Short: a postponed job holds no worker slot, and each look costs a
+    /// claim and a read of `pg_locks`.
     static let mergeLeaseRetry: Duration = .milliseconds(500)
 
     /// Runs the merge under the repository's merge lease, so two merges (with their
