@@ -15,8 +15,8 @@ import FoundationNetworking
 /// The merge stage through Gitea, read answer by answer: the stage runner's merge job runs against
 /// the real database and a Gitea stand-in that answers as Gitea does (routers/api/v1/repo/pull.go
 /// `MergePullRequest`), and every case ends in a merge, a postponement that costs no attempt, or a
-/// hold with the reason, never in a failed job with the task left active. One case runs a real
-/// `orchestrator serve` process end to end.
+/// hold with the reason, never in a failed job with the task left active. Two cases run real
+/// `orchestrator serve` processes end to end (the second, two replicas sharing a merge lease).
 final class GiteaMergeTests: DatabaseTestCase {
     var tasks: TaskStore!
     var jobs: JobStore!
@@ -145,7 +145,8 @@ final class GiteaMergeTests: DatabaseTestCase {
     }
 
     /// The task's pull request in a stand-in (its branch head `heads`, as `gitea(heads:)`), the
-    /// task at merge with it at A, and A's CI green when `green`.
+    /// task at merge with it at A, and A's CI green when `green`. The merge commit's CI is green
+    /// (as its status webhook records it), so a merge passes its verification at once.
     private func mergeReady(
         heads: [String] = [shaA], ciState: String = "pending", green: Bool = true
     ) async throws -> (GiteaStandIn, Int) {
@@ -153,6 +154,7 @@ final class GiteaMergeTests: DatabaseTestCase {
         let number = gitea.add(headRef: branch, headRepo: "acme/orch", headSHA: Self.shaA)
         try await taskAtMerge(number: number, head: Self.shaA)
         if green { try await status(Self.shaA, "success") }
+        try await status(Self.merged, "success", context: "ci/main")
         return (gitea, number)
     }
 

@@ -249,9 +249,27 @@ final class InMemoryGitea: GiteaAPI {
         var failingOpens = 0
         /// The work item each pull request's branch belongs to.
         var branches: [Int: String] = [:]
+        /// Every merge that merged, with when, and when its merge commit's CI was first seen
+        /// green (the end of its verification).
+        var mergeLog: [MergeCall] = []
+        /// The combined CI a merge commit shows when the test set none in `ci`.
+        var mergeCommitCI: CIState? = .success
+    }
+
+    /// One merge that merged, for checking that merges (with their verification) never overlap.
+    struct MergeCall: Sendable {
+        var number: Int
+        var mergeSHA: String
+        var merged: Date
+        var verified: Date?
     }
 
     static let mergeCommit = String(repeating: "m", count: 40)
+
+    /// The merge commit of pull request `number` (#1's is `mergeCommit`).
+    static func mergeCommit(of number: Int) -> String {
+        number == 1 ? mergeCommit : String(format: "%040d", number).replacingOccurrences(of: "0", with: "e")
+    }
     let git: InMemoryGit
     let state = Mutex(State())
 
@@ -294,7 +312,15 @@ final class InMemoryGitea: GiteaAPI {
     }
 
     func combinedStatus(repo: String, sha: String) async throws -> CIState? {
-        state.withLock { $0.ci[sha] }
+        state.withLock { state in
+            guard state.pulls.values.contains(where: { $0.mergeSHA == sha }) else { return state.ci[sha] }
+            let ci = state.ci[sha] ?? state.mergeCommitCI
+            if ci == .success, let index = state.mergeLog.lastIndex(where: { $0.mergeSHA == sha && $0.verified == nil })
+            {
+                state.mergeLog[index].verified = Date()
+            }
+            return ci
+        }
     }
 
     func merge(repo: String, number: Int, headSHA: String, message: String) async throws -> GiteaMergeResult {
@@ -304,9 +330,39 @@ final class InMemoryGitea: GiteaAPI {
             if answer == .merged {
                 state.pulls[number]?.merged = true
                 state.pulls[number]?.state = "closed"
-                state.pulls[number]?.mergeSHA = Self.mergeCommit
+                state.pulls[number]?.mergeSHA = Self.mergeCommit(of: number)
+                state.mergeLog.append(MergeCall(number: number, mergeSHA: Self.mergeCommit(of: number), merged: Date()))
             }
             return answer
         }
+    }
+}
+
+/// The in-memory git, Gitea and agent over a fresh scratch folder (removed by `remove()`), for
+/// suites that drive a `StageRunner`; the agent's replica is registered.
+struct StandInWorld {
+    let root: URL
+    let git: InMemoryGit
+    let gitea: InMemoryGitea
+    let agent: ScriptedAgent
+
+    /// `behaviour` is the agent's (by default: writes nothing and succeeds).
+    init(
+        pool: ConnectionPool, replicaID: String,
+        behaviour: @escaping @Sendable (AgentLauncher.Request) -> ScriptedAgent.Reply = { _ in .init() }
+    ) async throws {
+        try await ReplicaStore(pool: pool).register(
+            id: replicaID, name: replicaID, host: "test", pid: 1, role: "worker")
+        root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "orch-standins-\(UUID().uuidString.prefix(8))")
+        let logs = root.appendingPathComponent("logs")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        git = InMemoryGit(root: root.appendingPathComponent("worktrees"))
+        gitea = InMemoryGitea(git: git)
+        agent = ScriptedAgent(pool: pool, replicaID: replicaID, logs: logs, behaviour: behaviour)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(at: root)
     }
 }

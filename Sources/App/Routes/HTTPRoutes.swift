@@ -68,6 +68,7 @@ enum HTTPRoutes {
                     giteaSecretSet: configuration.webhookSecret(for: .gitea) != nil,
                     insecure: configuration.insecureWebhooks, maxBodyBytes: configuration.webhookMaxBodyBytes),
                 CoverageBlock(enabled: configuration.gates.coverageGate, repos: configuration.file.repos),
+                MergeVerifyBlock(enabled: configuration.gates.mergeGate),
             ])
     }
 }

@@ -19,6 +19,8 @@ extension StageRunner {
     /// head (`head_commit_id`), so a head that moved is never merged unchecked, and has Gitea
     /// delete the task branch. Each refusal is read for what it is: a conflict holds with Gitea's
     /// words, a moved head is recorded and its CI awaited, a moved base is tried again shortly.
+    /// Once merged, the merge commit's CI is verified before the stage passes
+    /// (`StageRunner+MergeVerification.swift`).
     func mergeThroughGitea(
         _ task: TaskRecord, repo: RepositorySettings, client: any GiteaAPI, outcome: StageOutcome, logger: Logger
     ) async throws {
@@ -36,7 +38,7 @@ extension StageRunner {
                 return
             }
             if pull.merged {
-                try await passMerged(pull, number: number, workItem: task.workItem, outcome: outcome)
+                try await passMerged(pull, number: number, task: task, repo: repo, client: client, outcome: outcome)
                 return
             }
             guard pull.state == "open" else {
@@ -54,12 +56,12 @@ extension StageRunner {
                     try await outcome.apply(.held, reason: "Gitea merged PR #\(number) but does not show it merged")
                     return
                 }
-                try await passMerged(merged, number: number, workItem: task.workItem, outcome: outcome)
+                try await passMerged(merged, number: number, task: task, repo: repo, client: client, outcome: outcome)
                 return
             case .notMergeable(let message):
                 // A retried job may find it merged meanwhile: that is success, not a hold.
                 if let now = try await client.pullRequest(repo: repo.repo, number: number), now.merged {
-                    try await passMerged(now, number: number, workItem: task.workItem, outcome: outcome)
+                    try await passMerged(now, number: number, task: task, repo: repo, client: client, outcome: outcome)
                 } else {
                     try await outcome.apply(.held, reason: "PR #\(number) not mergeable: \(message.prefix(300))")
                 }
@@ -135,15 +137,25 @@ extension StageRunner {
         }
     }
 
-    /// Passes the merge stage with the merge commit Gitea made; without one (deploy needs it) the
-    /// task is held.
+    /// Passes the merge stage with the merge commit Gitea made, once its CI is verified (with the
+    /// merge gate on and the repository's CI required); without a merge commit (deploy needs it)
+    /// the task is held. A job retried after its replica died comes here through the PR already
+    /// merged, so it verifies the same merge commit and never merges twice.
     private func passMerged(
-        _ pull: PullRequestSnapshot, number: Int, workItem: String, outcome: StageOutcome
+        _ pull: PullRequestSnapshot, number: Int, task: TaskRecord, repo: RepositorySettings, client: any GiteaAPI,
+        outcome: StageOutcome
     ) async throws {
+        let workItem = task.workItem
         guard let mergeSHA = pull.mergeSHA else {
             try await outcome.apply(
                 .held, reason: "PR #\(number) is merged but Gitea shows no merge commit (deploy needs it)")
             return
+        }
+        if settings.switches.mergeGate, repo.ci == .required {
+            guard
+                try await verifyMergeCommit(
+                    mergeSHA, task: task, number: number, repo: repo, client: client, outcome: outcome)
+            else { return }
         }
         try await outcome.apply(.stagePassed, reason: "PR #\(number) merged as \(mergeSHA.prefix(12))") { connection in
             try await TaskStore.recordMerge(workItem: workItem, sha: mergeSHA, on: connection)

@@ -9,8 +9,10 @@ import Store
 /// let the gate judge this run's committed work: pass → the next stage (or `awaiting_approval`
 /// without `auto`; the transition enqueues the next job), fail → the stage again with the gate's
 /// message as feedback, up to a limit, then the task fails and a lesson is recorded; review
-/// `REQUEST_CHANGES` → back to development, bounded. Merge merges through the Gitea API once CI is
-/// green (`StageRunner+GiteaMerge.swift`) or, without Gitea, with git; deploy runs `deploy_command`
+/// `REQUEST_CHANGES` → back to development, bounded. Merge, under the repository's merge lease
+/// (`StageRunner+MergeLease.swift`), merges through the Gitea API once CI is green and then
+/// verifies the merge commit's CI (`StageRunner+GiteaMerge.swift`,
+/// `StageRunner+MergeVerification.swift`) or, without Gitea, with git; deploy runs `deploy_command`
 /// on the merge commit when there is one. A job for a task that moved on meanwhile does nothing, so
 /// running a job twice is harmless; a job that fails for good holds (or fails) its task.
 public struct StageRunner: Sendable {
@@ -74,6 +76,8 @@ public struct StageRunner: Sendable {
     let runs: AgentRunStore
     /// Where a watched deploy hands over to its post-deploy watch.
     let watches: DeployWatchStore
+    /// Per repository one merge (and its verification) at a time across all replicas.
+    let mergeLeases: MergeLeaseStore
     /// One stage of a task at a time on this replica: a job whose lease moved here while the stale
     /// run of the same task is still being stopped waits for it rather than resetting the worktree
     /// under a live agent.
@@ -112,6 +116,7 @@ public struct StageRunner: Sendable {
         self.breakers = CircuitBreakerStore(pool: pool)
         self.runs = AgentRunStore(pool: pool)
         self.watches = DeployWatchStore(pool: pool)
+        self.mergeLeases = MergeLeaseStore(pool: pool)
     }
 
     var policy: StagePolicy {
@@ -173,10 +178,12 @@ public struct StageRunner: Sendable {
             try await agentStage(
                 task, repo: repo, attempt: attempt, feedback: payload.feedback, outcome: outcome, logger: logger)
         case .merge:
-            if let gitea {
-                try await mergeThroughGitea(task, repo: repo, client: gitea, outcome: outcome, logger: logger)
-            } else {
-                try await mergeLocally(task, repo: repo, outcome: outcome, logger: logger)
+            try await underMergeLease(task, repo: repo, outcome: outcome) {
+                if let gitea {
+                    try await mergeThroughGitea(task, repo: repo, client: gitea, outcome: outcome, logger: logger)
+                } else {
+                    try await mergeLocally(task, repo: repo, outcome: outcome, logger: logger)
+                }
             }
         case .deploy:
             try await deploy(task, repo: repo, attempt: attempt, outcome: outcome, logger: logger)

@@ -397,6 +397,15 @@ public final class QueueWorker: Service, Sendable {
                 let recorded = try await postponed.record(lease, in: store)
                 metrics.count(kind: job.kind, recorded ? .postponed : .notOwner)
                 log(.info, "job postponed", ["job.due": "\(postponed.due)", "job.reason": "\(postponed.reason)"])
+                if recorded, case .after(let delay) = postponed.due, delay < configuration.pollInterval {
+                    // Due before the next poll (a merge waiting for a lease looks again in half a
+                    // second): look then, rather than round the wait up to the poll interval.
+                    // Nobody else may tell: a lease whose holder was killed frees silently.
+                    Task {
+                        try? await Task.sleep(for: delay)
+                        wake.yield()
+                    }
+                }
             case .timedOut, .stopped(.timedOut):
                 try await fail(
                     job, lease: lease, message: "timed out after \(registry.handler(for: job.kind)?.timeout ?? .zero)",
