@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Orchestration overhead per stage (issue #4): TASKS work items (default 50, so 200 agent stages)
-# walk the pipeline on one replica with the example agent, against a local bare git remote. From the
-# database timestamps it prints, p50/p99 over every agent stage:
+# Orchestration overhead per stage (issue #4) with the repository gates on (issue #12): TASKS work
+# items (default 20, so 80 agent stages) over REPOS repositories (default 4, round robin; each
+# repository's serial gate lets one task past analysis at a time) walk the pipeline on one replica
+# with the example agent, against local bare git remotes. From the database timestamps it prints,
+# p50/p99 over every agent stage:
 #   - claim → agent start: the run_stage job's claimed_at → the agent process spawned, minus the
 #     git fetch + worktree time (reported separately);
 #   - agent exit → next job claimable: the agent process exited → the next stage's job created
@@ -12,7 +14,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages git curl
 
-tasks="${TASKS:-50}"
+tasks="${TASKS:-20}"
+repos="${REPOS:-4}"
 pids=()
 work="$(mktemp -d /tmp/orch-bench-pipeline.XXXXXX)"
 chmod 755 "$work"
@@ -25,34 +28,39 @@ cleanup() {
 trap cleanup EXIT
 bench_database_and_binary
 
-remote="$work/remote.git"
-seed_bare_remote "$remote" "# bench"
 python="$(command -v /usr/bin/python3 || command -v python3)"
-cat >"$work/config.yaml" <<YAML
-repos:
-  - project: BENCH
-    plane_project_id: 22222222-3333-4444-8555-666666666666
-    repo: bench/project
-    clone_url: $remote
+{
+  echo "repos:"
+  for r in $(seq 0 $((repos - 1))); do
+    seed_bare_remote "$work/remote-$r.git" "# bench $r" >/dev/null
+    cat <<YAML
+  - project: BENCH$r
+    plane_project_id: 22222222-3333-4444-8555-00000000000$r
+    repo: bench/project-$r
+    clone_url: $work/remote-$r.git
     default_branch: main
     test_command: ["true"]
+YAML
+  done
+  cat <<YAML
 agents:
   default: { command: ["$python", "$PWD/examples/agent/agent.py"], timeout: 2m }
 YAML
+} >"$work/config.yaml"
 port="$(free_port)"
 ORCH_CONFIG="$work/config.yaml" ORCH_WORKDIR="$work/work" ORCH_PLANE_WEBHOOK_SECRET=bench ORCH_PORT="$port" \
   ORCH_HOST=127.0.0.1 ORCH_LOG_LEVEL=warning ORCH_MAX_CONCURRENCY="${CONCURRENCY:-4}" "$bin" serve --no-migrate >"$work/replica.log" 2>&1 &
 pids+=($!)
 wait_ready "http://127.0.0.1:$port/health/ready" "$work/replica.log"
 
-echo "== $tasks tasks (auto, full track: 4 agent stages each) on one replica, example agent, local git remote"
+echo "== $tasks tasks over $repos repositories (auto, full track: 4 agent stages each; gates on, max_active_tasks 1) on one replica, example agent, local git remotes"
 started=$(date +%s.%N)
-python3 - "$tasks" "http://127.0.0.1:$port/webhook/plane" <<'PY'
+python3 - "$tasks" "http://127.0.0.1:$port/webhook/plane" "$repos" <<'PY'
 import hashlib, hmac, json, sys, urllib.request
-count, url = int(sys.argv[1]), sys.argv[2]
+count, url, repos = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 for n in range(1, count + 1):
     body = json.dumps({"event": "issue", "action": "created", "data": {
-        "id": f"bench-{n}", "sequence_id": n, "project": "22222222-3333-4444-8555-666666666666",
+        "id": f"bench-{n}", "sequence_id": n, "project": f"22222222-3333-4444-8555-00000000000{n % repos}",
         "name": f"Bench item {n}", "labels": [{"name": "auto"}]}}).encode()
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json", "X-Plane-Signature": hmac.new(b"bench", body, hashlib.sha256).hexdigest()})
@@ -87,3 +95,21 @@ SELECT format(E'stages measured: %s\nclaim → agent start (excl. git): p50 %s m
   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY workspace_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY workspace_ms)::numeric, 1),
   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY git_after_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY git_after_ms)::numeric, 1))
 FROM figures WHERE end_ms IS NOT NULL"
+q "
+WITH opened AS (
+  SELECT t.work_item, e.at AS opened_at FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE e.event = 'gate_opened'
+), next_run AS (
+  SELECT o.opened_at, a.spawned_at, a.workspace_ms FROM opened o
+  JOIN LATERAL (SELECT spawned_at, workspace_ms FROM agent_runs r
+                WHERE r.work_item = o.work_item AND r.stage <> 'analysis' AND r.spawned_at >= o.opened_at
+                ORDER BY r.id LIMIT 1) a ON true
+), figures AS (
+  SELECT extract(epoch FROM spawned_at - opened_at) * 1000 AS gap_ms,
+         extract(epoch FROM spawned_at - opened_at) * 1000 - coalesce(workspace_ms, 0) AS gap_excl_git_ms
+  FROM next_run
+)
+SELECT format(E'serial gate hand-overs: %s\nprevious task done → next task of the repository has its agent started: p50 %s ms  p99 %s ms (excl. git: p50 %s ms  p99 %s ms)',
+  count(*),
+  round(percentile_cont(0.5) WITHIN GROUP (ORDER BY gap_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY gap_ms)::numeric, 1),
+  round(percentile_cont(0.5) WITHIN GROUP (ORDER BY gap_excl_git_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY gap_excl_git_ms)::numeric, 1))
+FROM figures"

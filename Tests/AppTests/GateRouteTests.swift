@@ -107,6 +107,23 @@ final class GateRouteTests: DatabaseTestCase {
         XCTAssertEqual(started?.state.status, .active)
     }
 
+    func testTheAutoLabelsBlockShowsTheLabelsAndTheirSwitch() async throws {
+        let app = Application(
+            router: HTTPRoutes.router(
+                pool: database.pool,
+                configuration: try AppConfiguration(environment: [
+                    "ORCH_ADMIN_TOKEN": Self.token, "ORCH_CONFIG": config.path, "ORCH_AUTO_LABELS_ENABLED": "0",
+                ])))
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/queue", method: .get, headers: Self.auth) { response in
+                let block = Self.object(response.body)["auto_labels"] as? [String: Any]
+                XCTAssertEqual(block?["enabled"] as? Bool, false)
+                XCTAssertEqual(block?["labels"] as? [String: String], ["auto": "auto", "bug": "bug", "stop": "STOP"])
+                XCTAssertEqual(block?["auto_tasks"] as? Int, 0)
+            }
+        }
+    }
+
     func testDependenciesThroughTheAPIAndTheTaskDepsBlock() async throws {
         try await newTask("APP-5")
         try await app().test(.router) { client in

@@ -80,6 +80,22 @@ final class WebhookProcessingTests: DatabaseTestCase {
         XCTAssertEqual(count, 1)
     }
 
+    /// With `ORCH_AUTO_LABELS_ENABLED=0` the `auto` and `bug` labels drive nothing: full track,
+    /// approval after each agent stage. STOP still cancels.
+    func testLabelsSwitchedOffLeaveEveryTaskOnTheFullTrackWithApproval() async throws {
+        let repo = RepositorySettings(
+            project: "ORCH", planeProjectID: Self.projectID, repo: "acme/orch", cloneURL: "/srv/git/orch",
+            defaultBranch: "main", testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
+        processor = WebhookProcessor(pool: database.pool, repos: [repo], labels: LabelSettings(enabled: false))
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.track, .full)
+        XCTAssertEqual(task?.state.auto, false)
+        let (_, reason) = try await deliver(
+            "plane", "issue.updated", try fixture("plane/issue_updated_stop_label.json"))
+        XCTAssertEqual(reason, "ORCH-98 cancelled by the STOP label")
+    }
+
     func testStopLabelCancelsTheTask() async throws {
         try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
         let (_, reason) = try await deliver(

@@ -150,6 +150,7 @@ struct AppConfiguration: Sendable {
         webhookMaxBodyBytes = try env.integer("ORCH_WEBHOOK_MAX_BODY", default: 1 << 20, range: 1024...(64 << 20))
         adminToken = environment["ORCH_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         file = try env.string("ORCH_CONFIG").map(ConfigFile.load(path:)) ?? ConfigFile()
+        file.labels.enabled = try env.flag("ORCH_AUTO_LABELS_ENABLED", default: true)
     }
 
     private static func planeAPI(_ env: EnvironmentReader) throws -> PlaneAPISettings? {

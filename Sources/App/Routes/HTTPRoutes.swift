@@ -55,6 +55,7 @@ enum HTTPRoutes {
             blocks: [
                 ResilienceBlock(settings: configuration.breaker),
                 StopBlock(label: configuration.file.labels.stop),
+                AutoLabelsBlock(labels: configuration.file.labels),
                 BugFastTrackBlock(label: configuration.file.labels.bug),
                 ReaperBlock(
                     enabled: configuration.reaperEnabled, heartbeatTTL: configuration.heartbeatTTL,

@@ -104,3 +104,16 @@ extension TaskStore {
         return byRepo
     }
 }
+
+extension TaskStore {
+    /// Of the tasks not finished, how many run without approval and how many are on the bug track.
+    public func openTaskLabelCounts() async throws -> (auto: Int, bug: Int) {
+        let row = try await pool.query(
+            """
+            SELECT count(*) FILTER (WHERE auto) AS auto, count(*) FILTER (WHERE track = 'bug') AS bug
+            FROM tasks WHERE status NOT IN ('done', 'failed', 'cancelled')
+            """
+        ).first!
+        return (try row.decode("auto"), try row.decode("bug"))
+    }
+}

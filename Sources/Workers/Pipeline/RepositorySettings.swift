@@ -57,10 +57,16 @@ public struct LabelSettings: Sendable, Equatable {
     public var bug: String
     public var stop: String
 
-    /// The defaults: `auto`, `bug`, `STOP`.
-    public init(auto: String = "auto", bug: String = "bug", stop: String = "STOP") {
+    /// Whether `auto` and `bug` drive behaviour (`ORCH_AUTO_LABELS_ENABLED`, on by default). Off,
+    /// every task takes the full track and waits for approval after each agent stage; the STOP
+    /// label always cancels.
+    public var enabled: Bool
+
+    /// The defaults: `auto`, `bug`, `STOP`, on.
+    public init(auto: String = "auto", bug: String = "bug", stop: String = "STOP", enabled: Bool = true) {
         self.auto = auto
         self.bug = bug
         self.stop = stop
+        self.enabled = enabled
     }
 }

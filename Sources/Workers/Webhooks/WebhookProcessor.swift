@@ -118,8 +118,9 @@ public struct WebhookProcessor: Sendable {
             do {
                 created = try await tasks.upsert(
                     workItem: workItem, repo: repo.repo, title: data.name, description: description, labels: names,
-                    track: lower.contains(labels.bug.lowercased()) ? .bug : .full,
-                    auto: names == nil ? nil : lower.contains(labels.auto.lowercased()), planeIssueID: data.id,
+                    track: labels.enabled && lower.contains(labels.bug.lowercased()) ? .bug : .full,
+                    auto: names == nil ? nil : labels.enabled && lower.contains(labels.auto.lowercased()),
+                    planeIssueID: data.id,
                     planeProjectID: data.project, planeState: data.stateName,
                     planeUpdatedAt: stamp.flatMap(Date.init(timestamp:)),
                     dependsOn: dependencies ? description.map(DependencyLines.parse) : nil
