@@ -93,6 +93,30 @@ final class SerialGateStoreTests: DatabaseTestCase {
         XCTAssertEqual(gate?.frozen, false)
     }
 
+    /// The story: a red merge commit holds the task and freezes the repository; the next
+    /// task waits; an unfreeze lets it start (the held task gave its slot up).
+    func testAHoldAndAFreezeStopTheNextTaskUntilUnfrozen() async throws {
+        try await newTask("APP-7")
+        try await newTask("APP-8")
+        for _ in 0..<4 { try await pass("APP-7") }
+        let observed1 = try await state("APP-7")?.stage
+        XCTAssertEqual(observed1, .merge)
+        try await pass("APP-8")
+        let observed2 = try await state("APP-8")?.status
+        XCTAssertEqual(observed2, .waiting)
+        _ = try await tasks.apply(.held, workItem: "APP-7", actor: "test", reason: "merge commit m7 is red") {
+            connection in
+            _ = try await RepositoryGateStore.freeze(
+                repo: self.repo, reason: "merge commit m7 is red", workItem: "APP-7", on: connection)
+        }
+        let observed3 = try await state("APP-8")?.status
+        XCTAssertEqual(observed3, .waiting, "frozen: the freed slot is not taken")
+        let unfrozen = try await tasks.unfreeze(repo: repo)
+        XCTAssertEqual(unfrozen.started, ["APP-8"])
+        let observed4 = try await state("APP-7")?.status
+        XCTAssertEqual(observed4, .held)
+    }
+
     func testACancelledTaskFreesItsSlotAndOtherRepositoriesAreNotAffected() async throws {
         try await newTask("APP-4")
         try await newTask("APP-5")

@@ -12,9 +12,9 @@ final class SerialGateTests: XCTestCase {
         XCTAssertTrue(SerialGate.occupies(TaskState(stage: .architecture, status: .active, track: .full, auto: true)))
         XCTAssertTrue(
             SerialGate.occupies(TaskState(stage: .development, status: .awaitingApproval, track: .full, auto: false)))
-        // A held merge keeps its slot; a waiting, failed, cancelled or finished task has none.
-        XCTAssertTrue(SerialGate.occupies(TaskState(stage: .merge, status: .held, track: .full, auto: true)))
-        for status in [TaskStatus.waiting, .failed, .cancelled, .blocked] {
+        // A held, waiting, failed, cancelled or finished task has no slot: a freeze is what stops
+        // the next task after a bad merge, and an unfreeze lets it go.
+        for status in [TaskStatus.held, .waiting, .failed, .cancelled, .blocked] {
             XCTAssertFalse(SerialGate.occupies(TaskState(stage: .merge, status: status, track: .full, auto: true)))
         }
         XCTAssertFalse(SerialGate.occupies(TaskState(stage: .done, status: .done, track: .full, auto: true)))
@@ -63,8 +63,10 @@ final class SerialGateTests: XCTestCase {
             try TaskLifecycle.decide(.stagePassed, from: deploying, visit: 7).actions,
             [.openSerialGate, .releaseDependents])
         XCTAssertTrue(try TaskLifecycle.decide(.cancel, from: deploying, visit: 7).actions.contains(.openSerialGate))
-        let held = TaskState(stage: .merge, status: .held, track: .full, auto: true)
-        XCTAssertTrue(try TaskLifecycle.decide(.cancel, from: held, visit: 7).actions.contains(.openSerialGate))
+        let merging = TaskState(stage: .merge, status: .active, track: .full, auto: true)
+        XCTAssertEqual(
+            try TaskLifecycle.decide(.held, from: merging, visit: 7).actions,
+            [.recordLesson(type: "merge_hold", rootCause: nil), .openSerialGate])
         // Moving between stages keeps the slot: nothing to open.
         let developing = TaskState(stage: .development, status: .active, track: .full, auto: true)
         XCTAssertEqual(

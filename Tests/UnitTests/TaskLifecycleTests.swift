@@ -182,7 +182,8 @@ final class TaskLifecycleTests: XCTestCase {
         XCTAssertEqual(held.eventName, "stage_error")
         XCTAssertEqual(held.state, TaskState(stage: .development, status: .held, track: .full, auto: true))
         XCTAssertEqual(held.visit, 3)
-        XCTAssertEqual(held.actions, [.recordLesson(type: "transient_exhaustion", rootCause: "push rejected")])
+        XCTAssertEqual(
+            held.actions, [.recordLesson(type: "transient_exhaustion", rootCause: "push rejected"), .openSerialGate])
         let failed = try TaskLifecycle.decide(
             .stageErrored(reason: "no agent", canRetry: false), from: development, visit: 3)
         XCTAssertEqual(failed.state.status, .failed)
@@ -190,10 +191,11 @@ final class TaskLifecycleTests: XCTestCase {
         let merge = TaskState(stage: .merge, status: .active, track: .full, auto: true)
         let mergeHeld = try TaskLifecycle.decide(
             .stageErrored(reason: "Gitea down", canRetry: true), from: merge, visit: 5)
-        XCTAssertEqual(mergeHeld.actions, [.recordLesson(type: "merge_hold", rootCause: "Gitea down")])
+        XCTAssertEqual(
+            mergeHeld.actions, [.recordLesson(type: "merge_hold", rootCause: "Gitea down"), .openSerialGate])
         XCTAssertEqual(
             try TaskLifecycle.decide(.held, from: merge, visit: 5).actions,
-            [.recordLesson(type: "merge_hold", rootCause: nil)])
+            [.recordLesson(type: "merge_hold", rootCause: nil), .openSerialGate])
         let retried = try TaskLifecycle.decide(.retry, from: held.state, visit: held.visit)
         XCTAssertEqual(
             retried.actions, [.enqueueStage(StageVisit(stage: .development, visit: 4), attempt: 0, feedback: nil)])

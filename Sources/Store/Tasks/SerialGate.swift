@@ -12,11 +12,12 @@ public enum SerialGate {
     }
 
     /// Whether a task in `state` holds one of its repository's slots: past its track's first
-    /// stage, not done, and active, awaiting approval or held (a held merge keeps its slot until
-    /// an operator retries or cancels it: the next task should not merge past a broken one).
+    /// stage, not done, and active or awaiting approval. A held task gives its slot up: it waits
+    /// for an operator, and what stops the next task after a bad merge or deploy is the
+    /// repository's freeze, which an operator clears (`/serial-gate/unfreeze`) to let it go.
     public static func occupies(_ state: TaskState) -> Bool {
         guard state.stage != .done, state.stage != state.track.stages.first else { return false }
-        return [.active, .awaitingApproval, .held].contains(state.status)
+        return [.active, .awaitingApproval].contains(state.status)
     }
 
     /// The verdict for a repository with `occupied` slots taken of `limit` (nil: no limit).

@@ -185,13 +185,23 @@ public struct TaskStore: Sendable {
                 lesson.stage = task.state.stage.rawValue
                 lesson.repo = task.repo
                 _ = try await LessonStore.record(lesson, on: connection)
+            case .openSerialGate, .releaseDependents:
+                break
+            }
+        }
+        try await alongside?(connection)
+        // Other tasks start last: after the outcome's own writes, so a freeze written alongside a
+        // hold keeps the slot the hold frees from being taken in the same transaction.
+        for action in transition.actions {
+            switch action {
             case .openSerialGate:
                 if let repo = task.repo { try await openSerialGate(repo: repo, on: connection) }
             case .releaseDependents:
                 try await releaseDependents(of: workItem, on: connection)
+            default:
+                break
             }
         }
-        try await alongside?(connection)
         return try TaskRecord(row: updated)
     }
 
