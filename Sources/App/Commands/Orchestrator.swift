@@ -38,7 +38,7 @@ func makeLogger(label: String, level: Logger.Level) -> Logger {
 }
 
 private enum LoggingBootstrap {
-    static let once: Void = LoggingSystem.bootstrap(StreamLogHandler.standardError)
+    static let once: Void = LoggingSystem.bootstrap { LazyMetadataLogHandler(label: $0) }
 }
 
 /// Loads the configuration or exits with a message naming the bad key, and hands its secrets to

@@ -23,17 +23,6 @@ struct WebhookRoutes: Sendable {
         self.configuration = configuration
     }
 
-    private struct Accepted: Encodable {
-        let ok = true
-        let id: Int64
-        let status: String
-    }
-
-    private struct Duplicate: Encodable {
-        let ok = true
-        let duplicate = true
-    }
-
     func register(on router: Router<BasicRequestContext>) {
         router.post("/webhook/plane") { request, context in
             await handle(.plane, request: request, context: context)
@@ -103,11 +92,11 @@ struct WebhookRoutes: Sendable {
         do {
             switch try await inbox.submit(delivery) {
             case .accepted(let id, _):
-                return (json(Accepted(id: id, status: "accepted"), status: .accepted), .accepted)
+                return (WebhookAnswer.stored(id: id, status: "accepted"), .accepted)
             case .ignored(let id):
-                return (json(Accepted(id: id, status: "ignored"), status: .accepted), .ignored)
+                return (WebhookAnswer.stored(id: id, status: "ignored"), .ignored)
             case .duplicate:
-                return (json(Duplicate(), status: .ok), .duplicate)
+                return (WebhookAnswer.duplicate(), .duplicate)
             }
         } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
             // JSON that PostgreSQL's jsonb refuses (a \u0000 escape, a lone surrogate): bad input.

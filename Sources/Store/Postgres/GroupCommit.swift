@@ -93,7 +93,7 @@ public final class GroupCommit<Item: Sendable, Output: Sendable>: Sendable {
         }
         let results: [Result<Output, any Error>]
         do {
-            let written = try await flush([item] + others.map(\.item))
+            let written = try await flush([item] + others.map { $0.item })
             precondition(
                 written.count == others.count + 1,
                 "GroupCommit flush returned \(written.count) results for \(others.count + 1) items")

@@ -90,16 +90,20 @@ public struct WebhookStore: Sendable {
             )
         }
         let sorted = order.map { deliveries[$0] }
-        // Job ids are drawn first so each delivery row names its job without a second write.
+        // Job ids are drawn first so each delivery row names its job without a second write. The
+        // sequence is looked up once per statement (an InitPlan), not once per row: by name per row
+        // it cost a catalog lookup and a text-to-regclass cast for every delivery.
         let rows = try await pool.query(
             """
-            WITH input AS (
+            WITH job_sequence AS (
+                SELECT pg_get_serial_sequence('jobs', 'id')::regclass AS seq
+            ), input AS (
                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
                     WITH ORDINALITY AS i (source, delivery_id, body_sha256, event, payload, reason, ord)
             ), delivery AS (
                 INSERT INTO webhook_deliveries (source, delivery_id, body_sha256, event, status, reason, payload, job_id)
                 SELECT source, delivery_id, body_sha256, event, CASE WHEN reason IS NULL THEN $8 ELSE $9 END,
-                       reason, payload::jsonb, CASE WHEN reason IS NULL THEN nextval(pg_get_serial_sequence('jobs', 'id')) END
+                       reason, payload::jsonb, CASE WHEN reason IS NULL THEN nextval((SELECT seq FROM job_sequence)) END
                 FROM input ORDER BY ord
                 ON CONFLICT DO NOTHING
                 RETURNING id, job_id, source, delivery_id, body_sha256
@@ -115,9 +119,9 @@ public struct WebhookStore: Sendable {
             FROM delivery d
             """,
             [
-                PostgresArray(sorted.map(\.source)), PostgresArray(sorted.map(\.deliveryID)),
-                PostgresArray(sorted.map(\.bodySHA256)), PostgresArray(sorted.map(\.event)),
-                PostgresArray(sorted.map(\.payload.text)), PostgresArray(sorted.map(\.ignoredReason)),
+                PostgresArray(sorted.map { $0.source }), PostgresArray(sorted.map { $0.deliveryID }),
+                PostgresArray(sorted.map { $0.bodySHA256 }), PostgresArray(sorted.map { $0.event }),
+                PostgresArray(sorted.map { $0.payload.text }), PostgresArray(sorted.map { $0.ignoredReason }),
                 ProcessWebhookJob.kind, DeliveryStatus.pending, DeliveryStatus.ignored, ProcessWebhookJob.queue,
                 ProcessWebhookJob.deliveryIDField, ProcessWebhookJob.maxAttempts, ProcessWebhookJob.dedupePrefix,
             ])

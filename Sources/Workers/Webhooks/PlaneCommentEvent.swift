@@ -19,8 +19,18 @@ public struct PlaneCommentEvent: Decodable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        action = try container.decode(String.self, forKey: .action)
-        comment = try container.decode(PlaneComment.self, forKey: .data)
-        actorName = container.lenient(Activity.self, forKey: .activity)?.actor?.display_name
+        try self.init(
+            action: try container.decode(String.self, forKey: .action), data: .data, activity: .activity,
+            in: container)
+    }
+
+    /// Reads the event from the body's container, already open and its `action` read, so the body
+    /// (``PlaneWebhookBody``) is not opened and read a second time for every delivery.
+    init<Key: CodingKey>(
+        action: String, data: Key, activity: Key, in container: KeyedDecodingContainer<Key>
+    ) throws {
+        self.action = action
+        comment = try container.decode(PlaneComment.self, forKey: data)
+        actorName = container.lenient(Activity.self, forKey: activity)?.actor?.display_name
     }
 }

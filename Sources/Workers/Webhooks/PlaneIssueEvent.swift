@@ -23,12 +23,17 @@ public enum PlaneIssueEvent: Decodable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        let action = try container.decode(String.self, forKey: .action)
+        try self.init(action: try container.decode(String.self, forKey: .action), data: .data, in: container)
+    }
+
+    /// Reads the event from the body's container, already open and its `action` read, so the body
+    /// (``PlaneWebhookBody``) is not opened and read a second time for every delivery.
+    init<Key: CodingKey>(action: String, data key: Key, in container: KeyedDecodingContainer<Key>) throws {
         if action == "deleted" {
-            let data = try container.nestedContainer(keyedBy: DeletedKeys.self, forKey: .data)
+            let data = try container.nestedContainer(keyedBy: DeletedKeys.self, forKey: key)
             self = .deleted(issueID: try data.decode(String.self, forKey: .id))
         } else {
-            self = .written(action: action, try container.decode(PlaneIssue.self, forKey: .data))
+            self = .written(action: action, try container.decode(PlaneIssue.self, forKey: key))
         }
     }
 }

@@ -3,7 +3,7 @@ struct PlaneWebhookBody: Decodable {
     let event: WebhookEvent
 
     private enum CodingKeys: String, CodingKey {
-        case event, action
+        case event, action, data, activity
     }
 
     init(from decoder: any Decoder) throws {
@@ -11,8 +11,10 @@ struct PlaneWebhookBody: Decodable {
         let event = try container.decode(String.self, forKey: .event)
         let action = try container.decode(String.self, forKey: .action)
         switch event {
-        case "issue": self.event = .planeIssue(try PlaneIssueEvent(from: decoder))
-        case "issue_comment": self.event = .planeComment(try PlaneCommentEvent(from: decoder))
+        case "issue": self.event = .planeIssue(try PlaneIssueEvent(action: action, data: .data, in: container))
+        case "issue_comment":
+            self.event = .planeComment(
+                try PlaneCommentEvent(action: action, data: .data, activity: .activity, in: container))
         default: self.event = .unhandled(name: "\(event).\(action)", reason: "Plane event '\(event)' is not handled")
         }
     }
