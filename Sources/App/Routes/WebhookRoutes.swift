@@ -19,7 +19,10 @@ struct WebhookRoutes: Sendable {
     let metrics = WebhookMetrics()
 
     init(store: WebhookStore, configuration: AppConfiguration) {
-        self.inbox = GroupCommit(maxBatch: 64, maxConcurrentFlushes: 2) { try await store.record(batch: $0) }
+        // One flush at a time: deliveries arriving meanwhile make the next batch bigger, and on a
+        // saturated machine fewer, larger commits beat two pipelined ones (bench-webhooks on two
+        // cores: 0.83 of raw.insert_1row twice, against 0.76–0.82 with two).
+        self.inbox = GroupCommit(maxBatch: 64, maxConcurrentFlushes: 1) { try await store.record(batch: $0) }
         self.configuration = configuration
     }
 
