@@ -68,25 +68,35 @@ for n in range(1, count + 1):
 PY
 q() { psql -X -A -t -q -c "$1"; }
 for _ in $(seq 1 1200); do
-  done_count="$(q "SELECT count(*) FROM tasks WHERE status = 'done'")"
   ended="$(q "SELECT count(*) FROM tasks WHERE status IN ('done', 'failed', 'cancelled')")"
   [ "$ended" -ge "$tasks" ] && break
   sleep 0.5
 done
+done_count="$(q "SELECT count(*) FROM tasks WHERE status = 'done'")"
 elapsed=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
 echo "tasks done: $done_count of $tasks in ${elapsed}s"
+q "SELECT format('  not done: %s %s/%s: %s', t.work_item, t.stage, t.status,
+          (SELECT e.reason FROM task_events e WHERE e.task_id = t.id ORDER BY e.id DESC LIMIT 1))
+   FROM tasks t WHERE t.status <> 'done' ORDER BY t.id"
 q "
 WITH runs AS (
   SELECT a.work_item, j.id AS job_id, j.claimed_at, a.spawned_at, a.exited_at, a.workspace_ms, a.git_after_ms
   FROM agent_runs a JOIN jobs j ON j.id = a.job_id
   WHERE a.exit_code = 0 AND a.spawned_at IS NOT NULL AND a.workspace_ms IS NOT NULL
-), figures AS (
-  SELECT extract(epoch FROM r.spawned_at - r.claimed_at) * 1000 - r.workspace_ms AS start_ms,
-         extract(epoch FROM (SELECT min(n.created_at) FROM jobs n
-                             WHERE n.kind = 'run_stage' AND n.payload->>'work_item' = r.work_item AND n.id > r.job_id)
-                 - r.exited_at) * 1000 - r.git_after_ms AS end_ms,
-         r.workspace_ms, r.git_after_ms
+), next_jobs AS (
+  SELECT r.*, (SELECT min(n.created_at) FROM jobs n
+               WHERE n.kind = 'run_stage' AND n.payload->>'work_item' = r.work_item AND n.id > r.job_id) AS next_created
   FROM runs r
+), figures AS (
+  -- A stage that passed into the serial gate's wait has its next job created when the gate
+  -- opens: that wait is the gate's (measured below), not the pipeline's overhead.
+  SELECT extract(epoch FROM r.spawned_at - r.claimed_at) * 1000 - r.workspace_ms AS start_ms,
+         CASE WHEN NOT EXISTS (SELECT 1 FROM task_events e JOIN tasks t ON t.id = e.task_id
+                               WHERE t.work_item = r.work_item AND e.event = 'gate_opened'
+                                 AND e.at BETWEEN r.exited_at AND r.next_created)
+              THEN extract(epoch FROM r.next_created - r.exited_at) * 1000 - r.git_after_ms END AS end_ms,
+         r.workspace_ms, r.git_after_ms
+  FROM next_jobs r
 )
 SELECT format(E'stages measured: %s\nclaim → agent start (excl. git): p50 %s ms  p99 %s ms\nagent exit → next job claimable (excl. git): p50 %s ms  p99 %s ms\ngit fetch + worktree: p50 %s ms  p99 %s ms\ngit commit + push: p50 %s ms  p99 %s ms',
   count(*),
@@ -94,7 +104,7 @@ SELECT format(E'stages measured: %s\nclaim → agent start (excl. git): p50 %s m
   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY end_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY end_ms)::numeric, 1),
   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY workspace_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY workspace_ms)::numeric, 1),
   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY git_after_ms)::numeric, 1), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY git_after_ms)::numeric, 1))
-FROM figures WHERE end_ms IS NOT NULL"
+FROM figures"
 q "
 WITH opened AS (
   SELECT t.work_item, e.at AS opened_at FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE e.event = 'gate_opened'
