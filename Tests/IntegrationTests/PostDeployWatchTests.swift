@@ -180,10 +180,15 @@ final class PostDeployWatchTests: DatabaseTestCase {
         XCTAssertEqual(recent["result"] as? String, "degraded")
         XCTAssertEqual(recent["reason"] as? String, reason)
         XCTAssertNotNil(recent["finished_at"] as? String)
-        // The held task still holds its serial-gate slot; /retry deploys again in a new visit.
+        // The held task gave its serial-gate slot up; /retry takes one again, so in the frozen
+        // repository it waits, and the unfreeze deploys it again in a new visit.
         let retried = try await tasks.apply(.retry, workItem: workItem, actor: "operator")
-        XCTAssertEqual(retried?.state.status, .active)
-        XCTAssertEqual(retried?.state.stage, .deploy)
+        XCTAssertEqual(retried?.state.status, .waiting)
+        let unfrozen = try await tasks.unfreeze(repo: "acme/orch")
+        XCTAssertEqual(unfrozen.started, [workItem])
+        let redeploying = try await self.task()
+        XCTAssertEqual(redeploying.state.status, .active)
+        XCTAssertEqual(redeploying.state.stage, .deploy)
     }
 
     func testAnIsolatedFailureBelowTheThresholdDoesNotDegrade() async throws {
