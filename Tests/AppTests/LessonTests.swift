@@ -205,4 +205,14 @@ final class LessonTests: DatabaseTestCase {
         let count = try await database.pool.query("SELECT count(*) AS n FROM lessons").first!.decode("n", as: Int.self)
         XCTAssertEqual(count, 0)
     }
+
+    func testJournalSettingsComeFromTheEnvironment() throws {
+        XCTAssertEqual(
+            try AppConfiguration(environment: [:]).lessons, .init(enabled: true, dedupWindow: .seconds(3600)))
+        let set = try AppConfiguration(environment: ["ORCH_LESSONS_ENABLED": "0", "ORCH_LESSONS_DEDUP_WINDOW": "15m"])
+        XCTAssertEqual(set.lessons, .init(enabled: false, dedupWindow: .seconds(900)))
+        XCTAssertThrowsError(try AppConfiguration(environment: ["ORCH_LESSONS_DEDUP_WINDOW": "soon"])) { error in
+            XCTAssertEqual((error as? ConfigurationError)?.key, "ORCH_LESSONS_DEDUP_WINDOW")
+        }
+    }
 }
