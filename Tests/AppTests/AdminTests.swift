@@ -275,4 +275,23 @@ final class AdminTests: DatabaseTestCase {
             }
         }
     }
+
+    func testEscalationAnswersWithTheSeedsFieldsAndTheTask() async throws {
+        _ = try await TaskStore(pool: database.pool).upsert(
+            workItem: "ORCH-9", repo: "acme/orch", title: "Nine", description: "", labels: ["bug"], track: .bug,
+            auto: false, planeIssueID: "p9", planeProjectID: "proj", planeState: "Todo")
+        try await app().test(.router) { client in
+            try await client.execute(
+                uri: "/bug-fast-track/escalate?work_item=ORCH-9", method: .post, headers: Self.auth(Self.token)
+            ) { response in
+                XCTAssertEqual(response.status, .ok)
+                let body = Self.object(response.body)
+                XCTAssertEqual(body["ok"] as? Bool, true)
+                XCTAssertEqual(body["work_item"] as? String, "ORCH-9")
+                XCTAssertEqual(body["track"] as? String, "full")
+                XCTAssertEqual(body["was"] as? String, "bug")
+                XCTAssertEqual((body["task"] as? [String: Any])?["track"] as? String, "full")
+            }
+        }
+    }
 }

@@ -194,6 +194,8 @@ final class ScriptedAgent: AgentRunning {
         var files: [String: String] = [:]
         var exitCode = 0
         var usage: AgentUsage?
+        /// Reported as killed at its timeout (as the launcher reports it).
+        var timedOut = false
     }
 
     let runs: AgentRunStore
@@ -229,9 +231,12 @@ final class ScriptedAgent: AgentRunning {
                 at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
             try content.write(to: file, atomically: true, encoding: .utf8)
         }
-        try await runs.finish(id: id, exitCode: reply.exitCode, timedOut: false, usage: reply.usage, error: nil)
+        try await runs.finish(
+            id: id, exitCode: reply.exitCode, timedOut: reply.timedOut, usage: reply.usage,
+            error: reply.timedOut ? "timed out" : nil)
         return AgentLauncher.Outcome(
-            runID: id, exitCode: reply.exitCode, timedOut: false, cancelled: false, usage: reply.usage, logPath: log)
+            runID: id, exitCode: reply.exitCode, timedOut: reply.timedOut, cancelled: false, usage: reply.usage,
+            logPath: log)
     }
 }
 

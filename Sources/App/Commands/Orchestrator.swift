@@ -42,7 +42,8 @@ private enum LoggingBootstrap {
 }
 
 /// Loads the configuration or exits with a message naming the bad key, and hands its secrets to
-/// the process-wide `SecretRedactor` before anything can write text that might contain them.
+/// the process-wide `SecretRedactor` (and the journal's settings to `LessonJournal`) before
+/// anything can write text that might contain them.
 func loadConfiguration() throws -> AppConfiguration {
     let configuration: AppConfiguration
     do {
@@ -51,5 +52,6 @@ func loadConfiguration() throws -> AppConfiguration {
         throw ValidationError(error.description)
     }
     SecretRedactor.shared.configure(secrets: configuration.secrets)
+    LessonJournal.shared.configure(configuration.lessons)
     return configuration
 }

@@ -37,6 +37,9 @@ struct AppConfiguration: Sendable {
     /// `ORCH_REAPER_ENABLED=0` stops the leader's maintenance (rescue of abandoned jobs, replica
     /// sweep, pruning): the kill switch of the `reaper` subsystem. On by default.
     var reaperEnabled: Bool
+    /// `ORCH_LESSONS_ENABLED` (the journal's kill switch: no automatic lessons, and the lessons
+    /// routes answer `{"enabled":false}`) and `ORCH_LESSONS_DEDUP_WINDOW` (default 1h).
+    var lessons: LessonJournal.Settings
     /// The Plane REST API, when `ORCH_PLANE_API_URL`, `ORCH_PLANE_API_KEY` and
     /// `ORCH_PLANE_WORKSPACE` are all set (used to resolve projects configured without
     /// `plane_project_id`).
@@ -117,6 +120,9 @@ struct AppConfiguration: Sendable {
         insecureWebhooks = try env.flag("ORCH_INSECURE_WEBHOOKS", default: false)
         metricsPublic = try env.flag("ORCH_METRICS_PUBLIC", default: false)
         reaperEnabled = try env.flag("ORCH_REAPER_ENABLED", default: true)
+        lessons = LessonJournal.Settings(
+            enabled: try env.flag("ORCH_LESSONS_ENABLED", default: true),
+            dedupWindow: try env.duration("ORCH_LESSONS_DEDUP_WINDOW", default: .seconds(3600)))
         planeAPI = try Self.planeAPI(env)
         giteaAPI = try env.group(["ORCH_GITEA_API_URL", "ORCH_GITEA_TOKEN"]).map {
             GiteaSettings(baseURL: try env.httpURL("ORCH_GITEA_API_URL", $0[0]), token: $0[1])

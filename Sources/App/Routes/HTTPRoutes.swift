@@ -30,7 +30,8 @@ enum HTTPRoutes {
             .add(middleware: BearerTokenMiddleware(token: configuration.adminToken))
         admin.addRoutes(TaskRoutes(pool: pool).endpoints)
         admin.addRoutes(queueRoutes(pool: pool, configuration: configuration).endpoints)
-        admin.addRoutes(LessonRoutes(lessons: LessonStore(pool: pool)).endpoints)
+        admin.addRoutes(
+            LessonRoutes(lessons: LessonStore(pool: pool), enabled: configuration.lessons.enabled).endpoints)
         admin.addRoutes(
             SerialGateRoutes(
                 tasks: TaskStore(pool: pool),

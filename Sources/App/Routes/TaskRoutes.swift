@@ -21,6 +21,15 @@ struct TaskRoutes: Sendable {
         let task: TaskRecord
     }
 
+    /// `POST /bug-fast-track/escalate`: the seed's fields (`work_item`, `track`, `was`) and the task.
+    struct Escalated: ResponseEncodable {
+        let ok = true
+        let workItem: String
+        let track: String
+        let was: String
+        let task: TaskRecord
+    }
+
     var endpoints: RouteCollection<AdminRequestContext> {
         let routes = RouteCollection(context: AdminRequestContext.self)
         routes.get("/status") { _, _ in
@@ -48,7 +57,11 @@ struct TaskRoutes: Sendable {
             guard let workItem = request.uri.queryParameters.get("work_item"), !workItem.isEmpty else {
                 throw APIError(.badRequest, "missing 'work_item'")
             }
-            return try await apply(.escalate, to: workItem)
+            let was = try await tasks.task(workItem: workItem)?.state.track
+            let applied = try await apply(.escalate, to: workItem)
+            return Escalated(
+                workItem: workItem, track: applied.task.state.track.rawValue, was: (was ?? .bug).rawValue,
+                task: applied.task)
         }
         return routes
     }

@@ -2,16 +2,16 @@ import Foundation
 
 /// A lessons-journal entry.
 public struct Lesson: Sendable {
-    public static let types = [
-        "gate_failure", "merge_hold", "transient_exhaustion", "degraded_deploy", "process", "other",
-    ]
     public static let statuses = ["open", "accepted", "rejected", "fixed", "duplicate"]
 
     public var id: Int64 = 0
+    /// Free text, as in the seed service (docs/lessons.md lists the types the detectors record).
     public var type: String
     public var source: String = "manual"
     public var status: String = "open"
     public var workItem: String?
+    /// The task, when the work item is one (or the reporter named it).
+    public var taskID: Int64?
     public var stage: String?
     public var agent: String?
     public var repo: String?
@@ -21,6 +21,8 @@ public struct Lesson: Sendable {
     public var targetRepo: String?
     public var targetDomain: String?
     public var relatedTask: String?
+    /// The agent run the lesson is about, when there is one (its log path is in `detail`).
+    public var agentRunID: Int64?
     public var detail: JSONB = JSONB(text: "{}")
     public var createdAt: Date = Date()
     public var updatedAt: Date = Date()
@@ -31,8 +33,8 @@ public struct Lesson: Sendable {
     }
 
     static let columns = """
-        id, type, source, status, work_item, stage, agent, repo, root_cause, suggestion, attribution, target_repo, \
-        target_domain, related_task, detail, created_at, updated_at
+        id, type, source, status, work_item, task_id, stage, agent, repo, root_cause, suggestion, attribution, \
+        target_repo, target_domain, related_task, agent_run_id, detail, created_at, updated_at
         """
 
     init(row: Row) throws {
@@ -41,6 +43,7 @@ public struct Lesson: Sendable {
         source = try row.decode("source")
         status = try row.decode("status")
         workItem = try row.decode("work_item")
+        taskID = try row.decode("task_id")
         stage = try row.decode("stage")
         agent = try row.decode("agent")
         repo = try row.decode("repo")
@@ -50,6 +53,7 @@ public struct Lesson: Sendable {
         targetRepo = try row.decode("target_repo")
         targetDomain = try row.decode("target_domain")
         relatedTask = try row.decode("related_task")
+        agentRunID = try row.decode("agent_run_id")
         detail = try row.decode("detail")
         createdAt = try row.decode("created_at")
         updatedAt = try row.decode("updated_at")
@@ -84,15 +88,17 @@ public struct LessonStore: Sendable {
             row: try await connection.query(
                 """
                 INSERT INTO lessons (type, source, status, work_item, task_id, stage, agent, repo, root_cause, suggestion,
-                                     attribution, target_repo, target_domain, related_task, detail)
-                VALUES ($1, $2, $3, $4, (SELECT id FROM tasks WHERE work_item = $4), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+                                     attribution, target_repo, target_domain, related_task, detail, agent_run_id)
+                VALUES ($1, $2, $3, $4,
+                        coalesce((SELECT id FROM tasks WHERE id = $15), (SELECT id FROM tasks WHERE work_item = $4)),
+                        $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $16)
                 RETURNING \(Lesson.columns)
                 """,
                 [
                     lesson.type, lesson.source, lesson.status, lesson.workItem, lesson.stage, lesson.agent, lesson.repo,
                     lesson.rootCause,
                     lesson.suggestion, lesson.attribution, lesson.targetRepo, lesson.targetDomain, lesson.relatedTask,
-                    lesson.detail,
+                    lesson.detail, lesson.taskID, lesson.agentRunID,
                 ]
             ).first!)
     }
@@ -129,20 +135,31 @@ public struct LessonStore: Sendable {
         ).rows.map(Lesson.init(row:))
     }
 
-    /// Re-classifies a lesson: each non-nil field replaces the stored one. Returns nil for an unknown id.
-    public func reclassify(
-        id: Int64, status: String?, type: String?, attribution: String?, suggestion: String?, targetRepo: String?,
-        targetDomain: String?
-    ) async throws -> Lesson? {
-        try await pool.query(
+    /// Changes a lesson (`POST /lessons/{id}`): each non-nil field of `changes` replaces the stored
+    /// one, `detail` is merged into the stored object. Returns nil for an unknown id.
+    public func update(id: Int64, _ changes: LessonChanges) async throws -> Lesson? {
+        let redactor = SecretRedactor.shared
+        return try await pool.query(
             """
-            UPDATE lessons SET status = coalesce($2, status), type = coalesce($3, type), attribution = coalesce($4, attribution),
-                suggestion = coalesce($5, suggestion), target_repo = coalesce($6, target_repo),
-                target_domain = coalesce($7, target_domain), updated_at = now()
+            UPDATE lessons SET status = coalesce($2, status), type = coalesce($3, type),
+                attribution = coalesce($4, attribution), suggestion = coalesce($5, suggestion),
+                target_repo = coalesce($6, target_repo), target_domain = coalesce($7, target_domain),
+                root_cause = coalesce($8, root_cause), related_task = coalesce($9, related_task),
+                stage = coalesce($10, stage), agent = coalesce($11, agent), repo = coalesce($12, repo),
+                work_item = coalesce($13, work_item),
+                task_id = coalesce((SELECT id FROM tasks WHERE id = $14), (SELECT id FROM tasks WHERE work_item = $13), task_id),
+                detail = detail || coalesce($15::jsonb, '{}'::jsonb), updated_at = now()
             WHERE id = $1
             RETURNING \(Lesson.columns)
             """,
-            [id, status, type, attribution, suggestion, targetRepo, targetDomain]
+            [
+                id, changes.status, changes.type, changes.attribution,
+                changes.suggestion.map { redactor.redact($0, limit: SecretRedactor.maxTextLength) }, changes.targetRepo,
+                changes.targetDomain,
+                changes.rootCause.map { redactor.redact($0, limit: SecretRedactor.maxTextLength) },
+                changes.relatedTask, changes.stage, changes.agent, changes.repo, changes.workItem, changes.taskID,
+                changes.detail.map { JSONB(text: redactor.redact($0.text)) },
+            ]
         ).first.map(Lesson.init(row:))
     }
 }
@@ -150,8 +167,8 @@ public struct LessonStore: Sendable {
 extension Lesson: Encodable {
     /// Every column but `detail` (a detector's raw evidence, for the database reader).
     enum CodingKeys: String, CodingKey {
-        case id, type, source, status, workItem, stage, agent, repo, rootCause, suggestion, attribution, targetRepo,
-            targetDomain
-        case relatedTask, createdAt, updatedAt
+        case id, type, source, status, workItem, taskID, stage, agent, repo, rootCause, suggestion, attribution,
+            targetRepo, targetDomain
+        case relatedTask, agentRunID, createdAt, updatedAt
     }
 }

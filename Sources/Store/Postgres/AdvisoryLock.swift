@@ -25,6 +25,9 @@ public struct AdvisoryLockKey: Sendable, Hashable, CustomStringConvertible {
         /// Writers of `task_dependencies` take it for their transaction: two edges added at once
         /// cannot close a cycle that neither saw.
         public static let taskDependencies: Int32 = 0x4F52_0005
+        /// Automatic lessons of one type, work item and stage (keyed by `hashtext`): two
+        /// transactions recording the same finding at once cannot both miss the other's row.
+        public static let lessons: Int32 = 0x4F52_0010
     }
 
     /// A key from two integers.

@@ -176,15 +176,15 @@ public struct TaskStore: Sendable {
             case .enqueueStage(let visit, let attempt, let feedback):
                 try await enqueueStage(visit, workItem: workItem, attempt: attempt, feedback: feedback, on: connection)
             case .cancelStageJobs:
-                try await Self.cancelJobs(workItem: workItem, reason: reason ?? "task cancelled", on: connection)
+                let running = try await Self.cancelJobs(
+                    workItem: workItem, reason: reason ?? "task cancelled", on: connection)
+                if let lesson = Self.cancelledMidStage(task, runningJobs: running, reason: reason, actor: actor) {
+                    _ = try await LessonStore.recordAuto(lesson, task: task, on: connection)
+                }
             case .recordLesson(let type, let rootCause):
-                var lesson = Lesson(
+                let lesson = AutoLesson(
                     type: type, rootCause: String((rootCause ?? reason ?? transition.eventName).prefix(4000)))
-                lesson.source = "auto"
-                lesson.workItem = workItem
-                lesson.stage = task.state.stage.rawValue
-                lesson.repo = task.repo
-                _ = try await LessonStore.record(lesson, on: connection)
+                _ = try await LessonStore.recordAuto(lesson, task: task, on: connection)
             case .openSerialGate, .releaseDependents:
                 break
             }
@@ -227,7 +227,15 @@ public struct TaskStore: Sendable {
     /// Cancels a task's queued stage jobs at once and asks the replicas running its running ones
     /// to stop them (`orch_cancel`; the owner kills the agent's process group). Only stage work:
     /// the notification jobs about what already happened are still sent.
-    static func cancelJobs(workItem: String, reason: String, on connection: Connection) async throws {
+    ///
+    /// Returns the ids of the stage jobs that were running (a spared merge included): a cancel
+    /// that interrupts work is worth a lesson (``cancelledMidStage(_:runningJobs:reason:actor:)``).
+    @discardableResult
+    static func cancelJobs(workItem: String, reason: String, on connection: Connection) async throws -> [Int64] {
+        let running = try await connection.query(
+            "SELECT id FROM jobs WHERE status = 'running' AND kind = $2 AND payload->>'work_item' = $1 ORDER BY id",
+            [workItem, Self.stageJobKind]
+        ).rows.map { try $0.decode("id", as: Int64.self) }
         try await connection.query(
             """
             UPDATE jobs SET status = 'cancelled', finished_at = now(), last_error = $2
@@ -246,6 +254,7 @@ public struct TaskStore: Sendable {
             SELECT pg_notify('orch_cancel', id::text) FROM flagged
             """,
             [workItem, Self.stageJobKind])
+        return running
     }
 
     /// The task of a Plane issue uuid.

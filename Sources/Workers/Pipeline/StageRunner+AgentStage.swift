@@ -19,9 +19,17 @@ extension StageRunner {
             switch try await runAgentAndPush(task, repo: repo, feedback: feedback, outcome: outcome, logger: logger) {
             case .pushed(let work):
                 pushed = work
-            case .runFailed(let reason, let runID):
+            case .runFailed(let reason, let runID, let lesson):
+                // A timeout is a finding of its own (`stage_timeout`), whatever the gate then makes of the try.
+                var recordLesson: (@Sendable (Connection) async throws -> Void)?
+                if let lesson {
+                    recordLesson = { connection in
+                        _ = try await LessonStore.recordAuto(lesson, task: task, on: connection)
+                    }
+                }
                 try await outcome.apply(
-                    .gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)), agentRun: runID)
+                    .gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)), agentRun: runID,
+                    alongside: recordLesson)
                 return
             }
         }
@@ -77,8 +85,9 @@ extension StageRunner {
     enum AgentRunResult: Sendable {
         case pushed(PushedWork)
         /// The run failed or timed out: nothing of it reached the branch (a patch of its changes
-        /// is kept beside its log); the reason is the gate's feedback.
-        case runFailed(reason: String, runID: Int64)
+        /// is kept beside its log); the reason is the gate's feedback. `lesson` is what a detector
+        /// found in it (a run killed at its timeout), recorded with the outcome.
+        case runFailed(reason: String, runID: Int64, lesson: AutoLesson?)
     }
 
     /// The work an earlier attempt of this job committed, pushed (again, when its push had failed)
@@ -136,9 +145,10 @@ extension StageRunner {
         let base = try await workspace.head(repo, workItem: task.workItem)
         let remote = try await workspace.remoteBranchHead(repo, workItem: task.workItem)
         let workspaceTime = clock.now - prepared
+        let timeout = agent.timeout ?? settings.defaultAgentTimeout
         let run = try await launcher.run(
             .init(
-                command: agent.command, timeout: agent.timeout ?? settings.defaultAgentTimeout,
+                command: agent.command, timeout: timeout,
                 prompt: prompt.build(task: task, stage: stage, worktree: worktree, feedback: feedback),
                 directory: worktree,
                 variables: [
@@ -163,7 +173,11 @@ extension StageRunner {
             let reason =
                 "\(what) (run \(run.runID), log \(run.logPath)); its changes were not committed"
                 + (patch.map { ": they are kept in \($0)" } ?? "")
-            return .runFailed(reason: reason, runID: run.runID)
+            return .runFailed(
+                reason: reason, runID: run.runID,
+                lesson: run.timedOut
+                    ? Self.timeoutLesson(run, role: role, stage: stage, timeout: timeout, jobID: outcome.context.job.id)
+                    : nil)
         }
 
         let committing = clock.now
