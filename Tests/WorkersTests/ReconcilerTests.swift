@@ -73,6 +73,34 @@ final class ReconcilerTests: DatabaseTestCase {
         XCTAssertEqual(jobsAfterBackstop, ["analysis:1:queued"])
     }
 
+    func testADeployStillWatchingGetsItsWatchJobBackNotAnotherDeploy() async throws {
+        try await newTask("APP-1")
+        // The deploy handed over to its watch (the deploy job completed), then the watch job was lost.
+        try await database.pool.query(
+            "UPDATE tasks SET stage = 'deploy', visit = 6 WHERE work_item = 'APP-1'")
+        try await database.pool.query(
+            """
+            UPDATE jobs SET status = 'completed', payload = jsonb_set(jsonb_set(payload, '{stage}', '"deploy"'), '{visit}', '6')
+            WHERE payload->>'work_item' = 'APP-1'
+            """)
+        try await database.pool.query(
+            """
+            INSERT INTO deploy_watches (work_item, repo, visit, merge_sha, health_url)
+            VALUES ('APP-1', $1, 6, 'abc123', 'http://127.0.0.1:9/health')
+            """, [repo])
+        let repaired = try await reconciler.run()
+        XCTAssertEqual(repaired, 1)
+        let watches: [String] = try await database.pool.query(
+            "SELECT payload->>'merge_sha' AS sha FROM jobs WHERE kind = $1 AND status = 'queued'",
+            [PostDeployWatchJob.kind]
+        ).rows.map { try $0.decode("sha") }
+        XCTAssertEqual(watches, ["abc123"])
+        let deploys = try await stageJobs("APP-1")
+        XCTAssertEqual(deploys, ["deploy:6:completed"], "the deploy is not run again")
+        let again = try await reconciler.run()
+        XCTAssertEqual(again, 0)
+    }
+
     func testAStageJobThatFailedIsLeftToTheBackstopWhichHoldsTheTask() async throws {
         try await newTask("APP-1")
         try await database.pool.query(
