@@ -24,7 +24,9 @@ public struct BuildCachePruneBlock: QueueReportBlock {
 
     public func read(from pool: ConnectionPool, leader: String?) async throws -> Body {
         Body(
-            enabled: enabled, command: settings.command, intervalSeconds: settings.interval.seconds,
+            // A configured secret in the argv (a registry token) is not shown.
+            enabled: enabled, command: settings.command.map { SecretRedactor.shared.redact($0) },
+            intervalSeconds: settings.interval.seconds,
             timeoutSeconds: settings.timeout.seconds, lastRun: try await BuildCachePruneStore(pool: pool).lastRun())
     }
 }
