@@ -40,6 +40,20 @@ struct AppConfiguration: Sendable {
     /// `ORCH_LESSONS_ENABLED` (the journal's kill switch: no automatic lessons, and the lessons
     /// routes answer `{"enabled":false}`) and `ORCH_LESSONS_DEDUP_WINDOW` (default 1h).
     var lessons: LessonJournal.Settings
+    /// `ORCH_RECONCILE_ENABLED` (on by default): the leader's `reconcile` duty, every
+    /// `ORCH_RECONCILE_INTERVAL` (default 60s), repairs tasks a lost write left stuck.
+    var reconcileEnabled: Bool
+    var reconcileInterval: Duration
+    /// `ORCH_DISK_MONITOR_ENABLED` (on by default): every replica watches the fill level of
+    /// `ORCH_DISK_MONITOR_PATHS` (default the work dir) against `ORCH_DISK_MONITOR_THRESHOLD`
+    /// percent, every `ORCH_DISK_MONITOR_INTERVAL`.
+    var diskMonitorEnabled: Bool
+    var diskMonitor: DiskMonitor.Settings
+    /// `ORCH_BUILD_CACHE_PRUNE_ENABLED` (off by default): the leader runs
+    /// `ORCH_BUILD_CACHE_PRUNE_COMMAND` every `ORCH_BUILD_CACHE_PRUNE_INTERVAL` (24h), killed after
+    /// `ORCH_BUILD_CACHE_PRUNE_TIMEOUT` (10m).
+    var buildCachePruneEnabled: Bool
+    var buildCachePrune: BuildCachePruner.Settings
     /// The Plane REST API, when `ORCH_PLANE_API_URL`, `ORCH_PLANE_API_KEY` and
     /// `ORCH_PLANE_WORKSPACE` are all set (used to resolve projects configured without
     /// `plane_project_id`).
@@ -123,6 +137,12 @@ struct AppConfiguration: Sendable {
         lessons = LessonJournal.Settings(
             enabled: try env.flag("ORCH_LESSONS_ENABLED", default: true),
             dedupWindow: try env.duration("ORCH_LESSONS_DEDUP_WINDOW", default: .seconds(3600)))
+        reconcileEnabled = try env.flag("ORCH_RECONCILE_ENABLED", default: true)
+        reconcileInterval = try env.duration("ORCH_RECONCILE_INTERVAL", default: .seconds(60))
+        guard reconcileInterval >= .seconds(1) else {
+            throw ConfigurationError(
+                key: "ORCH_RECONCILE_INTERVAL", problem: "must be at least 1s: each pass scans the tasks table")
+        }
         planeAPI = try Self.planeAPI(env)
         giteaAPI = try env.group(["ORCH_GITEA_API_URL", "ORCH_GITEA_TOKEN"]).map {
             GiteaSettings(baseURL: try env.httpURL("ORCH_GITEA_API_URL", $0[0]), token: $0[1])
@@ -134,6 +154,25 @@ struct AppConfiguration: Sendable {
                 token: $0[0], chatID: $0[1])
         }
         workdir = env.string("ORCH_WORKDIR") ?? FileManager.default.currentDirectoryPath + "/.orchestrator"
+        diskMonitorEnabled = try env.flag("ORCH_DISK_MONITOR_ENABLED", default: true)
+        let diskPaths = env.list("ORCH_DISK_MONITOR_PATHS") ?? [workdir]
+        if diskMonitorEnabled, diskPaths.isEmpty {
+            throw ConfigurationError(key: "ORCH_DISK_MONITOR_PATHS", problem: "names no path")
+        }
+        diskMonitor = DiskMonitor.Settings(
+            paths: diskPaths, threshold: try env.number("ORCH_DISK_MONITOR_THRESHOLD", default: 90, range: 1...100),
+            interval: try env.duration("ORCH_DISK_MONITOR_INTERVAL", default: .seconds(60)))
+        buildCachePruneEnabled = try env.flag("ORCH_BUILD_CACHE_PRUNE_ENABLED", default: false)
+        let pruneCommand = try env.argv("ORCH_BUILD_CACHE_PRUNE_COMMAND") ?? []
+        if buildCachePruneEnabled, pruneCommand.isEmpty {
+            throw ConfigurationError(
+                key: "ORCH_BUILD_CACHE_PRUNE_COMMAND",
+                problem: "must be set when ORCH_BUILD_CACHE_PRUNE_ENABLED is on (e.g. docker builder prune -af)")
+        }
+        buildCachePrune = BuildCachePruner.Settings(
+            command: pruneCommand,
+            interval: try env.duration("ORCH_BUILD_CACHE_PRUNE_INTERVAL", default: .seconds(86400)),
+            timeout: try env.duration("ORCH_BUILD_CACHE_PRUNE_TIMEOUT", default: .seconds(600)))
         agentLogMaxBytes = try env.integer(
             "ORCH_AGENT_LOG_MAX_BYTES", default: AgentLauncher.Settings.defaultMaxLogBytes,
             range: (64 << 10)...(1 << 40))

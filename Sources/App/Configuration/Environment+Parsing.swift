@@ -18,6 +18,42 @@ struct EnvironmentReader {
         return value
     }
 
+    /// A decimal number in `range`, such as a percentage.
+    func number(_ key: String, default fallback: Double, range: ClosedRange<Double>) throws -> Double {
+        guard let text = string(key) else { return fallback }
+        guard let value = Double(text), value.isFinite, range.contains(value) else {
+            throw ConfigurationError(
+                key: key, problem: "expected a number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+        }
+        return value
+    }
+
+    /// A command's argv: a JSON list of strings (`["docker", "builder", "prune", "-af"]`, for
+    /// arguments with spaces) or words separated by spaces. Never run through a shell.
+    func argv(_ key: String) throws -> [String]? {
+        guard let text = string(key) else { return nil }
+        if text.hasPrefix("[") {
+            guard let list = try? JSONDecoder().decode([String].self, from: Data(text.utf8)), !list.isEmpty,
+                !list[0].isEmpty
+            else {
+                throw ConfigurationError(
+                    key: key,
+                    problem:
+                        "expected a non-empty JSON list of strings such as [\"docker\", \"builder\", \"prune\", \"-af\"]"
+                )
+            }
+            return list
+        }
+        return text.split(whereSeparator: \.isWhitespace).map(String.init)
+    }
+
+    /// A comma-separated list, entries trimmed, empty ones dropped; nil when unset.
+    func list(_ key: String) -> [String]? {
+        string(key).map {
+            $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+    }
+
     func flag(_ key: String, default fallback: Bool) throws -> Bool {
         guard let text = string(key)?.lowercased() else { return fallback }
         switch text {

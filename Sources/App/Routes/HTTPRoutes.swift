@@ -71,6 +71,10 @@ enum HTTPRoutes {
                     insecure: configuration.insecureWebhooks, maxBodyBytes: configuration.webhookMaxBodyBytes),
                 CoverageBlock(enabled: configuration.gates.coverageGate, repos: configuration.file.repos),
                 MergeVerifyBlock(enabled: configuration.gates.mergeGate),
+                ReconcileBlock(enabled: configuration.reconcileEnabled, interval: configuration.reconcileInterval),
+                DiskMonitorBlock(enabled: configuration.diskMonitorEnabled, settings: configuration.diskMonitor),
+                BuildCachePruneBlock(
+                    enabled: configuration.buildCachePruneEnabled, settings: configuration.buildCachePrune),
             ])
     }
 }

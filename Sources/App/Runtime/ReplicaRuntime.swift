@@ -132,18 +132,15 @@ enum ReplicaRuntime {
                 session: DedicatedSession(
                     configuration: database, name: "heartbeat", timeout: configuration.heartbeatTimeout, logger: logger),
                 replicas: replicas, worker: worker, logger: logger))
+        if configuration.diskMonitorEnabled {
+            services.append(
+                DiskMonitor(
+                    settings: configuration.diskMonitor, host: host, replicaID: replicaID, pool: pool, alerts: alerts,
+                    logger: logger))
+        }
         if role.runsWorkers {
-            var duties: [LeaderDuty] = []
-            if configuration.reaperEnabled {
-                duties += QueueMaintenance.duties(
-                    pool: pool, replicaID: replicaID, heartbeatInterval: configuration.heartbeatInterval,
-                    heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention,
-                    webhookRetention: configuration.webhookRetention, logger: logger)
-                duties.append(
-                    AgentOrphans.duty(
-                        pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL,
-                        alerts: alerts, logger: logger))
-            }
+            var duties = maintenanceDuties(
+                configuration: configuration, pool: pool, replicaID: replicaID, alerts: alerts, logger: logger)
             if !notifier.channels.isEmpty { duties.append(notifier.duty(pool: pool, interval: .seconds(1))) }
             let leaderSession = DedicatedSession(
                 configuration: database, name: "leader", timeout: configuration.heartbeatTimeout,

@@ -50,17 +50,12 @@ extension TaskStore {
     /// task `held` with the last job's error, a lesson and a notification, so `/retry` can start
     /// it again. Each task is re-checked under its row lock: a transition commits its next job in
     /// the same transaction, so a task seen without one really has none. Returns the work items held.
+    ///
+    /// With the reconciler on, the leader's pass runs ``repairStranded(limit:)`` first: a task whose
+    /// job row was lost gets it back, and only what repair leaves (a failed, cancelled or completed
+    /// job of the visit) is held here.
     public func holdStranded(limit: Int = 100) async throws -> [String] {
-        let candidates = try await pool.query(
-            """
-            SELECT work_item FROM tasks t
-            WHERE status = 'active' AND stage <> 'done'
-              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = ANY($1::text[]) AND j.payload->>'work_item' = t.work_item
-                              AND j.status IN ('queued', 'running'))
-            ORDER BY updated_at LIMIT $2
-            """,
-            [PostgresArray(Self.liveJobKinds), limit]
-        ).rows.map { try $0.decode("work_item", as: String.self) }
+        let candidates = try await strandedCandidates(limit: limit)
         var held: [String] = []
         for workItem in candidates {
             let moved = try await pool.withTransaction { connection -> Bool in
@@ -98,5 +93,20 @@ extension TaskStore {
             if moved { held.append(workItem) }
         }
         return held
+    }
+
+    /// Active tasks with no queued or running stage job, oldest first: the candidates of the
+    /// stranded-task repair and hold, each re-checked under its row lock.
+    func strandedCandidates(limit: Int) async throws -> [String] {
+        try await pool.query(
+            """
+            SELECT work_item FROM tasks t
+            WHERE status = 'active' AND stage <> 'done'
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = ANY($1::text[]) AND j.payload->>'work_item' = t.work_item
+                              AND j.status IN ('queued', 'running'))
+            ORDER BY updated_at LIMIT $2
+            """,
+            [PostgresArray(Self.liveJobKinds), limit]
+        ).rows.map { try $0.decode("work_item", as: String.self) }
     }
 }

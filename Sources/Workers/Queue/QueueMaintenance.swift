@@ -10,36 +10,22 @@ public enum QueueMaintenance {
     public static let strandedTaskDuty = "stranded-tasks"
 
     /// The duties, for a `LeaderElector`.
+    /// `repairFirst` (the reconciler is on) lets the stranded-task pass repair before it holds.
     /// `webhookRetention` is how long finished webhook deliveries are kept (and redeliveries
     /// recognised as duplicates).
     public static func duties(
         pool: ConnectionPool, replicaID: String, heartbeatInterval: Duration, heartbeatTTL: Duration,
-        retention: Duration, webhookRetention: Duration = WebhookStore.defaultRetention, logger: Logger
+        retention: Duration, webhookRetention: Duration = WebhookStore.defaultRetention, repairFirst: Bool = false,
+        logger: Logger
     ) -> [LeaderDuty] {
         let jobs = JobStore(pool: pool)
         let webhooks = WebhookStore(pool: pool)
         let replicas = ReplicaStore(pool: pool)
         let runs = MaintenanceStore(pool: pool)
-        /// Runs a duty body and records its outcome; a failed record is only logged (the duty's
-        /// own work is done, and the next run records again).
         func recorded(
             _ name: String, interval: Duration, _ body: @escaping @Sendable () async throws -> Int
         ) -> LeaderDuty {
-            LeaderDuty(name: name, interval: interval) {
-                let affected: Int
-                do {
-                    affected = try await body()
-                } catch {
-                    try? await runs.record(duty: name, replicaID: replicaID, affected: 0, error: "\(error)")
-                    throw error
-                }
-                do {
-                    try await runs.record(duty: name, replicaID: replicaID, affected: affected, error: nil)
-                } catch {
-                    logger.warning(
-                        "could not record a maintenance run", metadata: ["duty": "\(name)", "db.error": "\(error)"])
-                }
-            }
+            Self.recorded(name, interval: interval, replicaID: replicaID, runs: runs, logger: logger, body)
         }
         return [
             recorded("rescue", interval: heartbeatInterval) {
@@ -52,6 +38,17 @@ public enum QueueMaintenance {
                 return rescued.count
             },
             recorded(strandedTaskDuty, interval: heartbeatTTL) {
+                if repairFirst {
+                    // The reconciler's repair goes first, so a task whose job row was lost gets it
+                    // back instead of being held; what it cannot repair is held below. Its repairs
+                    // count in the reconciler's record, where `/queue` shows them.
+                    let repaired = try await TaskStore(pool: pool).repairStranded()
+                    Reconciler.logRepaired(repaired, logger: logger)
+                    if !repaired.isEmpty {
+                        try? await runs.record(
+                            duty: Reconciler.dutyName, replicaID: replicaID, affected: repaired.count, error: nil)
+                    }
+                }
                 let held = try await TaskStore(pool: pool).holdStranded()
                 if !held.isEmpty {
                     logger.error(
@@ -78,5 +75,29 @@ public enum QueueMaintenance {
                 return pruned
             },
         ]
+    }
+
+    /// A leader duty whose body's outcome (rows it changed, or its error) is recorded in
+    /// `maintenance_runs` under `name`; a failed record is only logged (the duty's own work is
+    /// done, and the next run records again).
+    public static func recorded(
+        _ name: String, interval: Duration, replicaID: String, runs: MaintenanceStore, logger: Logger,
+        _ body: @escaping @Sendable () async throws -> Int
+    ) -> LeaderDuty {
+        LeaderDuty(name: name, interval: interval) {
+            let affected: Int
+            do {
+                affected = try await body()
+            } catch {
+                try? await runs.record(duty: name, replicaID: replicaID, affected: 0, error: "\(error)")
+                throw error
+            }
+            do {
+                try await runs.record(duty: name, replicaID: replicaID, affected: affected, error: nil)
+            } catch {
+                logger.warning(
+                    "could not record a maintenance run", metadata: ["duty": "\(name)", "db.error": "\(error)"])
+            }
+        }
     }
 }

@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import Store
+import Workers
+import XCTest
+
+@testable import App
+
+/// The reconciler's, disk watchdog's and build-cache pruner's settings: defaults, clear errors,
+/// and the kill switches deciding which leader duties exist.
+final class MaintenanceConfigurationTests: XCTestCase {
+    func testTheDefaults() throws {
+        let configuration = try AppConfiguration(environment: ["ORCH_WORKDIR": "/srv/orch"])
+        XCTAssertTrue(configuration.reconcileEnabled)
+        XCTAssertEqual(configuration.reconcileInterval, .seconds(60))
+        XCTAssertTrue(configuration.diskMonitorEnabled)
+        XCTAssertEqual(configuration.diskMonitor.paths, ["/srv/orch"])
+        XCTAssertEqual(configuration.diskMonitor.threshold, 90)
+        XCTAssertEqual(configuration.diskMonitor.interval, .seconds(60))
+        XCTAssertFalse(configuration.buildCachePruneEnabled)
+        XCTAssertEqual(configuration.buildCachePrune.interval, .seconds(86400))
+        XCTAssertEqual(configuration.buildCachePrune.timeout, .seconds(600))
+    }
+
+    func testValuesAndTheirErrors() throws {
+        let configuration = try AppConfiguration(environment: [
+            "ORCH_DISK_MONITOR_PATHS": "/a, /b ,", "ORCH_DISK_MONITOR_THRESHOLD": "85.5",
+            "ORCH_BUILD_CACHE_PRUNE_ENABLED": "1",
+            "ORCH_BUILD_CACHE_PRUNE_COMMAND": #"["sh", "-c", "docker builder prune -af"]"#,
+        ])
+        XCTAssertEqual(configuration.diskMonitor.paths, ["/a", "/b"])
+        XCTAssertEqual(configuration.diskMonitor.threshold, 85.5)
+        XCTAssertEqual(configuration.buildCachePrune.command, ["sh", "-c", "docker builder prune -af"])
+        let words = try AppConfiguration(environment: ["ORCH_BUILD_CACHE_PRUNE_COMMAND": "docker  builder prune -af"])
+        XCTAssertEqual(words.buildCachePrune.command, ["docker", "builder", "prune", "-af"])
+
+        let wrong: [([String: String], String)] = [
+            (["ORCH_DISK_MONITOR_THRESHOLD": "150"], "ORCH_DISK_MONITOR_THRESHOLD"),
+            (["ORCH_DISK_MONITOR_PATHS": " , "], "ORCH_DISK_MONITOR_PATHS"),
+            (["ORCH_BUILD_CACHE_PRUNE_ENABLED": "1"], "ORCH_BUILD_CACHE_PRUNE_COMMAND"),
+            (["ORCH_BUILD_CACHE_PRUNE_COMMAND": "[\"docker\", 3]"], "ORCH_BUILD_CACHE_PRUNE_COMMAND"),
+            (["ORCH_RECONCILE_INTERVAL": "200ms"], "ORCH_RECONCILE_INTERVAL"),
+            (["ORCH_RECONCILE_ENABLED": "maybe"], "ORCH_RECONCILE_ENABLED"),
+        ]
+        for (environment, key) in wrong {
+            XCTAssertThrowsError(try AppConfiguration(environment: environment), "\(environment)") { error in
+                XCTAssertTrue("\(error)".contains(key), "\(error)")
+            }
+        }
+    }
+
+    func testTheKillSwitchesDecideTheLeaderDuties() async throws {
+        let pool = ConnectionPool(
+            configuration: DatabaseConfiguration(connectionString: nil, applicationName: "test", maxConnections: 2),
+            logger: Logger(label: "test"))
+        func duties(_ environment: [String: String]) throws -> [String] {
+            ReplicaRuntime.maintenanceDuties(
+                configuration: try AppConfiguration(environment: environment), pool: pool, replicaID: "r",
+                alerts: .off, logger: Logger(label: "test")
+            ).map(\.name)
+        }
+        let standard = try duties([:])
+        XCTAssertTrue(standard.contains(Reconciler.dutyName), "\(standard)")
+        XCTAssertTrue(standard.contains(QueueMaintenance.strandedTaskDuty), "\(standard)")
+        XCTAssertFalse(standard.contains(BuildCachePruner.duty), "off by default")
+        let off = try duties(["ORCH_RECONCILE_ENABLED": "0"])
+        XCTAssertFalse(off.contains(Reconciler.dutyName), "\(off)")
+        XCTAssertTrue(off.contains(QueueMaintenance.strandedTaskDuty), "the backstop stays")
+        let pruning = try duties(["ORCH_BUILD_CACHE_PRUNE_ENABLED": "on", "ORCH_BUILD_CACHE_PRUNE_COMMAND": "true"])
+        XCTAssertTrue(pruning.contains(BuildCachePruner.duty), "\(pruning)")
+        await pool.close()
+    }
+}
