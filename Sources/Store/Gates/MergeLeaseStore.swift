@@ -130,6 +130,20 @@ public struct MergeLeaseStore: Sendable {
         }
     }
 
+    /// Deletes the rows of holders that no longer hold the lock (their replica died, or a release
+    /// could not clear its row): the reaper's `merge-lease-sweep`. `/queue` never shows them, and
+    /// the next holder overwrites one, but a repository that merges no more would keep it forever.
+    /// Returns how many were deleted.
+    public func pruneStale() async throws -> Int {
+        try await pool.query(
+            """
+            DELETE FROM merge_leases l WHERE NOT EXISTS (
+                SELECT 1 FROM (\(Self.grantedLeases)) k WHERE k.pid = l.backend_pid AND k.objid = hashtext(l.repo)::oid)
+            """,
+            [AdvisoryLockKey.Namespace.merge]
+        ).affectedRows
+    }
+
     /// Merge jobs queued because the lease was taken.
     public func waitingJobs() async throws -> Int {
         try await JobStore(pool: pool).countPostponed(kind: TaskStore.stageJobKind, reasonPrefix: Self.waitReason)

@@ -2,12 +2,14 @@ import Logging
 import Store
 
 /// The leader's queue duties (the reaper): rescue abandoned jobs, hold tasks left without a live
-/// stage job, sweep dead replicas, prune old jobs and webhook deliveries. Each run is recorded in `maintenance_runs` for the `/queue` `reaper` block.
+/// stage job, sweep dead replicas and the merge-lease rows they left, prune old jobs and webhook deliveries. Each run is recorded in `maintenance_runs` for the `/queue` `reaper` block.
 public enum QueueMaintenance {
     /// The name the webhook-pruning duty is recorded under in `maintenance_runs`.
     public static let webhookPruneDuty = "webhook-prune"
     /// The name of the duty that holds active tasks left without a live stage job.
     public static let strandedTaskDuty = "stranded-tasks"
+    /// The name of the duty that deletes `merge_leases` rows whose holder no longer holds the lock.
+    public static let mergeLeaseSweepDuty = "merge-lease-sweep"
 
     /// The duties, for a `LeaderElector`.
     /// `repairFirst` (the reconciler is on) lets the stranded-task pass repair before it holds.
@@ -68,6 +70,14 @@ public enum QueueMaintenance {
                 let pruned = try await jobs.prune(retention: retention)
                 if pruned > 0 { logger.info("pruned finished jobs", metadata: ["job.count": "\(pruned)"]) }
                 return pruned
+            },
+            recorded(mergeLeaseSweepDuty, interval: heartbeatTTL) {
+                let swept = try await MergeLeaseStore(pool: pool).pruneStale()
+                if swept > 0 {
+                    logger.notice(
+                        "removed merge lease rows of holders that are gone", metadata: ["lease.count": "\(swept)"])
+                }
+                return swept
             },
             recorded(webhookPruneDuty, interval: .seconds(600)) {
                 let pruned = try await webhooks.prune(retention: webhookRetention)
