@@ -162,4 +162,55 @@ final class GateRouteTests: DatabaseTestCase {
             }
         }
     }
+
+    /// A repository taken out of gates (`gates:` in its entry, and `ORCH_MERGE_GATE_REPOS`):
+    /// every gate's block says `scope: some` and names it, its serial gate has no limit, and
+    /// `POST /tasks/{wi}/dependencies` refuses edges for its tasks with 409.
+    func testEachGateBlockShowsItsScopeAndTheDependencyAPIHonoursIt() async throws {
+        try """
+        repos:
+          - project: APP
+            repo: acme/app
+            clone_url: /nonexistent/app.git
+          - project: FREE
+            repo: acme/free
+            clone_url: /nonexistent/free.git
+            max_active_tasks: 3
+            gates: { serial_gate: false, task_deps: false, coverage_gate: false, post_deploy: false }
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let app = Application(
+            router: HTTPRoutes.router(
+                pool: database.pool,
+                configuration: try AppConfiguration(environment: [
+                    "ORCH_ADMIN_TOKEN": Self.token, "ORCH_CONFIG": config.path, "ORCH_MERGE_GATE_REPOS": "acme/app",
+                ])))
+        _ = try await tasks.upsert(
+            workItem: "FREE-1", repo: "acme/free", title: "free", description: "", labels: ["auto"], track: .full,
+            auto: true, planeIssueID: nil, planeProjectID: nil, planeState: nil)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/queue", method: .get, headers: Self.auth) { response in
+                let body = Self.object(response.body)
+                for key in ["serial_gate", "task_deps", "coverage", "post_deploy", "merge_verify"] {
+                    let block = body[key] as? [String: Any]
+                    XCTAssertEqual(block?["enabled"] as? Bool, true, key)
+                    XCTAssertEqual(block?["scope"] as? String, "some", key)
+                    XCTAssertEqual(block?["out_of_scope"] as? [String], ["acme/free"], key)
+                }
+                let gate = body["serial_gate"] as? [String: Any]
+                let free = (gate?["repos"] as? [[String: Any]])?.first { $0["repo"] as? String == "acme/free" }
+                XCTAssertNotNil(free)
+                XCTAssertNil(free?["max_active_tasks"], "no limit out of scope: \(free ?? [:])")
+            }
+            try await client.execute(
+                uri: "/tasks/FREE-1/dependencies", method: .post, headers: Self.auth,
+                body: ByteBuffer(string: #"{"depends_on": ["APP-1"]}"#)
+            ) { response in
+                XCTAssertEqual(response.status, .conflict)
+                let error = Self.object(response.body)["error"] as? String ?? ""
+                XCTAssertTrue(error.contains("acme/free"), error)
+            }
+        }
+        let edges = try await tasks.dependencies(workItem: "FREE-1")
+        XCTAssertEqual(edges.count, 0)
+    }
 }

@@ -96,6 +96,22 @@ final class WebhookProcessingTests: DatabaseTestCase {
         XCTAssertEqual(reason, "ORCH-98 cancelled by the STOP label")
     }
 
+    /// A repository out of the task-dependency gate's scope (`gates: {task_deps: false}` or left
+    /// out of `ORCH_TASK_DEPS_REPOS`): its description's `Depends on` lines make no edge and the
+    /// task is not blocked.
+    func testARepositoryOutOfTheDependencyScopeTakesNoEdgesFromItsDescription() async throws {
+        var repo = RepositorySettings(
+            project: "ORCH", planeProjectID: Self.projectID, repo: "acme/orch", cloneURL: "/srv/git/orch",
+            defaultBranch: "main", testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
+        repo.gates.outOfScope = [.taskDependencies]
+        processor = WebhookProcessor(pool: database.pool, repos: [repo], labels: LabelSettings())
+        try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state.status, .active, "not blocked by the description's Depends on ORCH-97")
+        let edges = try await tasks.dependencies(workItem: "ORCH-98")
+        XCTAssertEqual(edges.count, 0)
+    }
+
     func testStopLabelCancelsTheTask() async throws {
         try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
         let (_, reason) = try await deliver(

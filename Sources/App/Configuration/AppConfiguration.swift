@@ -196,6 +196,34 @@ struct AppConfiguration: Sendable {
         adminToken = environment["ORCH_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         file = try env.string("ORCH_CONFIG").map(ConfigFile.load(path:)) ?? ConfigFile()
         file.labels.enabled = try env.flag("ORCH_AUTO_LABELS_ENABLED", default: true)
+        try Self.applyGateLists(env, to: &file.repos)
+    }
+
+    /// The serial gate's limit per configured repository: nil (no limit) with the gate switched
+    /// off or the repository out of its scope.
+    var serialGateLimits: [String: Int?] {
+        Dictionary(
+            file.repos.map { ($0.repo, gates.applies(.serialGate, to: $0) ? $0.gates.maxActiveTasks : nil) },
+            uniquingKeysWith: { first, _ in first })
+    }
+
+    /// `ORCH_<GATE>_REPOS` (e.g. `ORCH_COVERAGE_GATE_REPOS=acme/api,acme/web`): when set, the gate
+    /// applies only to the repositories listed (and not switched off in their own `gates`); unset
+    /// or empty, to all. A name that is not a configured repository stops the start: a typo must
+    /// not silently take a repository out of a gate.
+    static func applyGateLists(_ env: EnvironmentReader, to repos: inout [RepositorySettings]) throws {
+        let configured = Set(repos.map(\.repo))
+        for gate in RepositoryGate.allCases {
+            guard let listed = env.list(gate.repositoryListVariable), !listed.isEmpty else { continue }
+            if let unknown = listed.first(where: { !configured.contains($0) }) {
+                throw ConfigurationError(
+                    key: gate.repositoryListVariable,
+                    problem: "names \(unknown.prefix(100)), which is not a repository of ORCH_CONFIG")
+            }
+            for index in repos.indices where !listed.contains(repos[index].repo) {
+                repos[index].gates.outOfScope.insert(gate)
+            }
+        }
     }
 
     private static func planeAPI(_ env: EnvironmentReader) throws -> PlaneAPISettings? {

@@ -27,6 +27,7 @@ struct ConfigFile: Sendable, Equatable {
             var coverage: Coverage?
             var merge_verify: MergeVerify?
             var post_deploy: PostDeploy?
+            var gates: [String: Bool]?
         }
         struct Coverage: Decodable {
             var policy: String?
@@ -161,9 +162,19 @@ struct ConfigFile: Sendable, Equatable {
         return parsed
     }
 
-    /// `max_active_tasks`, `coverage`, `merge_verify` and `post_deploy` of one repository.
+    /// `max_active_tasks`, `coverage`, `merge_verify`, `post_deploy` and `gates` (the scope: a
+    /// gate named `false` does not apply to the repository) of one repository.
     private static func gates(_ repo: Raw.Repo, key: String) throws -> RepositoryGates {
         var gates = RepositoryGates()
+        for (name, applies) in (repo.gates ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let gate = RepositoryGate(rawValue: name) else {
+                throw ConfigurationError(
+                    key: "\(key).gates.\(name)",
+                    problem: "not a gate; expected one of "
+                        + RepositoryGate.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            if !applies { gates.outOfScope.insert(gate) }
+        }
         if let limit = repo.max_active_tasks {
             guard limit >= 1 else {
                 throw ConfigurationError(key: "\(key).max_active_tasks", problem: "must be at least 1, got \(limit)")

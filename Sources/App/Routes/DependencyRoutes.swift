@@ -10,6 +10,9 @@ struct DependencyRoutes: Sendable {
     let tasks: TaskStore
     /// `ORCH_TASK_DEPS_ENABLED`.
     let enabled: Bool
+    /// Repositories out of the gate's scope (`gates: {task_deps: false}`, `ORCH_TASK_DEPS_REPOS`):
+    /// their tasks take no edges.
+    var outOfScope: Set<String> = []
 
     struct Body: Decodable {
         let dependsOn: [String]?
@@ -41,6 +44,10 @@ struct DependencyRoutes: Sendable {
             }
             if let bad = dependsOn.first(where: { DependencyLines.parse("Depends on \($0)") != [$0] }) {
                 throw APIError(.badRequest, "'\(bad.prefix(64))' is not a work item such as ORCH-12")
+            }
+            if let repo = try await tasks.task(workItem: workItem)?.repo, outOfScope.contains(repo) {
+                throw APIError(
+                    .conflict, "task dependencies do not apply to \(repo) (ORCH_TASK_DEPS_REPOS or its gates)")
             }
             guard let (task, refused) = try await tasks.addDependencies(workItem: workItem, dependsOn: dependsOn)
             else {

@@ -38,7 +38,11 @@ enum HTTPRoutes {
                 alerts: Notifier(telegram: configuration.telegram, plane: configuration.planeAPI).alerts(pool: pool)
             ).endpoints)
         admin.addRoutes(
-            DependencyRoutes(tasks: TaskStore(pool: pool), enabled: configuration.gates.taskDependencies).endpoints)
+            DependencyRoutes(
+                tasks: TaskStore(pool: pool), enabled: configuration.gates.taskDependencies,
+                outOfScope: Set(
+                    configuration.file.repos.filter { $0.gates.outOfScope.contains(.taskDependencies) }.map(\.repo))
+            ).endpoints)
         admin.addRoutes(
             CoverageRoutes(coverage: CoverageStore(pool: pool), repos: Set(configuration.file.repos.map(\.repo)))
                 .endpoints)
@@ -63,14 +67,14 @@ enum HTTPRoutes {
                     jobRetention: configuration.jobRetention),
                 LessonsBlock(),
                 SerialGateBlock(enabled: configuration.gates.serialGate, repos: configuration.file.repos),
-                TaskDepsBlock(enabled: configuration.gates.taskDependencies),
-                PostDeployBlock(enabled: configuration.gates.postDeploy),
+                TaskDepsBlock(enabled: configuration.gates.taskDependencies, repos: configuration.file.repos),
+                PostDeployBlock(enabled: configuration.gates.postDeploy, repos: configuration.file.repos),
                 WebhooksBlock(
                     planeSecretSet: configuration.webhookSecret(for: .plane) != nil,
                     giteaSecretSet: configuration.webhookSecret(for: .gitea) != nil,
                     insecure: configuration.insecureWebhooks, maxBodyBytes: configuration.webhookMaxBodyBytes),
                 CoverageBlock(enabled: configuration.gates.coverageGate, repos: configuration.file.repos),
-                MergeVerifyBlock(enabled: configuration.gates.mergeGate),
+                MergeVerifyBlock(enabled: configuration.gates.mergeGate, repos: configuration.file.repos),
                 ReconcileBlock(enabled: configuration.reconcileEnabled, interval: configuration.reconcileInterval),
                 DiskMonitorBlock(enabled: configuration.diskMonitorEnabled, settings: configuration.diskMonitor),
                 BuildCachePruneBlock(

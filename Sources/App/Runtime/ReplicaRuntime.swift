@@ -178,16 +178,12 @@ enum ReplicaRuntime {
         try await group.run()
     }
 
-    /// Writes the configured serial-gate limits (no limit with the gate switched off) and lets
-    /// waiting tasks go where a limit was raised.
+    /// Writes the configured serial-gate limits and lets waiting tasks go where a limit was raised.
     private static func configureSerialGates(
         _ configuration: AppConfiguration, pool: ConnectionPool, logger: Logger
     ) async throws {
         let repos = configuration.file.repos
-        try await RepositoryGateStore(pool: pool).configure(
-            Dictionary(
-                repos.map { ($0.repo, configuration.gates.serialGate ? $0.gates.maxActiveTasks : nil) },
-                uniquingKeysWith: { first, _ in first }))
+        try await RepositoryGateStore(pool: pool).configure(configuration.serialGateLimits)
         let tasks = TaskStore(pool: pool)
         for repo in repos {
             let started = try await tasks.openSerialGate(repo: repo.repo)

@@ -10,6 +10,9 @@ public struct RepositoryGates: Sendable, Equatable {
     public var mergeVerifyWindow: Duration
     /// `post_deploy: {window, interval, timeout, failures}`.
     public var postDeploy: PostDeploy
+    /// The gates that do not apply to this repository: `gates: {name: false}` in its entry, or
+    /// left out of a gate's `ORCH_<GATE>_REPOS` list. Empty by default: every gate applies.
+    public var outOfScope: Set<RepositoryGate>
 
     /// The coverage gate's policy.
     public struct Coverage: Sendable, Equatable {
@@ -60,11 +63,12 @@ public struct RepositoryGates: Sendable, Equatable {
     /// post-deploy defaults.
     public init(
         maxActiveTasks: Int = 1, coverage: Coverage = .init(), mergeVerifyWindow: Duration = .seconds(1800),
-        postDeploy: PostDeploy = .init()
+        postDeploy: PostDeploy = .init(), outOfScope: Set<RepositoryGate> = []
     ) {
         self.maxActiveTasks = maxActiveTasks
         self.coverage = coverage
         self.mergeVerifyWindow = mergeVerifyWindow
         self.postDeploy = postDeploy
+        self.outOfScope = outOfScope
     }
 }

@@ -7,11 +7,13 @@ extension StageGate {
     /// by the test timeout), reads its percentage (`CoverageReport`), judges it against the
     /// repository's baseline and settings (`CoverageGate`) and records the measurement with the
     /// head it measured, passed or not: the merge stage raises the baseline from the task's latest
-    /// passing one. Nil when the gate is off or the repository has no `coverage_command`.
+    /// passing one. Nil when the gate is off, the repository out of its scope, or without a
+    /// `coverage_command`.
     func coverageVerdict(
         _ repo: RepositorySettings, workItem: String, in worktree: String
     ) async throws -> CoverageGate.Verdict? {
-        guard let store = coverage, let command = repo.coverageCommand else { return nil }
+        guard let store = coverage, !repo.gates.outOfScope.contains(.coverageGate), let command = repo.coverageCommand
+        else { return nil }
         let shown = command.joined(separator: " ")
         let (exit, output) = try await commands.run(command, in: worktree, timeout: testTimeout, check: false)
         guard exit == 0 else {

@@ -27,7 +27,7 @@ extension StageRunner {
         let (exit, output) = try await commands.run(command, in: worktree, timeout: .seconds(3600), check: false)
         if exit == 0 {
             let shipped = "deploy_command succeeded on \(mergeSHA.prefix(12))"
-            if settings.switches.postDeploy, let healthURL = repo.healthURL {
+            if settings.switches.applies(.postDeploy, to: repo), let healthURL = repo.healthURL {
                 // Watched: the stage's verdict is the post-deploy watch's (PostDeployWatch.swift).
                 try await outcome.handOver(
                     .init(workItem: task.workItem, repo: repo.repo, mergeSHA: mergeSHA, healthURL: healthURL),

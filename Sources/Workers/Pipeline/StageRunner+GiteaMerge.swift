@@ -151,7 +151,7 @@ extension StageRunner {
                 .held, reason: "PR #\(number) is merged but Gitea shows no merge commit (deploy needs it)")
             return
         }
-        if settings.switches.mergeGate, repo.ci == .required {
+        if settings.switches.applies(.mergeGate, to: repo), repo.ci == .required {
             guard
                 try await verifyMergeCommit(
                     mergeSHA, task: task, number: number, repo: repo, client: client, outcome: outcome)

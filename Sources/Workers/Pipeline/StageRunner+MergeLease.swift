@@ -13,11 +13,12 @@ extension StageRunner {
     /// Runs the merge under the repository's merge lease, so two merges (with their
     /// verifications) of one repository never overlap across replicas. A lease taken by another
     /// merge postpones this job (no attempt spent, no worker slot held while it waits). With the
-    /// merge gate switched off (`ORCH_MERGE_GATE_ENABLED=0`) the merge runs without a lease.
+    /// merge gate switched off (`ORCH_MERGE_GATE_ENABLED=0`), or the repository out of its scope, the
+    /// merge runs without a lease.
     func underMergeLease(
         _ task: TaskRecord, repo: RepositorySettings, outcome: StageOutcome, _ merge: () async throws -> Void
     ) async throws {
-        guard settings.switches.mergeGate else { return try await merge() }
+        guard settings.switches.applies(.mergeGate, to: repo) else { return try await merge() }
         let ran = try await mergeLeases.withLease(
             repo: repo.repo, workItem: task.workItem, replicaID: outcome.context.lease.replicaID
         ) {

@@ -9,7 +9,8 @@ public struct CoverageBlock: QueueReportBlock {
     /// The block's figures.
     public struct Body: Encodable, Sendable {
         public let enabled: Bool
-        public let scope = QueueReportScope.all
+        public let scope: String
+        public let outOfScope: [String]
         public let repos: [Repository]
     }
 
@@ -54,8 +55,9 @@ public struct CoverageBlock: QueueReportBlock {
 
     public func read(from pool: ConnectionPool, leader: String?) async throws -> Body {
         let baselines = try await CoverageStore(pool: pool).baselines()
+        let scope = GateScope(.coverageGate, repos: repos)
         return Body(
-            enabled: enabled,
+            enabled: enabled, scope: scope.scope, outOfScope: scope.outOfScope,
             repos: repos.map { settings in
                 let coverage = settings.gates.coverage
                 return Repository(

@@ -8,14 +8,16 @@ public struct MergeVerifyBlock: QueueReportBlock {
     public struct Body: Encodable, Sendable {
         public let enabled: Bool
         public let scope: String
+        public let outOfScope: [String]
         public let leases: [MergeLeaseStore.Lease]
         public let verifying: [MergeVerifySummary.Verification]
         public let waitingJobs: Int
         public let holds: [MergeVerifySummary.Hold]
 
-        init(enabled: Bool, summary: MergeVerifySummary) {
+        init(enabled: Bool, scope: GateScope, summary: MergeVerifySummary) {
             self.enabled = enabled
-            scope = QueueReportScope.all
+            self.scope = scope.scope
+            outOfScope = scope.outOfScope
             leases = summary.leases
             verifying = summary.verifying
             waitingJobs = summary.waitingJobs
@@ -25,13 +27,15 @@ public struct MergeVerifyBlock: QueueReportBlock {
 
     public let key = "merge_verify"
     let enabled: Bool
+    let scope: GateScope
 
     /// Creates the block; `enabled` is `ORCH_MERGE_GATE_ENABLED`.
-    public init(enabled: Bool) {
+    public init(enabled: Bool, repos: [RepositorySettings] = []) {
         self.enabled = enabled
+        self.scope = GateScope(.mergeGate, repos: repos)
     }
 
     public func read(from pool: ConnectionPool, leader: String?) async throws -> Body {
-        Body(enabled: enabled, summary: try await MergeLeaseStore(pool: pool).summary())
+        Body(enabled: enabled, scope: scope, summary: try await MergeLeaseStore(pool: pool).summary())
     }
 }

@@ -28,22 +28,26 @@ public struct PostDeployBlock: QueueReportBlock {
     public struct Body: Encodable, Sendable {
         let enabled: Bool
         let scope: String
+        let outOfScope: [String]
         let watching: [Watching]
         let recent: [Finished]
     }
 
     public let key = "post_deploy"
     let enabled: Bool
+    let scope: GateScope
 
-    /// The block, with the kill switch's state (`ORCH_POST_DEPLOY_ENABLED`).
-    public init(enabled: Bool) {
+    /// The block, with the kill switch's state (`ORCH_POST_DEPLOY_ENABLED`) and the configured
+    /// repositories.
+    public init(enabled: Bool, repos: [RepositorySettings] = []) {
         self.enabled = enabled
+        self.scope = GateScope(.postDeploy, repos: repos)
     }
 
     public func read(from pool: ConnectionPool, leader: String?) async throws -> Body {
         let store = DeployWatchStore(pool: pool)
         return Body(
-            enabled: enabled, scope: QueueReportScope.all,
+            enabled: enabled, scope: scope.scope, outOfScope: scope.outOfScope,
             watching: try await store.watching().map {
                 Watching(
                     task: $0.workItem, repo: $0.repo, since: $0.startedAt, probes: $0.probes,

@@ -20,6 +20,7 @@ public struct SerialGateBlock: QueueReportBlock {
     public struct Body: Encodable, Sendable {
         let enabled: Bool
         let scope: String
+        let outOfScope: [String]
         let repos: [Repository]
     }
 
@@ -38,11 +39,14 @@ public struct SerialGateBlock: QueueReportBlock {
             try await RepositoryGateStore(pool: pool).gates().map { ($0.repo, $0) }, uniquingKeysWith: { a, _ in a })
         let tasks = try await TaskStore(pool: pool).serialGateTasks()
         let names = Set(configured.map(\.repo)).union(gates.keys).union(tasks.keys).sorted()
+        let scope = GateScope(.serialGate, repos: configured)
         return Body(
-            enabled: enabled, scope: QueueReportScope.all,
+            enabled: enabled, scope: scope.scope, outOfScope: scope.outOfScope,
             repos: names.map { repo in
                 let gate = gates[repo]
-                let limit = configured.first { $0.repo == repo }.map { enabled ? $0.gates.maxActiveTasks : nil }
+                let limit = configured.first { $0.repo == repo }.map {
+                    enabled && !scope.outOfScope.contains(repo) ? $0.gates.maxActiveTasks : nil
+                }
                 return Repository(
                     repo: repo, maxActiveTasks: limit ?? gate?.maxActiveTasks, active: tasks[repo]?.active ?? [],
                     waiting: tasks[repo]?.waiting ?? [], frozen: gate?.frozen ?? false,

@@ -14,6 +14,7 @@ public struct TaskDepsBlock: QueueReportBlock {
     public struct Body: Encodable, Sendable {
         let enabled: Bool
         let scope: String
+        let outOfScope: [String]
         let edges: [TaskStore.DependencyEdge]
         let blocked: [Blocked]
         let cyclesRefused: [TaskStore.RefusedDependency]
@@ -21,9 +22,12 @@ public struct TaskDepsBlock: QueueReportBlock {
 
     public let key = "task_deps"
     let enabled: Bool
+    let scope: GateScope
 
-    public init(enabled: Bool) {
+    /// The block for the kill switch (`ORCH_TASK_DEPS_ENABLED`) and the configured repositories.
+    public init(enabled: Bool, repos: [RepositorySettings] = []) {
         self.enabled = enabled
+        self.scope = GateScope(.taskDependencies, repos: repos)
     }
 
     public func read(from pool: ConnectionPool, leader: String?) async throws -> Body {
@@ -34,7 +38,7 @@ public struct TaskDepsBlock: QueueReportBlock {
             $0.workItem
         }
         return Body(
-            enabled: enabled, scope: QueueReportScope.all, edges: edges,
+            enabled: enabled, scope: scope.scope, outOfScope: scope.outOfScope, edges: edges,
             blocked: waiting.keys.sorted().map { Blocked(workItem: $0, waitingFor: waiting[$0]!.map(\.dependsOn)) },
             cyclesRefused: refused)
     }

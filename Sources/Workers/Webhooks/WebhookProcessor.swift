@@ -23,7 +23,7 @@ public struct WebhookProcessor: Sendable {
     let labels: LabelSettings
     let projects: PlaneProjectResolver
     /// Whether `Depends on` / `Blocked by` lines of descriptions become task dependencies
-    /// (`ORCH_TASK_DEPS_ENABLED`).
+    /// (`ORCH_TASK_DEPS_ENABLED`); a repository out of the gate's scope gets none either.
     let dependencies: Bool
 
     /// Creates the processor; `planeAPI` lets it resolve Plane projects configured without
@@ -123,7 +123,8 @@ public struct WebhookProcessor: Sendable {
                     planeIssueID: data.id,
                     planeProjectID: data.project, planeState: data.stateName,
                     planeUpdatedAt: stamp.flatMap(Date.init(timestamp:)),
-                    dependsOn: dependencies ? description.map(DependencyLines.parse) : nil
+                    dependsOn: dependencies && !repo.gates.outOfScope.contains(.taskDependencies)
+                        ? description.map(DependencyLines.parse) : nil
                 ).created
             } catch let error as WorkItemUpdateRefused {
                 refusal = error.description
