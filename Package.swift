@@ -94,6 +94,7 @@ let package = Package(
                 "App", "Store", "Workers", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
     ],

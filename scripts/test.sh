@@ -23,8 +23,9 @@ if [ "$unit" = 1 ]; then
   exec swift test --skip-build --disable-swift-testing --filter '^UnitTests\.' "$@"
 fi
 
-# git: the pipeline and launcher tests drive real repositories.
-ensure_packages git
+# git: the pipeline and launcher tests drive real repositories; haproxy and docker-compose: the
+# packaging tests check deploy/haproxy.cfg and docker-compose.yml with them (no engine needed).
+ensure_packages git haproxy docker-compose
 
 trap throwaway_pg_stop EXIT
 if [ -z "${ORCH_TEST_DATABASE_URL:-}" ]; then

@@ -11,12 +11,22 @@ import Glibc
 /// close). Picking a random number instead can hit a port the kernel already handed out as the
 /// local end of an outgoing connection: the server then fails to bind.
 public func freeTCPPort() -> Int {
+    bindLoopback(port: 0) ?? Int.random(in: 20_000...30_000)
+}
+
+/// Whether `port` on 127.0.0.1 can be bound right now (for tests that need neighbouring ports).
+public func isTCPPortFree(_ port: Int) -> Bool {
+    (1...65535).contains(port) && bindLoopback(port: port) == port
+}
+
+/// Binds a socket to 127.0.0.1:`port` and closes it; the port it got, or nil.
+private func bindLoopback(port: Int) -> Int? {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { return Int.random(in: 20_000...30_000) }
+    guard descriptor >= 0 else { return nil }
     defer { close(descriptor) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) { pointer in
@@ -24,8 +34,7 @@ public func freeTCPPort() -> Int {
             bind(descriptor, generic, length) == 0 && getsockname(descriptor, generic, &length) == 0
         }
     }
-    guard bound else { return Int.random(in: 20_000...30_000) }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
 }
 
 /// A URLSession for tests against local servers: nothing cached, and a request that gets no answer
