@@ -44,7 +44,7 @@ final class AdminTests: DatabaseTestCase {
         (.get, "/status"), (.get, "/queue"), (.get, "/tasks/ORCH-7"), (.post, "/tasks/ORCH-7/approve"),
         (.post, "/tasks/ORCH-7/retry"), (.post, "/tasks/ORCH-7/cancel"),
         (.post, "/bug-fast-track/escalate?work_item=ORCH-7"),
-        (.get, "/metrics"), (.get, "/metrics/prometheus"),
+        (.get, "/metrics"), (.get, "/metrics/prometheus"), (.post, "/fs-normalize/check?normalize=1"),
     ]
 
     func testEveryAdminEndpointNeedsTheToken() async throws {

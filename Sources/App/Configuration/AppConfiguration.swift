@@ -54,6 +54,12 @@ struct AppConfiguration: Sendable {
     /// `ORCH_BUILD_CACHE_PRUNE_TIMEOUT` (10m).
     var buildCachePruneEnabled: Bool
     var buildCachePrune: BuildCachePruner.Settings
+    /// `ORCH_FS_NORMALIZE_ENABLED` (on by default): every replica scans its work dir, at most
+    /// `ORCH_FS_NORMALIZE_MAX_ENTRIES` entries, for files not owned by the service's user, at
+    /// startup and when asked; a scan answers `/queue` for `ORCH_FS_NORMALIZE_TTL`.
+    /// `ORCH_FS_NORMALIZE_CHOWN` (off) lets the check chown them back itself, as root only.
+    var fsNormalizeEnabled: Bool
+    var fsNormalize: FileOwnershipCheck.Settings
     /// The Plane REST API, when `ORCH_PLANE_API_URL`, `ORCH_PLANE_API_KEY` and
     /// `ORCH_PLANE_WORKSPACE` are all set (used to resolve projects configured without
     /// `plane_project_id`).
@@ -196,6 +202,14 @@ struct AppConfiguration: Sendable {
         adminToken = environment["ORCH_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         file = try env.string("ORCH_CONFIG").map(ConfigFile.load(path:)) ?? ConfigFile()
         file.labels.enabled = try env.flag("ORCH_AUTO_LABELS_ENABLED", default: true)
+        fsNormalizeEnabled = try env.flag("ORCH_FS_NORMALIZE_ENABLED", default: true)
+        fsNormalize = FileOwnershipCheck.Settings(
+            workdir: workdir,
+            maxEntries: try env.integer("ORCH_FS_NORMALIZE_MAX_ENTRIES", default: 100_000, range: 1...100_000_000),
+            ttl: try env.duration("ORCH_FS_NORMALIZE_TTL", default: .seconds(300)),
+            chown: try env.flag("ORCH_FS_NORMALIZE_CHOWN", default: false),
+            // A worktree is an agent's user's during its run, and a task's home stays its.
+            agentUIDs: Set(file.agents.values.compactMap { $0.identity?.userID }))
         try Self.applyGateLists(env, to: &file.repos)
     }
 

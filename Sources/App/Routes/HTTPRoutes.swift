@@ -7,12 +7,22 @@ import Workers
 /// Builds the HTTP router: the public routes (health, webhooks, and the Prometheus exposition when
 /// `ORCH_METRICS_PUBLIC` is set), then the admin routes in a group behind the bearer token.
 enum HTTPRoutes {
+    /// `fileOwnership` is the replica's file-ownership check (shared with its startup check, so
+    /// they share one cached scan); one of its own is made when it is not given and the check is on.
     static func router(
-        pool: ConnectionPool, configuration: AppConfiguration, readiness: ReadinessProbe? = nil
+        pool: ConnectionPool, configuration: AppConfiguration, readiness: ReadinessProbe? = nil,
+        fileOwnership: FileOwnershipCheck? = nil
     ) -> Router<BasicRequestContext> {
         let readiness =
             readiness
             ?? ReadinessProbe(configuration: pool.configuration, logger: Logger(label: "orchestrator.readiness"))
+        let fileOwnership =
+            configuration.fsNormalizeEnabled
+            ? fileOwnership
+                ?? FileOwnershipCheck(
+                    settings: configuration.fsNormalize, host: ProcessInfo.processInfo.hostName,
+                    replicaID: configuration.replicaName, pool: pool, alerts: .off,
+                    logger: Logger(label: "orchestrator.fs-ownership")) : nil
         _ = Telemetry.registry
         let router = Router()
         // Request counts and durations by route template (`http.route`), for /metrics/prometheus.
@@ -29,7 +39,7 @@ enum HTTPRoutes {
             .add(middleware: APIErrorMiddleware())
             .add(middleware: BearerTokenMiddleware(token: configuration.adminToken))
         admin.addRoutes(TaskRoutes(pool: pool).endpoints)
-        admin.addRoutes(queueRoutes(pool: pool, configuration: configuration).endpoints)
+        admin.addRoutes(queueRoutes(pool: pool, configuration: configuration, fileOwnership: fileOwnership).endpoints)
         admin.addRoutes(
             LessonRoutes(lessons: LessonStore(pool: pool), enabled: configuration.lessons.enabled).endpoints)
         admin.addRoutes(
@@ -46,6 +56,7 @@ enum HTTPRoutes {
         admin.addRoutes(
             CoverageRoutes(coverage: CoverageStore(pool: pool), repos: Set(configuration.file.repos.map(\.repo)))
                 .endpoints)
+        admin.addRoutes(FileOwnershipRoutes(check: fileOwnership).endpoints)
         admin.addRoutes(MetricsRoutes(pool: pool, maxConcurrency: configuration.maxConcurrency).endpoints)
         if !configuration.metricsPublic {
             admin.addRoutes(prometheus.endpoints(context: AdminRequestContext.self))
@@ -54,7 +65,9 @@ enum HTTPRoutes {
     }
 
     /// `/queue` with one block per subsystem, in the order the report has always listed them.
-    private static func queueRoutes(pool: ConnectionPool, configuration: AppConfiguration) -> QueueRoutes {
+    private static func queueRoutes(
+        pool: ConnectionPool, configuration: AppConfiguration, fileOwnership: FileOwnershipCheck?
+    ) -> QueueRoutes {
         QueueRoutes(
             pool: pool, maxConcurrency: configuration.maxConcurrency, pollInterval: configuration.pollInterval,
             blocks: [
@@ -79,6 +92,9 @@ enum HTTPRoutes {
                 DiskMonitorBlock(enabled: configuration.diskMonitorEnabled, settings: configuration.diskMonitor),
                 BuildCachePruneBlock(
                     enabled: configuration.buildCachePruneEnabled, settings: configuration.buildCachePrune),
+                FileOwnershipBlock(
+                    enabled: configuration.fsNormalizeEnabled, settings: configuration.fsNormalize,
+                    check: fileOwnership),
             ])
     }
 }

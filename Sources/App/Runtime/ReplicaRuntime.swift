@@ -71,6 +71,8 @@ enum ReplicaRuntime {
         try await AgentOrphans.reapAtStartup(
             pool: pool, name: configuration.replicaName, host: host, replicaID: replicaID, alerts: alerts,
             logger: logger)
+        let fileOwnership = await checkFileOwnership(
+            configuration, host: host, replicaID: replicaID, pool: pool, alerts: alerts, logger: logger)
 
         let listener = Listener(pool: pool, logger: logger)
         var services: [any Service] = [ListenerService(listener: listener)]
@@ -157,7 +159,7 @@ enum ReplicaRuntime {
         if role.servesHTTP {
             services.append(
                 Application(
-                    router: HTTPRoutes.router(pool: pool, configuration: configuration),
+                    router: HTTPRoutes.router(pool: pool, configuration: configuration, fileOwnership: fileOwnership),
                     configuration: .init(
                         address: .hostname(configuration.host, port: configuration.port), serverName: "orchestrator"),
                     logger: logger))
@@ -176,6 +178,23 @@ enum ReplicaRuntime {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+
+    /// The startup file-ownership check (`ORCH_FS_NORMALIZE_ENABLED`), logged once either way;
+    /// returns the check the HTTP routes share, nil when it is off.
+    private static func checkFileOwnership(
+        _ configuration: AppConfiguration, host: String, replicaID: String, pool: ConnectionPool, alerts: Alerts,
+        logger: Logger
+    ) async -> FileOwnershipCheck? {
+        guard configuration.fsNormalizeEnabled else {
+            logger.info("file ownership check is off (ORCH_FS_NORMALIZE_ENABLED=0)")
+            return nil
+        }
+        let check = FileOwnershipCheck(
+            settings: configuration.fsNormalize, host: host, replicaID: replicaID, pool: pool, alerts: alerts,
+            logger: logger)
+        await check.startup()
+        return check
     }
 
     /// Writes the configured serial-gate limits and lets waiting tasks go where a limit was raised.

@@ -58,6 +58,16 @@ public struct Workspace: Sendable {
     }
 
     private func prepare(_ repo: RepositorySettings, workItem: String, at commit: String?) async throws -> String {
+        do {
+            return try await makeWorktree(repo, workItem: workItem, at: commit)
+        } catch {
+            // A retry goes through only once someone gives the files back: the message says how.
+            guard let evidence = FileOwnership.ownershipEvidence(in: error, under: root) else { throw error }
+            throw OwnershipFailure(workItem: workItem, workdir: root, evidence: evidence)
+        }
+    }
+
+    private func makeWorktree(_ repo: RepositorySettings, workItem: String, at commit: String?) async throws -> String {
         let clone = clonePath(repo)
         let worktree = worktreePath(repo, workItem: workItem)
         let branch = Self.branch(workItem: workItem)
