@@ -59,26 +59,30 @@ enum ReplicaRuntime {
         let database = configuration.database(applicationName: "orchestrator \(replicaID)".prefix(63).description)
         try await replicas.register(
             id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue)
-        try await PreviousIncarnations.recover(
-            identity, staleAfter: configuration.heartbeatTTL, pool: pool, logger: logger)
-
-        try await configureSerialGates(configuration, pool: pool, logger: logger)
-
         let notifier = Notifier(
             telegram: configuration.telegram,
             plane: configuration.planeAPI)
         let alerts = notifier.alerts(pool: pool)
-        try await AgentOrphans.reapAtStartup(
-            pool: pool, name: configuration.replicaName, host: host, replicaID: replicaID, alerts: alerts,
+        let workspace = Workspace(root: configuration.workdir)
+        let sweeper = WorkspaceSweeper(
+            workspace: workspace, repos: configuration.file.repos, pool: pool, logger: logger)
+        let reaper = replicaReaper(
+            configuration: configuration, sweeper: sweeper, identity: identity, pool: pool, logger: logger)
+        try await StartupHousekeeping.run(
+            startupSteps(
+                configuration: configuration, identity: identity, pool: pool, alerts: alerts, reaper: reaper,
+                logger: logger),
             logger: logger)
+
+        try await configureSerialGates(configuration, pool: pool, logger: logger)
 
         let listener = Listener(pool: pool, logger: logger)
         var services: [any Service] = [ListenerService(listener: listener)]
         var worker: QueueWorker?
-        let workspace = Workspace(root: configuration.workdir)
+        // Every replica prunes the files on its own disk, whatever its role.
+        if let reaper { services.append(reaper) }
         if role.runsWorkers {
-            services.append(
-                WorkspaceSweeper(workspace: workspace, repos: configuration.file.repos, pool: pool, logger: logger))
+            services.append(sweeper)
             var registry = JobRegistry()
             registry.register(
                 WebhookProcessor(

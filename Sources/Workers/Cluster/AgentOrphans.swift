@@ -12,11 +12,12 @@ import Glibc
 public enum AgentOrphans {
     /// At startup, after the previous incarnations were marked stopped: kills their agents still
     /// alive here (only the very process: pid and start time must match, so a recycled pid is
-    /// never hit) and closes their runs with exit −1. Returns the runs it handled.
+    /// never hit) and closes their runs with exit −1. Returns the runs it handled and the pids it
+    /// killed.
     @discardableResult
     public static func reapAtStartup(
         pool: ConnectionPool, name: String, host: String, replicaID: String, alerts: Alerts, logger: Logger
-    ) async throws -> [AgentRun] {
+    ) async throws -> (runs: [AgentRun], killed: [Int]) {
         let store = AgentRunStore(pool: pool)
         let orphans = try await store.orphans(name: name, host: host, currentReplicaID: replicaID)
         var killed: [Int] = []
@@ -40,7 +41,7 @@ public enum AgentOrphans {
                 "Replica \(name) on \(host) restarted: closed \(orphans.count) orphaned agent run(s) \(orphans.map(\.id)), killed pids \(killed). Their stages run again.",
                 key: "orphans:\(replicaID)")
         }
-        return orphans
+        return (orphans, killed)
     }
 
     /// The leader's duty: closes runs of replicas that are gone, judged by the database clock.
