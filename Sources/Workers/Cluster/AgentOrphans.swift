@@ -44,12 +44,19 @@ public enum AgentOrphans {
         return (orphans, killed)
     }
 
+    /// The name the leader's duty is recorded under in `maintenance_runs`.
+    public static let dutyName = "agent-runs"
+
     /// The leader's duty: closes runs of replicas that are gone, judged by the database clock.
+    /// Each run is recorded (runs closed) for the `/queue` `reaper` block.
     public static func duty(
-        pool: ConnectionPool, interval: Duration, staleAfter: Duration, alerts: Alerts, logger: Logger
+        pool: ConnectionPool, interval: Duration, staleAfter: Duration, replicaID: String, alerts: Alerts,
+        logger: Logger
     ) -> LeaderDuty {
         let store = AgentRunStore(pool: pool)
-        return LeaderDuty(name: "agent-runs", interval: interval) {
+        return QueueMaintenance.recorded(
+            dutyName, interval: interval, replicaID: replicaID, runs: MaintenanceStore(pool: pool), logger: logger
+        ) {
             let closed = try await store.closeRunsOfGoneReplicas(staleAfter: staleAfter)
             if !closed.isEmpty {
                 logger.error(
@@ -62,6 +69,7 @@ public enum AgentOrphans {
                     "Replica(s) \(replicas.joined(separator: ", ")) gone: closed agent run(s) \(closed.map(\.id)); their jobs are rescued by the queue.",
                     key: "gone:\(closed.map(\.id).map(String.init).joined(separator: ","))")
             }
+            return closed.count
         }
     }
 }
