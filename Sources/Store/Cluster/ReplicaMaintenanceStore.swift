@@ -12,8 +12,10 @@ public struct ReplicaMaintenanceStore: Sendable {
     /// One replica's record of one duty (in `/queue` under the duty's name, so it is not repeated).
     public struct Run: Sendable, Equatable, Encodable {
         public let duty: String
+        /// The replica's stable name (`ORCH_REPLICA_NAME`) and host: whose disk the duty cleaned.
         public let name: String
         public let host: String
+        /// The process (`replicas.id`) that ran it last.
         public let replicaID: String
         public let lastRunAt: Date
         public let lastAffected: Int

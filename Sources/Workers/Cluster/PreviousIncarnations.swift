@@ -10,7 +10,8 @@ public enum PreviousIncarnations {
     public static let leaseReclaimDuty = "lease-reclaim"
 
     /// Requeues the jobs of this name's earlier incarnations on this host whose process is dead
-    /// (or is this very process, after a PID reuse). Returns the ids of the requeued jobs.
+    /// (or is this very process, after a PID reuse), or that are already marked stopped. Returns
+    /// the ids of the requeued jobs.
     @discardableResult
     public static func recover(
         _ identity: ReplicaIdentity, staleAfter: Duration, pool: ConnectionPool, logger: Logger

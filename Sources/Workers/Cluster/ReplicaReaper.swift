@@ -17,11 +17,15 @@ import Store
 public struct ReplicaReaper: Service {
     /// What the duties keep, and how often they run.
     public struct Settings: Sendable {
+        /// How long a task must have stayed ended before its worktree goes (`ORCH_WORKTREE_RETENTION`).
         public var worktreeRetention: Duration
         /// Where the per-run logs are (`<ORCH_WORKDIR>/logs`).
         public var logDirectory: String
+        /// How old a log may get (`ORCH_AGENT_LOG_RETENTION`).
         public var logRetention: Duration
+        /// How many logs are kept at most, whatever their age.
         public var maxLogs: Int
+        /// Between two runs of the duties after the startup housekeeping's.
         public var interval: Duration
 
         /// Creates the settings.
