@@ -270,15 +270,19 @@ final class PipelineTests: DatabaseTestCase {
         XCTAssertEqual(recent?["work_item"] as? String, "ORCH-98")
         XCTAssertEqual(recent?["reason"] as? String, "STOP label")
 
-        // The cancelled task's worktree is removed by the sweep of the replica that had it.
+        // The cancelled task's worktree is kept for the retention (ORCH_WORKTREE_RETENTION), then
+        // removed by the reaper's worktree-prune of the replica that had it.
         let repo = RepositorySettings(
             project: "ORCH", planeProjectID: nil, repo: "acme/orch", cloneURL: remote.path, defaultBranch: "main",
             testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil)
         let workspace = Workspace(root: root.appendingPathComponent("work-\(owner)").path)
         let worktree = workspace.worktreePath(repo, workItem: "ORCH-98")
         XCTAssertTrue(FileManager.default.fileExists(atPath: worktree))
-        let swept = await WorkspaceSweeper(workspace: workspace, repos: [repo], pool: database.pool, logger: testLogger)
-            .sweep()
+        let sweeper = WorkspaceSweeper(workspace: workspace, repos: [repo], pool: database.pool, logger: testLogger)
+        let kept = try await sweeper.pruneWorktrees(endedFor: .seconds(3600))
+        XCTAssertEqual(kept, [], "ended moments ago: kept for the retention")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: worktree))
+        let swept = try await sweeper.pruneWorktrees(endedFor: .zero)
         XCTAssertEqual(swept, ["ORCH-98"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: worktree))
     }

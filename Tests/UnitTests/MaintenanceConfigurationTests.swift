@@ -20,6 +20,24 @@ final class MaintenanceConfigurationTests: XCTestCase {
         XCTAssertFalse(configuration.buildCachePruneEnabled)
         XCTAssertEqual(configuration.buildCachePrune.interval, .seconds(86400))
         XCTAssertEqual(configuration.buildCachePrune.timeout, .seconds(600))
+        XCTAssertTrue(configuration.reaperEnabled)
+        XCTAssertEqual(configuration.worktreeRetention, .seconds(7 * 86400))
+        XCTAssertEqual(configuration.agentLogRetention, .seconds(14 * 86400))
+    }
+
+    func testTheRetentionsOfTheReapersFileDuties() throws {
+        let configuration = try AppConfiguration(environment: [
+            "ORCH_WORKTREE_RETENTION": "36h", "ORCH_AGENT_LOG_RETENTION": "30d",
+        ])
+        XCTAssertEqual(configuration.worktreeRetention, .seconds(36 * 3600))
+        XCTAssertEqual(configuration.agentLogRetention, .seconds(30 * 86400))
+        for key in ["ORCH_WORKTREE_RETENTION", "ORCH_AGENT_LOG_RETENTION"] {
+            for bad in ["0", "soon", "-1d"] {
+                XCTAssertThrowsError(try AppConfiguration(environment: [key: bad]), "\(key)=\(bad)") { error in
+                    XCTAssertTrue("\(error)".contains(key), "\(error)")
+                }
+            }
+        }
     }
 
     func testValuesAndTheirErrors() throws {
@@ -68,6 +86,42 @@ final class MaintenanceConfigurationTests: XCTestCase {
         XCTAssertTrue(off.contains(QueueMaintenance.strandedTaskDuty), "the backstop stays")
         let pruning = try duties(["ORCH_BUILD_CACHE_PRUNE_ENABLED": "on", "ORCH_BUILD_CACHE_PRUNE_COMMAND": "true"])
         XCTAssertTrue(pruning.contains(BuildCachePruner.duty), "\(pruning)")
+        let reaperDuties = [
+            "rescue", QueueMaintenance.strandedTaskDuty, "replica-sweep", "prune", QueueMaintenance.mergeLeaseSweepDuty,
+            QueueMaintenance.webhookPruneDuty, AgentOrphans.dutyName,
+        ]
+        XCTAssertEqual(Set(reaperDuties).subtracting(standard), [], "the reaper's duties run by default: \(standard)")
+        let noReaper = try duties(["ORCH_REAPER_ENABLED": "0"])
+        XCTAssertEqual(Set(reaperDuties).intersection(noReaper), [], "\(noReaper)")
+        XCTAssertTrue(noReaper.contains(Reconciler.dutyName), "the other duties have their own switches")
+        await pool.close()
+    }
+
+    func testTheReaperSwitchDecidesTheEveryReplicaDutiesAndTheStartupSteps() async throws {
+        let pool = ConnectionPool(
+            configuration: DatabaseConfiguration(connectionString: nil, applicationName: "test", maxConnections: 2),
+            logger: Logger(label: "test"))
+        let identity = ReplicaIdentity(id: "r-1", name: "r", host: "h", pid: 1, role: "all")
+        func parts(_ environment: [String: String]) throws -> (reaper: ReplicaReaper?, steps: [String]) {
+            let configuration = try AppConfiguration(environment: environment)
+            let sweeper = WorkspaceSweeper(
+                workspace: Workspace(root: "/nonexistent"), repos: [], pool: pool, logger: Logger(label: "test"))
+            let reaper = ReplicaRuntime.replicaReaper(
+                configuration: configuration, sweeper: sweeper, identity: identity, pool: pool,
+                logger: Logger(label: "test"))
+            let steps = ReplicaRuntime.startupSteps(
+                configuration: configuration, identity: identity, pool: pool, alerts: .off, reaper: reaper,
+                fileOwnership: nil,
+                logger: Logger(label: "test"))
+            return (reaper, steps.map(\.name))
+        }
+        let order = ["lease reclaim", "orphan recovery", "log rotation", "worktree prune", "ownership check"]
+        let on = try parts([:])
+        XCTAssertNotNil(on.reaper)
+        XCTAssertEqual(on.steps, order)
+        let off = try parts(["ORCH_REAPER_ENABLED": "0"])
+        XCTAssertNil(off.reaper, "no replica prunes its files")
+        XCTAssertEqual(off.steps, order, "every step still logs its line, skipped or not")
         await pool.close()
     }
 }

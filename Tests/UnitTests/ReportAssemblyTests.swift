@@ -22,6 +22,7 @@ final class ReportAssemblyTests: XCTestCase {
         let bugs = BugFastTrackBlock.Body(
             label: "bug", summary: BugTrackSummary(byStatus: ["active": 1], architectureSkipped: 1, escalated: 0))
         let lessons = LessonsBlock.Body(
+            settings: .init(enabled: false, dedupWindow: .seconds(900)),
             summary: LessonSummary(byStatus: ["open": 2], byType: ["other": 2], lastAt: nil))
         let report = QueueReport(
             counts: ["queued": 1], maxConcurrency: 4, pollInterval: 0.25, replicas: [], leader: nil,
@@ -50,7 +51,11 @@ final class ReportAssemblyTests: XCTestCase {
         XCTAssertEqual(
             Set(bugsJSON?.keys ?? [:].keys), ["label", "scope", "tasks", "architecture_skipped", "escalated"])
         XCTAssertEqual(bugsJSON?["tasks"] as? [String: Int], ["active": 1])
-        XCTAssertEqual(Set((body["lessons"] as? [String: Any])?.keys ?? [:].keys), ["scope", "by_status", "by_type"])
+        let lessonsJSON = body["lessons"] as? [String: Any]
+        XCTAssertEqual(
+            Set(lessonsJSON?.keys ?? [:].keys), ["enabled", "dedup_window_seconds", "scope", "by_status", "by_type"])
+        XCTAssertEqual(lessonsJSON?["enabled"] as? Bool, false)
+        XCTAssertEqual(lessonsJSON?["dedup_window_seconds"] as? Double, 900)
     }
 
     func testResilienceShowsTheDeadlineOnlyWhileOpen() throws {
@@ -75,16 +80,29 @@ final class ReportAssemblyTests: XCTestCase {
         let run = MaintenanceStore.Run(
             duty: "rescue", replicaID: "r-1", lastRunAt: Self.at, lastAffected: 2, totalAffected: 5, runs: 3,
             lastError: nil)
+        let pruned = ["node-a", "node-b"].map {
+            ReplicaMaintenanceStore.Run(
+                duty: "worktree-prune", name: $0, host: "h", replicaID: "\($0)-1", lastRunAt: Self.at, lastAffected: 1,
+                totalAffected: 4, runs: 2, lastError: nil)
+        }
         let body = try Self.object(
             ReaperBlock.Body(
-                enabled: true, leader: "r-1", heartbeatTTL: .seconds(15), jobRetention: .seconds(7 * 86400), runs: [run]
-            ))
+                enabled: true, leader: "r-1", heartbeatTTL: .seconds(15), jobRetention: .seconds(7 * 86400),
+                worktreeRetention: .seconds(86400), agentLogRetention: .seconds(14 * 86400), runs: [run],
+                replicaRuns: pruned))
         XCTAssertEqual(body["heartbeat_ttl_seconds"] as? Double, 15)
         XCTAssertEqual(body["job_retention_hours"] as? Double, 168)
+        XCTAssertEqual(body["worktree_retention_hours"] as? Double, 24)
+        XCTAssertEqual(body["agent_log_retention_hours"] as? Double, 336)
         XCTAssertEqual(body["scope"] as? String, "all")
         let rescue = (body["duties"] as? [String: [String: Any]])?["rescue"]
         XCTAssertEqual(
             Set(rescue?.keys ?? [:].keys), ["replica", "last_run_at", "last_affected", "total_affected", "runs"])
+        let worktrees = (body["replica_duties"] as? [String: [[String: Any]]])?["worktree-prune"] ?? []
+        XCTAssertEqual(worktrees.map { $0["name"] as? String }, ["node-a", "node-b"], "one record per replica")
+        XCTAssertEqual(
+            Set(worktrees.first?.keys ?? [:].keys),
+            ["name", "host", "replica", "last_run_at", "last_affected", "total_affected", "runs"])
     }
 
     func testMetricsReportRoundsItsFigures() throws {

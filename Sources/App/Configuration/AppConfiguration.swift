@@ -35,8 +35,15 @@ struct AppConfiguration: Sendable {
     /// scraper on a private network); every other admin route still needs it.
     var metricsPublic: Bool
     /// `ORCH_REAPER_ENABLED=0` stops the leader's maintenance (rescue of abandoned jobs, replica
-    /// sweep, pruning): the kill switch of the `reaper` subsystem. On by default.
+    /// sweep, pruning) and every replica's pruning of its own files: the kill switch of the
+    /// `reaper` subsystem. On by default.
     var reaperEnabled: Bool
+    /// `ORCH_WORKTREE_RETENTION` (default 7 days): a task's worktree stays this long after the
+    /// task ended (for an operator to look at), then each replica's reaper removes its own.
+    var worktreeRetention: Duration
+    /// `ORCH_AGENT_LOG_RETENTION` (default 14 days): per-run agent logs older than this are
+    /// deleted by each replica's reaper.
+    var agentLogRetention: Duration
     /// `ORCH_LESSONS_ENABLED` (the journal's kill switch: no automatic lessons, and the lessons
     /// routes answer `{"enabled":false}`) and `ORCH_LESSONS_DEDUP_WINDOW` (default 1h).
     var lessons: LessonJournal.Settings
@@ -140,6 +147,8 @@ struct AppConfiguration: Sendable {
         insecureWebhooks = try env.flag("ORCH_INSECURE_WEBHOOKS", default: false)
         metricsPublic = try env.flag("ORCH_METRICS_PUBLIC", default: false)
         reaperEnabled = try env.flag("ORCH_REAPER_ENABLED", default: true)
+        worktreeRetention = try env.duration("ORCH_WORKTREE_RETENTION", default: .seconds(7 * 86400))
+        agentLogRetention = try env.duration("ORCH_AGENT_LOG_RETENTION", default: .seconds(14 * 86400))
         lessons = LessonJournal.Settings(
             enabled: try env.flag("ORCH_LESSONS_ENABLED", default: true),
             dedupWindow: try env.duration("ORCH_LESSONS_DEDUP_WINDOW", default: .seconds(3600)))

@@ -77,8 +77,9 @@ enum HTTPRoutes {
                 BugFastTrackBlock(label: configuration.file.labels.bug),
                 ReaperBlock(
                     enabled: configuration.reaperEnabled, heartbeatTTL: configuration.heartbeatTTL,
-                    jobRetention: configuration.jobRetention),
-                LessonsBlock(),
+                    jobRetention: configuration.jobRetention, worktreeRetention: configuration.worktreeRetention,
+                    agentLogRetention: configuration.agentLogRetention),
+                LessonsBlock(settings: configuration.lessons),
                 SerialGateBlock(enabled: configuration.gates.serialGate, repos: configuration.file.repos),
                 TaskDepsBlock(enabled: configuration.gates.taskDependencies, repos: configuration.file.repos),
                 PostDeployBlock(enabled: configuration.gates.postDeploy, repos: configuration.file.repos),

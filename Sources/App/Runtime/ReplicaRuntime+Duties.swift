@@ -20,7 +20,7 @@ extension ReplicaRuntime {
             duties.append(
                 AgentOrphans.duty(
                     pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL,
-                    alerts: alerts, logger: logger))
+                    replicaID: replicaID, alerts: alerts, logger: logger))
         }
         if configuration.reconcileEnabled {
             duties.append(

@@ -59,28 +59,35 @@ enum ReplicaRuntime {
         let database = configuration.database(applicationName: "orchestrator \(replicaID)".prefix(63).description)
         try await replicas.register(
             id: replicaID, name: configuration.replicaName, host: host, pid: pid, role: role.rawValue)
-        try await PreviousIncarnations.recover(
-            identity, staleAfter: configuration.heartbeatTTL, pool: pool, logger: logger)
-
-        try await configureSerialGates(configuration, pool: pool, logger: logger)
-
         let notifier = Notifier(
             telegram: configuration.telegram,
             plane: configuration.planeAPI)
         let alerts = notifier.alerts(pool: pool)
-        try await AgentOrphans.reapAtStartup(
-            pool: pool, name: configuration.replicaName, host: host, replicaID: replicaID, alerts: alerts,
+        let workspace = Workspace(root: configuration.workdir)
+        let sweeper = WorkspaceSweeper(
+            workspace: workspace, repos: configuration.file.repos, pool: pool, logger: logger)
+        let reaper = replicaReaper(
+            configuration: configuration, sweeper: sweeper, identity: identity, pool: pool, logger: logger)
+        let fileOwnership =
+            configuration.fsNormalizeEnabled
+            ? FileOwnershipCheck(
+                settings: configuration.fsNormalize, host: host, replicaID: replicaID, pool: pool, alerts: alerts,
+                logger: logger) : nil
+        try await StartupHousekeeping.run(
+            startupSteps(
+                configuration: configuration, identity: identity, pool: pool, alerts: alerts, reaper: reaper,
+                fileOwnership: fileOwnership, logger: logger),
             logger: logger)
-        let fileOwnership = await checkFileOwnership(
-            configuration, host: host, replicaID: replicaID, pool: pool, alerts: alerts, logger: logger)
+
+        try await configureSerialGates(configuration, pool: pool, logger: logger)
 
         let listener = Listener(pool: pool, logger: logger)
         var services: [any Service] = [ListenerService(listener: listener)]
         var worker: QueueWorker?
-        let workspace = Workspace(root: configuration.workdir)
+        // Every replica prunes the files on its own disk, whatever its role.
+        if let reaper { services.append(reaper) }
         if role.runsWorkers {
-            services.append(
-                WorkspaceSweeper(workspace: workspace, repos: configuration.file.repos, pool: pool, logger: logger))
+            services.append(sweeper)
             var registry = JobRegistry()
             registry.register(
                 WebhookProcessor(
@@ -178,23 +185,6 @@ enum ReplicaRuntime {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
-    }
-
-    /// The startup file-ownership check (`ORCH_FS_NORMALIZE_ENABLED`), logged once either way;
-    /// returns the check the HTTP routes share, nil when it is off.
-    private static func checkFileOwnership(
-        _ configuration: AppConfiguration, host: String, replicaID: String, pool: ConnectionPool, alerts: Alerts,
-        logger: Logger
-    ) async -> FileOwnershipCheck? {
-        guard configuration.fsNormalizeEnabled else {
-            logger.info("file ownership check is off (ORCH_FS_NORMALIZE_ENABLED=0)")
-            return nil
-        }
-        let check = FileOwnershipCheck(
-            settings: configuration.fsNormalize, host: host, replicaID: replicaID, pool: pool, alerts: alerts,
-            logger: logger)
-        await check.startup()
-        return check
     }
 
     /// Writes the configured serial-gate limits and lets waiting tasks go where a limit was raised.

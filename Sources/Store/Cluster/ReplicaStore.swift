@@ -20,8 +20,11 @@ public struct ReplicaStore: Sendable {
 
     /// Startup recovery: finds earlier incarnations of this replica — same name and host, not this
     /// process, and provably dead (`isDead(pid)` on this host, or no heartbeat for `staleAfter`) —
-    /// marks them stopped and puts their running jobs straight back in the queue. Jobs of other live
-    /// replicas are never touched. Returns the ids of requeued jobs.
+    /// marks them stopped and puts their running jobs straight back in the queue. Jobs still
+    /// leased to an incarnation already marked stopped (by the leader's sweep, whose rescue has not
+    /// run yet or is switched off) go back too: a stopped replica's jobs are abandoned by
+    /// definition, and the leader's rescue would take them as well. Jobs of other live replicas
+    /// are never touched. Returns the ids of requeued jobs (or failed, when out of attempts).
     public func recoverPreviousIncarnations(
         id: String, name: String, host: String, staleAfter: Duration, isDead: (Int) -> Bool
     ) async throws -> [Int64] {
@@ -36,7 +39,6 @@ public struct ReplicaStore: Sendable {
             let pid: Int = try row.decode("pid")
             if try row.decode("stale", as: Bool.self) || isDead(pid) { dead.append(try row.decode("id")) }
         }
-        guard !dead.isEmpty else { return [] }
         return try await pool.withTransaction { connection in
             try await connection.query(
                 "UPDATE replicas SET stopped_at = now(), leader_since = NULL WHERE id = ANY($1::text[]) AND stopped_at IS NULL",
@@ -50,14 +52,15 @@ public struct ReplicaStore: Sendable {
                         last_error = 'recovered at restart from previous incarnation ' || locked_by,
                         locked_by = CASE WHEN attempt >= max_attempts THEN locked_by END,
                         lease_expires_at = NULL, run_at = now()
-                    WHERE status = 'running' AND locked_by = ANY($1::text[])
+                    WHERE status = 'running' AND locked_by IN (
+                        SELECT id FROM replicas WHERE name = $1 AND host = $2 AND id <> $3 AND stopped_at IS NOT NULL)
                     RETURNING id, queue, status
                 ), notified AS (
                     SELECT pg_notify('orch_jobs', q.queue) FROM (SELECT DISTINCT queue FROM requeued WHERE status = 'queued') q
                 )
                 SELECT id, (SELECT count(*) FROM notified) AS notified FROM requeued
                 """,
-                [PostgresArray(dead)])
+                [name, host, id])
             return try result.rows.map { try $0.decode("id") }
         }
     }

@@ -144,6 +144,23 @@ public struct MergeLeaseStore: Sendable {
         ).affectedRows
     }
 
+    /// Startup reclaim: deletes the rows naming an earlier incarnation of this replica (same name
+    /// and host, another id, marked stopped) whose lock is free. Their holder's session is gone, so
+    /// the row only misleads; one whose lock is still held (a session the server has not yet seen
+    /// die) is left for the leader's `merge-lease-sweep`. Returns how many were deleted.
+    public func pruneStale(incarnationsOf name: String, host: String, except replicaID: String) async throws -> Int {
+        try await pool.query(
+            """
+            DELETE FROM merge_leases l
+            WHERE l.replica_id IN (SELECT id FROM replicas
+                                   WHERE name = $2 AND host = $3 AND id <> $4 AND stopped_at IS NOT NULL)
+              AND NOT EXISTS (
+                SELECT 1 FROM (\(Self.grantedLeases)) k WHERE k.pid = l.backend_pid AND k.objid = hashtext(l.repo)::oid)
+            """,
+            [AdvisoryLockKey.Namespace.merge, name, host, replicaID]
+        ).affectedRows
+    }
+
     /// Merge jobs queued because the lease was taken.
     public func waitingJobs() async throws -> Int {
         try await JobStore(pool: pool).countPostponed(kind: TaskStore.stageJobKind, reasonPrefix: Self.waitReason)

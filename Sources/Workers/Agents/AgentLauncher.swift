@@ -19,10 +19,6 @@ public struct AgentLauncher: Sendable {
         public var host: String
         /// Between SIGTERM and SIGKILL on a timeout.
         public var terminationGrace: Duration
-        /// Logs older than this are deleted when a run starts.
-        public var logRetention: Duration
-        /// At most this many logs are kept (the oldest go first).
-        public var maxLogs: Int
         /// The most one run's log holds (plus the "… N bytes omitted …" marker): its first
         /// `maxLogBytes - logTailBytes` bytes as they come, and its last `logTailBytes` at the end.
         public var maxLogBytes: Int
@@ -36,15 +32,13 @@ public struct AgentLauncher: Sendable {
         /// Creates settings.
         public init(
             logDirectory: String, replicaID: String, host: String, terminationGrace: Duration = .seconds(5),
-            logRetention: Duration = .seconds(14 * 86400), maxLogs: Int = 2000, maxLogBytes: Int = defaultMaxLogBytes,
+            maxLogBytes: Int = defaultMaxLogBytes,
             agents: [String: AgentCommand] = [:]
         ) {
             self.logDirectory = logDirectory
             self.replicaID = replicaID
             self.host = host
             self.terminationGrace = terminationGrace
-            self.logRetention = logRetention
-            self.maxLogs = maxLogs
             self.maxLogBytes = maxLogBytes
             self.agents = agents
         }
@@ -158,9 +152,8 @@ public struct AgentLauncher: Sendable {
 
     /// Runs the agent to its end (exit, timeout or cancellation of the calling task) and records it.
     public func run(_ request: Request) async throws -> Outcome {
+        // Old logs are the reaper's (`AgentLogRotation`, every replica), not each run's to delete.
         try FileManager.default.createDirectory(atPath: settings.logDirectory, withIntermediateDirectories: true)
-        AgentLogRotation.prune(
-            directory: settings.logDirectory, olderThan: settings.logRetention, keep: settings.maxLogs)
         let stamp = Date().formatted(
             Date.ISO8601FormatStyle().year().month().day().time(includingFractionalSeconds: false)
         )

@@ -50,22 +50,3 @@ enum AgentResultParser {
             isError: object["is_error"] as? Bool, resultText: object["result"] as? String)
     }
 }
-
-/// Deletes old per-run agent logs: older than a retention, and beyond a count (oldest first).
-enum AgentLogRotation {
-    static func prune(directory: String, olderThan retention: Duration, keep maxCount: Int) {
-        let manager = FileManager.default
-        guard let names = try? manager.contentsOfDirectory(atPath: directory) else { return }
-        let logs = names.filter { $0.hasSuffix(".log") }.compactMap { name -> (path: String, modified: Date)? in
-            let path = "\(directory)/\(name)"
-            guard let modified = (try? manager.attributesOfItem(atPath: path))?[.modificationDate] as? Date else {
-                return nil
-            }
-            return (path, modified)
-        }.sorted { $0.modified > $1.modified }
-        let cutoff = Date().addingTimeInterval(-retention.seconds)
-        for (index, log) in logs.enumerated() where index >= maxCount || log.modified < cutoff {
-            try? manager.removeItem(atPath: log.path)
-        }
-    }
-}

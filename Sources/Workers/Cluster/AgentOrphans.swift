@@ -12,11 +12,12 @@ import Glibc
 public enum AgentOrphans {
     /// At startup, after the previous incarnations were marked stopped: kills their agents still
     /// alive here (only the very process: pid and start time must match, so a recycled pid is
-    /// never hit) and closes their runs with exit −1. Returns the runs it handled.
+    /// never hit) and closes their runs with exit −1. Returns the runs it handled and the pids it
+    /// killed.
     @discardableResult
     public static func reapAtStartup(
         pool: ConnectionPool, name: String, host: String, replicaID: String, alerts: Alerts, logger: Logger
-    ) async throws -> [AgentRun] {
+    ) async throws -> (runs: [AgentRun], killed: [Int]) {
         let store = AgentRunStore(pool: pool)
         let orphans = try await store.orphans(name: name, host: host, currentReplicaID: replicaID)
         var killed: [Int] = []
@@ -40,15 +41,22 @@ public enum AgentOrphans {
                 "Replica \(name) on \(host) restarted: closed \(orphans.count) orphaned agent run(s) \(orphans.map(\.id)), killed pids \(killed). Their stages run again.",
                 key: "orphans:\(replicaID)")
         }
-        return orphans
+        return (orphans, killed)
     }
 
+    /// The name the leader's duty is recorded under in `maintenance_runs`.
+    public static let dutyName = "agent-runs"
+
     /// The leader's duty: closes runs of replicas that are gone, judged by the database clock.
+    /// Each run is recorded (runs closed) for the `/queue` `reaper` block.
     public static func duty(
-        pool: ConnectionPool, interval: Duration, staleAfter: Duration, alerts: Alerts, logger: Logger
+        pool: ConnectionPool, interval: Duration, staleAfter: Duration, replicaID: String, alerts: Alerts,
+        logger: Logger
     ) -> LeaderDuty {
         let store = AgentRunStore(pool: pool)
-        return LeaderDuty(name: "agent-runs", interval: interval) {
+        return QueueMaintenance.recorded(
+            dutyName, interval: interval, replicaID: replicaID, runs: MaintenanceStore(pool: pool), logger: logger
+        ) {
             let closed = try await store.closeRunsOfGoneReplicas(staleAfter: staleAfter)
             if !closed.isEmpty {
                 logger.error(
@@ -61,6 +69,7 @@ public enum AgentOrphans {
                     "Replica(s) \(replicas.joined(separator: ", ")) gone: closed agent run(s) \(closed.map(\.id)); their jobs are rescued by the queue.",
                     key: "gone:\(closed.map(\.id).map(String.init).joined(separator: ","))")
             }
+            return closed.count
         }
     }
 }

@@ -125,6 +125,11 @@ public actor FileOwnershipCheck {
         return Report(scan: scan, healing: healing, normalization: normalization)
     }
 
+    /// The start of the startup check's one line: it is the last step of the startup
+    /// housekeeping (`StartupHousekeeping`), logged by the check itself at the level its finding
+    /// deserves.
+    static let startupLine = "startup housekeeping: ownership check: "
+
     /// The startup check: a fresh scan — after a chown when `ORCH_FS_NORMALIZE_CHOWN` is on — said
     /// in one log line with what it found and did, and an alert when entries are still not the
     /// service's (every stage on this host would fail at `prepare` until they are).
@@ -144,7 +149,7 @@ public actor FileOwnershipCheck {
         }
         if let error = scan.error {
             metadata["error"] = "\(error)"
-            logger.warning("file ownership check could not scan the work dir", metadata: metadata)
+            logger.warning("\(Self.startupLine)file ownership check could not scan the work dir", metadata: metadata)
             await alerts.raise(
                 "⚠️ File ownership check on \(host) could not scan \(scan.workdir): \(error)",
                 key: "fs-ownership:\(host):\(scan.workdir)")
@@ -152,7 +157,8 @@ public actor FileOwnershipCheck {
             metadata["fs.samples"] = "\(scan.samples.map { "\($0.path) (uid \($0.uid))" })"
             metadata["fs.healing"] = "\(healing)"
             // Git refuses such clones, so every stage on this host fails until they are given back.
-            logger.warning("files under the work dir are not owned by the service's user", metadata: metadata)
+            logger.warning(
+                "\(Self.startupLine)files under the work dir are not owned by the service's user", metadata: metadata)
             let example = scan.samples.first.map { " (e.g. \($0.path), uid \($0.uid))" } ?? ""
             await alerts.raise(
                 "⚠️ \(scan.mismatched)\(scan.truncated ? "+" : "") entries under \(scan.workdir) on \(host) are not "
@@ -160,7 +166,7 @@ public actor FileOwnershipCheck {
                     + "prepare until they are given back: \(healing)",
                 key: "fs-ownership:\(host):\(scan.workdir)")
         } else {
-            logger.info("file ownership checked: the work dir is the service's", metadata: metadata)
+            logger.info("\(Self.startupLine)file ownership checked: the work dir is the service's", metadata: metadata)
         }
         return report
     }

@@ -6,8 +6,12 @@ import Store
 /// same host finds the rows of its previous process, and requeues their running jobs at once
 /// instead of waiting out the heartbeat TTL — but only when that process is really gone.
 public enum PreviousIncarnations {
+    /// The name the startup reclaim is recorded under in `replica_maintenance_runs`.
+    public static let leaseReclaimDuty = "lease-reclaim"
+
     /// Requeues the jobs of this name's earlier incarnations on this host whose process is dead
-    /// (or is this very process, after a PID reuse). Returns the ids of the requeued jobs.
+    /// (or is this very process, after a PID reuse), or that are already marked stopped. Returns
+    /// the ids of the requeued jobs.
     @discardableResult
     public static func recover(
         _ identity: ReplicaIdentity, staleAfter: Duration, pool: ConnectionPool, logger: Logger
