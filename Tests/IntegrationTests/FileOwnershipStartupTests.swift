@@ -80,7 +80,8 @@ final class FileOwnershipStartupTests: DatabaseTestCase {
 
         XCTAssertEqual(chown(stray, 65534, 65534), 0)
         try await database.pool.query("DELETE FROM fs_ownership")
-        let off = try await start("fs-off", ["ORCH_FS_NORMALIZE_ENABLED": "0"], saying: "housekeeping.skipped=ORCH_FS_NORMALIZE_ENABLED=0")
+        let off = try await start(
+            "fs-off", ["ORCH_FS_NORMALIZE_ENABLED": "0"], saying: "housekeeping.skipped=ORCH_FS_NORMALIZE_ENABLED=0")
         XCTAssertEqual(lines(of: off, containing: "not owned by the service's user"), [])
         let none = try await FileOwnershipStore(pool: database.pool).scans()
         XCTAssertEqual(none.count, 0, "switched off, nothing is scanned")
