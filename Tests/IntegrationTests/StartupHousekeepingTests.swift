@@ -29,7 +29,9 @@ final class StartupHousekeepingTests: DatabaseTestCase {
 
     /// Lines of `output` that carry `message`.
     private func lines(_ output: String, _ message: String) -> [Substring] {
-        output.split(separator: "\n").filter { $0.hasSuffix(message) || $0.contains(message + " ") }
+        output.split(separator: "\n").filter {
+            $0.hasSuffix(message) || $0.contains(message + " ") || $0.contains(message + ":")
+        }
     }
 
     func testEachStartupStepIsLoggedOnceWithWhatItDid() async throws {
