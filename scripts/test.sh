@@ -2,7 +2,8 @@
 # The test command: checks the formatting, installs what is missing, starts a throwaway PostgreSQL
 # (unless ORCH_TEST_DATABASE_URL names one, as a postgresql:// URI), builds, runs `swift test`,
 # stops what it started, and exits non-zero on any failure. Extra arguments go to `swift test`;
-# `--unit` first runs only the unit tests, without a database.
+# `--unit` first runs only the unit tests, without a database. A full run ends with the short
+# chaos run (scripts/chaos.sh --short).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -51,5 +52,14 @@ if [ -n "$summary" ]; then
   failed="$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")"
   skipped="$(grep -oE '[0-9]+ tests? skipped' <<<"$summary" | grep -oE '^[0-9]+' || echo 0)"
   echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
+fi
+# The short chaos run (about a minute: three real replicas behind HAProxy, kills, pauses and a
+# PostgreSQL restart under a stream of webhooks and tasks; scripts/chaos.sh), after the whole
+# suite only: a filtered run (`--filter …`) skips it, and CHAOS=0 does too.
+if [ $# -eq 0 ] && [ "${CHAOS:-1}" != 0 ]; then
+  log "chaos: scripts/chaos.sh --short"
+  chaos_status=0
+  ORCH_BINARY="$(swift build --show-bin-path)/orchestrator" bash scripts/chaos.sh --short || chaos_status=$?
+  [ "$status" -ne 0 ] || status=$chaos_status
 fi
 exit "$status"

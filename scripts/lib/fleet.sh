@@ -49,6 +49,8 @@ fleet_start_replica() {
     ORCH_REPLICA_NAME="replica$index" ORCH_WORKDIR="$FLEET_DIR/work$index" \
     setsid "$(cat "$FLEET_DIR/binary")" serve >>"$FLEET_DIR/replica$index.log" 2>&1 </dev/null &
   echo $! >"$FLEET_DIR/replica$index.pid"
+  # Not this shell's job any more: a kill of it (chaos.sh) is not reported as "Killed".
+  disown $!
 }
 
 # fleet_wait_ready I [SECONDS]: waits until replica I answers /health/ready.
@@ -108,6 +110,7 @@ fleet_start_balancer() {
   env "${environment[@]}" haproxy -c -q -f deploy/haproxy.cfg || return 1
   env "${environment[@]}" setsid haproxy -f deploy/haproxy.cfg >>"$FLEET_DIR/haproxy.log" 2>&1 </dev/null &
   echo $! >"$FLEET_DIR/haproxy.pid"
+  disown $!
   local deadline=$((SECONDS + 20))
   until curl -fsS "http://127.0.0.1:$lb_port/health" >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || { log "the load balancer does not answer"; tail -n 20 "$FLEET_DIR/haproxy.log" >&2; return 1; }
