@@ -259,6 +259,8 @@ final class InMemoryGitea: GiteaAPI {
         var mergeLog: [MergeCall] = []
         /// The combined CI a merge commit shows when the test set none in `ci`.
         var mergeCommitCI: CIState? = .success
+        /// Run after a merge call merged, before Gitea answers it.
+        var afterMerge: (@Sendable () async -> Void)?
     }
 
     /// One merge that merged, for checking that merges (with their verification) never overlap.
@@ -329,6 +331,12 @@ final class InMemoryGitea: GiteaAPI {
     }
 
     func merge(repo: String, number: Int, headSHA: String, message: String) async throws -> GiteaMergeResult {
+        let answer = merged(number: number, headSHA: headSHA)
+        if answer == .merged, let hook = state.withLock({ $0.afterMerge }) { await hook() }
+        return answer
+    }
+
+    private func merged(number: Int, headSHA: String) -> GiteaMergeResult {
         state.withLock { state in
             state.merges.append((number, headSHA))
             let answer = state.mergeAnswers.isEmpty ? .merged : state.mergeAnswers.removeFirst()

@@ -33,7 +33,7 @@ extension StageRunnerTests {
         }
         let context = try await claim("merge")
         let leases = MergeLeaseStore(pool: database.pool)
-        let ran = try await leases.withLease(repo: "acme/orch", workItem: "ORCH-0", replicaID: "another") {
+        let ran = try await leases.withLease(repo: "acme/orch", workItem: "ORCH-0", replicaID: "another") { _ in
             try await run(context, runner)
             return true
         }

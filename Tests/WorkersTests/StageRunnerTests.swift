@@ -248,6 +248,41 @@ final class StageRunnerTests: DatabaseTestCase {
         XCTAssertEqual(task.mergeSHA, InMemoryGitea.mergeCommit)
     }
 
+    /// The lease's database session ends just as Gitea merges (a server restart, a proxy cutting
+    /// the connection): another merge of the repository could hold the lease now, so this one
+    /// applies nothing and is postponed. Its retry takes a new lease, finds the pull request
+    /// merged and passes it, with one merge call in all.
+    func testAMergeWhoseLeaseIsLostAppliesNothingAndItsRetryFindsItMerged() async throws {
+        let runner = runner()
+        let head = try await walkToMerge(runner)
+        let pool = database.pool
+        gitea.state.withLock {
+            $0.ci[head] = .success
+            $0.afterMerge = {
+                _ = try? await pool.query(
+                    "SELECT pg_terminate_backend(backend_pid) FROM merge_leases WHERE repo = 'acme/orch'")
+            }
+        }
+        let context = try await claim("merge")
+        do {
+            try await runner.run(context)
+            XCTFail("a merge whose lease was lost stops")
+        } catch let postponed as JobPostponed {
+            XCTAssertTrue(postponed.reason.contains("merge lease of acme/orch was lost"), postponed.reason)
+        }
+        var task = try await task()
+        XCTAssertEqual(task.state.stage, .merge, "nothing applied without the lease")
+        XCTAssertEqual(task.state.status, .active)
+        XCTAssertFalse(context.completion.isCompleted)
+
+        gitea.state.withLock { $0.afterMerge = nil }
+        try await run(context, runner)
+        task = try await self.task()
+        XCTAssertEqual(task.state.stage, .deploy)
+        XCTAssertEqual(task.mergeSHA, InMemoryGitea.mergeCommit)
+        XCTAssertEqual(gitea.state.withLock { $0.merges.count }, 1, "merged once")
+    }
+
     func testRedCIHoldsTheTaskAtMerge() async throws {
         let runner = runner()
         let head = try await walkToMerge(runner)

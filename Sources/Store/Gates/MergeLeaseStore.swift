@@ -34,10 +34,11 @@ public struct MergeLeaseStore: Sendable {
     /// another merge holds it. The holder is recorded for operators while `body` runs. Once the
     /// lock is released, the repository's merge jobs postponed for it are made due at once (and
     /// the workers told), so the next merge does not wait for its postponement to run out.
+    /// `body` is given the lease to confirm before each step it cannot undo (``MergeLease``).
     public func withLease<T>(
         repo: String, workItem: String, replicaID: String,
         isolation: isolated (any Actor)? = #isolation,
-        _ body: () async throws -> T
+        _ body: (MergeLease) async throws -> T
     ) async throws -> T? {
         // A lease seen held is not tried: no connection opened just to be refused (a waiting
         // merge looks twice a second). The try below stays the only judge of a free one.
@@ -48,7 +49,7 @@ public struct MergeLeaseStore: Sendable {
                 held = true
                 try await record(repo: repo, workItem: workItem, replicaID: replicaID, backendPID: handle.backendPID)
                 do {
-                    let value = try await body()
+                    let value = try await body(MergeLease(handle: handle, repo: repo))
                     await clear(repo: repo, backendPID: handle.backendPID)
                     return value
                 } catch {

@@ -126,8 +126,9 @@ public enum TaskLifecycle {
             guard state.stage == .merge else { throw refuse("only a merge can be held") }
             next.status = .held
         case .deployDegraded:
-            // The one hold outside merge: the deployed service is unhealthy. Held still occupies
-            // the repository's serial-gate slot (``SerialGate/occupies(_:)``), which is the point.
+            // The one hold outside merge: the deployed service is unhealthy. Like every held task
+            // it gives its serial-gate slot up (``SerialGate/occupies(_:)``); the freeze recorded
+            // with it is what keeps the repository's next task from starting.
             try require(.active)
             guard state.stage == .deploy else { throw refuse("only a deploy can be degraded") }
             next.status = .held

@@ -15,6 +15,14 @@ struct StageOutcome: Sendable {
     /// The stage visit the job was enqueued for (nil for jobs from before visits were recorded).
     let about: StageVisit?
     let logger: Logger
+    /// Checked before anything is applied: a merge's confirms that its merge lease is still held
+    /// (``MergeLease/confirm()``), so a merge whose lease was lost changes nothing.
+    var precondition: (@Sendable () async throws -> Void)? = nil
+
+    /// Runs the precondition (nothing without one): before a merge call, and before every outcome.
+    func confirm() async throws {
+        try await precondition?()
+    }
 
     /// Applies `event` fenced by the job's lease. `agentRun` is the run whose result this is: it
     /// is marked `applied`, or `superseded` when the fence was lost.
@@ -22,6 +30,7 @@ struct StageOutcome: Sendable {
         _ event: TaskEvent, reason: String, agentRun: Int64? = nil,
         alongside: (@Sendable (Connection) async throws -> Void)? = nil
     ) async throws {
+        try await confirm()
         let applied = try await fenced(event.name, reason: reason, agentRun: agentRun) {
             try await tasks.apply(
                 event, workItem: workItem, actor: "system", reason: reason, about: about, policy: policy,
@@ -50,6 +59,7 @@ struct StageOutcome: Sendable {
     func handOver(
         _ handover: DeployWatchStore.Handover, to watches: DeployWatchStore, current: StageVisit, reason: String
     ) async throws {
+        try await confirm()
         let visit = about ?? current
         let started = try await fenced("post_deploy_watch", reason: reason, agentRun: nil) {
             try await watches.start(handover, about: visit, fence: context.lease)

@@ -50,6 +50,7 @@ extension StageRunner {
                     task, pull: pull, number: number, repo: repo, client: client, outcome: outcome)
             else { return }
             let message = "Merge \(Workspace.branch(workItem: task.workItem)) (\(task.workItem))"
+            try await outcome.confirm()
             switch try await client.merge(repo: repo.repo, number: number, headSHA: head, message: message) {
             case .merged:
                 guard let merged = try await client.pullRequest(repo: repo.repo, number: number), merged.merged else {

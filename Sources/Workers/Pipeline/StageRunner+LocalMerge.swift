@@ -8,6 +8,7 @@ extension StageRunner {
     /// account of it; a merged branch is deleted from the remote once the outcome is committed.
     func mergeLocally(_ task: TaskRecord, repo: RepositorySettings, outcome: StageOutcome, logger: Logger) async throws
     {
+        try await outcome.confirm()
         switch try await workspace.mergeLocally(repo, workItem: task.workItem) {
         case .conflict(let message):
             try await outcome.apply(.held, reason: String(message.prefix(2000)))

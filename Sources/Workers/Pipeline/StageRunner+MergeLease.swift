@@ -16,14 +16,27 @@ extension StageRunner {
     /// merge gate switched off (`ORCH_MERGE_GATE_ENABLED=0`), or the repository out of its scope, the
     /// merge runs without a lease.
     func underMergeLease(
-        _ task: TaskRecord, repo: RepositorySettings, outcome: StageOutcome, _ merge: () async throws -> Void
+        _ task: TaskRecord, repo: RepositorySettings, outcome: StageOutcome,
+        _ merge: (StageOutcome) async throws -> Void
     ) async throws {
-        guard settings.switches.applies(.mergeGate, to: repo) else { return try await merge() }
-        let ran = try await mergeLeases.withLease(
-            repo: repo.repo, workItem: task.workItem, replicaID: outcome.context.lease.replicaID
-        ) {
-            try await merge()
-            return true
+        guard settings.switches.applies(.mergeGate, to: repo) else { return try await merge(outcome) }
+        let ran: Bool?
+        do {
+            ran = try await mergeLeases.withLease(
+                repo: repo.repo, workItem: task.workItem, replicaID: outcome.context.lease.replicaID
+            ) { lease in
+                // Every step that cannot be undone first confirms the lease: a merge whose lease's
+                // session ended (another merge may hold it now) stops before it.
+                var guarded = outcome
+                guarded.precondition = { try await lease.confirm() }
+                try await merge(guarded)
+                return true
+            }
+        } catch let lost as MergeLeaseLost {
+            // Tried again under a new lease, without spending an attempt: a merge that did reach
+            // Gitea is then found merged (405) and verified as usual.
+            outcome.logger.warning("\(lost.description)", metadata: ["merge.repo": "\(repo.repo)"])
+            throw JobPostponed(after: Self.mergeLeaseRetry, reason: lost.description)
         }
         guard ran == nil else { return }
         outcome.logger.debug("merge lease taken: the merge waits", metadata: ["merge.repo": "\(repo.repo)"])

@@ -178,7 +178,7 @@ public struct StageRunner: Sendable {
             try await agentStage(
                 task, repo: repo, attempt: attempt, feedback: payload.feedback, outcome: outcome, logger: logger)
         case .merge:
-            try await underMergeLease(task, repo: repo, outcome: outcome) {
+            try await underMergeLease(task, repo: repo, outcome: outcome) { outcome in
                 if let gitea {
                     try await mergeThroughGitea(task, repo: repo, client: gitea, outcome: outcome, logger: logger)
                 } else {
