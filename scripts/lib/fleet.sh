@@ -41,13 +41,14 @@ fleet_database() {
 
 # fleet_start_replica I: starts replica I (1-based) on the port recorded for it, in the
 # background, in a session of its own (so a signal to it reaches no one else).
+# ORCH_FLEET_SERVE_ARGS are added to `serve` (e.g. `--role api` for an ingest benchmark).
 fleet_start_replica() {
   local index="$1" port
   port="$(cat "$FLEET_DIR/replica$index.port")"
   mkdir -p "$FLEET_DIR/work$index"
   ORCH_DATABASE_URL="$(cat "$FLEET_DIR/database_url")" ORCH_PORT="$port" ORCH_HOST=127.0.0.1 \
     ORCH_REPLICA_NAME="replica$index" ORCH_WORKDIR="$FLEET_DIR/work$index" \
-    setsid "$(cat "$FLEET_DIR/binary")" serve >>"$FLEET_DIR/replica$index.log" 2>&1 </dev/null &
+    setsid "$(cat "$FLEET_DIR/binary")" serve ${ORCH_FLEET_SERVE_ARGS:-} >>"$FLEET_DIR/replica$index.log" 2>&1 </dev/null &
   echo $! >"$FLEET_DIR/replica$index.pid"
   # Not this shell's job any more: a kill of it (chaos.sh) is not reported as "Killed".
   disown $!
