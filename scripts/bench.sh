@@ -6,7 +6,8 @@
 #   3. webhook ingest through the load balancer (scripts/fleet.sh: HAProxy, deploy/haproxy.cfg)
 #      with 1 and then 3 replicas, with the ratio to raw.insert_1row;
 #   4. per-stage overhead and the serial gate's hand-over (scripts/bench-pipeline.sh);
-#   5. failover, kill → the killed replica's jobs running elsewhere (scripts/chaos.sh --short);
+#   5. failover, kill → the killed replica's jobs running elsewhere (scripts/chaos.sh --short), and
+#      the merge lease's hand-over after its holder is SIGKILLed (an integration test's figure);
 #   6. idle CPU and RSS per replica (a fleet of 3 left idle).
 # The full output of each part goes to $BENCH_LOG_DIR (default a temporary folder, printed).
 set -euo pipefail
@@ -102,6 +103,16 @@ ORCH_BINARY="$ORCH_BINARY" bash scripts/chaos.sh --short >"$logs/chaos.txt" 2>&1
 failover="$(grep '^failover' "$logs/chaos.txt" || true)"
 figure failover.kill_to_jobs_elsewhere_median "$(sed -nE 's/.*median ([0-9.]+) s.*/\1/p' <<<"$failover")" s
 figure failover.kill_to_jobs_elsewhere_max "$(sed -nE 's/.*max ([0-9.]+) s.*/\1/p' <<<"$failover")" s
+
+# 5b. Merge-lease hand-over: two real replicas and a Gitea stand-in; the holder is SIGKILLed
+# mid-merge and the waiting merge takes the lease (the integration test that proves it prints
+# what it measured). Needs the debug test build.
+swift build --build-tests >"$logs/test-build.txt" 2>&1
+ORCH_TEST_DATABASE_URL="$ORCH_DATABASE_URL" swift test --skip-build --disable-swift-testing \
+  --filter 'GiteaMergeTests.testAReplicaKilledHoldingTheLeaseHandsItToTheWaitingMergeWithinASecond' \
+  >"$logs/merge-lease.txt" 2>&1 || log "the merge-lease test failed: $logs/merge-lease.txt"
+handover="$(sed -nE 's/.*hand-over after SIGKILL of its holder: ([0-9.]+) (seconds|s).*/\1/p' "$logs/merge-lease.txt" | head -1)"
+figure merge_lease.handover_after_kill "${handover:-n/a}" s
 
 # 6. Idle replicas.
 idle="${IDLE_SECONDS:-30}"
