@@ -54,7 +54,9 @@ figure queue.enqueue_to_claim_p99 "$(sed -E 's/.*p99 ([0-9.]+).*/\1/' <<<"$laten
 
 # 3. Webhook ingest through the load balancer, 1 and 3 replicas.
 secret="bench-secret"
-python3 - "$logs/bodies.txt" "$secret" <<'PY'
+bodies() { # bodies FILE: 300,000 signed Plane webhook bodies no earlier run sent (a body seen
+  # before is a duplicate and not stored again)
+  python3 - "$1" "$secret" <<'PY'
 import hashlib, hmac, json, sys, uuid
 path, secret = sys.argv[1], sys.argv[2].encode()
 prefix = uuid.uuid4().hex[:8]
@@ -65,6 +67,7 @@ with open(path, "w") as out:
             "labels": [], "description_stripped": "load test"}})
         out.write(hmac.new(secret, body.encode(), hashlib.sha256).hexdigest() + "\t" + body + "\n")
 PY
+}
 rows() { psql -X -A -t -c "SELECT count(*) FROM webhook_deliveries"; }
 ingest() { # ingest REPLICAS: accepted deliveries/s through the balancer over 15 s
   local count="$1" before after lb_port
@@ -72,9 +75,10 @@ ingest() { # ingest REPLICAS: accepted deliveries/s through the balancer over 15
   # API replicas, as in scripts/bench-webhooks.sh: the deliveries' processing is not measured.
   ORCH_LB_PORT="$lb_port" ORCH_FLEET_BASE_PORT="$(free_port)" ORCH_PLANE_WEBHOOK_SECRET="$secret" \
     ORCH_FLEET_SERVE_ARGS="--role api" ORCH_LOG_LEVEL=warning fleet_start "$count" >"$logs/fleet-$count.txt" 2>&1
+  bodies "$logs/bodies-$count.txt"
   psql -X -q -c "CHECKPOINT" >/dev/null
   before="$(rows)"
-  wrk -t2 -c32 -d15s --latency -s scripts/bench/webhooks.lua "http://127.0.0.1:$lb_port" -- "$logs/bodies.txt" 2 0 \
+  wrk -t2 -c32 -d15s --latency -s scripts/bench/webhooks.lua "http://127.0.0.1:$lb_port" -- "$logs/bodies-$count.txt" 2 0 \
     >"$logs/wrk-$count.txt" 2>&1
   after="$(rows)"
   fleet_stop

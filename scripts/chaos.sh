@@ -141,26 +141,40 @@ chaos_end=$((SECONDS + duration))
 round=0
 while [ $SECONDS -lt $chaos_end ]; do
   round=$((round + 1))
-  victim=$(( (round % 3) + 1 ))
   sleep 3
-  # SIGKILL: the jobs it ran must run elsewhere; it comes back once they do.
+  # SIGKILL the replica running the most jobs (round robin when none runs any): its jobs must run
+  # elsewhere; it comes back once they do.
+  busiest="$(qr "SELECT r.name FROM jobs j JOIN replicas r ON r.id = j.locked_by
+                 WHERE j.status = 'running' AND r.stopped_at IS NULL AND r.name LIKE 'replica_'
+                 GROUP BY r.name ORDER BY count(*) DESC LIMIT 1")"
+  victim="${busiest#replica}"
+  [ -n "$victim" ] || victim=$(( (round % 3) + 1 ))
   id="$(replica_id "$victim")"
   running="$(qr "SELECT coalesce(string_agg(id::text, ','), '') FROM jobs WHERE status = 'running' AND locked_by = '$id'")"
   pid="$(fleet_pid "replica$victim" || true)"
   [ -n "$pid" ] || continue
   kill -KILL "$pid"
   killed_at=$(date +%s.%N)
+  killed_db="$(qr "SELECT now()")"
   kills=$((kills + 1))
   if [ -n "$running" ]; then
+    # Its jobs have run elsewhere once none is still the dead replica's, apart from any it
+    # finished just before the kill (those moved nowhere and are not counted).
     deadline=$((SECONDS + 30))
     while [ $SECONDS -lt $deadline ]; do
-      left="$(qr "SELECT count(*) FROM jobs WHERE id IN ($running) AND status IN ('queued', 'running') AND (locked_by = '$id' OR status = 'queued')")"
+      left="$(qr "SELECT count(*) FROM jobs WHERE id IN ($running) AND locked_by = '$id'
+                  AND NOT (status IN ('completed', 'failed', 'cancelled') AND finished_at <= '$killed_db')")"
       [ "$left" = "0" ] && break
-      sleep 0.1
+      sleep 0.05
     done
     elapsed=$(awk -v s="$killed_at" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')
-    failovers+=("$elapsed")
-    log "kill $kills: replica$victim (SIGKILL) held jobs $running; they ran elsewhere after ${elapsed}s"
+    moved="$(qr "SELECT coalesce(string_agg(id::text, ','), '') FROM jobs WHERE id IN ($running) AND locked_by <> '$id'")"
+    if [ -n "$moved" ]; then
+      failovers+=("$elapsed")
+      log "kill $kills: replica$victim (SIGKILL) held jobs $running; $moved ran elsewhere after ${elapsed}s"
+    else
+      log "kill $kills: replica$victim (SIGKILL) had just finished its jobs ($running)"
+    fi
   else
     log "kill $kills: replica$victim (SIGKILL) held no job"
   fi
