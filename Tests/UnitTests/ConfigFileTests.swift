@@ -33,6 +33,62 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(try ConfigFile.parse("repos: []").repos, [])
     }
 
+    /// DESIGN §3: unknown keys are an error at start, never silently ignored.
+    func testAnUnknownKeyStopsTheStartWithItsPath() {
+        let cases: [(String, String)] = [
+            (
+                "repos:\n  - project: ORCH\n    repo: acme/orch\n    clone_url: /srv/git/orch\n    tset_command: [\"true\"]\n",
+                "repos[0].tset_command: unknown key"
+            ),
+            ("repo: []\n", "repo: unknown key; known here: agents, budgets, labels, repos"),
+            ("agents:\n  default: { command: [\"a\"], timout: 5m }\n", "agents.default.timout: unknown key"),
+            ("labels: { stpo: HALT }\n", "labels.stpo: unknown key"),
+            (
+                "repos:\n  - project: ORCH\n    repo: acme/orch\n    clone_url: /x\n    post_deploy: { windows: 5m }\n",
+                "repos[0].post_deploy.windows: unknown key"
+            ),
+        ]
+        for (yaml, expected) in cases {
+            XCTAssertThrowsError(try ConfigFile.parse(yaml), yaml) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) should contain \(expected)")
+            }
+        }
+    }
+
+    /// The whole example of DESIGN §3, keys of the agent loop (issue #15) included, starts.
+    func testTheFullDesignExampleIsAccepted() throws {
+        let file = try ConfigFile.parse(
+            """
+            repos:
+              - project: ORCH
+                plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
+                repo: acme/orch
+                clone_url: https://git.example.com/acme/orch.git
+                default_branch: main
+                test_command: ["swift", "test"]
+                coverage_command: ["scripts/coverage.sh"]
+                deploy_command: ["scripts/deploy.sh"]
+                health_url: https://orch.example.com/health
+                max_active_tasks: 1
+                coverage: { policy: ratchet, floor: 60, epsilon: 0.5 }
+                post_deploy: { window: 5m, interval: 15s, timeout: 5s, failures: 3 }
+                merge_verify: { window: 20m }
+                ci_fix_rounds: 2
+                allowed_actors: ["someone@example.com"]
+            agents:
+              default:
+                command: ["claude", "-p", "--output-format", "stream-json", "--verbose"]
+                timeout: 45m
+                stall_timeout: 10m
+                resume: ["--resume", "{session_id}"]
+                budget: ["--max-budget-usd", "{remaining_usd}"]
+              reviewer: { command: ["claude", "-p", "--output-format", "json", "--permission-mode", "plan"] }
+            budgets: { per_task_usd: 20, per_repo_day_usd: 100, per_day_usd: 300 }
+            """)
+        XCTAssertEqual(file.repos.first?.gates.maxActiveTasks, 1)
+        XCTAssertEqual(file.agents["default"]?.timeout, .seconds(45 * 60))
+    }
+
     func testProblemsNameTheKey() {
         let base = "    clone_url: /srv/git/orch\n"
         let cases: [(String, String)] = [

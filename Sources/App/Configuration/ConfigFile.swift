@@ -72,9 +72,12 @@ struct ConfigFile: Sendable, Equatable {
     static func parse(_ text: String) throws -> ConfigFile {
         let raw: Raw
         do {
+            try ConfigKeys.check(text)
             raw = try YAMLDecoder().decode(Raw.self, from: text)
         } catch let error as DecodingError {
             throw describe(error)
+        } catch let error as ConfigurationError {
+            throw error
         } catch {
             throw ConfigurationError(key: "ORCH_CONFIG", problem: "not valid YAML: \(error)")
         }
