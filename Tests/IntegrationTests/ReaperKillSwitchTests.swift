@@ -11,27 +11,9 @@ import FoundationNetworking
 /// the leader runs none of the reaper's duties and no replica prunes its files (only the startup
 /// lease reclaim of its own earlier lives stays), and with `ORCH_DISK_MONITOR_ENABLED=0` no disk
 /// is measured; `GET /queue` says so in the `reaper` and `disk_monitor` blocks.
-final class ReaperKillSwitchTests: DatabaseTestCase {
+final class ReaperKillSwitchTests: ReplicaProcessTestCase {
     static let token = "kill-switch-token"
-    var processes: [OrchestratorProcess] = []
-    var workdir: URL!
-
-    override var databaseMaxConnections: Int { 12 }
-
-    override func setUp() async throws {
-        try await super.setUp()
-        workdir = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "orch-killswitch-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(
-            at: workdir.appendingPathComponent("logs"), withIntermediateDirectories: true)
-    }
-
-    override func tearDown() async throws {
-        await OrchestratorProcess.stopAll(processes, testFailed: testRun?.hasSucceeded == false)
-        processes = []
-        try? FileManager.default.removeItem(at: workdir)
-        try await super.tearDown()
-    }
+    override var workdirPrefix: String { "orch-killswitch" }
 
     private func queue(_ base: URL) async throws -> [String: Any] {
         var request = URLRequest(url: base.appendingPathComponent("queue"))

@@ -6,26 +6,8 @@ import XCTest
 /// A real `orchestrator` process starting where its previous life left work behind: before it
 /// serves, its startup housekeeping reclaims that life's leases, closes its orphaned agent run,
 /// rotates old agent logs and prunes worktrees — and logs each step exactly once, with counts.
-final class StartupHousekeepingTests: DatabaseTestCase {
-    var processes: [OrchestratorProcess] = []
-    var workdir: URL!
-
-    override var databaseMaxConnections: Int { 12 }
-
-    override func setUp() async throws {
-        try await super.setUp()
-        workdir = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "orch-housekeeping-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(
-            at: workdir.appendingPathComponent("logs"), withIntermediateDirectories: true)
-    }
-
-    override func tearDown() async throws {
-        await OrchestratorProcess.stopAll(processes, testFailed: testRun?.hasSucceeded == false)
-        processes = []
-        try? FileManager.default.removeItem(at: workdir)
-        try await super.tearDown()
-    }
+final class StartupHousekeepingTests: ReplicaProcessTestCase {
+    override var workdirPrefix: String { "orch-housekeeping" }
 
     /// Lines of `output` that carry `message`.
     private func lines(_ output: String, _ message: String) -> [Substring] {

@@ -4,59 +4,8 @@ import XCTest
 @testable import App
 
 final class ConfigFileTests: XCTestCase {
+    /// The whole example of DESIGN §3 (keys of the agent loop, issue #15, included) starts.
     func testTheDesignExampleParses() throws {
-        let file = try ConfigFile.parse(
-            """
-            repos:
-              - project: ORCH
-                plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544
-                repo: acme/orch
-                clone_url: https://git.example.com/acme/orch.git
-                default_branch: main
-                test_command: ["swift", "test"]
-                coverage_command: ["scripts/coverage.sh"]
-                deploy_command: ["scripts/deploy.sh"]
-                health_url: https://orch.example.com/health
-            agents:
-              default: { command: ["claude", "-p", "--output-format", "json"], timeout: 45m }
-              reviewer: { command: ["claude", "-p", "--output-format", "json", "--permission-mode", "plan"] }
-            labels: { stop: HALT }
-            """)
-        XCTAssertEqual(file.repos.count, 1)
-        XCTAssertEqual(file.repos[0].project, "ORCH")
-        XCTAssertEqual(file.repos[0].planeProjectID, "9d8c7b6a-5f4e-4d3c-8b2a-190817263544")
-        XCTAssertEqual(file.repos[0].testCommand, ["swift", "test"])
-        XCTAssertEqual(file.agents["default"]?.timeout, .seconds(45 * 60))
-        XCTAssertNil(file.agents["reviewer"]?.timeout)
-        XCTAssertEqual(file.labels.stop, "HALT")
-        XCTAssertEqual(file.labels.auto, "auto")
-        XCTAssertEqual(try ConfigFile.parse("repos: []").repos, [])
-    }
-
-    /// DESIGN §3: unknown keys are an error at start, never silently ignored.
-    func testAnUnknownKeyStopsTheStartWithItsPath() {
-        let cases: [(String, String)] = [
-            (
-                "repos:\n  - project: ORCH\n    repo: acme/orch\n    clone_url: /srv/git/orch\n    tset_command: [\"true\"]\n",
-                "repos[0].tset_command: unknown key"
-            ),
-            ("repo: []\n", "repo: unknown key; known here: agents, budgets, labels, repos"),
-            ("agents:\n  default: { command: [\"a\"], timout: 5m }\n", "agents.default.timout: unknown key"),
-            ("labels: { stpo: HALT }\n", "labels.stpo: unknown key"),
-            (
-                "repos:\n  - project: ORCH\n    repo: acme/orch\n    clone_url: /x\n    post_deploy: { windows: 5m }\n",
-                "repos[0].post_deploy.windows: unknown key"
-            ),
-        ]
-        for (yaml, expected) in cases {
-            XCTAssertThrowsError(try ConfigFile.parse(yaml), yaml) { error in
-                XCTAssertTrue("\(error)".contains(expected), "\(error) should contain \(expected)")
-            }
-        }
-    }
-
-    /// The whole example of DESIGN §3, keys of the agent loop (issue #15) included, starts.
-    func testTheFullDesignExampleIsAccepted() throws {
         let file = try ConfigFile.parse(
             """
             repos:
@@ -84,9 +33,40 @@ final class ConfigFileTests: XCTestCase {
                 budget: ["--max-budget-usd", "{remaining_usd}"]
               reviewer: { command: ["claude", "-p", "--output-format", "json", "--permission-mode", "plan"] }
             budgets: { per_task_usd: 20, per_repo_day_usd: 100, per_day_usd: 300 }
+            labels: { stop: HALT }
             """)
+        XCTAssertEqual(file.repos.count, 1)
+        XCTAssertEqual(file.repos[0].project, "ORCH")
+        XCTAssertEqual(file.repos[0].planeProjectID, "9d8c7b6a-5f4e-4d3c-8b2a-190817263544")
+        XCTAssertEqual(file.repos[0].testCommand, ["swift", "test"])
         XCTAssertEqual(file.repos.first?.gates.maxActiveTasks, 1)
         XCTAssertEqual(file.agents["default"]?.timeout, .seconds(45 * 60))
+        XCTAssertNil(file.agents["reviewer"]?.timeout)
+        XCTAssertEqual(file.labels.stop, "HALT")
+        XCTAssertEqual(file.labels.auto, "auto")
+        XCTAssertEqual(try ConfigFile.parse("repos: []").repos, [])
+    }
+
+    /// DESIGN §3: unknown keys are an error at start, never silently ignored.
+    func testAnUnknownKeyStopsTheStartWithItsPath() {
+        let cases: [(String, String)] = [
+            (
+                "repos:\n  - project: ORCH\n    repo: acme/orch\n    clone_url: /srv/git/orch\n    tset_command: [\"true\"]\n",
+                "repos[0].tset_command: unknown key"
+            ),
+            ("repo: []\n", "repo: unknown key; known here: agents, budgets, labels, repos"),
+            ("agents:\n  default: { command: [\"a\"], timout: 5m }\n", "agents.default.timout: unknown key"),
+            ("labels: { stpo: HALT }\n", "labels.stpo: unknown key"),
+            (
+                "repos:\n  - project: ORCH\n    repo: acme/orch\n    clone_url: /x\n    post_deploy: { windows: 5m }\n",
+                "repos[0].post_deploy.windows: unknown key"
+            ),
+        ]
+        for (yaml, expected) in cases {
+            XCTAssertThrowsError(try ConfigFile.parse(yaml), yaml) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) should contain \(expected)")
+            }
+        }
     }
 
     func testProblemsNameTheKey() {
