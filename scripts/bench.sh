@@ -91,7 +91,7 @@ ingest() { # ingest REPLICAS: accepted deliveries/s through the balancer over 15
   local count="$1" before after lb_port
   lb_port="$(free_port)"
   # API replicas, as in scripts/bench-webhooks.sh: the deliveries' processing is not measured.
-  ORCH_LB_PORT="$lb_port" ORCH_FLEET_BASE_PORT="$(free_port)" ORCH_PLANE_WEBHOOK_SECRET="$secret" \
+  ORCH_LB_PORT="$lb_port" ORCH_FLEET_BASE_PORT="$(free_port 9)" ORCH_PLANE_WEBHOOK_SECRET="$secret" \
     ORCH_FLEET_SERVE_ARGS="--role api" ORCH_LOG_LEVEL=warning fleet_start "$count" >"$logs/fleet-$count.txt" 2>&1
   bodies "$logs/bodies-$count.txt"
   psql -X -q -c "CHECKPOINT" >/dev/null
@@ -138,7 +138,7 @@ figure merge_lease.handover_after_kill "${handover:-n/a}" s
 
 # 6. Idle replicas.
 idle="${IDLE_SECONDS:-30}"
-ORCH_LB_PORT="$(free_port)" ORCH_FLEET_BASE_PORT="$(free_port)" ORCH_LOG_LEVEL=warning fleet_start 3 >"$logs/fleet-idle.txt" 2>&1
+ORCH_LB_PORT="$(free_port)" ORCH_FLEET_BASE_PORT="$(free_port 9)" ORCH_LOG_LEVEL=warning fleet_start 3 >"$logs/fleet-idle.txt" 2>&1
 sleep 5
 hz="$(getconf CLK_TCK)"
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -63,7 +63,7 @@ YAML
 unset ORCH_DATABASE_URL
 export ORCH_CONFIG="$work/config.yaml" ORCH_PLANE_WEBHOOK_SECRET="$secret" ORCH_ADMIN_TOKEN="$token"
 export ORCH_HEARTBEAT_INTERVAL=1s ORCH_HEARTBEAT_TTL=3s ORCH_LOG_LEVEL="${ORCH_LOG_LEVEL:-info}"
-export ORCH_LB_PORT="${ORCH_LB_PORT:-$(free_port)}" ORCH_FLEET_BASE_PORT="$(free_port)"
+export ORCH_LB_PORT="${ORCH_LB_PORT:-$(free_port)}" ORCH_FLEET_BASE_PORT="$(free_port 9)"
 ttl=3
 fleet_start 3
 export_pg_env "$(cat "$FLEET_DIR/database_url")"

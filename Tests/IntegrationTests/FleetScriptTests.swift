@@ -73,8 +73,7 @@ final class FleetScriptTests: DatabaseTestCase {
 
     func testAFleetStartsAnswersThroughTheBalancerReportsAndStops() async throws {
         // Ports: the balancer's and the two after it for the replicas.
-        var port = freeTCPPort()
-        while !(1...2).allSatisfy({ isTCPPortFree(port + $0) }) { port = freeTCPPort() }
+        let port = freeTCPPorts(count: 3)
         let started = try await fleet(["start", "2"], port: port)
         XCTAssertEqual(started.status, 0, started.output)
         XCTAssertTrue(started.output.contains("fleet: 2 replicas behind http://127.0.0.1:\(port)"), started.output)

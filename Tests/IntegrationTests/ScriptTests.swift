@@ -44,4 +44,22 @@ final class ScriptTests: XCTestCase {
                 .ownerAccountID] as? NSNumber
         XCTAssertEqual(demoOwner?.uint32Value, getuid())
     }
+
+    /// A CI run of `chaos.sh --short` failed because replica 2 could not bind its port: the
+    /// fleet's ports came from binding port 0, inside the kernel's ephemeral range, where the
+    /// port can meanwhile be the local end of another replica's connection to Postgres.
+    /// `free_port COUNT` now gives COUNT neighbouring ports below that range, all free.
+    func testFreePortsLieBelowTheEphemeralRangeAndAreFree() throws {
+        let range = try String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+        let low = try XCTUnwrap(range.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) })
+        for _ in 0..<20 {
+            let (status, output) = try bash("free_port 9")
+            XCTAssertEqual(status, 0, output)
+            let base = try XCTUnwrap(Int(output.trimmingCharacters(in: .whitespacesAndNewlines)), output)
+            XCTAssertLessThan(base + 8, low, "free_port 9 gave \(base), inside the ephemeral range from \(low)")
+            XCTAssertTrue((0..<9).allSatisfy { isTCPPortFree(base + $0) }, "\(base) ..< \(base + 9) are free")
+        }
+        let port = freeTCPPort()
+        XCTAssertLessThan(port, low, "freeTCPPort() stays below the ephemeral range too")
+    }
 }

@@ -7,11 +7,31 @@ import FoundationNetworking
 import Glibc
 #endif
 
-/// A TCP port free right now on 127.0.0.1, chosen by the kernel (bind to port 0, read it back,
-/// close). Picking a random number instead can hit a port the kernel already handed out as the
-/// local end of an outgoing connection: the server then fails to bind.
+/// A TCP port free right now on 127.0.0.1, chosen below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`). A port from inside that range (what binding port 0
+/// returns) can be handed out as the local end of an outgoing connection, say a replica's to
+/// Postgres, between this check and the server's own bind: the server then fails to bind.
 public func freeTCPPort() -> Int {
-    bindLoopback(port: 0) ?? Int.random(in: 20_000...30_000)
+    freeTCPPorts(count: 1)
+}
+
+/// The first of `count` neighbouring TCP ports all free right now on 127.0.0.1, below the
+/// ephemeral range as `freeTCPPort()` explains.
+public func freeTCPPorts(count: Int) -> Int {
+    let low = ephemeralPortRangeStart()
+    if low - count > 10_000 {
+        for _ in 0..<1_000 {
+            let base = Int.random(in: 10_000...(low - count))
+            if (0..<count).allSatisfy({ isTCPPortFree(base + $0) }) { return base }
+        }
+    }
+    return bindLoopback(port: 0) ?? Int.random(in: 20_000...30_000)
+}
+
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+private func ephemeralPortRangeStart() -> Int {
+    let range = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+    return range?.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32_768
 }
 
 /// Whether `port` on 127.0.0.1 can be bound right now (for tests that need neighbouring ports).

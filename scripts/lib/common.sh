@@ -70,10 +70,34 @@ as_pg_user() {
   fi
 }
 
-# Picks a free TCP port on 127.0.0.1.
+# free_port [COUNT]: a port P such that P .. P+COUNT-1 on 127.0.0.1 are free right now, chosen
+# below the kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range). A port from inside
+# that range (what binding port 0 returns) can be handed out as the local end of an outgoing
+# connection, say a replica's to Postgres, between the check and the server's own bind: the
+# server then dies with "Address already in use" (a CI run of chaos.sh did).
 free_port() {
-  python3 - <<'PY' 2>/dev/null || echo 55432
-import socket
+  python3 - "${1:-1}" <<'PY' 2>/dev/null || echo 25432
+import random, socket, sys
+count = int(sys.argv[1])
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+def free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+if low - count > 10000:
+    for _ in range(1000):
+        base = random.randint(10000, low - count)
+        if all(free(base + i) for i in range(count)):
+            print(base)
+            sys.exit(0)
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
 PY
 }

@@ -33,7 +33,12 @@ fleet_database() {
     echo "$ORCH_DATABASE_URL" >"$FLEET_DIR/database_url"
     return 0
   fi
-  local port="${ORCH_FLEET_PG_PORT:-$(free_port)}"
+  local port="${ORCH_FLEET_PG_PORT:-}"
+  if [ -z "$port" ]; then
+    # Not one of the ports fleet_start has already given the balancer and the replicas.
+    port="$(free_port)"
+    while grep -qx "$port" "$FLEET_DIR"/*.port 2>/dev/null; do port="$(free_port)"; done
+  fi
   pg_start "$FLEET_DIR/pgdata" "$port"
   echo "$port" >"$FLEET_DIR/pg.port"
   echo "postgresql://postgres@127.0.0.1:$port/postgres" >"$FLEET_DIR/database_url"
@@ -83,18 +88,16 @@ fleet_start() {
   rm -f "$FLEET_DIR"/*.pid "$FLEET_DIR"/*.port
   mkdir -p "$FLEET_DIR"
   chmod 755 "$FLEET_DIR"
-  fleet_binary
-  fleet_database
-  ORCH_DATABASE_URL="$(cat "$FLEET_DIR/database_url")" "$(cat "$FLEET_DIR/binary")" migrate >"$FLEET_DIR/migrate.log" 2>&1 \
-    || { cat "$FLEET_DIR/migrate.log" >&2; return 1; }
   lb_port="${ORCH_LB_PORT:-8080}"
   base="${ORCH_FLEET_BASE_PORT:-$((lb_port + 1))}"
   echo "$lb_port" >"$FLEET_DIR/haproxy.port"
   echo "$count" >"$FLEET_DIR/count"
-  for index in $(seq 1 "$count"); do
-    echo $((base + index - 1)) >"$FLEET_DIR/replica$index.port"
-    fleet_start_replica "$index"
-  done
+  for index in $(seq 1 "$count"); do echo $((base + index - 1)) >"$FLEET_DIR/replica$index.port"; done
+  fleet_binary
+  fleet_database
+  ORCH_DATABASE_URL="$(cat "$FLEET_DIR/database_url")" "$(cat "$FLEET_DIR/binary")" migrate >"$FLEET_DIR/migrate.log" 2>&1 \
+    || { cat "$FLEET_DIR/migrate.log" >&2; return 1; }
+  for index in $(seq 1 "$count"); do fleet_start_replica "$index"; done
   for index in $(seq 1 "$count"); do fleet_wait_ready "$index" || return 1; done
   fleet_start_balancer
 }
