@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// The job queue's SQL: enqueue, claim, fenced completion, retry, cancel, rescue and pruning.
 public struct JobStore: Sendable {
@@ -8,25 +9,36 @@ public struct JobStore: Sendable {
         self.pool = pool
     }
 
-    // The hot statement, built once: each call would otherwise rebuild and rehash the text.
-    private static let completeAndClaimSQL = """
+    /// Most jobs one claim takes (the worker's batch is capped to it).
+    public static let maximumClaimBatch = 100
+
+    // The hot statement, built once per batch size. The LIMIT is written into the text rather
+    // than passed as a parameter: with a parameter the planner cannot know the batch is small,
+    // and the generic plan (which a claim session forces, to spare a plan per call) would hash
+    // the whole table instead of walking the claim index. See docs/architecture.md, "The queue's
+    // hot statement".
+    static let completeAndClaimSQL: [String] = (0...maximumClaimBatch).map { limit in
+        """
         WITH done AS (
             UPDATE jobs j
             SET status = 'completed', finished_at = now(), lease_expires_at = NULL
             FROM unnest($1::bigint[], $2::int[]) AS f(id, attempt)
-            WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = $3 AND j.attempt = f.attempt
+            -- COLLATE "C" (the same test for equality) keeps the planner off jobs_running_idx:
+            -- read whole, that partial index walks every dead entry of finished jobs, where ten
+            -- primary-key probes find the batch.
+            WHERE j.id = f.id AND j.status COLLATE "C" = 'running' AND j.locked_by = $3 AND j.attempt = f.attempt
             RETURNING j.id
         ), candidates AS (
             SELECT id FROM jobs
             WHERE status = 'queued' AND queue = $4 AND run_at <= now()
               AND NOT EXISTS (SELECT 1 FROM replicas WHERE id = $3 AND stopped_at IS NOT NULL)
             ORDER BY priority, run_at, id
-            LIMIT $5
+            LIMIT \(limit)
             FOR UPDATE SKIP LOCKED
         ), claimed AS (
             UPDATE jobs j
             SET status = 'running', attempt = j.attempt + 1, locked_by = $3, claimed_at = now(),
-                lease_expires_at = now() + make_interval(secs => $6::float8), finished_at = NULL
+                lease_expires_at = now() + make_interval(secs => $5::float8), finished_at = NULL
             FROM candidates c
             WHERE j.id = c.id
             RETURNING \(Job.qualified(Job.claimedColumns, by: "j"))
@@ -35,6 +47,7 @@ public struct JobStore: Sendable {
         FROM (SELECT coalesce(array_agg(id), '{}') AS completed_ids FROM done) d
         LEFT JOIN claimed ON true
         """
+    }
 
     /// The outcome of a failure report.
     public enum FailOutcome: Sendable, Equatable {
@@ -133,18 +146,36 @@ public struct JobStore: Sendable {
             .claimed
     }
 
+    /// A database session of its own for one worker's claims (`completeAndClaim(…, on:)`).
+    ///
+    /// It runs every statement with PostgreSQL's generic plan (`plan_cache_mode =
+    /// force_generic_plan`): the claim statement is then planned once per session instead of on
+    /// every call, which was a fifth of the server's work per batch. Only the claim statement,
+    /// whose generic plan is known to be right, runs there. One connection per worker, outside
+    /// the pool (docs/operations.md, sizing).
+    public func makeClaimSession(name: String, logger: Logger) -> DedicatedSession {
+        DedicatedSession(
+            configuration: pool.configuration, name: name, timeout: .seconds(30),
+            settings: ["SET plan_cache_mode = force_generic_plan"], logger: logger)
+    }
+
     /// Completes `finished` (jobs `replicaID` ran to success; fenced by attempt) and claims up to
-    /// `limit` due jobs from `queue`, in one statement and one commit: a busy worker pays one
-    /// round trip per batch instead of two. Returns the ids actually completed and the new claims.
+    /// `limit` (at most `maximumClaimBatch`) due jobs from `queue`, in one statement and one
+    /// commit: a busy worker pays one round trip per batch instead of two. Runs on `session`
+    /// when given (a claim session), else on the pool. Returns the ids actually completed and
+    /// the new claims.
     public func completeAndClaim(
-        finished: [JobLease], replicaID: String, queue: String, limit: Int, lease: Duration
+        finished: [JobLease], replicaID: String, queue: String, limit: Int, lease: Duration,
+        on session: DedicatedSession? = nil
     ) async throws -> (completed: Set<Int64>, claimed: [Job]) {
-        let result = try await pool.query(
-            Self.completeAndClaimSQL,
-            [
-                PostgresArray(finished.map(\.jobID)), PostgresArray(finished.map(\.attempt)), replicaID, queue,
-                max(0, limit), lease,
-            ])
+        let sql = Self.completeAndClaimSQL[min(max(0, limit), Self.maximumClaimBatch)]
+        let parameters: [any PostgresEncodable] = [
+            PostgresArray(finished.map(\.jobID)), PostgresArray(finished.map(\.attempt)), replicaID, queue, lease,
+        ]
+        let result =
+            if let session { try await session.query(sql, parameters) } else {
+                try await pool.query(sql, parameters)
+            }
         let rows = result.rows
         let completed = Set(try rows.first?.decode("completed_ids", as: PostgresIntegerArray.self).values ?? [])
         let claimed = try rows.filter { $0["id"] != nil }.map { try Job(claimedRow: $0, replicaID: replicaID) }

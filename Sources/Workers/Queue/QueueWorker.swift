@@ -22,7 +22,7 @@ public final class QueueWorker: Service, Sendable {
         public var queues: [String]
         /// Jobs run at once (`ORCH_MAX_CONCURRENCY`).
         public var maxConcurrency: Int
-        /// Most jobs claimed per round trip.
+        /// Most jobs claimed per round trip (at most `JobStore.maximumClaimBatch`).
         public var batchSize: Int
         /// Backstop poll when no notification arrives.
         public var pollInterval: Duration
@@ -131,6 +131,12 @@ public final class QueueWorker: Service, Sendable {
     }
 
     public func run() async throws {
+        let session = store.makeClaimSession(name: "claims", logger: logger)
+        await run(claimingOn: session)
+        await session.close()
+    }
+
+    private func run(claimingOn session: DedicatedSession) async {
         let (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let events = listener?.events()
         let queues = Set(configuration.queues)
@@ -172,7 +178,7 @@ public final class QueueWorker: Service, Sendable {
             }
 
             await withGracefulShutdownHandler {
-                await self.claimLoop(wakes: wakes, wake: wake, group: &group)
+                await self.claimLoop(wakes: wakes, wake: wake, session: session, group: &group)
             } onGracefulShutdown: {
                 wake.finish()
             }
@@ -183,10 +189,12 @@ public final class QueueWorker: Service, Sendable {
     }
 
     private func claimLoop(
-        wakes: AsyncStream<Void>, wake: AsyncStream<Void>.Continuation, group: inout DiscardingTaskGroup
+        wakes: AsyncStream<Void>, wake: AsyncStream<Void>.Continuation, session: DedicatedSession,
+        group: inout DiscardingTaskGroup
     ) async {
         var failures = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
-        let batch = min(configuration.batchSize, configuration.maxConcurrency)
+        let batchSize = min(configuration.batchSize, JobStore.maximumClaimBatch)
+        let batch = min(batchSize, configuration.maxConcurrency)
         for await _ in wakes {
             var queueExhausted = false
             while !Task.isCancelled {
@@ -206,7 +214,7 @@ public final class QueueWorker: Service, Sendable {
                     } while free < batch && ContinuousClock.now < deadline && !Task.isCancelled
                 }
                 let limit =
-                    queueExhausted || paused.load(ordering: .relaxed) ? 0 : min(max(free, 0), configuration.batchSize)
+                    queueExhausted || paused.load(ordering: .relaxed) ? 0 : min(max(free, 0), batchSize)
                 if done.isEmpty && limit == 0 { break }
                 let jobs: [Job]
                 do {
@@ -218,7 +226,7 @@ public final class QueueWorker: Service, Sendable {
                     if !stale.isEmpty { settle(stale, completed: []) }
                     let result = try await store.completeAndClaim(
                         finished: current.map(\.lease), replicaID: replicaID, queue: configuration.queues[0],
-                        limit: limit, lease: configuration.leaseDuration)
+                        limit: limit, lease: configuration.leaseDuration, on: session)
                     var claimed = result.claimed
                     if claimed.count < limit, configuration.queues.count > 1 {
                         claimed += try await store.claim(
