@@ -52,14 +52,17 @@ final class ConfigFileTests: XCTestCase {
         let cases: [(String, String)] = [
             (
                 "repos:\n  - project: ORCH\n    repo: acme/orch\n    clone_url: /srv/git/orch\n    tset_command: [\"true\"]\n",
-                "repos[0].tset_command: unknown key"
+                "repos[0].tset_command: unknown key; did you mean 'test_command'?"
             ),
-            ("repo: []\n", "repo: unknown key; known here: agents, budgets, labels, repos"),
-            ("agents:\n  default: { command: [\"a\"], timout: 5m }\n", "agents.default.timout: unknown key"),
-            ("labels: { stpo: HALT }\n", "labels.stpo: unknown key"),
+            ("repo: []\n", "repo: unknown key; did you mean 'repos'? known here: agents, budgets, labels, repos"),
+            (
+                "agents:\n  default: { command: [\"a\"], timout: 5m }\n",
+                "agents.default.timout: unknown key; did you mean 'timeout'?"
+            ),
+            ("labels: { stpo: HALT }\n", "labels.stpo: unknown key; did you mean 'stop'?"),
             (
                 "repos:\n  - project: ORCH\n    repo: acme/orch\n    clone_url: /x\n    post_deploy: { windows: 5m }\n",
-                "repos[0].post_deploy.windows: unknown key"
+                "repos[0].post_deploy.windows: unknown key; did you mean 'window'?"
             ),
         ]
         for (yaml, expected) in cases {
@@ -67,6 +70,29 @@ final class ConfigFileTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(error) should contain \(expected)")
             }
         }
+    }
+
+    /// Issue #15 item 9: every unknown key is listed (not only the first), each with the nearest
+    /// known name when it looks like a typo, and none when nothing is close.
+    func testEveryUnknownKeyIsListedWithTheNearestKnownName() throws {
+        let yaml = """
+            repos:
+              - project: ORCH
+                repo: acme/orch
+                clone_url: /x
+                max_actve_tasks: 2
+            budgets: { per_tsk_usd: 5 }
+            colour: blue
+            """
+        let problems = try ConfigKeys.problems(yaml).map(\.description)
+        XCTAssertEqual(problems.count, 3, "\(problems)")
+        XCTAssertTrue(problems[0].contains("repos[0].max_actve_tasks: unknown key; did you mean 'max_active_tasks'?"))
+        XCTAssertTrue(problems[1].contains("budgets.per_tsk_usd: unknown key; did you mean 'per_task_usd'?"))
+        XCTAssertTrue(problems[2].contains("colour: unknown key; known here:"), problems[2])
+        XCTAssertFalse(problems[2].contains("did you mean"), "nothing is close to 'colour'")
+        XCTAssertEqual(ConfigKeys.editDistance("timout", "timeout"), 1)
+        XCTAssertEqual(ConfigKeys.editDistance("stpo", "stop"), 1, "a swap is one edit")
+        XCTAssertNil(ConfigKeys.nearest(to: "x", in: ["repos", "agents"]))
     }
 
     func testProblemsNameTheKey() {

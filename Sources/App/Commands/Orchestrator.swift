@@ -9,7 +9,7 @@ struct Orchestrator: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orchestrator",
         abstract: "Multi-agent orchestrator: a PostgreSQL-backed, horizontally scalable job pipeline.",
-        subcommands: [ServeCommand.self, MigrateCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, MigrateCommand.self, ConfigCommand.self, BenchCommand.self]
     )
 
     /// The entry point: the process is made non-dumpable before anything else runs (before a

@@ -42,11 +42,19 @@ enum ConfigKeys {
 
     /// Throws a `ConfigurationError` naming the first unknown key's path, e.g. `repos[0].tset_command`.
     static func check(_ text: String) throws {
-        guard let node = try Yams.compose(yaml: text) else { return }
-        try check(node, file, path: "")
+        if let first = try problems(text).first { throw first }
     }
 
-    private static func check(_ node: Node, _ shape: Shape, path: String) throws {
+    /// Every unknown key of the file, in document order, each with its path and the nearest
+    /// known name (`orchestrator config check` lists them all).
+    static func problems(_ text: String) throws -> [ConfigurationError] {
+        guard let node = try Yams.compose(yaml: text) else { return [] }
+        var found: [ConfigurationError] = []
+        collect(node, file, path: "", into: &found)
+        return found
+    }
+
+    private static func collect(_ node: Node, _ shape: Shape, path: String, into found: inout [ConfigurationError]) {
         func child(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
         switch shape {
         case .leaf:
@@ -56,22 +64,56 @@ enum ConfigKeys {
             for (key, value) in mapping {
                 let name = key.string ?? "\(key)"
                 guard let inner = known[name] else {
-                    throw ConfigurationError(
-                        key: child(name),
-                        problem: "unknown key; known here: \(known.keys.sorted().joined(separator: ", "))")
+                    let hint = nearest(to: name, in: known.keys).map { "did you mean '\($0)'? " } ?? ""
+                    found.append(
+                        ConfigurationError(
+                            key: child(name),
+                            problem: "unknown key; \(hint)known here: \(known.keys.sorted().joined(separator: ", "))"))
+                    continue
                 }
-                try check(value, inner, path: child(name))
+                collect(value, inner, path: child(name), into: &found)
             }
         case .list(let element):
             guard let sequence = node.sequence else { return }
             for (index, value) in sequence.enumerated() {
-                try check(value, element, path: "\(path)[\(index)]")
+                collect(value, element, path: "\(path)[\(index)]", into: &found)
             }
         case .named(let inner):
             guard let mapping = node.mapping else { return }
             for (key, value) in mapping {
-                try check(value, inner, path: child(key.string ?? "\(key)"))
+                collect(value, inner, path: child(key.string ?? "\(key)"), into: &found)
             }
         }
+    }
+
+    /// The known name closest to `name` by edit distance, when it is close enough to be a typo
+    /// (at most a third of the name's length, and at least 1 and at most 3 edits).
+    static func nearest(to name: String, in known: some Collection<String>) -> String? {
+        let limit = min(3, max(1, name.count / 3))
+        let scored = known.map { ($0, editDistance(name.lowercased(), $0.lowercased())) }
+        guard let best = scored.min(by: { ($0.1, $0.0) < ($1.1, $1.0) }), best.1 <= limit else { return nil }
+        return best.0
+    }
+
+    /// Levenshtein distance (insertions, deletions, substitutions), with a swap of two
+    /// neighbouring characters counted as one edit.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a)
+        let b = Array(b)
+        guard !a.isEmpty else { return b.count }
+        guard !b.isEmpty else { return a.count }
+        var table = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { table[i][0] = i }
+        for j in 0...b.count { table[0][j] = j }
+        for i in 1...a.count {
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                table[i][j] = min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    table[i][j] = min(table[i][j], table[i - 2][j - 2] + 1)
+                }
+            }
+        }
+        return table[a.count][b.count]
     }
 }
