@@ -62,6 +62,20 @@ final class ConfigCheckCommandTests: XCTestCase {
         XCTAssertTrue(out.contains("file.agents.default.command: [claude, -p]"), out)
     }
 
+    /// The README's `ORCH_CONFIG` example is a file a user copies: it must pass the check as written.
+    func testTheReadmesExampleFilePasses() throws {
+        let readme = try String(contentsOf: packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let intro = try XCTUnwrap(readme.range(of: "`ORCH_CONFIG` names an optional YAML file"))
+        let open = try XCTUnwrap(readme.range(of: "```yaml\n", range: intro.upperBound..<readme.endIndex))
+        let close = try XCTUnwrap(readme.range(of: "```", range: open.upperBound..<readme.endIndex))
+        let path = try write(String(readme[open.upperBound..<close.lowerBound]))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (status, out, err) = try run(["config", "check", path], environment: [:])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(out.contains("file.repos[0].allowedActors: [ana@example.com, "), out)
+        XCTAssertTrue(out.contains("file.agents.reviewer.command: [claude, -p, "), out)
+    }
+
     func testEveryProblemIsListedAndTheExitIsNonZero() throws {
         let path = try write(
             """

@@ -170,6 +170,48 @@ final class WebhookProcessingTests: DatabaseTestCase {
         XCTAssertEqual(value1, "plane:dana")
     }
 
+    /// Issue #15 item 8: with `allowed_actors` only the users it names (Plane id or email) create
+    /// tasks and give commands; anything else is stored `ignored` with the reason and changes nothing.
+    func testOnlyAllowedActorsCreateTasksAndGiveCommands() async throws {
+        func only(_ allowed: [String]) -> WebhookProcessor {
+            let repo = RepositorySettings(
+                project: "ORCH", planeProjectID: Self.projectID, repo: "acme/orch", cloneURL: "/srv/git/orch",
+                defaultBranch: "main", testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil,
+                allowedActors: allowed)
+            return WebhookProcessor(pool: database.pool, repos: [repo], labels: LabelSettings())
+        }
+        processor = only(["lee@example.com"])
+        let refused = try await deliver("plane", "issue.created", try fixture("plane/issue_created.json"))
+        XCTAssertEqual(refused.0, "ignored")
+        XCTAssertEqual(refused.1, "dana (dana@example.com) is not in allowed_actors of acme/orch")
+        let none = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertNil(none, "no task for a work item written by someone else")
+        // An event that names nobody is refused too (fail closed).
+        let anonymous = try plane("plane/issue_created.json", top: ["activity": [String: Any]()])
+        let unnamed = try await deliver("plane", "issue.created", anonymous)
+        XCTAssertEqual(unnamed.1, "the event names no actor and acme/orch has allowed_actors")
+
+        // Commands: the comment fixture's actor is dana by id (7e7e…), with no email.
+        let waitingSince = try await awaitingTask()
+        processor = only(["lee@example.com"])
+        let command = try await deliver(
+            "plane", "issue_comment.created", try comment("/approve", writtenAt: waitingSince))
+        XCTAssertEqual(command.0, "ignored")
+        XCTAssertEqual(
+            command.1,
+            "/approve not applied: dana (7e7e7e7e-8f8f-4a9a-8b0b-1c1c1c1c1c1c) is not in allowed_actors of acme/orch")
+        let waiting = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(waiting?.state.status, .awaitingApproval, "the refused /approve changed nothing")
+        processor = only(["7e7e7e7e-8f8f-4a9a-8b0b-1c1c1c1c1c1c"])
+        let approved = try await deliver(
+            "plane", "issue_comment.created", try comment("/approve", writtenAt: waitingSince))
+        XCTAssertEqual(approved.1, "/approve applied to ORCH-98")
+
+        processor = only(["DANA@example.com"])  // emails compare case-insensitively
+        let updated = try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_state.json"))
+        XCTAssertEqual(updated.1, "ORCH-98 updated")
+    }
+
     func testOwnCommentsAndOtherProjectsAreSkipped() async throws {
         let own = Array(
             #"{"event":"issue_comment","action":"created","data":{"id":"x","issue":"i","project":"p","comment_html":"<p>Stage done</p><!-- orchestrator -->"}}"#

@@ -30,7 +30,7 @@ final class WebhookEventTests: XCTestCase {
 
     func testPlaneIssueFixturesDecodeWithLabelsStateAndStamp() throws {
         guard
-            case .planeIssue(.written("updated", let issue)) = try WebhookEvent.decode(
+            case .planeIssue(.written("updated", let issue, _)) = try WebhookEvent.decode(
                 source: .plane, giteaEvent: nil, body: fixture("plane/issue_updated_state.json"))
         else { return XCTFail("not an issue update") }
         XCTAssertEqual(issue.id, "c0ffee00-1111-4222-8333-444455556666")
@@ -54,7 +54,7 @@ final class WebhookEventTests: XCTestCase {
             {"event": "issue", "action": "updated", "data": {"id": "i", "sequence_id": 3.0, "project": "p",
              "labels": ["bug", {"id": "x"}, {"name": "AUTO"}, 7], "state": "Todo", "description_html": 5, "updated_at": null}}
             """#
-        guard case .planeIssue(.written(_, let issue)) = try decode(.plane, body) else {
+        guard case .planeIssue(.written(_, let issue, _)) = try decode(.plane, body) else {
             return XCTFail("not an issue")
         }
         XCTAssertEqual(issue.sequenceID, 3)
@@ -66,7 +66,7 @@ final class WebhookEventTests: XCTestCase {
 
         let noLabels =
             #"{"event": "issue", "action": "updated", "data": {"id": "i", "sequence_id": 3, "project": "p", "labels": "x"}}"#
-        guard case .planeIssue(.written(_, let bare)) = try decode(.plane, noLabels) else {
+        guard case .planeIssue(.written(_, let bare, _)) = try decode(.plane, noLabels) else {
             return XCTFail("not an issue")
         }
         XCTAssertNil(bare.labelNames, "no label list keeps the stored labels")

@@ -28,6 +28,7 @@ struct ConfigFile: Sendable, Equatable {
             var merge_verify: MergeVerify?
             var post_deploy: PostDeploy?
             var gates: [String: Bool]?
+            var allowed_actors: [String]?
         }
         struct Coverage: Decodable {
             var policy: String?
@@ -132,7 +133,7 @@ struct ConfigFile: Sendable, Equatable {
                     defaultBranch: repo.default_branch ?? "main", testCommand: repo.test_command,
                     coverageCommand: repo.coverage_command,
                     deployCommand: repo.deploy_command, healthURL: repo.health_url, ci: ci, ciTimeout: ciTimeout,
-                    gates: try gates(repo, key: key)))
+                    gates: try gates(repo, key: key), allowedActors: try allowedActors(repo, key: key)))
         }
         for (role, agent) in raw.agents ?? [:] {
             guard !agent.command.isEmpty, !agent.command[0].isEmpty else {
@@ -154,6 +155,21 @@ struct ConfigFile: Sendable, Equatable {
                 auto: labels.auto ?? "auto", bug: labels.bug ?? "bug", stop: labels.stop ?? "STOP")
         }
         return file
+    }
+
+    /// `allowed_actors`: Plane user ids or emails, none empty; an empty list would shut everyone
+    /// out, which is what removing the repository does, so it is refused.
+    private static func allowedActors(_ repo: Raw.Repo, key: String) throws -> [String]? {
+        guard let list = repo.allowed_actors else { return nil }
+        guard !list.isEmpty else {
+            throw ConfigurationError(
+                key: "\(key).allowed_actors",
+                problem: "must name at least one Plane user id or email; omit it to allow everyone")
+        }
+        for (index, entry) in list.enumerated() where entry.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ConfigurationError(key: "\(key).allowed_actors[\(index)]", problem: "must not be empty")
+        }
+        return list.map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
     /// A positive duration such as `30s` or `2m`, or nil when the key is absent.

@@ -16,8 +16,8 @@ enum ConfigKeys {
         case named(Shape)
     }
 
-    /// `repos[]`. `ci_fix_rounds` and `allowed_actors` are DESIGN's keys for the agent loop
-    /// (issue #15): read so the design's example file starts, not acted on yet.
+    /// `repos[]`. `ci_fix_rounds` is DESIGN's key for the agent loop (issue #15): read so the
+    /// design's example file starts, not acted on yet.
     static let repo: Shape = .keys([
         "project": .leaf, "plane_project_id": .leaf, "repo": .leaf, "clone_url": .leaf, "default_branch": .leaf,
         "test_command": .leaf, "coverage_command": .leaf, "deploy_command": .leaf, "health_url": .leaf, "ci": .leaf,

@@ -18,6 +18,9 @@ public struct RepositorySettings: Sendable, Equatable {
     public var ciTimeout: Duration
     /// The repository gates' settings (`max_active_tasks`, `coverage`, `merge_verify`, `post_deploy`).
     public var gates: RepositoryGates
+    /// Who may create and change its tasks and give commands (`allowed_actors:`, Plane user ids or
+    /// emails); nil: everyone who can write in the Plane project.
+    public var allowedActors: [String]?
 
     /// What `ci:` says about commit statuses.
     public enum CIRequirement: String, Sendable, Equatable, CaseIterable {
@@ -34,9 +37,11 @@ public struct RepositorySettings: Sendable, Equatable {
     public init(
         project: String, planeProjectID: String?, repo: String, cloneURL: String, defaultBranch: String,
         testCommand: [String]?, coverageCommand: [String]?, deployCommand: [String]?, healthURL: String?,
-        ci: CIRequirement = .required, ciTimeout: Duration = Self.defaultCITimeout, gates: RepositoryGates = .init()
+        ci: CIRequirement = .required, ciTimeout: Duration = Self.defaultCITimeout, gates: RepositoryGates = .init(),
+        allowedActors: [String]? = nil
     ) {
         self.gates = gates
+        self.allowedActors = allowedActors
         self.ci = ci
         self.ciTimeout = ciTimeout
         self.project = project

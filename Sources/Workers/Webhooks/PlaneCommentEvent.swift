@@ -2,19 +2,14 @@
 public struct PlaneCommentEvent: Decodable, Sendable {
     public let action: String
     public let comment: PlaneComment
+    /// Who wrote it (`activity.actor`), when the payload says.
+    public let actor: PlaneActor?
+
     /// The acting user's display name (`activity.actor.display_name`).
-    public let actorName: String?
+    public var actorName: String? { actor?.displayName }
 
     private enum CodingKeys: String, CodingKey {
         case action, data, activity
-    }
-
-    private struct Activity: Decodable {
-        struct Actor: Decodable {
-            let display_name: String?
-        }
-
-        let actor: Actor?
     }
 
     public init(from decoder: any Decoder) throws {
@@ -31,6 +26,6 @@ public struct PlaneCommentEvent: Decodable, Sendable {
     ) throws {
         self.action = action
         comment = try container.decode(PlaneComment.self, forKey: data)
-        actorName = container.lenient(Activity.self, forKey: activity)?.actor?.display_name
+        actor = container.lenient(PlaneActivity.self, forKey: activity)?.actor
     }
 }

@@ -11,7 +11,9 @@ struct PlaneWebhookBody: Decodable {
         let event = try container.decode(String.self, forKey: .event)
         let action = try container.decode(String.self, forKey: .action)
         switch event {
-        case "issue": self.event = .planeIssue(try PlaneIssueEvent(action: action, data: .data, in: container))
+        case "issue":
+            self.event = .planeIssue(
+                try PlaneIssueEvent(action: action, data: .data, activity: .activity, in: container))
         case "issue_comment":
             self.event = .planeComment(
                 try PlaneCommentEvent(action: action, data: .data, activity: .activity, in: container))

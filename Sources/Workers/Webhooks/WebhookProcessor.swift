@@ -86,6 +86,7 @@ public struct WebhookProcessor: Sendable {
 
     private func planeIssue(_ event: PlaneIssueEvent) async throws -> Outcome {
         let data: PlaneIssue
+        let writer: PlaneActor?
         switch event {
         case .deleted(let issueID):
             guard let task = try await tasks.task(planeIssueID: issueID) else {
@@ -96,14 +97,16 @@ public struct WebhookProcessor: Sendable {
                     .cancel, workItem: task.workItem, actor: "plane", reason: "work item deleted in Plane")
             }
             return (.processed, nil)
-        case .written(_, let issue):
+        case .written(_, let issue, let actor):
             data = issue
+            writer = actor
         }
         let repo: RepositorySettings
         switch try await projects.resolve(projectID: data.project) {
         case .repository(let found): repo = found
         case .unknown(let reason): return (.ignored, reason)
         }
+        if let refusal = Self.refusal(of: writer, by: repo) { return (.ignored, refusal) }
         let workItem = "\(repo.project)-\(data.sequenceID)"
         // Plane's `updated` payloads can be partial: an absent field is nil and keeps the stored value.
         let names = data.labelNames
@@ -165,6 +168,11 @@ public struct WebhookProcessor: Sendable {
         guard let (task, history) = try await tasks.taskWithHistory(planeIssueID: data.issue) else {
             return (.ignored, "no task for Plane issue \(data.issue)")
         }
+        if let repo = repos.first(where: { $0.repo == task.repo }),
+            let refusal = Self.refusal(of: event.actor, by: repo)
+        {
+            return (.ignored, "\(command) not applied: \(refusal)")
+        }
         let taskEvent: TaskEvent
         switch command.lowercased() {
         case "/approve":
@@ -198,6 +206,14 @@ public struct WebhookProcessor: Sendable {
         } catch is DeliveryAlreadyFinished {
             return (.processed, "already finished by another run of this delivery's job; nothing applied twice")
         }
+    }
+
+    /// Why `actor` may not act on `repo`'s tasks (its `allowed_actors` does not name them), or nil
+    /// when they may. An event that names no actor is refused where a list is set.
+    static func refusal(of actor: PlaneActor?, by repo: RepositorySettings) -> String? {
+        guard let allowed = repo.allowedActors else { return nil }
+        guard let actor else { return "the event names no actor and \(repo.repo) has allowed_actors" }
+        return actor.isNamed(in: allowed) ? nil : "\(actor.label) is not in allowed_actors of \(repo.repo)"
     }
 
     /// Runs `body` for an event of a configured repository; any other repository's is ignored.
