@@ -450,6 +450,27 @@ final class GiteaMergeTests: DatabaseTestCase {
     }
 }
 
+extension GiteaMergeTests {
+    /// Starts a real `orchestrator serve` (all roles) with `config`, talking to the Gitea stand-in
+    /// at `gitea`; returns its base URL once it is ready. Stopped by `tearDown`.
+    func serve(
+        _ name: String, gitea: URL, config: URL, planeSecret: String, ciPollInterval: String
+    ) async throws -> URL {
+        let (server, base) = try OrchestratorProcess.serving(
+            name: name, databaseURL: database.url, role: "all",
+            environment: [
+                "ORCH_PLANE_WEBHOOK_SECRET": planeSecret, "ORCH_ADMIN_TOKEN": "admin", "ORCH_CONFIG": config.path,
+                "ORCH_WORKDIR": root.appendingPathComponent("work").path, "ORCH_POLL_INTERVAL": "1s",
+                "ORCH_GITEA_API_URL": gitea.absoluteString, "ORCH_GITEA_TOKEN": "gitea-token",
+                "ORCH_GITEA_WEBHOOK_SECRET": "gitea-secret", "ORCH_CI_POLL_INTERVAL": ciPollInterval,
+            ])
+        servers.append(server)
+        let up = await waitUntilAnswering(base.appendingPathComponent("health/ready"))
+        XCTAssertTrue(up, "\(name) ready")
+        return base
+    }
+}
+
 // The same merge in a real `orchestrator serve` process, from the YAML file to the remote: a
 // repository with `ci: none` and no CI at all merges on the development gate alone, and Gitea is
 // asked to delete the task branch.
@@ -470,17 +491,8 @@ extension GiteaMergeTests {
         """.write(to: config, atomically: true, encoding: .utf8)
         let secret = "merge-secret"
         try await StandInServer.with(gitea.router) { api in
-            let (server, base) = try OrchestratorProcess.serving(
-                name: "giteamerge", databaseURL: database.url, role: "all",
-                environment: [
-                    "ORCH_PLANE_WEBHOOK_SECRET": secret, "ORCH_ADMIN_TOKEN": "admin", "ORCH_CONFIG": config.path,
-                    "ORCH_WORKDIR": root.appendingPathComponent("work").path, "ORCH_POLL_INTERVAL": "1s",
-                    "ORCH_GITEA_API_URL": api.absoluteString, "ORCH_GITEA_TOKEN": "gitea-token",
-                    "ORCH_GITEA_WEBHOOK_SECRET": "gitea-secret", "ORCH_CI_POLL_INTERVAL": "10m",
-                ])
-            servers.append(server)
-            let up = await waitUntilAnswering(base.appendingPathComponent("health/ready"))
-            XCTAssertTrue(up)
+            let base = try await serve(
+                "giteamerge", gitea: api, config: config, planeSecret: secret, ciPollInterval: "10m")
             let answered = try await sendPlaneIssue(to: base, secret: secret)
             XCTAssertEqual(answered, 202)
             // No status ever arrives and the CI poll is 10 minutes: only `ci: none` lets it merge now.

@@ -54,12 +54,13 @@ final class PipelineTests: DatabaseTestCase {
 
     private func start(
         remote: URL, defaultAgentOptions: [String], reviewerOptions: [String], replicas: Int = 1,
-        environment: [String: String] = [:]
+        stallTimeout: String? = nil, agentKeys: String = "", environment: [String: String] = [:]
     ) async throws -> [URL] {
         let agent = packageRoot.appendingPathComponent("examples/agent/agent.py").path
         let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
         func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
         let config = root.appendingPathComponent("orchestrator.yaml")
+        let stall = (stallTimeout.map { ", stall_timeout: \($0)" } ?? "") + agentKeys
         try """
         repos:
           - project: ORCH
@@ -69,8 +70,8 @@ final class PipelineTests: DatabaseTestCase {
             default_branch: main
             test_command: ["ls", "tests"]
         agents:
-          default: { command: \(list([python, agent] + defaultAgentOptions)), timeout: 60s }
-          reviewer: { command: \(list([python, agent] + reviewerOptions)), timeout: 60s }
+          default: { command: \(list([python, agent] + defaultAgentOptions)), timeout: 60s\(stall) }
+          reviewer: { command: \(list([python, agent] + reviewerOptions)), timeout: 60s\(stall) }
         """.write(to: config, atomically: true, encoding: .utf8)
         var bases: [URL] = []
         for index in 0..<replicas {
@@ -472,6 +473,126 @@ final class PipelineTests: DatabaseTestCase {
             }
             XCTAssertTrue(alerted, "\(messages.all)")
         }
+    }
+
+    /// Stall detection (issue #15 item 5): an agent that goes silent is stopped at its
+    /// `stall_timeout`, not its 60 s timeout, and its stage is retried as a transient failure —
+    /// no gate failure in the history — with a `stalled` lesson holding what it printed last. An
+    /// agent that keeps printing runs past the stall timeout untouched.
+    func testASilentAgentIsStoppedAtItsStallTimeoutAndItsStageRetried() async throws {
+        let remote = try makeRemote()
+        let base = try await start(
+            remote: remote, defaultAgentOptions: ["--stall-once"],
+            reviewerOptions: ["--sleep", "4", "--heartbeat", "0.5"],
+            stallTimeout: "2s", environment: ["ORCH_BREAKER_THRESHOLD": "5"])[0]
+        try await sendIssue(to: base, labels: ["auto"])
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        XCTAssertTrue(done, "the task got past every stalled first run")
+
+        let stalled = try await database.pool.query(
+            """
+            SELECT stage, error, extract(epoch FROM ended_at - started_at)::float8 AS seconds
+            FROM agent_runs WHERE work_item = 'ORCH-98' AND stalled ORDER BY id
+            """)
+        XCTAssertEqual(
+            try stalled.rows.map { try $0.decode("stage", as: String.self) },
+            ["analysis", "architecture", "development"])
+        for row in stalled.rows {
+            XCTAssertEqual(try row.decode("error", as: String?.self), "stalled: no output for 2s")
+            // Stopped at the stall timeout (plus SIGTERM's effect), far from the 60 s timeout.
+            XCTAssertLessThan(try row.decode("seconds", as: Double.self), 15)
+        }
+        let review = try await database.pool.query(
+            """
+            SELECT bool_or(stalled) AS stalled, max(extract(epoch FROM ended_at - started_at))::float8 AS seconds
+            FROM agent_runs WHERE work_item = 'ORCH-98' AND stage = 'review'
+            """
+        ).first
+        XCTAssertEqual(
+            try review?.decode("stalled", as: Bool.self), false, "a reviewer printing every 0.5 s is not stalled")
+        XCTAssertGreaterThan(try review?.decode("seconds", as: Double.self) ?? 0, 3.5)
+
+        let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
+        XCTAssertFalse(events.contains("stage_failed"), "a stall is not a gate failure: \(events)")
+        let lessons = try await database.pool.query(
+            "SELECT stage, agent, root_cause, detail->>'last_output' AS last FROM lessons WHERE type = 'stalled' ORDER BY id"
+        )
+        XCTAssertEqual(
+            try lessons.rows.map { try $0.decode("stage", as: String.self) },
+            ["analysis", "architecture", "development"])
+        for row in lessons.rows {
+            XCTAssertEqual(try row.decode("agent", as: String?.self), "default")
+            XCTAssertTrue(try row.decode("root_cause", as: String.self).contains("printed nothing for 2s"))
+            XCTAssertTrue(try row.decode("last", as: String?.self)?.contains("now goes silent") ?? false)
+        }
+        // Each stall counted toward the circuit breaker, as a rate limit would be.
+        let resilience = try await adminGET(base, "queue")["resilience"] as? [String: Any]
+        XCTAssertEqual(resilience?["failures_in_window"] as? Int, 3, "\(resilience ?? [:])")
+        XCTAssertTrue((resilience?["last_reason"] as? String ?? "").contains("printed nothing for 2s"))
+    }
+
+    /// Session resume (issue #15 item 3): development's gate fails once, and its second try
+    /// resumes the first run's session (`resume: ["--resume", "{session_id}"]`); `/tasks/{wi}`
+    /// shows which run resumed which.
+    func testAStageTriedAgainResumesTheRecordedSession() async throws {
+        let remote = try makeRemote()
+        let base = try await start(
+            remote: remote, defaultAgentOptions: ["--stream", "--fail-gate-once", "development"], reviewerOptions: [],
+            agentKeys: #", resume: ["--resume", "{session_id}"]"#)[0]
+        try await sendIssue(to: base, labels: ["auto"])
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        XCTAssertTrue(done)
+
+        let runs = try await database.pool.query(
+            """
+            SELECT id, array_to_string(command[array_length(command, 1) - 1:], ' ') AS tail, session_id, resumed_from,
+                   resume_note
+            FROM agent_runs
+            WHERE work_item = 'ORCH-98' AND stage = 'development' ORDER BY id
+            """)
+        XCTAssertEqual(runs.rows.count, 2)
+        let first = try runs.rows[0].decode("id", as: Int64.self)
+        let session = try XCTUnwrap(try runs.rows[0].decode("session_id", as: String?.self))
+        XCTAssertNil(try runs.rows[0].decode("resumed_from", as: Int64?.self), "the first try starts fresh")
+        XCTAssertEqual(try runs.rows[1].decode("resumed_from", as: Int64?.self), first)
+        XCTAssertEqual(
+            try runs.rows[1].decode("tail", as: String.self), "--resume \(session)",
+            "the retry resumes the first run's session")
+        XCTAssertEqual(try runs.rows[1].decode("session_id", as: String?.self), session, "and continues it")
+        XCTAssertNil(try runs.rows[1].decode("resume_note", as: String?.self))
+
+        let shown = try await adminGET(base, "tasks/ORCH-98")["agent_runs"] as? [[String: Any]] ?? []
+        let resumed = shown.first { ($0["resumed_from"] as? Int).map(Int64.init) == first }
+        XCTAssertEqual(resumed?["session_id"] as? String, session, "\(shown)")
+    }
+
+    /// A session the agent cannot resume: the resumed run ends without a result and a fresh run
+    /// follows at once, saying why.
+    func testARunThatCannotResumeStartsAFreshSessionAndSaysSo() async throws {
+        let remote = try makeRemote()
+        let base = try await start(
+            remote: remote,
+            defaultAgentOptions: ["--stream", "--lose-sessions", "--fail-gate-once", "development"],
+            reviewerOptions: [], agentKeys: #", resume: ["--resume", "{session_id}"]"#)[0]
+        try await sendIssue(to: base, labels: ["auto"])
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        XCTAssertTrue(done)
+
+        let runs = try await database.pool.query(
+            """
+            SELECT id, exit_code, session_id, resumed_from, resume_note FROM agent_runs
+            WHERE work_item = 'ORCH-98' AND stage = 'development' ORDER BY id
+            """)
+        XCTAssertEqual(runs.rows.count, 3, "fresh, resumed (failed), fresh again")
+        let first = try runs.rows[0].decode("id", as: Int64.self)
+        XCTAssertEqual(try runs.rows[1].decode("resumed_from", as: Int64?.self), first)
+        XCTAssertEqual(try runs.rows[1].decode("exit_code", as: Int?.self), 1)
+        XCTAssertNil(try runs.rows[2].decode("resumed_from", as: Int64?.self))
+        let note = try runs.rows[2].decode("resume_note", as: String?.self) ?? ""
+        XCTAssertTrue(note.contains("could not be resumed"), note)
+        XCTAssertTrue(note.contains("started a fresh session"), note)
+        let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(events.filter { $0 == "stage_failed" }.count, 1, "only the gate's failure counts: \(events)")
     }
 
     func testEveryTransitionIsNotifiedOnTelegramAndAsAPlaneCommentOnce() async throws {

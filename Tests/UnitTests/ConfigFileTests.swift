@@ -1,4 +1,5 @@
 import Foundation
+import Workers
 import XCTest
 
 @testable import App
@@ -42,9 +43,32 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(file.repos.first?.gates.maxActiveTasks, 1)
         XCTAssertEqual(file.agents["default"]?.timeout, .seconds(45 * 60))
         XCTAssertNil(file.agents["reviewer"]?.timeout)
+        XCTAssertEqual(file.agents["default"]?.effectiveStallTimeout, .seconds(10 * 60))
+        XCTAssertEqual(file.repos[0].allowedActors, ["someone@example.com"])
+        XCTAssertEqual(file.repos[0].ciFixRounds, 2)
+        XCTAssertEqual(file.agents["default"]?.resuming("s-1")?.suffix(2), ["--resume", "s-1"])
+        XCTAssertNil(file.agents["reviewer"]?.resuming("s-1"), "no resume template: always fresh")
         XCTAssertEqual(file.labels.stop, "HALT")
         XCTAssertEqual(file.labels.auto, "auto")
         XCTAssertEqual(try ConfigFile.parse("repos: []").repos, [])
+    }
+
+    /// `stall_timeout`: a duration, `off`, or absent for the default (10m).
+    func testStallTimeoutIsADurationOrOff() throws {
+        let file = try ConfigFile.parse(
+            """
+            agents:
+              default: { command: [claude], stall_timeout: 90s }
+              reviewer: { command: [claude], stall_timeout: off }
+              analyst: { command: [claude] }
+            """)
+        XCTAssertEqual(file.agents["default"]?.effectiveStallTimeout, .seconds(90))
+        XCTAssertNil(file.agents["reviewer"]?.effectiveStallTimeout, "off: never stopped for silence")
+        XCTAssertEqual(file.agents["analyst"]?.effectiveStallTimeout, AgentCommand.defaultStallTimeout)
+        XCTAssertThrowsError(try ConfigFile.parse("agents:\n  default: { command: [claude], stall_timeout: 0s }\n")) {
+            XCTAssertTrue(
+                "\($0)".contains("agents.default.stall_timeout: expected a duration such as 10m (or off)"), "\($0)")
+        }
     }
 
     /// DESIGN §3: unknown keys are an error at start, never silently ignored.
@@ -118,6 +142,14 @@ final class ConfigFileTests: XCTestCase {
                 "repos[1].project: ORCH is configured twice"
             ),
             ("agents:\n  default: { command: [claude], timeout: soon }\n", "agents.default.timeout:"),
+            (
+                "agents:\n  default: { command: [claude], resume: [\"--resume\"] }\n",
+                "agents.default.resume: must be an argv list containing {session_id}"
+            ),
+            (
+                "repos:\n  - project: ORCH\n    repo: acme/orch\n    ci_fix_rounds: -1\n" + base,
+                "repos[0].ci_fix_rounds:"
+            ),
             ("repos: [", "ORCH_CONFIG"),
         ]
         for (yaml, expected) in cases {

@@ -48,6 +48,22 @@ final class TaskLifecycleTests: XCTestCase {
         }
     }
 
+    /// Red CI at merge: back to development, whose first job carries the failed checks.
+    func testRedCIAtMergeSendsTheTaskBackToDevelopmentWithTheChecksAsFeedback() throws {
+        let merging = TaskState(stage: .merge, status: .active, track: .full, auto: true)
+        let decided = try TaskLifecycle.decide(.ciFailed(feedback: "- ci/build: failure"), from: merging, visit: 5)
+        XCTAssertEqual(decided.state, TaskState(stage: .development, status: .active, track: .full, auto: true))
+        XCTAssertEqual(decided.eventName, "ci_failed")
+        XCTAssertEqual(decided.visit, 6)
+        XCTAssertEqual(
+            decided.actions,
+            [.enqueueStage(StageVisit(stage: .development, visit: 6), attempt: 0, feedback: "- ci/build: failure")])
+        let review = TaskState(stage: .review, status: .active, track: .full, auto: true)
+        XCTAssertThrowsError(try TaskLifecycle.apply(.ciFailed(feedback: ""), to: review)) { error in
+            XCTAssertEqual((error as? IllegalTransition)?.reason, "only a merge waits for the pull request's CI")
+        }
+    }
+
     func testFailureRetryHoldAndGates() throws {
         let active = TaskState(stage: .development, status: .active, track: .full, auto: true)
         XCTAssertEqual(try TaskLifecycle.apply(.stageFailed(final: false), to: active), active)

@@ -318,6 +318,13 @@ final class InMemoryGitea: GiteaAPI {
         }
     }
 
+    func failedChecks(repo: String, sha: String) async throws -> [FailedCheck] {
+        state.withLock { state in
+            [.failure, .error].contains(state.ci[sha])
+                ? [FailedCheck(context: "ci/build", state: "failure", description: "tests failed", targetURL: nil)] : []
+        }
+    }
+
     func combinedStatus(repo: String, sha: String) async throws -> CIState? {
         state.withLock { state in
             guard state.pulls.values.contains(where: { $0.mergeSHA == sha }) else { return state.ci[sha] }

@@ -33,17 +33,8 @@ final class StageRunnerTests: DatabaseTestCase {
             at: root.appendingPathComponent("logs"), withIntermediateDirectories: true)
         git = InMemoryGit(root: root.appendingPathComponent("worktrees"))
         gitea = InMemoryGitea(git: git)
-        let docs = docs
         // By default each stage's agent does its stage's work.
-        agent = ScriptedAgent(pool: database.pool, replicaID: replica, logs: root.appendingPathComponent("logs")) {
-            request in
-            switch request.stage {
-            case "analysis": return .init(files: ["\(docs)/spec.md": "# Spec\n"])
-            case "architecture": return .init(files: ["\(docs)/design.md": "# Design\n"])
-            case "development": return .init(files: ["Sources/feature.swift": "let feature = 1\n"])
-            default: return .init(files: ["\(docs)/review.md": "APPROVE\nlooks good\n"])
-            }
-        }
+        agent = stageAgent(writingSomethingNewEachRun: false)
         _ = try await tasks.upsert(
             workItem: workItem, repo: "acme/orch", title: "A feature", description: "", labels: ["auto"],
             track: .full, auto: true, planeIssueID: nil, planeProjectID: nil, planeState: nil)
@@ -283,14 +274,89 @@ final class StageRunnerTests: DatabaseTestCase {
         XCTAssertEqual(gitea.state.withLock { $0.merges.count }, 1, "merged once")
     }
 
-    func testRedCIHoldsTheTaskAtMerge() async throws {
+    func testRedCIHoldsTheTaskAtMergeWithoutCIFixRounds() async throws {
+        repo.ciFixRounds = 0
         let runner = runner()
         let head = try await walkToMerge(runner)
         gitea.state.withLock { $0.ci[head] = .failure }
         try await step("merge", runner)
 
-        try await assertHeld(saying: "CI failed")
+        try await assertHeld(saying: "CI failed on the PR head \(head.prefix(12)) (ci/build)")
         XCTAssertTrue(gitea.state.withLock { $0.merges.isEmpty })
+    }
+
+    /// CI feedback (issue #15 item 1): red CI on the PR head sends the task back to development
+    /// with the failed checks in its prompt, once per CI fix round; past `ci_fix_rounds` it is
+    /// held, and the hold records its lesson.
+    func testRedCISendsTheTaskBackToDevelopmentWithTheFailedChecksUntilItsRoundsAreUsed() async throws {
+        agent = stageAgent(writingSomethingNewEachRun: true)
+        let runner = runner()
+        var head = try await walkToMerge(runner)
+        for round in 1...2 {
+            gitea.state.withLock { $0.ci[head] = .failure }
+            try await step("merge", runner)
+            let task = try await task()
+            XCTAssertEqual(task.state.stage, .development)
+            XCTAssertEqual(task.state.status, .active)
+            let event = try await lastEvent().event
+            XCTAssertEqual(event, "ci_failed")
+            let development = try await claim("development")
+            let feedback = try RunStageJob.payload(of: development.job).feedback ?? ""
+            XCTAssertTrue(feedback.contains("CI fix round \(round) of 2"), feedback)
+            XCTAssertTrue(feedback.contains("- ci/build: failure — tests failed"), feedback)
+            try await run(development, runner)
+            let prompt = agent.requests.withLock { $0.last?.prompt ?? "" }
+            XCTAssertTrue(prompt.contains("- ci/build: failure — tests failed"), prompt)
+            try await step("review", runner)
+            let reviewed = try await self.task()
+            let next = try XCTUnwrap(reviewed.headSHA)
+            XCTAssertNotEqual(next, head, "each round pushes a new head")
+            head = next
+        }
+        gitea.state.withLock { $0.ci[head] = .failure }
+        try await step("merge", runner)
+        try await assertHeld(saying: "after 2 CI fix round(s) (ci_fix_rounds 2)")
+        XCTAssertTrue(gitea.state.withLock { $0.merges.isEmpty })
+        let lessons = try await LessonStore(pool: database.pool).list(
+            type: "merge_hold", status: nil, repo: nil, workItem: workItem, limit: 10)
+        XCTAssertEqual(lessons.count, 1)
+    }
+
+    func testAGreenRunAfterACIFixMergesByItself() async throws {
+        agent = stageAgent(writingSomethingNewEachRun: true)
+        let runner = runner()
+        let red = try await walkToMerge(runner)
+        gitea.state.withLock { $0.ci[red] = .failure }
+        try await step("merge", runner)
+        try await step("development", runner)
+        try await step("review", runner)
+        let fixed = try await task()
+        let green = try XCTUnwrap(fixed.headSHA)
+        gitea.state.withLock { $0.ci[green] = .success }
+        try await step("merge", runner)
+
+        let task = try await task()
+        XCTAssertEqual(task.state.stage, .deploy)
+        XCTAssertEqual(gitea.state.withLock { $0.merges.map(\.head) }, [green], "the fixed head merged, once")
+    }
+
+    /// An agent doing each stage's work. `writingSomethingNewEachRun`: each development and review
+    /// run writes something new (a fix round, and the review after it, need a change of their own
+    /// to pass their gates).
+    private func stageAgent(writingSomethingNewEachRun fresh: Bool) -> ScriptedAgent {
+        let docs = docs
+        return ScriptedAgent(pool: database.pool, replicaID: replica, logs: root.appendingPathComponent("logs")) {
+            request in
+            let mark = fresh ? " (\(UUID()))" : ""
+            switch request.stage {
+            case "analysis": return .init(files: ["\(docs)/spec.md": "# Spec\n"])
+            case "architecture": return .init(files: ["\(docs)/design.md": "# Design\n"])
+            case "development":
+                let value = fresh ? "\"\(UUID())\"" : "1"
+                return .init(files: ["Sources/feature.swift": "let feature = \(value)\n"])
+            default: return .init(files: ["\(docs)/review.md": "APPROVE\nlooks good\(mark)\n"])
+            }
+        }
     }
 
     func testConflictHoldsWithGiteasWords() async throws {

@@ -14,6 +14,12 @@ and prints a Claude-Code-style JSON result (usage, cost) on stdout.
 
 Options (in the agent's argv, from the orchestrator's configuration):
   --sleep S                 sleep S seconds first (a slow or hung agent)
+  --heartbeat S             while sleeping, print a progress line every S seconds (a slow agent
+                            that is not stuck)
+  --stall                   print one line, then nothing, ever (a stuck agent: stall_timeout
+                            stops it)
+  --stall-once              stall in each stage's first run only (the marker is kept in $HOME,
+                            the task's home, which outlives the failed run's worktree changes)
   --fail-gate STAGE         in STAGE, write nothing (the gate fails every time)
   --fail-gate-once STAGE    in STAGE, write nothing the first time only
   --request-changes-once    the first review asks for changes, later ones approve
@@ -21,51 +27,57 @@ Options (in the agent's argv, from the orchestrator's configuration):
                             the gate must refuse it)
   --spawn-child             leave a background `sleep` running in the process group
   --plain                   print plain text instead of JSON (cost unknown)
+  --stream                  print stream-json as Claude Code's `--output-format stream-json
+                            --verbose` does: an init event with the session id, an event per
+                            step, then the result line
+  --resume ID               resume session ID (recorded in $HOME by an earlier run); an unknown
+                            session fails as Claude Code does: "No conversation found with
+                            session ID: ID" on stderr, exit 1, no result
+  --lose-sessions           never record a session (so any later --resume fails)
+  --cost X                  report X as total_cost_usd (default 0.0123)
   --transient               fail like a rate-limited API call (exit 1, is_error result)
   --exit CODE               exit with CODE after doing the work
-  --dump DIR                write the prompt, argv, environment and process facts (pid, process
-                            group, open descriptors) to DIR, and a line to stderr (for tests)
+  --dump DIR                write the prompt (prompt.txt, and prompt-<stage>-<run id>.txt), argv,
+                            environment and process facts (pid, process group, open descriptors)
+                            to DIR, and a line to stderr (for tests)
 """
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
 
 
 def main(argv):
     # Before anything else opens a file: the descriptors the orchestrator left open in this process.
     # (Listing the directory opens one more, which shows up in the list.)
     inherited = sorted(int(fd) for fd in os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else []
-    options = {"sleep": 0.0, "fail": set(), "fail_once": set(), "request_changes_once": False,
-               "spec_symlink": None,
-               "spawn_child": False, "plain": False, "transient": False, "exit": 0, "dump": None}
+    options = {"stream": False, "resume": None, "lose_sessions": False, "cost": 0.0123, "sleep": 0.0,
+               "heartbeat": 0.0, "stall": False, "stall_once": False, "fail": set(), "fail_once": set(),
+               "request_changes_once": False, "spec_symlink": None, "spawn_child": False, "plain": False,
+               "transient": False, "exit": 0, "dump": None}
+    # Each option: the key it sets, and how its value is read (None: a switch, set to True; a
+    # set: the value is added to it).
+    parsers = {"--stream": None, "--lose-sessions": None, "--stall": None, "--stall-once": None,
+               "--request-changes-once": None, "--spawn-child": None, "--plain": None, "--transient": None,
+               "--resume": str, "--cost": float, "--sleep": float, "--heartbeat": float,
+               "--spec-symlink": str, "--exit": int, "--dump": str, "--fail-gate": set, "--fail-gate-once": set}
+    keys = {"--fail-gate": "fail", "--fail-gate-once": "fail_once"}
     args = list(argv[1:])
     while args:
         arg = args.pop(0)
-        if arg == "--sleep":
-            options["sleep"] = float(args.pop(0))
-        elif arg == "--fail-gate":
-            options["fail"].add(args.pop(0))
-        elif arg == "--fail-gate-once":
-            options["fail_once"].add(args.pop(0))
-        elif arg == "--request-changes-once":
-            options["request_changes_once"] = True
-        elif arg == "--spec-symlink":
-            options["spec_symlink"] = args.pop(0)
-        elif arg == "--spawn-child":
-            options["spawn_child"] = True
-        elif arg == "--plain":
-            options["plain"] = True
-        elif arg == "--transient":
-            options["transient"] = True
-        elif arg == "--exit":
-            options["exit"] = int(args.pop(0))
-        elif arg == "--dump":
-            options["dump"] = args.pop(0)
-        else:
+        if arg not in parsers:
             print(f"example agent: unknown option {arg}", file=sys.stderr)
             return 2
+        key = keys.get(arg, arg[2:].replace("-", "_"))
+        parse = parsers[arg]
+        if parse is None:
+            options[key] = True
+        elif parse is set:
+            options[key].add(args.pop(0))
+        else:
+            options[key] = parse(args.pop(0))
 
     prompt = sys.stdin.read()
     stage = os.environ.get("ORCH_STAGE", "analysis")
@@ -73,9 +85,30 @@ def main(argv):
     task_dir = os.path.join("docs", "tasks", work_item)
     os.makedirs(task_dir, exist_ok=True)
 
+    # Sessions live in the task's home ($HOME), which every run of the task shares.
+    sessions_file = os.path.join(os.environ.get("HOME", "."), ".example-agent-sessions")
+    known = open(sessions_file).read().split() if os.path.exists(sessions_file) else []
+    if options["resume"]:
+        if options["resume"] not in known:
+            print(f"No conversation found with session ID: {options['resume']}", file=sys.stderr)
+            return 1
+        session = options["resume"]
+        print(f"example agent: resumed session {session}", file=sys.stderr)
+    else:
+        session = str(uuid.uuid4())
+        if not options["lose_sessions"]:
+            with open(sessions_file, "a") as f:
+                f.write(session + "\n")
+    if options["stream"]:
+        emit({"type": "system", "subtype": "init", "session_id": session, "model": "example-agent-1",
+              "cwd": os.getcwd(), "resumed": bool(options["resume"])})
+
     if options["dump"]:
         os.makedirs(options["dump"], exist_ok=True)
         with open(os.path.join(options["dump"], "prompt.txt"), "w") as f:
+            f.write(prompt)
+        # And one per run, so a test can read an earlier stage's prompt.
+        with open(os.path.join(options["dump"], f"prompt-{stage}-{os.environ.get('ORCH_RUN_ID', '0')}.txt"), "w") as f:
             f.write(prompt)
         with open(os.path.join(options["dump"], "argv.json"), "w") as f:
             json.dump(argv, f)
@@ -87,8 +120,22 @@ def main(argv):
 
     if options["spawn_child"]:
         subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if options["stall"] or options["stall_once"]:
+        marker = os.path.join(os.environ.get("HOME", "."), f".example-agent-stalled-{work_item}-{stage}")
+        if options["stall"] or not os.path.exists(marker):
+            open(marker, "w").close()
+            print(f"example agent: {stage} for {work_item} started, and now goes silent", flush=True)
+            time.sleep(3600)
+            return 1
     if options["sleep"] > 0:
-        time.sleep(options["sleep"])
+        deadline = time.monotonic() + options["sleep"]
+        while time.monotonic() < deadline:
+            step = deadline - time.monotonic()
+            if options["heartbeat"] > 0:
+                step = min(step, options["heartbeat"])
+            time.sleep(max(step, 0))
+            if options["heartbeat"] > 0:
+                print(f"example agent: still working on {stage}", flush=True)
 
     if options["transient"]:
         print(json.dumps({"type": "result", "subtype": "error_during_execution", "is_error": True, "num_turns": 1,
@@ -124,18 +171,27 @@ def main(argv):
             write(os.path.join("tests", f"{slug}_test.txt"), f"test of {work_item}\n")
         elif stage == "review":
             verdict = "REQUEST_CHANGES" if options["request_changes_once"] and once("reviewed") else "APPROVE"
-            write(os.path.join(task_dir, "review.md"), f"{verdict}\n\nReviewed {work_item}.\n")
+            # The run id makes each review a change of its own (the gate wants this run's review).
+            write(os.path.join(task_dir, "review.md"),
+                  f"{verdict}\n\nReviewed {work_item} (run {os.environ.get('ORCH_RUN_ID', '?')}).\n")
         summary = f"{stage} for {work_item} done"
 
+    if options["stream"]:
+        emit({"type": "assistant", "session_id": session,
+              "message": {"role": "assistant", "content": [{"type": "text", "text": summary}]}})
     if options["plain"]:
         print(summary)
     else:
         print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "num_turns": 3, "result": summary,
-                          "total_cost_usd": 0.0123,
+                          "session_id": session, "total_cost_usd": options["cost"],
                           "usage": {"input_tokens": 1200, "output_tokens": 340, "cache_read_input_tokens": 800,
                                     "cache_creation_input_tokens": 100},
                           "modelUsage": {"example-agent-1": {}}}))
     return options["exit"]
+
+
+def emit(event):
+    print(json.dumps(event), flush=True)
 
 
 def write(path, text):

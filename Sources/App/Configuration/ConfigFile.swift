@@ -29,6 +29,7 @@ struct ConfigFile: Sendable, Equatable {
             var post_deploy: PostDeploy?
             var gates: [String: Bool]?
             var allowed_actors: [String]?
+            var ci_fix_rounds: Int?
         }
         struct Coverage: Decodable {
             var policy: String?
@@ -47,6 +48,8 @@ struct ConfigFile: Sendable, Equatable {
         struct Agent: Decodable {
             var command: [String]
             var timeout: String?
+            var stall_timeout: String?
+            var resume: [String]?
             var user: String?
             var group: String?
         }
@@ -133,7 +136,8 @@ struct ConfigFile: Sendable, Equatable {
                     defaultBranch: repo.default_branch ?? "main", testCommand: repo.test_command,
                     coverageCommand: repo.coverage_command,
                     deployCommand: repo.deploy_command, healthURL: repo.health_url, ci: ci, ciTimeout: ciTimeout,
-                    gates: try gates(repo, key: key), allowedActors: try allowedActors(repo, key: key)))
+                    gates: try gates(repo, key: key), allowedActors: try allowedActors(repo, key: key),
+                    ciFixRounds: try ciFixRounds(repo, key: key)))
         }
         for (role, agent) in raw.agents ?? [:] {
             guard !agent.command.isEmpty, !agent.command[0].isEmpty else {
@@ -148,13 +152,43 @@ struct ConfigFile: Sendable, Equatable {
                 timeout = parsed
             }
             file.agents[role] = AgentCommand(
-                command: agent.command, timeout: timeout, identity: try identity(agent, role: role))
+                command: agent.command, timeout: timeout, stallTimeout: try stallTimeout(agent, role: role),
+                resume: try resume(agent, role: role), identity: try identity(agent, role: role))
         }
         if let labels = raw.labels {
             file.labels = LabelSettings(
                 auto: labels.auto ?? "auto", bug: labels.bug ?? "bug", stop: labels.stop ?? "STOP")
         }
         return file
+    }
+
+    /// `stall_timeout`: a positive duration, or `off` (never stop a silent agent: one that prints
+    /// only at its end, as `claude --output-format json` does, and runs longer than the default).
+    private static func stallTimeout(_ agent: Raw.Agent, role: String) throws -> Duration? {
+        guard let text = agent.stall_timeout else { return nil }
+        if text.lowercased() == "off" { return .zero }
+        return try duration(text, key: "agents.\(role).stall_timeout", example: "10m (or off)")
+    }
+
+    /// `ci_fix_rounds`: 0 (red CI holds the task at once, as before the loop) or more.
+    private static func ciFixRounds(_ repo: Raw.Repo, key: String) throws -> Int {
+        guard let rounds = repo.ci_fix_rounds else { return RepositorySettings.defaultCIFixRounds }
+        guard rounds >= 0 else {
+            throw ConfigurationError(key: "\(key).ci_fix_rounds", problem: "must be 0 or more, got \(rounds)")
+        }
+        return rounds
+    }
+
+    /// `resume`: an argv list naming `{session_id}` somewhere, or the session would never reach
+    /// the agent.
+    private static func resume(_ agent: Raw.Agent, role: String) throws -> [String]? {
+        guard let template = agent.resume else { return nil }
+        guard template.contains(where: { $0.contains("{session_id}") }) else {
+            throw ConfigurationError(
+                key: "agents.\(role).resume",
+                problem: "must be an argv list containing {session_id}, such as [\"--resume\", \"{session_id}\"]")
+        }
+        return template
     }
 
     /// `allowed_actors`: Plane user ids or emails, none empty; an empty list would shut everyone

@@ -16,8 +16,7 @@ enum ConfigKeys {
         case named(Shape)
     }
 
-    /// `repos[]`. `ci_fix_rounds` is DESIGN's key for the agent loop (issue #15): read so the
-    /// design's example file starts, not acted on yet.
+    /// `repos[]`.
     static let repo: Shape = .keys([
         "project": .leaf, "plane_project_id": .leaf, "repo": .leaf, "clone_url": .leaf, "default_branch": .leaf,
         "test_command": .leaf, "coverage_command": .leaf, "deploy_command": .leaf, "health_url": .leaf, "ci": .leaf,
@@ -28,7 +27,8 @@ enum ConfigKeys {
         "gates": .named(.leaf), "ci_fix_rounds": .leaf, "allowed_actors": .leaf,
     ])
 
-    /// `agents.<role>`. `stall_timeout`, `resume` and `budget` likewise (issue #15).
+    /// `agents.<role>`. `budget` is DESIGN's key for the agent loop (issue #15): read so the
+    /// design's example file starts, not acted on yet.
     static let agent: Shape = .keys([
         "command": .leaf, "timeout": .leaf, "user": .leaf, "group": .leaf, "stall_timeout": .leaf, "resume": .leaf,
         "budget": .leaf,

@@ -2,7 +2,10 @@ extension AgentRun: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, stage, role
         case replicaID = "replica"
-        case pid, startedAt, endedAt, exitCode, timedOut, costUSD, inputTokens, outputTokens, model, logPath, error
+        case pid, startedAt, endedAt, exitCode, timedOut, stalled, costUSD, inputTokens, outputTokens, model, logPath,
+            error
+        case sessionID = "session_id"
+        case resumedFrom, resumeNote
     }
 
     /// A run in a task's answer: its process, how it ended and what it cost (the usage figures at
@@ -18,11 +21,16 @@ extension AgentRun: Encodable {
         try container.encodeIfPresent(endedAt, forKey: .endedAt)
         try container.encodeIfPresent(exitCode, forKey: .exitCode)
         try container.encode(timedOut, forKey: .timedOut)
+        try container.encode(stalled, forKey: .stalled)
         try container.encodeIfPresent(usage.costUSD, forKey: .costUSD)
         try container.encodeIfPresent(usage.inputTokens, forKey: .inputTokens)
         try container.encodeIfPresent(usage.outputTokens, forKey: .outputTokens)
         try container.encodeIfPresent(usage.model, forKey: .model)
         try container.encodeIfPresent(logPath, forKey: .logPath)
         try container.encodeIfPresent(error, forKey: .error)
+        try container.encodeIfPresent(sessionID, forKey: .sessionID)
+        // Which run's session this one resumed (`resumed_from`), or why it started fresh.
+        try container.encodeIfPresent(resumedFrom, forKey: .resumedFrom)
+        try container.encodeIfPresent(resumeNote, forKey: .resumeNote)
     }
 }

@@ -1,6 +1,12 @@
 import Foundation
 
 extension LessonStore {
+    /// ``recordAuto(_:task:on:settings:)`` in its own transaction: for a finding with no transition to commit
+    /// with (a stalled run, retried rather than judged).
+    public func recordAuto(_ found: AutoLesson, task: TaskRecord) async throws -> Lesson? {
+        try await pool.withTransaction { try await Self.recordAuto(found, task: task, on: $0) }
+    }
+
     /// Records a detector's lesson about `task` on the caller's connection (inside the
     /// transition's transaction, so the lesson commits with what it is about), unless the journal
     /// is off or the same finding — type, work item, stage and root cause — was recorded within

@@ -15,15 +15,23 @@ public struct AgentRun: Sendable {
     public let endedAt: Date?
     public let exitCode: Int?
     public let timedOut: Bool
+    /// Stopped because it printed nothing for its stall timeout.
+    public let stalled: Bool
     public let usage: AgentUsage
     public let error: String?
+    /// The agent's session id (from its result).
+    public let sessionID: String?
+    /// The run whose session this one resumed.
+    public let resumedFrom: Int64?
+    /// Why it started fresh although a session could have been resumed.
+    public let resumeNote: String?
     /// What became of its result: `applied`, `superseded` (its job had lost its lease), or nil.
     public let outcome: String?
 
     static let columns = """
-        id, work_item, stage, role, replica_id, host, pid, process_start, log_path, started_at, ended_at, exit_code, timed_out, \
+        id, work_item, stage, role, replica_id, host, pid, process_start, log_path, started_at, ended_at, exit_code, timed_out, stalled, \
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, model, result_subtype, \
-        num_turns, is_error, error, outcome
+        num_turns, is_error, error, outcome, session_id, resumed_from, resume_note
         """
 
     init(row: Row) throws {
@@ -40,6 +48,7 @@ public struct AgentRun: Sendable {
         endedAt = try row.decode("ended_at")
         exitCode = try row.decode("exit_code")
         timedOut = try row.decode("timed_out")
+        stalled = try row.decode("stalled")
         usage = AgentUsage(
             inputTokens: try row.decode("input_tokens"), outputTokens: try row.decode("output_tokens"),
             cacheReadTokens: try row.decode("cache_read_tokens"),
@@ -49,5 +58,8 @@ public struct AgentRun: Sendable {
             numTurns: try row.decode("num_turns"), isError: try row.decode("is_error"))
         error = try row.decode("error")
         outcome = try row.decode("outcome")
+        sessionID = try row.decode("session_id")
+        resumedFrom = try row.decode("resumed_from")
+        resumeNote = try row.decode("resume_note")
     }
 }

@@ -18,11 +18,17 @@ public struct AgentRunStore: Sendable {
         public var host: String
         public var command: [String]
         public var logPath: String?
+        /// The run whose session this one resumes.
+        public var resumedFrom: Int64?
+        /// Why a session that could have been resumed was not.
+        public var resumeNote: String?
 
         public init(
             workItem: String?, jobID: Int64?, stage: String?, role: String, replicaID: String, host: String,
-            command: [String], logPath: String?
+            command: [String], logPath: String?, resumedFrom: Int64? = nil, resumeNote: String? = nil
         ) {
+            self.resumedFrom = resumedFrom
+            self.resumeNote = resumeNote
             self.workItem = workItem
             self.jobID = jobID
             self.stage = stage
@@ -38,13 +44,14 @@ public struct AgentRunStore: Sendable {
     public func begin(_ start: Start) async throws -> Int64 {
         try await pool.query(
             """
-            INSERT INTO agent_runs (task_id, work_item, job_id, stage, role, replica_id, host, command, log_path)
-            VALUES ((SELECT id FROM tasks WHERE work_item = $1), $1, $2, $3, $4, $5, $6, $7::text[], $8)
+            INSERT INTO agent_runs (task_id, work_item, job_id, stage, role, replica_id, host, command, log_path,
+                                    resumed_from, resume_note)
+            VALUES ((SELECT id FROM tasks WHERE work_item = $1), $1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10)
             RETURNING id
             """,
             [
                 start.workItem, start.jobID, start.stage, start.role, start.replicaID, start.host,
-                PostgresArray(start.command), start.logPath,
+                PostgresArray(start.command), start.logPath, start.resumedFrom, start.resumeNote,
             ]
         ).first!.decode("id")
     }
@@ -65,11 +72,14 @@ public struct AgentRunStore: Sendable {
 
     /// Records how a run ended.
     public func finish(
-        id: Int64, exitCode: Int, timedOut: Bool, usage: AgentUsage?, error: String?, exitedAt: Date? = nil
+        id: Int64, exitCode: Int, timedOut: Bool, stalled: Bool = false, usage: AgentUsage?, error: String?,
+        exitedAt: Date? = nil
     ) async throws {
         try await pool.query(
             """
-            UPDATE agent_runs SET ended_at = now(), exited_at = $14, exit_code = $2, timed_out = $3, input_tokens = $4, output_tokens = $5,
+            UPDATE agent_runs SET ended_at = now(), exited_at = $14, exit_code = $2, timed_out = $3, stalled = $15,
+                   session_id = $16,
+                   input_tokens = $4, output_tokens = $5,
                    cache_read_tokens = $6, cache_write_tokens = $7, cost_usd = $8::float8, model = $9, result_subtype = $10,
                    num_turns = $11, is_error = $12, error = $13
             WHERE id = $1 AND ended_at IS NULL
@@ -77,8 +87,27 @@ public struct AgentRunStore: Sendable {
             [
                 id, exitCode, timedOut, usage?.inputTokens, usage?.outputTokens, usage?.cacheReadTokens,
                 usage?.cacheWriteTokens,
-                usage?.costUSD, usage?.model, usage?.subtype, usage?.numTurns, usage?.isError, error, exitedAt,
+                usage?.costUSD, usage?.model, usage?.subtype, usage?.numTurns, usage?.isError, error, exitedAt, stalled,
+                usage?.sessionID,
             ])
+    }
+
+    /// The session a new run of `stage` by `role` for `workItem` may resume: the latest such run
+    /// that reported one (its id and the session), or nil.
+    public func lastSession(
+        workItem: String, stage: String, role: String
+    ) async throws -> (runID: Int64, sessionID: String)? {
+        guard
+            let row = try await pool.query(
+                """
+                SELECT id, session_id FROM agent_runs
+                WHERE work_item = $1 AND stage = $2 AND role = $3 AND session_id IS NOT NULL
+                ORDER BY id DESC LIMIT 1
+                """,
+                [workItem, stage, role]
+            ).first
+        else { return nil }
+        return (try row.decode("id"), try row.decode("session_id"))
     }
 
     /// One run.

@@ -13,14 +13,17 @@ public struct AgentUsage: Sendable, Equatable {
     public var isError: Bool?
     /// The agent's final text (`result`), for the stage's output.
     public var resultText: String?
+    /// The agent's session (`session_id`), which a later run of the stage may resume.
+    public var sessionID: String?
 
     /// Creates figures.
     public init(
         inputTokens: Int? = nil, outputTokens: Int? = nil, cacheReadTokens: Int? = nil, cacheWriteTokens: Int? = nil,
         costUSD: Double? = nil, model: String? = nil, subtype: String? = nil, numTurns: Int? = nil,
         isError: Bool? = nil,
-        resultText: String? = nil
+        resultText: String? = nil, sessionID: String? = nil
     ) {
+        self.sessionID = sessionID
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
         self.cacheReadTokens = cacheReadTokens

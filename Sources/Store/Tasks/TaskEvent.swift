@@ -18,6 +18,9 @@ public enum TaskEvent: Sendable, Equatable {
     /// Review answered `REQUEST_CHANGES` for the `round`-th time (1-based): back to development,
     /// or the task fails when the policy's rounds are used up.
     case reviewRequestedChanges(round: Int)
+    /// The pull request's head failed CI at merge and a CI fix round is left: back to development,
+    /// whose first job gets `feedback` (the failed checks).
+    case ciFailed(feedback: String)
     /// Dependencies are not done.
     case blocked
     /// Dependencies are done.
@@ -50,6 +53,7 @@ public enum TaskEvent: Sendable, Equatable {
         case .stageFailed(let final): return final ? "stage_failed_final" : "stage_failed"
         case .gateFailed: return "stage_failed"
         case .changesRequested, .reviewRequestedChanges: return "changes_requested"
+        case .ciFailed: return "ci_failed"
         case .blocked: return "blocked"
         case .unblocked: return "unblocked"
         case .waitForGate: return "wait_for_gate"

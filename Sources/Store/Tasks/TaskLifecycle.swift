@@ -69,7 +69,11 @@ public enum TaskLifecycle {
         var nextVisit = visit
         if startsVisit(from: (state.stage, state.status), to: (next.stage, next.status)) {
             nextVisit = visit + 1
-            actions.append(.enqueueStage(StageVisit(stage: next.stage, visit: nextVisit), attempt: 0, feedback: nil))
+            // Red CI sends the failed checks to the development run it starts.
+            var feedback: String?
+            if case .ciFailed(let checks) = event { feedback = checks }
+            actions.append(
+                .enqueueStage(StageVisit(stage: next.stage, visit: nextVisit), attempt: 0, feedback: feedback))
         }
         return TaskTransition(eventName: name, state: next, visit: nextVisit, actions: actions)
     }
@@ -108,6 +112,10 @@ public enum TaskLifecycle {
         case .changesRequested, .reviewRequestedChanges:
             try require(.active)
             guard state.stage == .review else { throw refuse("only a review can request changes") }
+            next.stage = .development
+        case .ciFailed:
+            try require(.active)
+            guard state.stage == .merge else { throw refuse("only a merge waits for the pull request's CI") }
             next.stage = .development
         case .blocked:
             try require(.active, .awaitingApproval)

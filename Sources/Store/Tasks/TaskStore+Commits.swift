@@ -174,4 +174,20 @@ extension TaskStore {
             }
         }
     }
+
+    /// The contexts whose latest status on `sha` (from Gitea's status webhooks) failed or errored,
+    /// by context name.
+    public func failedChecks(repo: String, sha: String) async throws -> [FailedCheck] {
+        try await pool.query(
+            """
+            SELECT context, state, description, target_url FROM commit_statuses
+            WHERE repo = $1 AND sha = $2 AND state IN ('failure', 'error') ORDER BY context
+            """,
+            [repo, sha]
+        ).rows.map {
+            FailedCheck(
+                context: try $0.decode("context"), state: try $0.decode("state"),
+                description: try $0.decode("description"), targetURL: try $0.decode("target_url"))
+        }
+    }
 }

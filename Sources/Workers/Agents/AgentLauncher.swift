@@ -8,8 +8,9 @@ import Glibc
 
 /// Starts agent processes: argv from the configuration (never a shell), the prompt on
 /// stdin only, a scrubbed environment, a process group of its own, a wall-clock timeout (SIGTERM
-/// to the group, then SIGKILL after a grace period), stdout and stderr in a per-run log file, and
-/// an `agent_runs` row with exit status, tokens and cost.
+/// to the group, then SIGKILL after a grace period) and a stall timeout (the same, once it has
+/// printed nothing for that long), stdout and stderr in a per-run log file, and an `agent_runs`
+/// row with exit status, tokens and cost.
 public struct AgentLauncher: Sendable {
     /// Launcher settings.
     public struct Settings: Sendable {
@@ -55,6 +56,12 @@ public struct AgentLauncher: Sendable {
     public struct Request: Sendable {
         public var command: [String]
         public var timeout: Duration
+        /// Stop the agent once it has printed nothing (stdout or stderr) for this long; nil: never.
+        public var stallTimeout: Duration?
+        /// The run whose session `command` resumes, if it does.
+        public var resumedFrom: Int64?
+        /// Why the run starts a fresh session although one could have been resumed.
+        public var resumeNote: String?
         /// Reaches the agent on stdin only.
         public var prompt: String
         public var directory: String
@@ -70,9 +77,11 @@ public struct AgentLauncher: Sendable {
 
         public init(
             command: [String], timeout: Duration, prompt: String, directory: String, variables: [String: String],
-            workItem: String?, jobID: Int64?, stage: String?, role: String, replicaID: String? = nil
+            workItem: String?, jobID: Int64?, stage: String?, role: String, replicaID: String? = nil,
+            stallTimeout: Duration? = nil
         ) {
             self.replicaID = replicaID
+            self.stallTimeout = stallTimeout
             self.command = command
             self.timeout = timeout
             self.prompt = prompt
@@ -91,6 +100,8 @@ public struct AgentLauncher: Sendable {
         /// The exit status, or 128 + signal.
         public let exitCode: Int
         public let timedOut: Bool
+        /// Stopped because it printed nothing for its stall timeout.
+        public var stalled = false
         /// Stopped because the caller's task was cancelled (STOP, shutdown).
         public let cancelled: Bool
         /// From the agent's JSON result; nil for a plain-text agent.
@@ -98,7 +109,7 @@ public struct AgentLauncher: Sendable {
         public let logPath: String
 
         /// Exited 0, in time, and did not report an error.
-        public var succeeded: Bool { exitCode == 0 && !timedOut && !cancelled && usage?.isError != true }
+        public var succeeded: Bool { exitCode == 0 && !timedOut && !stalled && !cancelled && usage?.isError != true }
     }
 
     /// Environment variables an agent inherits from the orchestrator; everything else (database
@@ -166,7 +177,8 @@ public struct AgentLauncher: Sendable {
             .init(
                 workItem: request.workItem, jobID: request.jobID, stage: request.stage, role: request.role,
                 replicaID: request.replicaID ?? settings.replicaID,
-                host: settings.host, command: request.command, logPath: logPath))
+                host: settings.host, command: request.command, logPath: logPath, resumedFrom: request.resumedFrom,
+                resumeNote: request.resumeNote))
         var log = logger
         log[metadataKey: "agent.run"] = "\(runID)"
         log[metadataKey: "agent.role"] = "\(request.role)"
@@ -188,7 +200,8 @@ public struct AgentLauncher: Sendable {
                 directory: request.directory,
                 output: try OutputCapture(
                     logPath: logPath, maxBytes: settings.maxLogBytes, tailBytes: settings.logTailBytes),
-                input: request.prompt, timeout: request.timeout, grace: settings.terminationGrace, identity: identity
+                input: request.prompt, timeout: request.timeout, stallTimeout: request.stallTimeout,
+                grace: settings.terminationGrace, identity: identity
             ) { pid in
                 let spawnedAt = Date()
                 try? await runs.started(
@@ -203,9 +216,19 @@ public struct AgentLauncher: Sendable {
         }
         let exitedAt = Date()
         let (exitCode, timedOut, cancelled) = (termination.exitCode, termination.timedOut, termination.cancelled)
+        let stalled = termination.stalled
 
         let usage = AgentResultParser.parse(logPath: logPath)
-        let error: String? = timedOut ? "timed out after \(request.timeout)" : cancelled ? "cancelled" : nil
+        let error: String? =
+            if timedOut {
+                "timed out after \(request.timeout)"
+            } else if stalled, let limit = request.stallTimeout {
+                "stalled: no output for \(Int(limit.seconds.rounded()))s"
+            } else if cancelled {
+                "cancelled"
+            } else {
+                nil
+            }
         // Recorded even when the caller was cancelled (STOP): the partial cost must not be lost.
         // The write runs in a task of its own, awaited right here, which the caller's
         // cancellation does not reach.
@@ -213,8 +236,8 @@ public struct AgentLauncher: Sendable {
         let recorded = await Task {
             do {
                 try await runs.finish(
-                    id: runID, exitCode: Int(exitCode), timedOut: timedOut, usage: usage, error: error,
-                    exitedAt: exitedAt)
+                    id: runID, exitCode: Int(exitCode), timedOut: timedOut, stalled: stalled, usage: usage,
+                    error: error, exitedAt: exitedAt)
                 return nil as String?
             } catch {
                 return "\(error)"
@@ -224,11 +247,12 @@ public struct AgentLauncher: Sendable {
         log.info(
             "agent ended",
             metadata: [
-                "agent.exit": "\(exitCode)", "agent.timed_out": "\(timedOut)", "agent.cancelled": "\(cancelled)",
+                "agent.exit": "\(exitCode)", "agent.timed_out": "\(timedOut)", "agent.stalled": "\(stalled)",
+                "agent.cancelled": "\(cancelled)",
                 "agent.cost_usd": "\(usage?.costUSD.map { String($0) } ?? "unknown")",
             ])
         return Outcome(
-            runID: runID, exitCode: Int(exitCode), timedOut: timedOut, cancelled: cancelled, usage: usage,
-            logPath: logPath)
+            runID: runID, exitCode: Int(exitCode), timedOut: timedOut, stalled: stalled, cancelled: cancelled,
+            usage: usage, logPath: logPath)
     }
 }

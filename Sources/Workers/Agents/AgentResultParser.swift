@@ -9,12 +9,25 @@ enum AgentResultParser {
     static let tailBytes = 1 << 20
 
     static func parse(logPath: String) -> AgentUsage? {
-        guard let handle = FileHandle(forReadingAtPath: logPath) else { return nil }
+        tail(of: logPath, bytes: tailBytes).flatMap { parse($0) }
+    }
+
+    /// The last non-empty line of a log (at most 500 characters of it), e.g. what a stalled agent
+    /// printed last; nil when the log is empty or unreadable.
+    static func lastLine(logPath: String) -> String? {
+        guard let text = tail(of: logPath, bytes: 8 << 10) else { return nil }
+        let line = text.split(whereSeparator: \.isNewline).last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        return line.map { String($0.trimmingCharacters(in: .whitespaces).prefix(500)) }
+    }
+
+    /// The last `bytes` of the file at `path` as text; nil when it is empty or unreadable.
+    private static func tail(of path: String, bytes: Int) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
         let size = (try? handle.seekToEnd()) ?? 0
-        try? handle.seek(toOffset: size > UInt64(tailBytes) ? size - UInt64(tailBytes) : 0)
+        try? handle.seek(toOffset: size > UInt64(bytes) ? size - UInt64(bytes) : 0)
         guard let data = try? handle.readToEnd(), !data.isEmpty else { return nil }
-        return parse(String(decoding: data, as: UTF8.self))
+        return String(decoding: data, as: UTF8.self)
     }
 
     static func parse(_ output: String) -> AgentUsage? {
@@ -47,6 +60,7 @@ enum AgentResultParser {
             costUSD: (object["total_cost_usd"] as? NSNumber)?.doubleValue
                 ?? (object["cost_usd"] as? NSNumber)?.doubleValue,
             model: model, subtype: object["subtype"] as? String, numTurns: int(object["num_turns"]),
-            isError: object["is_error"] as? Bool, resultText: object["result"] as? String)
+            isError: object["is_error"] as? Bool, resultText: object["result"] as? String,
+            sessionID: object["session_id"] as? String)
     }
 }

@@ -16,8 +16,8 @@ import Glibc
 /// Its own process group means the whole tree a child starts can be signalled at once with
 /// `kill(-pgid, …)`, and that terminal signals sent to the orchestrator do not reach it.
 ///
-/// A wall-clock timeout sends SIGTERM to the group and SIGKILL after a grace period; a cancelled
-/// caller kills the group at once. When the child exits, whatever it left running in its group
+/// A wall-clock timeout sends SIGTERM to the group and SIGKILL after a grace period, and so does
+/// a stall timeout (nothing written for that long); a cancelled caller kills the group at once. When the child exits, whatever it left running in its group
 /// (a dev server, a watcher, a process holding stdin open) is killed too.
 enum ChildProcess {
     /// Why a child could not start, or was lost track of.
@@ -30,6 +30,8 @@ enum ChildProcess {
         /// The exit status, or 128 + the signal that killed it.
         let exitCode: Int32
         let timedOut: Bool
+        /// Stopped because it wrote nothing for the stall timeout.
+        var stalled = false
         /// Killed because the caller's task was cancelled (STOP, shutdown).
         let cancelled: Bool
     }
@@ -37,10 +39,11 @@ enum ChildProcess {
     /// Starts `arguments[0]` (searched in the child's `PATH` when it has no slash) in `directory`
     /// and waits for it. `onStart` runs once the process exists, before `input` is written; the
     /// prompt reaches the child on stdin only, and a child that exits without reading it is not
-    /// an error here (its exit status tells).
+    /// an error here (its exit status tells). `stallTimeout`: stop the child as at its timeout once
+    /// it has written nothing to `output` for that long (nil: never).
     static func run(
         arguments: [String], environment: [String: String], directory: String, output: OutputCapture, input: String?,
-        timeout: Duration, grace: Duration, identity: ChildIdentity? = nil,
+        timeout: Duration, stallTimeout: Duration? = nil, grace: Duration, identity: ChildIdentity? = nil,
         onStart: @escaping @Sendable (pid_t) async -> Void = { _ in }
     ) async throws -> Termination {
         guard let executable = arguments.first, !executable.isEmpty else {
@@ -57,8 +60,8 @@ enum ChildProcess {
         do {
             termination = try await run(
                 executable: executable, arguments: arguments, environment: environment, directory: directory,
-                log: writeEnd, pipeEnd: pipeEnd, input: input, timeout: timeout, grace: grace, identity: identity,
-                onStart: onStart)
+                log: writeEnd, pipeEnd: pipeEnd, input: input, timeout: timeout,
+                stall: stallTimeout.map { ($0, output) }, grace: grace, identity: identity, onStart: onStart)
         } catch {
             pipeEnd.close()
             await reader.finish(within: Self.outputDrain)
@@ -75,8 +78,8 @@ enum ChildProcess {
 
     private static func run(
         executable: String, arguments: [String], environment: [String: String], directory: String, log: Int32,
-        pipeEnd: WriteEnd, input: String?, timeout: Duration, grace: Duration, identity: ChildIdentity?,
-        onStart: @escaping @Sendable (pid_t) async -> Void
+        pipeEnd: WriteEnd, input: String?, timeout: Duration, stall: (Duration, OutputCapture)?, grace: Duration,
+        identity: ChildIdentity?, onStart: @escaping @Sendable (pid_t) async -> Void
     ) async throws -> Termination {
         var options = PlatformOptions()
         options.processGroupID = 0
@@ -147,8 +150,19 @@ enum ChildProcess {
                     return .cancelled
                 }
             }
+            if let (limit, output) = stall {
+                tasks.addTask {
+                    // Wakes when the silence could first reach the limit, and again after any output.
+                    while true {
+                        let silence = output.silence
+                        if silence >= limit { return .stalled }
+                        do { try await Task.sleep(for: limit - silence) } catch { return .other }
+                    }
+                }
+            }
             var exit: Int32?
             var timedOut = false
+            var stalled = false
             var cancelled = false
             while let event = try await tasks.next() {
                 switch event {
@@ -156,8 +170,13 @@ enum ChildProcess {
                     exit = code
                     group.signal(SIGKILL)
                     tasks.cancelAll()
-                case .timedOut where exit == nil, .cancelled where exit == nil:
-                    if case .timedOut = event { timedOut = true } else { cancelled = true }
+                case .timedOut where exit == nil && !stalled, .stalled where exit == nil && !timedOut,
+                    .cancelled where exit == nil:
+                    switch event {
+                    case .timedOut: timedOut = true
+                    case .stalled: stalled = true
+                    default: cancelled = true
+                    }
                     // SIGTERM first so the child can clean up; SIGKILL after the grace period,
                     // or at once when the caller is cancelled (the sleep then ends immediately).
                     group.signal(SIGTERM)
@@ -173,7 +192,7 @@ enum ChildProcess {
             // The child may have been killed by swift-subprocess's own teardown (and reported here)
             // before the cancelled timer was: it still ended because of the cancellation.
             if !timedOut, Task.isCancelled { cancelled = true }
-            return Termination(exitCode: exit ?? -1, timedOut: timedOut, cancelled: cancelled)
+            return Termination(exitCode: exit ?? -1, timedOut: timedOut, stalled: stalled, cancelled: cancelled)
         }
     }
 
@@ -198,6 +217,7 @@ enum ChildProcess {
     private enum Event: Sendable {
         case exited(Int32)
         case timedOut
+        case stalled
         case cancelled
         case other
     }

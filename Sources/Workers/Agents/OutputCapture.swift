@@ -19,6 +19,8 @@ final class OutputCapture: Sendable {
         var log: Int32?
         var ended = false
         var waiters: [CheckedContinuation<Void, Never>] = []
+        /// When the child last wrote anything (or the capture was made): the stall watch's clock.
+        var lastOutput = ContinuousClock.now
     }
 
     private let state: Mutex<State>
@@ -51,8 +53,12 @@ final class OutputCapture: Sendable {
     /// Bytes dropped between head and tail.
     var omittedBytes: Int { state.withLock { $0.output.omitted } }
 
+    /// How long the child has written nothing (since the capture was made, before its first byte).
+    var silence: Duration { ContinuousClock.now - state.withLock { $0.lastOutput } }
+
     fileprivate func append(_ bytes: UnsafeRawBufferPointer) {
         state.withLock { state in
+            state.lastOutput = ContinuousClock.now
             let toHead = state.output.append(bytes)
             if let log = state.log, toHead > 0 { Self.write(log, UnsafeRawBufferPointer(rebasing: bytes[..<toHead])) }
         }

@@ -11,6 +11,8 @@ protocol GiteaAPI: Sendable {
     func pullRequest(repo: String, number: Int) async throws -> PullRequestSnapshot?
     /// A commit's combined CI state; nil when it has no statuses yet.
     func combinedStatus(repo: String, sha: String) async throws -> CIState?
+    /// The contexts whose latest status on `sha` failed or errored (the combined-status API).
+    func failedChecks(repo: String, sha: String) async throws -> [FailedCheck]
     /// Merges with a merge commit, only if the head is still `headSHA`.
     func merge(repo: String, number: Int, headSHA: String, message: String) async throws -> GiteaMergeResult
 }

@@ -140,6 +140,20 @@ struct GiteaClient: GiteaAPI {
         }
     }
 
+    func failedChecks(repo: String, sha: String) async throws -> [FailedCheck] {
+        let (status, body) = try await call("GET", url(repo, "commits/\(sha)/status"))
+        guard status == 200 else { throw failure("combined status", status, body) }
+        let listed = (body as? [String: Any])?["statuses"] as? [[String: Any]] ?? []
+        return listed.compactMap { entry in
+            guard let state = entry["status"] as? String ?? entry["state"] as? String,
+                state == "failure" || state == "error"
+            else { return nil }
+            return FailedCheck(
+                context: entry["context"] as? String ?? "?", state: state,
+                description: entry["description"] as? String, targetURL: entry["target_url"] as? String)
+        }
+    }
+
     /// Gitea's (and GitHub's) combination of the latest status of each context.
     static func combine(_ states: [String]) -> CIState {
         if states.contains(where: { $0 == "failure" || $0 == "error" }) { return .failure }

@@ -21,6 +21,9 @@ public struct RepositorySettings: Sendable, Equatable {
     /// Who may create and change its tasks and give commands (`allowed_actors:`, Plane user ids or
     /// emails); nil: everyone who can write in the Plane project.
     public var allowedActors: [String]?
+    /// `ci_fix_rounds`: how many times red CI on the pull request's head sends the task back to
+    /// development (with the failed checks) before it is held.
+    public var ciFixRounds: Int
 
     /// What `ci:` says about commit statuses.
     public enum CIRequirement: String, Sendable, Equatable, CaseIterable {
@@ -32,14 +35,17 @@ public struct RepositorySettings: Sendable, Equatable {
 
     /// The CI wait when `ci_timeout` is not set: two hours.
     public static let defaultCITimeout: Duration = .seconds(2 * 3600)
+    /// The CI fix rounds of a repository that does not set `ci_fix_rounds`.
+    public static let defaultCIFixRounds = 2
 
     /// Creates settings.
     public init(
         project: String, planeProjectID: String?, repo: String, cloneURL: String, defaultBranch: String,
         testCommand: [String]?, coverageCommand: [String]?, deployCommand: [String]?, healthURL: String?,
         ci: CIRequirement = .required, ciTimeout: Duration = Self.defaultCITimeout, gates: RepositoryGates = .init(),
-        allowedActors: [String]? = nil
+        allowedActors: [String]? = nil, ciFixRounds: Int = Self.defaultCIFixRounds
     ) {
+        self.ciFixRounds = ciFixRounds
         self.gates = gates
         self.allowedActors = allowedActors
         self.ci = ci

@@ -146,20 +146,29 @@ extension StageRunner {
         let remote = try await workspace.remoteBranchHead(repo, workItem: task.workItem)
         let workspaceTime = clock.now - prepared
         let timeout = agent.timeout ?? settings.defaultAgentTimeout
-        let run = try await launcher.run(
-            .init(
-                command: agent.command, timeout: timeout,
-                prompt: prompt.build(task: task, stage: stage, worktree: worktree, feedback: feedback),
-                directory: worktree,
-                variables: [
-                    "ORCH_WORK_ITEM": task.workItem, "ORCH_STAGE": stage.rawValue, "ORCH_ROLE": role,
-                    "ORCH_REPO": repo.repo,
-                    "ORCH_BRANCH": Workspace.branch(workItem: task.workItem),
-                    "ORCH_TASK_DIR": Workspace.taskDocs(workItem: task.workItem),
-                ],
-                workItem: task.workItem, jobID: outcome.context.job.id, stage: stage.rawValue, role: role,
-                replicaID: outcome.context.lease.replicaID))
+        let request = AgentLauncher.Request(
+            command: agent.command, timeout: timeout,
+            prompt: prompt.build(task: task, stage: stage, worktree: worktree, feedback: feedback),
+            directory: worktree,
+            variables: [
+                "ORCH_WORK_ITEM": task.workItem, "ORCH_STAGE": stage.rawValue, "ORCH_ROLE": role,
+                "ORCH_REPO": repo.repo,
+                "ORCH_BRANCH": Workspace.branch(workItem: task.workItem),
+                "ORCH_TASK_DIR": Workspace.taskDocs(workItem: task.workItem),
+            ],
+            workItem: task.workItem, jobID: outcome.context.job.id, stage: stage.rawValue, role: role,
+            replicaID: outcome.context.lease.replicaID, stallTimeout: agent.effectiveStallTimeout)
+        let run = try await runResumingTheStagesSession(request, agent: agent, logger: logger)
         if run.cancelled { throw CancellationError() }
+        // A silent agent is stuck, not wrong: its stage is tried again later (with backoff, counted
+        // by the breaker), not judged by the gate.
+        if run.stalled, let limit = agent.effectiveStallTimeout {
+            await keepFailedWork(task, repo: repo, run: run, base: base, logger: logger)
+            let lesson = Self.stallLesson(run, role: role, stage: stage, limit: limit, jobID: outcome.context.job.id)
+            await recordStall(lesson, task: task, run: run, logger: logger)
+            try await recordTransientFailure(lesson.rootCause + " (run \(run.runID))", logger: logger)
+            throw TransientAgentFailure(description: "\(lesson.rootCause) (run \(run.runID), log \(run.logPath))")
+        }
         if let reason = Self.transientReason(run) {
             await keepFailedWork(task, repo: repo, run: run, base: base, logger: logger)
             try await recordTransientFailure(reason, logger: logger)

@@ -120,7 +120,7 @@ extension StageRunner {
         case .success:
             return head
         case .failure, .error:
-            try await outcome.apply(.held, reason: "CI failed on the PR head \(head.prefix(12))")
+            try await ciFailed(task, head: head, repo: repo, client: client, outcome: outcome)
             return nil
         default:
             // Pending, or no status at all: bounded by the repo's ci_timeout.
@@ -162,6 +162,37 @@ extension StageRunner {
             try await TaskStore.recordMerge(workItem: workItem, sha: mergeSHA, on: connection)
             try await CoverageStore.raiseBaseline(workItem: workItem, mergeSHA: mergeSHA, on: connection)
         }
+    }
+
+    /// Red CI on the pull request's head: back to development with the failed checks as its
+    /// feedback while the task has CI fix rounds left (`ci_fix_rounds`), else held (with the
+    /// `merge_hold` lesson). The checks come from the status webhooks, else from Gitea's API.
+    private func ciFailed(
+        _ task: TaskRecord, head: String, repo: RepositorySettings, client: any GiteaAPI, outcome: StageOutcome
+    ) async throws {
+        let rounds = try await tasks.eventCount(workItem: task.workItem, event: .ciFailed(feedback: ""))
+        var checks = try await tasks.failedChecks(repo: repo.repo, sha: head)
+        if checks.isEmpty {
+            do {
+                checks = try await client.failedChecks(repo: repo.repo, sha: head)
+            } catch {
+                outcome.logger.warning(
+                    "could not list the failed CI checks",
+                    metadata: ["merge.head": "\(head.prefix(12))", "error": "\(error)"])
+            }
+        }
+        guard rounds < repo.ciFixRounds else {
+            let names = checks.map(\.context).joined(separator: ", ")
+            try await outcome.apply(
+                .held,
+                reason: "CI failed on the PR head \(head.prefix(12))"
+                    + (names.isEmpty ? "" : " (\(names))")
+                    + (repo.ciFixRounds > 0
+                        ? " after \(rounds) CI fix round(s) (ci_fix_rounds \(repo.ciFixRounds))" : ""))
+            return
+        }
+        let feedback = FailedCheck.feedback(checks, sha: head, round: rounds + 1, of: repo.ciFixRounds)
+        try await outcome.apply(.ciFailed(feedback: feedback), reason: String(feedback.prefix(2000)))
     }
 
     /// A duration as an operator writes it: `2h`, `90m`, `45s`.

@@ -1,0 +1,61 @@
+import Foundation
+import Store
+import TestSupport
+import XCTest
+
+// CI feedback (issue #15 item 1) in a real `orchestrator serve` process against the Gitea
+// stand-in: red CI on the first pull-request head sends the task back to development with the
+// failed check in the agent's prompt; the fixed head turns green and merges with no human.
+extension GiteaMergeTests {
+    func testRedCIOnThePullRequestSendsTheTaskBackToDevelopmentAndTheFixedHeadMerges() async throws {
+        let remote = try makeBareRemote(in: root)
+        let root = self.root!
+        let database = self.database!
+        let gitea = GiteaStandIn.over(remote: remote, root: root, ciState: "failure")
+        gitea.ciStatuses.value = ["failure"]
+        let dump = root.appendingPathComponent("dump")
+        let agent = packageRoot.appendingPathComponent("examples/agent/agent.py").path
+        let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
+        let config = root.appendingPathComponent("orchestrator.yaml")
+        let project = "plane_project_id: 9d8c7b6a-5f4e-4d3c-8b2a-190817263544"
+        try """
+        repos: [{ project: ORCH, \(project), repo: acme/orch, clone_url: "\(remote.path)", ci_fix_rounds: 1 }]
+        agents: { default: { command: ["\(python)", "\(agent)", "--dump", "\(dump.path)"], timeout: 60s } }
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let secret = "merge-secret"
+        let tasks = TaskStore(pool: database.pool)
+        try await StandInServer.with(gitea.router) { api in
+            let base = try await serve(
+                "cifeedback", gitea: api, config: config, planeSecret: secret, ciPollInterval: "1s")
+            let answered = try await sendPlaneIssue(to: base, secret: secret)
+            XCTAssertEqual(answered, 202)
+
+            let sentBack = try await waitUntil(timeout: .seconds(120)) {
+                try await tasks.history(workItem: "ORCH-98").contains { $0.event == "ci_failed" }
+            }
+            XCTAssertTrue(sentBack, "red CI sent the task back to development")
+            // The fix is green: whatever head comes next passes.
+            gitea.ciState.value = "success"
+            gitea.ciStatuses.value = ["success"]
+            let done = try await waitUntil(timeout: .seconds(120)) {
+                try await tasks.task(workItem: "ORCH-98")?.state.status == .done
+            }
+            let state = try await tasks.task(workItem: "ORCH-98")?.state
+            XCTAssertTrue(done, "\(String(describing: state)) \(gitea.requestLog.suffix(8))")
+        }
+        let events = try await tasks.history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(events.filter { $0 == "ci_failed" }.count, 1, "\(events)")
+        XCTAssertFalse(events.contains("held"), "\(events)")
+        // Development ran twice; the second run's prompt carries the failed check.
+        let prompts = try FileManager.default.contentsOfDirectory(atPath: dump.path)
+            .filter { $0.hasPrefix("prompt-development-") }
+            .sorted { Int($0.dropFirst(19).dropLast(4)) ?? 0 < Int($1.dropFirst(19).dropLast(4)) ?? 0 }
+        XCTAssertEqual(prompts.count, 2, "\(prompts)")
+        let second = try String(contentsOf: dump.appendingPathComponent(prompts.last ?? ""), encoding: .utf8)
+        XCTAssertTrue(second.contains("CI failed on the pull request's head"), second)
+        XCTAssertTrue(second.contains("- ci/0: failure"), second)
+        let first = try String(contentsOf: dump.appendingPathComponent(prompts.first ?? ""), encoding: .utf8)
+        XCTAssertFalse(first.contains("CI failed"), first)
+        XCTAssertEqual(gitea.mergeCalls.count, 1, "merged once, the fixed head")
+    }
+}
