@@ -170,6 +170,37 @@ final class WebhookProcessingTests: DatabaseTestCase {
         XCTAssertEqual(value1, "plane:dana")
     }
 
+    /// `/agent <text>` (issue #15 item 2): while the task awaits approval after an agent stage,
+    /// that stage runs again with the text as its feedback; otherwise it is refused, saying why.
+    func testAgentCommentRunsTheStageAgainWithItsText() async throws {
+        let waitingSince = try await awaitingTask()
+        let empty = try await deliver("plane", "issue_comment.created", try comment("/agent", writtenAt: waitingSince))
+        XCTAssertEqual(empty.1, "/agent refused: say what the agent should do: /agent <text>")
+        let (status, reason) = try await deliver(
+            "plane", "issue_comment.created",
+            try comment("/agent Cover the offline case in the spec.", writtenAt: waitingSince))
+        XCTAssertEqual(status, "processed")
+        XCTAssertEqual(reason, "/agent applied to ORCH-98")
+        let task = try await tasks.task(workItem: "ORCH-98")
+        XCTAssertEqual(task?.state, TaskState(stage: .analysis, status: .active, track: .full, auto: false))
+        let job = try await database.pool.query(
+            "SELECT payload->>'stage' AS stage, payload->>'feedback' AS feedback FROM jobs WHERE kind = 'run_stage' ORDER BY id DESC LIMIT 1"
+        ).first
+        XCTAssertEqual(try job?.decode("stage", as: String.self), "analysis")
+        XCTAssertEqual(
+            try job?.decode("feedback", as: String?.self),
+            "A person asked on the work item (dana): Cover the offline case in the spec.")
+        let event = try await tasks.history(workItem: "ORCH-98").last?.event
+        XCTAssertEqual(event, "agent_feedback")
+
+        // Now the stage runs: the command waits for its next approval.
+        let running = try await deliver("plane", "issue_comment.created", try comment("/agent more", writtenAt: Date()))
+        XCTAssertEqual(
+            running.1,
+            "/agent refused: it applies while the task awaits approval after an agent stage; ORCH-98 is active in analysis"
+        )
+    }
+
     /// Issue #15 item 8: with `allowed_actors` only the users it names (Plane id or email) create
     /// tasks and give commands; anything else is stored `ignored` with the reason and changes nothing.
     func testOnlyAllowedActorsCreateTasksAndGiveCommands() async throws {
@@ -210,6 +241,76 @@ final class WebhookProcessingTests: DatabaseTestCase {
         processor = only(["DANA@example.com"])  // emails compare case-insensitively
         let updated = try await deliver("plane", "issue.updated", try fixture("plane/issue_updated_state.json"))
         XCTAssertEqual(updated.1, "ORCH-98 updated")
+    }
+
+    /// Review feedback (issue #15 item 2): Gitea reviews and PR comments on a task's pull request
+    /// are kept for its merge stage (an approval is recorded as applied); the orchestrator's own,
+    /// edits, other PRs and people `allowed_actors` does not name are not.
+    func testGiteaReviewsAndCommentsOnTheTasksPullRequestAreKeptForItsMerge() async throws {
+        _ = try await tasks.upsert(
+            workItem: "ORCH-5", repo: "acme/orch", title: "t", description: "", labels: ["auto"], track: .full,
+            auto: true, planeIssueID: nil, planeProjectID: nil, planeState: nil)
+        try await database.pool.withConnection {
+            try await TaskStore.recordOwnPullRequest(
+                workItem: "ORCH-5", number: 7, headSHA: String(repeating: "a", count: 40), on: $0)
+        }
+        func review(_ content: String, number: Int = 7, login: String = "dana") throws -> [UInt8] {
+            Array(
+                try JSONSerialization.data(withJSONObject: [
+                    "action": "reviewed", "number": number,
+                    "review": ["type": "pull_request_review_rejected", "content": content],
+                    "repository": ["full_name": "acme/orch", "id": 1],
+                    "sender": ["login": login, "email": "\(login)@example.com"],
+                ]))
+        }
+        func comment(_ body: String, action: String = "created", pull: Bool = true) throws -> [UInt8] {
+            Array(
+                try JSONSerialization.data(withJSONObject: [
+                    "action": action, "is_pull": pull,
+                    "issue": ["number": 7, "pull_request": pull ? ["merged": false] as Any : NSNull()] as [String: Any],
+                    "comment": ["body": body, "user": ["login": "lee", "email": "lee@example.com"]],
+                    "repository": ["full_name": "acme/orch", "id": 1], "sender": ["login": "lee"],
+                ]))
+        }
+        let rejected = try await deliver("gitea", "pull_request_rejected", try review("Handle the empty draft."))
+        XCTAssertEqual(rejected.0, "processed")
+        XCTAssertEqual(rejected.1, "ORCH-5: changes_requested on PR #7 kept for its merge stage")
+        let commented = try await deliver("gitea", "issue_comment", try comment("Also add a test for it."))
+        XCTAssertEqual(commented.1, "ORCH-5: comment on PR #7 kept for its merge stage")
+        let approved = try await deliver("gitea", "pull_request_approved", try review("LGTM"))
+        XCTAssertEqual(approved.1, "ORCH-5: PR #7 approved by dana (dana@example.com)")
+
+        let edited = try await deliver("gitea", "issue_comment", try comment("typo", action: "edited"))
+        XCTAssertEqual(edited.1, "edited comment: not feedback")
+        let own = try await deliver("gitea", "issue_comment", try comment("<!-- orchestrator -->\nstatus"))
+        XCTAssertEqual(own.1, "the orchestrator's own comment")
+        let otherPR = try await deliver("gitea", "pull_request_rejected", try review("no", number: 8))
+        XCTAssertEqual(otherPR.1, "PR #8 of acme/orch is not a task's pull request")
+        let issue = try await deliver("gitea", "issue_comment", try comment("hi", pull: false))
+        XCTAssertEqual(issue.1, "comment on issue #7, not a pull request")
+
+        let pending = try await tasks.pendingFeedback(workItem: "ORCH-5")
+        XCTAssertEqual(pending.map(\.body), ["Handle the empty draft.", "Also add a test for it."])
+        XCTAssertEqual(pending.map(\.kind), [.changesRequested, .comment])
+        XCTAssertEqual(pending.first?.author, "dana (dana@example.com)")
+        let approvals = try await database.pool.query(
+            "SELECT count(*) AS n FROM task_feedback WHERE kind = 'approved' AND applied_at IS NOT NULL"
+        ).first?.decode("n", as: Int.self)
+        XCTAssertEqual(approvals, 1, "an approval is recorded")
+
+        // Someone allowed_actors does not name is not heard.
+        let repo = RepositorySettings(
+            project: "ORCH", planeProjectID: Self.projectID, repo: "acme/orch", cloneURL: "/srv/git/orch",
+            defaultBranch: "main", testCommand: nil, coverageCommand: nil, deployCommand: nil, healthURL: nil,
+            allowedActors: ["lee"])
+        processor = WebhookProcessor(pool: database.pool, repos: [repo], labels: LabelSettings())
+        let stranger = try await deliver("gitea", "pull_request_rejected", try review("Rewrite it all.", login: "eve"))
+        XCTAssertEqual(stranger.0, "ignored")
+        XCTAssertEqual(stranger.1, "eve (eve@example.com) is not in allowed_actors of acme/orch")
+        let listed = try await deliver("gitea", "issue_comment", try comment("One more thing."))
+        XCTAssertEqual(listed.0, "processed", "lee is named by login")
+        let count = try await tasks.pendingFeedback(workItem: "ORCH-5").count
+        XCTAssertEqual(count, 3)
     }
 
     func testOwnCommentsAndOtherProjectsAreSkipped() async throws {

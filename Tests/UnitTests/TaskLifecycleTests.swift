@@ -64,6 +64,24 @@ final class TaskLifecycleTests: XCTestCase {
         }
     }
 
+    /// `/agent` while awaiting approval of a stage: the agent stage before it runs again.
+    func testAgentFeedbackRunsTheStageThatAwaitsApprovalAgain() throws {
+        let awaiting = TaskState(stage: .architecture, status: .awaitingApproval, track: .full, auto: false)
+        let decided = try TaskLifecycle.decide(.agentFeedback(feedback: "more tests"), from: awaiting, visit: 1)
+        XCTAssertEqual(decided.state, TaskState(stage: .analysis, status: .active, track: .full, auto: false))
+        // Back in its first stage the task holds no serial-gate slot (SerialGate.occupies).
+        XCTAssertEqual(
+            decided.actions,
+            [
+                .openSerialGate,
+                .enqueueStage(StageVisit(stage: .analysis, visit: 2), attempt: 0, feedback: "more tests"),
+            ])
+        let bugMerge = TaskState(stage: .development, status: .awaitingApproval, track: .bug, auto: false)
+        XCTAssertEqual(try TaskLifecycle.apply(.agentFeedback(feedback: ""), to: bugMerge).stage, .analysis)
+        let active = TaskState(stage: .analysis, status: .active, track: .full, auto: false)
+        XCTAssertThrowsError(try TaskLifecycle.apply(.agentFeedback(feedback: ""), to: active))
+    }
+
     func testFailureRetryHoldAndGates() throws {
         let active = TaskState(stage: .development, status: .active, track: .full, auto: true)
         XCTAssertEqual(try TaskLifecycle.apply(.stageFailed(final: false), to: active), active)

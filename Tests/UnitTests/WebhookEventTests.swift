@@ -89,6 +89,46 @@ final class WebhookEventTests: XCTestCase {
         XCTAssertEqual(comment.actorName, "dana")
     }
 
+    /// Gitea's review events (named by `X-Gitea-Event`) and PR comments (`issue_comment`).
+    func testGiteaReviewsAndCommentsDecodeAndNameTheMissingField() throws {
+        let review = #"""
+            {"action": "reviewed", "number": 3, "review": {"type": "pull_request_review_rejected", "content": "Fix it"},
+             "repository": {"full_name": "acme/orch", "id": 1}, "sender": {"login": "dana", "email": ""}}
+            """#
+        let event = try decode(.gitea, review, gitea: "pull_request_rejected")
+        guard case .giteaReview(let rejected) = event else { return XCTFail("\(event)") }
+        XCTAssertEqual(event.name, "pull_request_rejected")
+        XCTAssertEqual(rejected.verdict, .changesRequested)
+        XCTAssertEqual(rejected.review.content, "Fix it")
+        XCTAssertEqual(rejected.sender, GiteaUser(login: "dana", email: nil), "an empty email is none")
+        guard case .giteaReview(let approved) = try decode(.gitea, review, gitea: "pull_request_approved") else {
+            return XCTFail("not a review")
+        }
+        XCTAssertEqual(approved.verdict, .approved)
+        XCTAssertEqual(
+            refusal(.gitea, #"{"number": 3, "repository": {"full_name": "a/b"}}"#, gitea: "pull_request_rejected"),
+            "missing 'review'")
+
+        let comment = #"""
+            {"action": "created", "issue": {"number": 3, "pull_request": {"merged": false}},
+             "comment": {"body": "Also this", "user": {"username": "lee"}}, "repository": {"full_name": "acme/orch"}}
+            """#
+        guard case .giteaComment(let onPull) = try decode(.gitea, comment, gitea: "issue_comment") else {
+            return XCTFail("not a comment")
+        }
+        XCTAssertTrue(onPull.onPullRequest)
+        XCTAssertEqual(onPull.author?.login, "lee", "older Gitea's username")
+        let onIssue =
+            #"{"action": "created", "issue": {"number": 4, "pull_request": null}, "comment": {"body": "x"}, "repository": {"full_name": "a/b"}}"#
+        guard case .giteaComment(let plain) = try decode(.gitea, onIssue, gitea: "issue_comment") else {
+            return XCTFail("not a comment")
+        }
+        XCTAssertFalse(plain.onPullRequest)
+        XCTAssertEqual(
+            refusal(.gitea, #"{"action": "created", "repository": {"full_name": "a/b"}}"#, gitea: "issue_comment"),
+            "missing 'issue'")
+    }
+
     func testGiteaFixturesDecode() throws {
         guard
             case .giteaPullRequest(let merged) = try WebhookEvent.decode(

@@ -322,6 +322,54 @@ final class StageRunnerTests: DatabaseTestCase {
         XCTAssertEqual(lessons.count, 1)
     }
 
+    /// Review feedback (issue #15 item 2): what reviewers said on the pull request sends the task
+    /// back to development before its head is merged, for the review rounds a review agent gets;
+    /// past them the task is held, and nothing is merged.
+    func testReviewFeedbackOnThePullRequestSendsTheTaskBackBeforeAnyMerge() async throws {
+        agent = stageAgent(writingSomethingNewEachRun: true)
+        let runner = StageRunner(
+            settings: .init(
+                repos: [repo], agents: ["default": AgentCommand(command: ["agent"], timeout: nil)], maxReviewRounds: 1),
+            pool: database.pool, agent: agent, git: git, gitea: gitea)
+        var head = try await walkToMerge(runner)
+        gitea.state.withLock { $0.ci[head] = .success }
+        var delivery: Int64 = 100
+        func review(_ text: String) async throws {
+            delivery += 1
+            let effect = try await tasks.recordFeedback(
+                repo: "acme/orch", number: 1, kind: .changesRequested, source: "gitea_review",
+                author: "dana (dana@example.com)", body: text, deliveryID: delivery)
+            XCTAssertEqual(effect, .recorded(workItem: workItem, pending: true))
+        }
+        try await review("Handle the empty draft.")
+        try await step("merge", runner)
+        var task = try await task()
+        XCTAssertEqual(task.state.stage, .development)
+        let event = try await lastEvent().event
+        XCTAssertEqual(event, "review_feedback")
+        XCTAssertTrue(gitea.state.withLock { $0.merges.isEmpty }, "not merged over the review")
+        let development = try await claim("development")
+        let feedback = try RunStageJob.payload(of: development.job).feedback ?? ""
+        XCTAssertTrue(feedback.contains("review round 1 of 1"), feedback)
+        XCTAssertTrue(
+            feedback.contains("- dana (dana@example.com) requested changes: Handle the empty draft."), feedback)
+        try await run(development, runner)
+        let prompt = agent.requests.withLock { $0.last?.prompt ?? "" }
+        XCTAssertTrue(prompt.contains("Handle the empty draft."), prompt)
+        try await step("review", runner)
+        task = try await self.task()
+        head = try XCTUnwrap(task.headSHA)
+        let pending = try await tasks.pendingFeedback(workItem: workItem)
+        XCTAssertTrue(pending.isEmpty, "applied with the transition")
+
+        // Asked again past the rounds: held for an operator, still not merged.
+        gitea.state.withLock { $0.ci[head] = .success }
+        try await review("Still wrong.")
+        try await step("merge", runner)
+        try await assertHeld(saying: "asked for changes again after 1 review round(s) (limit 1): Still wrong.")
+        XCTAssertTrue(gitea.state.withLock { $0.merges.isEmpty })
+    }
+
     func testAGreenRunAfterACIFixMergesByItself() async throws {
         agent = stageAgent(writingSomethingNewEachRun: true)
         let runner = runner()

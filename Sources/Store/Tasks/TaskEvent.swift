@@ -21,6 +21,12 @@ public enum TaskEvent: Sendable, Equatable {
     /// The pull request's head failed CI at merge and a CI fix round is left: back to development,
     /// whose first job gets `feedback` (the failed checks).
     case ciFailed(feedback: String)
+    /// Reviews or comments on the pull request asked for changes before the merge: back to
+    /// development, whose first job gets `feedback` (what they said).
+    case reviewFeedback(feedback: String)
+    /// A person's `/agent <text>` while the task awaits approval after an agent stage: that stage
+    /// runs again with `feedback` (the text).
+    case agentFeedback(feedback: String)
     /// Dependencies are not done.
     case blocked
     /// Dependencies are done.
@@ -45,6 +51,14 @@ public enum TaskEvent: Sendable, Equatable {
     /// Bug fast-track escalated to the full track (only while in analysis).
     case escalate
 
+    /// What the stage visit this event starts is told (red CI's checks, the reviewers' words).
+    var feedback: String? {
+        switch self {
+        case .ciFailed(let feedback), .reviewFeedback(let feedback), .agentFeedback(let feedback): feedback
+        default: nil
+        }
+    }
+
     /// A short name for logs and `task_events`.
     public var name: String {
         switch self {
@@ -54,6 +68,8 @@ public enum TaskEvent: Sendable, Equatable {
         case .gateFailed: return "stage_failed"
         case .changesRequested, .reviewRequestedChanges: return "changes_requested"
         case .ciFailed: return "ci_failed"
+        case .reviewFeedback: return "review_feedback"
+        case .agentFeedback: return "agent_feedback"
         case .blocked: return "blocked"
         case .unblocked: return "unblocked"
         case .waitForGate: return "wait_for_gate"

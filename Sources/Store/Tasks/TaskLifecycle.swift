@@ -69,11 +69,9 @@ public enum TaskLifecycle {
         var nextVisit = visit
         if startsVisit(from: (state.stage, state.status), to: (next.stage, next.status)) {
             nextVisit = visit + 1
-            // Red CI sends the failed checks to the development run it starts.
-            var feedback: String?
-            if case .ciFailed(let checks) = event { feedback = checks }
+            // Red CI's checks, or the reviewers' words, go to the development run it starts.
             actions.append(
-                .enqueueStage(StageVisit(stage: next.stage, visit: nextVisit), attempt: 0, feedback: feedback))
+                .enqueueStage(StageVisit(stage: next.stage, visit: nextVisit), attempt: 0, feedback: event.feedback))
         }
         return TaskTransition(eventName: name, state: next, visit: nextVisit, actions: actions)
     }
@@ -116,6 +114,20 @@ public enum TaskLifecycle {
         case .ciFailed:
             try require(.active)
             guard state.stage == .merge else { throw refuse("only a merge waits for the pull request's CI") }
+            next.stage = .development
+        case .agentFeedback:
+            // Awaiting approval of a stage means the stage before it has just passed: that one
+            // runs again.
+            try require(.awaitingApproval)
+            let stages = state.track.stages
+            guard let index = stages.firstIndex(of: state.stage), index > 0, stages[index - 1].isAgentStage else {
+                throw refuse("no agent stage precedes \(state.stage.rawValue)")
+            }
+            next.stage = stages[index - 1]
+            next.status = .active
+        case .reviewFeedback:
+            try require(.active)
+            guard state.stage == .merge else { throw refuse("only a merge applies the pull request's reviews") }
             next.stage = .development
         case .blocked:
             try require(.active, .awaitingApproval)

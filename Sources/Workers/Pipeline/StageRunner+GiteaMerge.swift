@@ -45,6 +45,7 @@ extension StageRunner {
                 try await outcome.apply(.held, reason: "PR #\(number) was closed without merging")
                 return
             }
+            if try await sentBackForReviews(task, outcome: outcome) { return }
             guard
                 let head = try await readyHead(
                     task, pull: pull, number: number, repo: repo, client: client, outcome: outcome)
@@ -193,6 +194,33 @@ extension StageRunner {
         }
         let feedback = FailedCheck.feedback(checks, sha: head, round: rounds + 1, of: repo.ciFixRounds)
         try await outcome.apply(.ciFailed(feedback: feedback), reason: String(feedback.prefix(2000)))
+    }
+
+    /// Reviews and comments on the pull request not yet applied (kept by the webhooks in
+    /// `task_feedback`): the task goes back to development with what they say, before its head is
+    /// merged, for at most the review rounds a review agent gets (`maxReviewRounds`); past those it
+    /// is held for an operator. True when the job ended here.
+    private func sentBackForReviews(_ task: TaskRecord, outcome: StageOutcome) async throws -> Bool {
+        let pending = try await tasks.pendingFeedback(workItem: task.workItem)
+        guard !pending.isEmpty else { return false }
+        let ids = pending.map(\.id)
+        let applied: @Sendable (Connection) async throws -> Void = {
+            try await TaskStore.markFeedbackApplied(ids, on: $0)
+        }
+        let rounds = try await tasks.eventCount(workItem: task.workItem, event: .reviewFeedback(feedback: ""))
+        let limit = settings.maxReviewRounds
+        guard rounds < limit else {
+            try await outcome.apply(
+                .held,
+                reason: "the pull request's reviewers asked for changes again after \(rounds) review round(s) "
+                    + "(limit \(limit)): \(pending.last?.body.prefix(300) ?? "")",
+                alongside: applied)
+            return true
+        }
+        let feedback = TaskFeedback.feedback(pending, round: rounds + 1, of: limit)
+        try await outcome.apply(
+            .reviewFeedback(feedback: feedback), reason: String(feedback.prefix(2000)), alongside: applied)
+        return true
     }
 
     /// A duration as an operator writes it: `2h`, `90m`, `45s`.

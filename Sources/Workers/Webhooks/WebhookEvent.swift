@@ -10,6 +10,8 @@ public enum WebhookEvent: Sendable {
     case giteaPullRequest(GiteaPullRequestEvent)
     case giteaStatus(GiteaStatusEvent)
     case giteaPush(GiteaPushEvent)
+    case giteaReview(GiteaReviewEvent)
+    case giteaComment(GiteaCommentEvent)
     /// An event the orchestrator does not act on: stored as ignored, with the reason.
     case unhandled(name: String, reason: String)
 
@@ -31,6 +33,11 @@ public enum WebhookEvent: Sendable {
                     return .giteaPullRequest(try decoder.decode(GiteaPullRequestEvent.self, from: body))
                 case "status": return .giteaStatus(try decoder.decode(GiteaStatusEvent.self, from: body))
                 case "push": return .giteaPush(try decoder.decode(GiteaPushEvent.self, from: body))
+                case "issue_comment": return .giteaComment(try decoder.decode(GiteaCommentEvent.self, from: body))
+                case let name where GiteaReviewEvent.Verdict(rawValue: name) != nil:
+                    var review = try decoder.decode(GiteaReviewEvent.self, from: body)
+                    review.verdict = GiteaReviewEvent.Verdict(rawValue: name) ?? .comment
+                    return .giteaReview(review)
                 default:
                     // Not read, but it must still be a JSON object like every delivery.
                     _ = try decoder.decode(AnyObjectBody.self, from: body)
@@ -54,6 +61,8 @@ public enum WebhookEvent: Sendable {
         case .giteaPullRequest: "pull_request"
         case .giteaStatus: "status"
         case .giteaPush: "push"
+        case .giteaReview(let review): review.verdict.rawValue
+        case .giteaComment: "issue_comment"
         case .unhandled(let name, _): name
         }
     }

@@ -6,11 +6,13 @@ import Store
 ///
 /// Plane `issue` events create or refresh the task (labels choose the track and auto mode; `STOP`
 /// cancels; label names compare case-insensitively), only when newer than what the task holds
-/// (the work item's `updated_at`); new Plane comments starting `/approve`, `/retry` or `/stop` are
-/// commands (edits are not); the service's own comments are skipped. Gitea `pull_request` events
-/// record the PR number and head/merge commits on the task of branch `orch/<WORK-ITEM>`, `push`
-/// events to that branch its new head, and `status` events the CI state of whichever task has that
-/// commit as head or merge commit. Events for a repository that is not configured are stored as
+/// (the work item's `updated_at`); new Plane comments starting `/approve`, `/retry`, `/stop` or
+/// `/agent <text>` are commands (edits are not); the service's own comments are skipped. Gitea
+/// `pull_request` events record the PR number and head/merge commits on the task of branch
+/// `orch/<WORK-ITEM>`, `push` events to that branch its new head, `status` events the CI state of
+/// whichever task has that commit as head or merge commit, and reviews and PR comments are kept for
+/// the task's merge stage (`task_feedback`). A repository's `allowed_actors` decides whose events
+/// and commands act at all. Events for a repository that is not configured are stored as
 /// ignored, with the reason. Idempotent: a repeated run finds the task already in the resulting
 /// state (or the delivery finished) and records nothing twice.
 public struct WebhookProcessor: Sendable {
@@ -72,6 +74,14 @@ public struct WebhookProcessor: Sendable {
         case .giteaStatus(let status):
             outcome = try await gitea(status.repository) { try await giteaStatus(status, repo: $0) }
         case .giteaPush(let push): outcome = try await gitea(push.repository) { try await giteaPush(push, repo: $0) }
+        case .giteaReview(let review):
+            outcome = try await gitea(review.repository) {
+                try await giteaReview(review, repo: $0, deliveryID: deliveryID)
+            }
+        case .giteaComment(let comment):
+            outcome = try await gitea(comment.repository) {
+                try await giteaComment(comment, repo: $0, deliveryID: deliveryID)
+            }
         case .unhandled: outcome = (.ignored, "no processor for \(delivery.source.rawValue) \(delivery.event)")
         }
         try await deliveries.finish(id: deliveryID, status: outcome.status, reason: outcome.reason)
@@ -162,7 +172,7 @@ public struct WebhookProcessor: Sendable {
         let command =
             text.trimmingCharacters(in: .whitespacesAndNewlines).split(whereSeparator: \.isWhitespace).first.map(
                 String.init) ?? ""
-        guard ["/approve", "/retry", "/stop"].contains(command.lowercased()) else {
+        guard ["/approve", "/retry", "/stop", "/agent"].contains(command.lowercased()) else {
             return (.processed, "not a command")
         }
         guard let (task, history) = try await tasks.taskWithHistory(planeIssueID: data.issue) else {
@@ -188,6 +198,23 @@ public struct WebhookProcessor: Sendable {
                 return (.processed, "\(command) refused: \(error)")
             }
         case "/retry": taskEvent = .retry
+        case "/agent":
+            // The words after the command are the agent's feedback.
+            let words = text.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst(command.count)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !words.isEmpty else {
+                return (.processed, "/agent refused: say what the agent should do: /agent <text>")
+            }
+            guard task.state.status == .awaitingApproval else {
+                return (
+                    .processed,
+                    "/agent refused: it applies while the task awaits approval after an agent stage; "
+                        + "\(task.workItem) is \(task.state.status.rawValue) in \(task.state.stage.rawValue)"
+                )
+            }
+            taskEvent = .agentFeedback(
+                feedback: "A person asked on the work item (\(event.actorName ?? "Plane")): "
+                    + String(words.prefix(Self.maxFeedbackLength)))
         default: taskEvent = .cancel
         }
         let actor = "plane:\(event.actorName ?? "user")"
@@ -225,6 +252,67 @@ public struct WebhookProcessor: Sendable {
         }
         return try await body(fullName)
     }
+
+    /// A review of a task's pull request: changes requested or a review comment are kept for the
+    /// task's merge stage, which sends it back to development with them; an approval is recorded.
+    private func giteaReview(_ event: GiteaReviewEvent, repo: String, deliveryID: Int64) async throws -> Outcome {
+        let kind: TaskFeedback.Kind =
+            switch event.verdict {
+            case .approved: .approved
+            case .changesRequested: .changesRequested
+            case .comment: .comment
+            }
+        return try await feedback(
+            kind, source: "gitea_review", body: event.review.content, author: event.sender, number: event.number,
+            repo: repo, deliveryID: deliveryID)
+    }
+
+    /// A comment on a task's pull request (a new one: an edit or a deletion is not feedback).
+    private func giteaComment(_ event: GiteaCommentEvent, repo: String, deliveryID: Int64) async throws -> Outcome {
+        guard event.onPullRequest else {
+            return (.ignored, "comment on issue #\(event.issue.number), not a pull request")
+        }
+        guard event.action == "created" else { return (.processed, "\(event.action) comment: not feedback") }
+        return try await feedback(
+            .comment, source: "gitea_comment", body: event.comment.body, author: event.author,
+            number: event.issue.number, repo: repo, deliveryID: deliveryID)
+    }
+
+    /// Records a review or comment for the task whose pull request `number` is, unless it is the
+    /// orchestrator's own, empty, or from someone the repository's `allowed_actors` does not name.
+    private func feedback(
+        _ kind: TaskFeedback.Kind, source: String, body: String, author: GiteaUser?, number: Int, repo: String,
+        deliveryID: Int64
+    ) async throws -> Outcome {
+        if body.contains(Self.ownCommentMarker) { return (.ignored, "the orchestrator's own comment") }
+        let text = body.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard kind == .approved || !text.isEmpty else {
+            return (.processed, "empty \(kind.rawValue): nothing to apply")
+        }
+        if let allowed = repos.first(where: { $0.repo == repo })?.allowedActors {
+            guard let author else { return (.ignored, "the event names no author and \(repo) has allowed_actors") }
+            guard author.isNamed(in: allowed) else {
+                return (.ignored, "\(author.label) is not in allowed_actors of \(repo)")
+            }
+        }
+        switch try await tasks.recordFeedback(
+            repo: repo, number: number, kind: kind, source: source, author: author?.label,
+            body: String(text.prefix(Self.maxFeedbackLength)), deliveryID: deliveryID)
+        {
+        case .recorded(let workItem, let pending):
+            return (
+                .processed,
+                pending
+                    ? "\(workItem): \(kind.rawValue) on PR #\(number) kept for its merge stage"
+                    : "\(workItem): PR #\(number) approved by \(author?.label ?? "a reviewer")"
+            )
+        case .ignored(let reason):
+            return (.ignored, reason)
+        }
+    }
+
+    /// The most of one review or comment a development prompt gets.
+    static let maxFeedbackLength = 8000
 
     private func giteaStatus(_ event: GiteaStatusEvent, repo: String) async throws -> Outcome {
         let (sha, context) = (event.sha, event.context)
