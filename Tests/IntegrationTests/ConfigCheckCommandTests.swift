@@ -59,7 +59,7 @@ final class ConfigCheckCommandTests: XCTestCase {
         XCTAssertFalse(out.contains("do-not-print"), out)
         XCTAssertTrue(out.contains("file.repos[0].repo: acme/orch"), out)
         XCTAssertTrue(out.contains("file.repos[0].gates.maxActiveTasks: 2"), out)
-        XCTAssertTrue(out.contains("file.agents.default.command: [claude, -p]"), out)
+        XCTAssertTrue(out.contains("file.agents.default.runners[0].command: [claude, -p]"), out)
     }
 
     /// The README's `ORCH_CONFIG` example is a file a user copies: it must pass the check as written.
@@ -73,7 +73,7 @@ final class ConfigCheckCommandTests: XCTestCase {
         let (status, out, err) = try run(["config", "check", path], environment: [:])
         XCTAssertEqual(status, 0, err)
         XCTAssertTrue(out.contains("file.repos[0].allowedActors: [ana@example.com, "), out)
-        XCTAssertTrue(out.contains("file.agents.reviewer.command: [claude, -p, "), out)
+        XCTAssertTrue(out.contains("file.agents.reviewer.runners[0].command: [claude, -p, "), out)
     }
 
     func testEveryProblemIsListedAndTheExitIsNonZero() throws {

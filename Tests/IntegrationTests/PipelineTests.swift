@@ -54,13 +54,24 @@ final class PipelineTests: DatabaseTestCase {
 
     private func start(
         remote: URL, defaultAgentOptions: [String], reviewerOptions: [String], replicas: Int = 1,
-        stallTimeout: String? = nil, agentKeys: String = "", environment: [String: String] = [:]
+        stallTimeout: String? = nil, agentKeys: String = "",
+        runners: (default: [[String]], reviewer: [[String]])? = nil,
+        environment: [String: String] = [:]
     ) async throws -> [URL] {
         let agent = packageRoot.appendingPathComponent("examples/agent/agent.py").path
         let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
         func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
         let config = root.appendingPathComponent("orchestrator.yaml")
         let stall = (stallTimeout.map { ", stall_timeout: \($0)" } ?? "") + agentKeys
+        // Each role's agent: one command, or runners (each the example agent with its options;
+        // `--plain` ones read as plain).
+        func role(_ options: [String], _ runners: [[String]]?) -> String {
+            guard let runners else { return "command: \(list([python, agent] + options))" }
+            let entries = runners.map {
+                "{ command: \(list([python, agent] + $0)), format: \($0.contains("--plain") ? "plain" : "claude-json") }"
+            }
+            return "runners: [\(entries.joined(separator: ", "))]"
+        }
         try """
         repos:
           - project: ORCH
@@ -70,8 +81,8 @@ final class PipelineTests: DatabaseTestCase {
             default_branch: main
             test_command: ["ls", "tests"]
         agents:
-          default: { command: \(list([python, agent] + defaultAgentOptions)), timeout: 60s\(stall) }
-          reviewer: { command: \(list([python, agent] + reviewerOptions)), timeout: 60s\(stall) }
+          default: { \(role(defaultAgentOptions, runners?.default)), timeout: 60s\(stall) }
+          reviewer: { \(role(reviewerOptions, runners?.reviewer)), timeout: 60s\(stall) }
         """.write(to: config, atomically: true, encoding: .utf8)
         var bases: [URL] = []
         for index in 0..<replicas {
@@ -529,6 +540,39 @@ final class PipelineTests: DatabaseTestCase {
         let resilience = try await adminGET(base, "queue")["resilience"] as? [String: Any]
         XCTAssertEqual(resilience?["failures_in_window"] as? Int, 3, "\(resilience ?? [:])")
         XCTAssertTrue((resilience?["last_reason"] as? String ?? "").contains("printed nothing for 2s"))
+    }
+
+    /// Runner choice (issue #15 item 7): a stage's first try takes the role's first runner and its
+    /// next try the next (a cheaper model that fails development, then a stronger one), and a
+    /// rate-limited runner hands over to the next at once — no job retry, nothing for the breaker.
+    func testRunnersTakeTurnsByTryAndARateLimitedOneHandsOverAtOnce() async throws {
+        let remote = try makeRemote()
+        let base = try await start(
+            remote: remote, defaultAgentOptions: [], reviewerOptions: [],
+            runners: (
+                default: [["--fail-gate", "development"], ["--plain"]],
+                reviewer: [["--transient"], ["--cost", "0.5"]]
+            ))[0]
+        try await sendIssue(to: base, labels: ["auto"])
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        XCTAssertTrue(done)
+
+        let runs = try await database.pool.query(
+            "SELECT stage, runner, cost_usd FROM agent_runs WHERE work_item = 'ORCH-98' ORDER BY id")
+        let seen = try runs.rows.map {
+            "\(try $0.decode("stage", as: String.self)) \(try $0.decode("runner", as: Int.self))"
+        }
+        XCTAssertEqual(
+            seen, ["analysis 0", "architecture 0", "development 0", "development 1", "review 0", "review 1"])
+        let costs = try runs.rows.map { try $0.decode("cost_usd", as: Double?.self) }
+        XCTAssertNil(costs[3], "the plain runner's cost is unknown")
+        XCTAssertEqual(costs[5], 0.5)
+        let reviewAttempt = try await database.pool.query(
+            "SELECT attempt FROM jobs WHERE kind = 'run_stage' AND payload->>'stage' = 'review'"
+        ).first?.decode("attempt", as: Int.self)
+        XCTAssertEqual(reviewAttempt, 1, "the rate-limited runner handed over within the same job")
+        let resilience = try await adminGET(base, "queue")["resilience"] as? [String: Any]
+        XCTAssertEqual(resilience?["failures_in_window"] as? Int, 0, "a handed-over rate limit is not the breaker's")
     }
 
     /// Session resume (issue #15 item 3): development's gate fails once, and its second try

@@ -71,6 +71,51 @@ final class ConfigFileTests: XCTestCase {
         }
     }
 
+    /// Runner choice (issue #15 item 7): `runners` in order, each with its argv, format and resume.
+    func testRunnersAreReadInOrderWithTheirFormats() throws {
+        let file = try ConfigFile.parse(
+            """
+            agents:
+              default:
+                runners:
+                  - { command: [claude, -p, --model, sonnet], format: claude-stream-json, resume: [--resume, "{session_id}"] }
+                  - { command: [claude, -p, --model, opus] }
+                  - { command: [codex, exec, -], format: plain }
+              reviewer: { command: [gemini, -p, review], format: plain }
+            """)
+        let runners = try XCTUnwrap(file.agents["default"]?.runners)
+        XCTAssertEqual(runners.map(\.command.last), ["sonnet", "opus", "-"])
+        XCTAssertEqual(runners.map(\.format.name), ["claude-stream-json", "claude-json", "plain"])
+        XCTAssertEqual(runners[0].resuming("s")?.suffix(2), ["--resume", "s"])
+        XCTAssertNil(runners[1].resume)
+        XCTAssertEqual(file.agents["default"]?.runner(forTry: 0).index, 0)
+        XCTAssertEqual(file.agents["default"]?.runner(forTry: 1).index, 1)
+        XCTAssertEqual(file.agents["default"]?.runner(forTry: 7).index, 2, "the last runner for every later try")
+        XCTAssertEqual(file.agents["reviewer"]?.runners.map(\.format.name), ["plain"])
+
+        for (yaml, expected) in [
+            ("default: { runners: [] }", "agents.default.runners: must list at least one runner"),
+            (
+                "default: { command: [a], runners: [{ command: [b] }] }",
+                "agents.default.runners: give command or runners, not both"
+            ),
+            ("default: { timeout: 5m }", "agents.default.command: missing: give command, or runners"),
+            (
+                "default: { runners: [{ command: [b], format: yaml }] }",
+                "agents.default.runners[0].format: unknown format 'yaml'; expected one of claude-json, claude-stream-json, plain"
+            ),
+            ("default: { format: plain, runners: [{ command: [b] }] }", "agents.default.format: goes in each runner"),
+            (
+                "default: { runners: [{ command: [b] }, { command: [] }] }",
+                "agents.default.runners[1].command: must be a non-empty argv list"
+            ),
+        ] {
+            XCTAssertThrowsError(try ConfigFile.parse("agents:\n  \(yaml)\n"), yaml) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
+            }
+        }
+    }
+
     /// DESIGN §3: unknown keys are an error at start, never silently ignored.
     func testAnUnknownKeyStopsTheStartWithItsPath() {
         let cases: [(String, String)] = [

@@ -45,8 +45,15 @@ struct ConfigFile: Sendable, Equatable {
             var timeout: String?
             var failures: Int?
         }
-        struct Agent: Decodable {
+        struct Runner: Decodable {
             var command: [String]
+            var format: String?
+            var resume: [String]?
+        }
+        struct Agent: Decodable {
+            var command: [String]?
+            var runners: [Runner]?
+            var format: String?
             var timeout: String?
             var stall_timeout: String?
             var resume: [String]?
@@ -140,9 +147,7 @@ struct ConfigFile: Sendable, Equatable {
                     ciFixRounds: try ciFixRounds(repo, key: key)))
         }
         for (role, agent) in raw.agents ?? [:] {
-            guard !agent.command.isEmpty, !agent.command[0].isEmpty else {
-                throw ConfigurationError(key: "agents.\(role).command", problem: "must be a non-empty argv list")
-            }
+            let runners = try runners(agent, role: role)
             var timeout: Duration?
             if let text = agent.timeout {
                 guard let parsed = EnvironmentReader.parseDuration(text), parsed > .zero else {
@@ -152,8 +157,8 @@ struct ConfigFile: Sendable, Equatable {
                 timeout = parsed
             }
             file.agents[role] = AgentCommand(
-                command: agent.command, timeout: timeout, stallTimeout: try stallTimeout(agent, role: role),
-                resume: try resume(agent, role: role), identity: try identity(agent, role: role))
+                runners: runners, timeout: timeout, stallTimeout: try stallTimeout(agent, role: role),
+                identity: try identity(agent, role: role))
         }
         if let labels = raw.labels {
             file.labels = LabelSettings(
@@ -181,14 +186,57 @@ struct ConfigFile: Sendable, Equatable {
 
     /// `resume`: an argv list naming `{session_id}` somewhere, or the session would never reach
     /// the agent.
-    private static func resume(_ agent: Raw.Agent, role: String) throws -> [String]? {
-        guard let template = agent.resume else { return nil }
+    private static func resume(_ template: [String]?, key: String) throws -> [String]? {
+        guard let template else { return nil }
         guard template.contains(where: { $0.contains("{session_id}") }) else {
             throw ConfigurationError(
-                key: "agents.\(role).resume",
+                key: key,
                 problem: "must be an argv list containing {session_id}, such as [\"--resume\", \"{session_id}\"]")
         }
         return template
+    }
+
+    /// A role's runners: `command` (with `format` and `resume`) is one; `runners` lists several,
+    /// each with its own. One of the two, not both.
+    private static func runners(_ agent: Raw.Agent, role: String) throws -> [AgentRunner] {
+        let key = "agents.\(role)"
+        func runner(_ command: [String], format: String?, resume: [String]?, at path: String) throws -> AgentRunner {
+            guard !command.isEmpty, !command[0].isEmpty else {
+                throw ConfigurationError(key: "\(path).command", problem: "must be a non-empty argv list")
+            }
+            var read = AgentOutputFormats.standard
+            if let format {
+                guard let known = AgentOutputFormats.all[format] else {
+                    throw ConfigurationError(
+                        key: "\(path).format",
+                        problem: "unknown format '\(format)'; expected one of "
+                            + AgentOutputFormats.names.joined(separator: ", "))
+                }
+                read = known
+            }
+            return AgentRunner(
+                command: command, format: read, resume: try Self.resume(resume, key: "\(path).resume"))
+        }
+        switch (agent.command, agent.runners) {
+        case (let command?, nil):
+            return [try runner(command, format: agent.format, resume: agent.resume, at: key)]
+        case (nil, let runners?):
+            guard !runners.isEmpty else {
+                throw ConfigurationError(key: "\(key).runners", problem: "must list at least one runner")
+            }
+            for (name, value) in [("format", agent.format as Any?), ("resume", agent.resume)] where value != nil {
+                throw ConfigurationError(
+                    key: "\(key).\(name)",
+                    problem: "goes in each runner (\(key).runners[].\(name)) when runners are listed")
+            }
+            return try runners.enumerated().map { index, entry in
+                try runner(entry.command, format: entry.format, resume: entry.resume, at: "\(key).runners[\(index)]")
+            }
+        case (nil, nil):
+            throw ConfigurationError(key: "\(key).command", problem: "missing: give command, or runners")
+        case (_?, _?):
+            throw ConfigurationError(key: "\(key).runners", problem: "give command or runners, not both")
+        }
     }
 
     /// `allowed_actors`: Plane user ids or emails, none empty; an empty list would shut everyone

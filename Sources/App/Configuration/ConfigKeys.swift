@@ -31,7 +31,8 @@ enum ConfigKeys {
     /// design's example file starts, not acted on yet.
     static let agent: Shape = .keys([
         "command": .leaf, "timeout": .leaf, "user": .leaf, "group": .leaf, "stall_timeout": .leaf, "resume": .leaf,
-        "budget": .leaf,
+        "budget": .leaf, "format": .leaf,
+        "runners": .list(.keys(["command": .leaf, "format": .leaf, "resume": .leaf])),
     ])
 
     /// The whole file. `budgets` likewise (issue #15).

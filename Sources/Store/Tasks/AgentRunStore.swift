@@ -22,11 +22,14 @@ public struct AgentRunStore: Sendable {
         public var resumedFrom: Int64?
         /// Why a session that could have been resumed was not.
         public var resumeNote: String?
+        /// Which of the role's runners it is (0: the first).
+        public var runner: Int
 
         public init(
             workItem: String?, jobID: Int64?, stage: String?, role: String, replicaID: String, host: String,
-            command: [String], logPath: String?, resumedFrom: Int64? = nil, resumeNote: String? = nil
+            command: [String], logPath: String?, resumedFrom: Int64? = nil, resumeNote: String? = nil, runner: Int = 0
         ) {
+            self.runner = runner
             self.resumedFrom = resumedFrom
             self.resumeNote = resumeNote
             self.workItem = workItem
@@ -45,13 +48,13 @@ public struct AgentRunStore: Sendable {
         try await pool.query(
             """
             INSERT INTO agent_runs (task_id, work_item, job_id, stage, role, replica_id, host, command, log_path,
-                                    resumed_from, resume_note)
-            VALUES ((SELECT id FROM tasks WHERE work_item = $1), $1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10)
+                                    resumed_from, resume_note, runner)
+            VALUES ((SELECT id FROM tasks WHERE work_item = $1), $1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11)
             RETURNING id
             """,
             [
                 start.workItem, start.jobID, start.stage, start.role, start.replicaID, start.host,
-                PostgresArray(start.command), start.logPath, start.resumedFrom, start.resumeNote,
+                PostgresArray(start.command), start.logPath, start.resumedFrom, start.resumeNote, start.runner,
             ]
         ).first!.decode("id")
     }
@@ -92,19 +95,27 @@ public struct AgentRunStore: Sendable {
             ])
     }
 
-    /// The session a new run of `stage` by `role` for `workItem` may resume: the latest such run
-    /// that reported one (its id and the session), or nil.
+    /// How many runs of `stage` by `role` the task has had (a stage's next try is this one).
+    public func tries(workItem: String, stage: String, role: String) async throws -> Int {
+        try await pool.query(
+            "SELECT count(*) AS n FROM agent_runs WHERE work_item = $1 AND stage = $2 AND role = $3",
+            [workItem, stage, role]
+        ).first!.decode("n")
+    }
+
+    /// The session a new run of `stage` by `role`'s `runner` for `workItem` may resume: the
+    /// latest such run that reported one (its id and the session), or nil.
     public func lastSession(
-        workItem: String, stage: String, role: String
+        workItem: String, stage: String, role: String, runner: Int = 0
     ) async throws -> (runID: Int64, sessionID: String)? {
         guard
             let row = try await pool.query(
                 """
                 SELECT id, session_id FROM agent_runs
-                WHERE work_item = $1 AND stage = $2 AND role = $3 AND session_id IS NOT NULL
+                WHERE work_item = $1 AND stage = $2 AND role = $3 AND runner = $4 AND session_id IS NOT NULL
                 ORDER BY id DESC LIMIT 1
                 """,
-                [workItem, stage, role]
+                [workItem, stage, role, runner]
             ).first
         else { return nil }
         return (try row.decode("id"), try row.decode("session_id"))

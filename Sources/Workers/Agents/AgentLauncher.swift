@@ -62,6 +62,10 @@ public struct AgentLauncher: Sendable {
         public var resumedFrom: Int64?
         /// Why the run starts a fresh session although one could have been resumed.
         public var resumeNote: String?
+        /// How the result is read from the output.
+        public var format: any AgentOutputFormat = AgentOutputFormats.standard
+        /// Which of the role's runners this is (0: the first).
+        public var runner = 0
         /// Reaches the agent on stdin only.
         public var prompt: String
         public var directory: String
@@ -178,7 +182,7 @@ public struct AgentLauncher: Sendable {
                 workItem: request.workItem, jobID: request.jobID, stage: request.stage, role: request.role,
                 replicaID: request.replicaID ?? settings.replicaID,
                 host: settings.host, command: request.command, logPath: logPath, resumedFrom: request.resumedFrom,
-                resumeNote: request.resumeNote))
+                resumeNote: request.resumeNote, runner: request.runner))
         var log = logger
         log[metadataKey: "agent.run"] = "\(runID)"
         log[metadataKey: "agent.role"] = "\(request.role)"
@@ -218,7 +222,7 @@ public struct AgentLauncher: Sendable {
         let (exitCode, timedOut, cancelled) = (termination.exitCode, termination.timedOut, termination.cancelled)
         let stalled = termination.stalled
 
-        let usage = AgentResultParser.parse(logPath: logPath)
+        let usage = AgentResultParser.parse(logPath: logPath, format: request.format)
         let error: String? =
             if timedOut {
                 "timed out after \(request.timeout)"

@@ -8,8 +8,8 @@ enum AgentResultParser {
     /// Only the end of a long log is read: the result is the last thing an agent prints.
     static let tailBytes = 1 << 20
 
-    static func parse(logPath: String) -> AgentUsage? {
-        tail(of: logPath, bytes: tailBytes).flatMap { parse($0) }
+    static func parse(logPath: String, format: any AgentOutputFormat = AgentOutputFormats.standard) -> AgentUsage? {
+        tail(of: logPath, bytes: tailBytes).flatMap { format.result(fromLogTail: $0) }
     }
 
     /// The last non-empty line of a log (at most 500 characters of it), e.g. what a stalled agent

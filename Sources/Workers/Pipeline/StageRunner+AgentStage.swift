@@ -158,7 +158,7 @@ extension StageRunner {
             ],
             workItem: task.workItem, jobID: outcome.context.job.id, stage: stage.rawValue, role: role,
             replicaID: outcome.context.lease.replicaID, stallTimeout: agent.effectiveStallTimeout)
-        let run = try await runResumingTheStagesSession(request, agent: agent, logger: logger)
+        let run = try await runTheRolesRunners(request, agent: agent, logger: logger)
         if run.cancelled { throw CancellationError() }
         // A silent agent is stuck, not wrong: its stage is tried again later (with backoff, counted
         // by the breaker), not judged by the gate.
