@@ -55,7 +55,7 @@ final class PipelineTests: DatabaseTestCase {
     private func start(
         remote: URL, defaultAgentOptions: [String], reviewerOptions: [String], replicas: Int = 1,
         stallTimeout: String? = nil, agentKeys: String = "",
-        runners: (default: [[String]], reviewer: [[String]])? = nil,
+        runners: (default: [[String]], reviewer: [[String]])? = nil, topLevelYAML: String = "",
         environment: [String: String] = [:]
     ) async throws -> [URL] {
         let agent = packageRoot.appendingPathComponent("examples/agent/agent.py").path
@@ -83,6 +83,7 @@ final class PipelineTests: DatabaseTestCase {
         agents:
           default: { \(role(defaultAgentOptions, runners?.default)), timeout: 60s\(stall) }
           reviewer: { \(role(reviewerOptions, runners?.reviewer)), timeout: 60s\(stall) }
+        \(topLevelYAML)
         """.write(to: config, atomically: true, encoding: .utf8)
         var bases: [URL] = []
         for index in 0..<replicas {
@@ -540,6 +541,61 @@ final class PipelineTests: DatabaseTestCase {
         let resilience = try await adminGET(base, "queue")["resilience"] as? [String: Any]
         XCTAssertEqual(resilience?["failures_in_window"] as? Int, 3, "\(resilience ?? [:])")
         XCTAssertTrue((resilience?["last_reason"] as? String ?? "").contains("printed nothing for 2s"))
+    }
+
+    /// Budgets (issue #15 item 6): a task whose runs used up `per_task_usd` waits for approval in
+    /// its stage, with the figures, before the next agent runs; `/approve` lets it run once (the
+    /// check applies again after), and each run gets what is left through the `budget` template.
+    func testATaskCrossingItsBudgetPausesWithTheFiguresAndApproveResumesIt() async throws {
+        let remote = try makeRemote()
+        let base = try await start(
+            remote: remote, defaultAgentOptions: [], reviewerOptions: [],
+            agentKeys: #", budget: ["--max-budget-usd", "{remaining_usd}"]"#,
+            topLevelYAML: "budgets: { per_task_usd: 0.02, per_day_usd: 100 }")[0]
+        try await sendIssue(to: base, labels: ["auto"])
+        // Analysis and architecture cost $0.0123 each: development finds $0.0246 of $0.02 spent.
+        let paused = try await waitUntil(timeout: .seconds(120)) {
+            let task = try await self.task()
+            return task?.state.stage == .development && task?.state.status == .awaitingApproval
+        }
+        let state = try await task()?.state
+        XCTAssertTrue(paused, "\(String(describing: state))")
+        var history = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98")
+        XCTAssertEqual(history.last?.event, "budget_exceeded")
+        XCTAssertEqual(
+            history.last?.reason,
+            "budget used up before the development agent ran: per_task_usd: $0.0246 of $0.02; "
+                + "/approve lets ORCH-98 run once more")
+        let commands = try await database.pool.query(
+            "SELECT array_to_string(command[array_length(command, 1) - 1:], ' ') AS tail FROM agent_runs ORDER BY id")
+        XCTAssertEqual(
+            try commands.rows.map { try $0.decode("tail", as: String.self) },
+            ["--max-budget-usd 0.02", "--max-budget-usd 0.01"], "each run is told what is left")
+        let queue = try await adminGET(base, "queue")["budget"] as? [String: Any]
+        XCTAssertEqual((queue?["paused"] as? [[String: Any]])?.first?["work_item"] as? String, "ORCH-98")
+        XCTAssertEqual(queue?["spent_today_usd"] as? Double ?? 0, 0.0246, accuracy: 1e-9)
+        let shown = try await adminGET(base, "tasks/ORCH-98")["budget"] as? [String: Any]
+        XCTAssertEqual(shown?["per_task_usd"] as? Double, 0.02)
+        XCTAssertEqual(shown?["remaining_usd"] as? Double, 0)
+
+        // The operator approves: development runs once, and review finds the budget used up again.
+        var request = URLRequest(url: base.appendingPathComponent("tasks/ORCH-98/approve"))
+        request.httpMethod = "POST"
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let (_, response) = try await session.data(for: request)
+        XCTAssertEqual((response as? HTTPURLResponse)?.statusCode, 200)
+        let pausedAgain = try await waitUntil(timeout: .seconds(60)) {
+            let task = try await self.task()
+            return task?.state.stage == .review && task?.state.status == .awaitingApproval
+        }
+        XCTAssertTrue(pausedAgain)
+        history = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98")
+        XCTAssertEqual(
+            history.suffix(4).map(\.event), ["budget_exceeded", "approved", "stage_passed", "budget_exceeded"])
+        let developmentRuns = try await database.pool.query(
+            "SELECT count(*) AS n FROM agent_runs WHERE stage = 'development'"
+        ).first?.decode("n", as: Int.self)
+        XCTAssertEqual(developmentRuns, 1)
     }
 
     /// Runner choice (issue #15 item 7): a stage's first try takes the role's first runner and its

@@ -1,4 +1,5 @@
 import Foundation
+import Store
 import Workers
 import XCTest
 
@@ -46,6 +47,9 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(file.agents["default"]?.effectiveStallTimeout, .seconds(10 * 60))
         XCTAssertEqual(file.repos[0].allowedActors, ["someone@example.com"])
         XCTAssertEqual(file.repos[0].ciFixRounds, 2)
+        XCTAssertEqual(file.budgets, BudgetLimits(perTaskUSD: 20, perRepoDayUSD: 100, perDayUSD: 300))
+        XCTAssertEqual(file.agents["default"]?.budgetArguments(remaining: 3.456), ["--max-budget-usd", "3.46"])
+        XCTAssertEqual(file.agents["default"]?.budgetArguments(remaining: nil), [], "no limit: no argument")
         XCTAssertEqual(file.agents["default"]?.resuming("s-1")?.suffix(2), ["--resume", "s-1"])
         XCTAssertNil(file.agents["reviewer"]?.resuming("s-1"), "no resume template: always fresh")
         XCTAssertEqual(file.labels.stop, "HALT")
@@ -194,6 +198,11 @@ final class ConfigFileTests: XCTestCase {
             (
                 "repos:\n  - project: ORCH\n    repo: acme/orch\n    ci_fix_rounds: -1\n" + base,
                 "repos[0].ci_fix_rounds:"
+            ),
+            ("budgets: { per_day_usd: 0 }\n", "budgets.per_day_usd: must be a positive amount in USD"),
+            (
+                "agents:\n  default: { command: [claude], budget: [\"--max-budget-usd\"] }\n",
+                "agents.default.budget: must be an argv list containing {remaining_usd}"
             ),
             ("repos: [", "ORCH_CONFIG"),
         ]

@@ -35,6 +35,8 @@ Options (in the agent's argv, from the orchestrator's configuration):
                             session ID: ID" on stderr, exit 1, no result
   --lose-sessions           never record a session (so any later --resume fails)
   --cost X                  report X as total_cost_usd (default 0.0123)
+  --max-budget-usd X        accepted as Claude Code's flag is (the orchestrator's budget template);
+                            said on stderr
   --transient               fail like a rate-limited API call (exit 1, is_error result)
   --exit CODE               exit with CODE after doing the work
   --dump DIR                write the prompt (prompt.txt, and prompt-<stage>-<run id>.txt), argv,
@@ -53,7 +55,7 @@ def main(argv):
     # Before anything else opens a file: the descriptors the orchestrator left open in this process.
     # (Listing the directory opens one more, which shows up in the list.)
     inherited = sorted(int(fd) for fd in os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else []
-    options = {"stream": False, "resume": None, "lose_sessions": False, "cost": 0.0123, "sleep": 0.0,
+    options = {"max_budget_usd": None, "stream": False, "resume": None, "lose_sessions": False, "cost": 0.0123, "sleep": 0.0,
                "heartbeat": 0.0, "stall": False, "stall_once": False, "fail": set(), "fail_once": set(),
                "request_changes_once": False, "spec_symlink": None, "spawn_child": False, "plain": False,
                "transient": False, "exit": 0, "dump": None}
@@ -61,7 +63,7 @@ def main(argv):
     # set: the value is added to it).
     parsers = {"--stream": None, "--lose-sessions": None, "--stall": None, "--stall-once": None,
                "--request-changes-once": None, "--spawn-child": None, "--plain": None, "--transient": None,
-               "--resume": str, "--cost": float, "--sleep": float, "--heartbeat": float,
+               "--resume": str, "--cost": float, "--max-budget-usd": float, "--sleep": float, "--heartbeat": float,
                "--spec-symlink": str, "--exit": int, "--dump": str, "--fail-gate": set, "--fail-gate-once": set}
     keys = {"--fail-gate": "fail", "--fail-gate-once": "fail_once"}
     args = list(argv[1:])
@@ -80,6 +82,8 @@ def main(argv):
             options[key] = parse(args.pop(0))
 
     prompt = sys.stdin.read()
+    if options["max_budget_usd"] is not None:
+        print(f"example agent: budget ${options['max_budget_usd']:.2f}", file=sys.stderr)
     stage = os.environ.get("ORCH_STAGE", "analysis")
     work_item = os.environ.get("ORCH_WORK_ITEM", "WI-0")
     task_dir = os.path.join("docs", "tasks", work_item)

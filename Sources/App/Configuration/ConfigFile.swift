@@ -1,4 +1,5 @@
 import Foundation
+import Store
 import Workers
 import Yams
 
@@ -9,6 +10,8 @@ struct ConfigFile: Sendable, Equatable {
     /// An agent CLI per role.
     var agents: [String: AgentCommand] = [:]
     var labels = LabelSettings()
+    /// Spending limits (`budgets:`).
+    var budgets = BudgetLimits()
 
     private struct Raw: Decodable {
         struct Repo: Decodable {
@@ -57,6 +60,7 @@ struct ConfigFile: Sendable, Equatable {
             var timeout: String?
             var stall_timeout: String?
             var resume: [String]?
+            var budget: [String]?
             var user: String?
             var group: String?
         }
@@ -68,6 +72,12 @@ struct ConfigFile: Sendable, Equatable {
         var repos: [Repo]?
         var agents: [String: Agent]?
         var labels: Labels?
+        var budgets: Budgets?
+        struct Budgets: Decodable {
+            var per_task_usd: Double?
+            var per_repo_day_usd: Double?
+            var per_day_usd: Double?
+        }
     }
 
     /// Reads and validates the file.
@@ -158,7 +168,21 @@ struct ConfigFile: Sendable, Equatable {
             }
             file.agents[role] = AgentCommand(
                 runners: runners, timeout: timeout, stallTimeout: try stallTimeout(agent, role: role),
-                identity: try identity(agent, role: role))
+                budget: try budgetTemplate(agent, role: role), identity: try identity(agent, role: role))
+        }
+        if let budgets = raw.budgets {
+            func limit(_ value: Double?, _ name: String) throws -> Double? {
+                guard let value else { return nil }
+                guard value > 0, value.isFinite else {
+                    throw ConfigurationError(
+                        key: "budgets.\(name)", problem: "must be a positive amount in USD, got \(value)")
+                }
+                return value
+            }
+            file.budgets = BudgetLimits(
+                perTaskUSD: try limit(budgets.per_task_usd, "per_task_usd"),
+                perRepoDayUSD: try limit(budgets.per_repo_day_usd, "per_repo_day_usd"),
+                perDayUSD: try limit(budgets.per_day_usd, "per_day_usd"))
         }
         if let labels = raw.labels {
             file.labels = LabelSettings(
@@ -192,6 +216,19 @@ struct ConfigFile: Sendable, Equatable {
             throw ConfigurationError(
                 key: key,
                 problem: "must be an argv list containing {session_id}, such as [\"--resume\", \"{session_id}\"]")
+        }
+        return template
+    }
+
+    /// `budget`: an argv list naming `{remaining_usd}`, or the amount would never reach the agent.
+    private static func budgetTemplate(_ agent: Raw.Agent, role: String) throws -> [String]? {
+        guard let template = agent.budget else { return nil }
+        guard template.contains(where: { $0.contains("{remaining_usd}") }) else {
+            throw ConfigurationError(
+                key: "agents.\(role).budget",
+                problem:
+                    "must be an argv list containing {remaining_usd}, such as [\"--max-budget-usd\", \"{remaining_usd}\"]"
+            )
         }
         return template
     }

@@ -27,15 +27,14 @@ enum ConfigKeys {
         "gates": .named(.leaf), "ci_fix_rounds": .leaf, "allowed_actors": .leaf,
     ])
 
-    /// `agents.<role>`. `budget` is DESIGN's key for the agent loop (issue #15): read so the
-    /// design's example file starts, not acted on yet.
+    /// `agents.<role>`.
     static let agent: Shape = .keys([
         "command": .leaf, "timeout": .leaf, "user": .leaf, "group": .leaf, "stall_timeout": .leaf, "resume": .leaf,
         "budget": .leaf, "format": .leaf,
         "runners": .list(.keys(["command": .leaf, "format": .leaf, "resume": .leaf])),
     ])
 
-    /// The whole file. `budgets` likewise (issue #15).
+    /// The whole file.
     static let file: Shape = .keys([
         "repos": .list(repo), "agents": .named(agent), "labels": .keys(["auto": .leaf, "bug": .leaf, "stop": .leaf]),
         "budgets": .keys(["per_task_usd": .leaf, "per_repo_day_usd": .leaf, "per_day_usd": .leaf]),

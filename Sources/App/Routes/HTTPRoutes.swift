@@ -29,7 +29,7 @@ enum HTTPRoutes {
         router.add(middleware: MetricsMiddleware())
         WebhookRoutes(store: WebhookStore(pool: pool), configuration: configuration).register(on: router)
         router.addRoutes(HealthRoutes(readiness: readiness).endpoints)
-        let prometheus = PrometheusRoutes(jobs: JobStore(pool: pool))
+        let prometheus = PrometheusRoutes(jobs: JobStore(pool: pool), tasks: TaskStore(pool: pool))
         if configuration.metricsPublic {
             router.addRoutes(prometheus.endpoints(context: BasicRequestContext.self))
         }
@@ -38,7 +38,7 @@ enum HTTPRoutes {
         let admin = router.group(context: AdminRequestContext.self)
             .add(middleware: APIErrorMiddleware())
             .add(middleware: BearerTokenMiddleware(token: configuration.adminToken))
-        admin.addRoutes(TaskRoutes(pool: pool).endpoints)
+        admin.addRoutes(TaskRoutes(pool: pool, budgets: configuration.file.budgets).endpoints)
         admin.addRoutes(queueRoutes(pool: pool, configuration: configuration, fileOwnership: fileOwnership).endpoints)
         admin.addRoutes(
             LessonRoutes(lessons: LessonStore(pool: pool), enabled: configuration.lessons.enabled).endpoints)
@@ -72,6 +72,7 @@ enum HTTPRoutes {
             pool: pool, maxConcurrency: configuration.maxConcurrency, pollInterval: configuration.pollInterval,
             blocks: [
                 ResilienceBlock(settings: configuration.breaker),
+                BudgetBlock(limits: configuration.file.budgets),
                 StopBlock(label: configuration.file.labels.stop),
                 AutoLabelsBlock(labels: configuration.file.labels),
                 BugFastTrackBlock(label: configuration.file.labels.bug),

@@ -7,6 +7,8 @@ import Workers
 /// state that does not allow one is a 409 with the machine's reason.
 struct TaskRoutes: Sendable {
     let pool: ConnectionPool
+    /// For each task's spend against them.
+    var budgets = BudgetLimits()
 
     private var tasks: TaskStore { TaskStore(pool: pool) }
 
@@ -37,7 +39,7 @@ struct TaskRoutes: Sendable {
         }
         routes.get("/tasks/:work_item") { request, context -> Response in
             let workItem = context.parameters.get("work_item") ?? ""
-            guard let report = try await TaskReport.read(workItem: workItem, from: pool) else {
+            guard let report = try await TaskReport.read(workItem: workItem, from: pool, budgets: budgets) else {
                 throw APIError(.notFound, "unknown task '\(workItem.prefix(64))'")
             }
             return try context.responseEncoder.encode(report, from: request, context: context)

@@ -101,7 +101,8 @@ enum ReplicaRuntime {
                         agents: configuration.file.agents,
                         promptTemplates: configuration.promptsDirectory, breaker: configuration.breaker,
                         gitea: configuration.giteaAPI,
-                        ciPollInterval: configuration.ciPollInterval, switches: configuration.gates),
+                        ciPollInterval: configuration.ciPollInterval, switches: configuration.gates,
+                        budgets: configuration.file.budgets),
                     pool: pool,
                     launcher: AgentLauncher(
                         settings: .init(

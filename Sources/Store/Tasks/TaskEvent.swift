@@ -27,6 +27,9 @@ public enum TaskEvent: Sendable, Equatable {
     /// A person's `/agent <text>` while the task awaits approval after an agent stage: that stage
     /// runs again with `feedback` (the text).
     case agentFeedback(feedback: String)
+    /// A budget ran out before an agent run: the task waits for approval in its stage, `reason`
+    /// giving the figures; `/approve` lets it go on for one run.
+    case budgetExceeded(reason: String)
     /// Dependencies are not done.
     case blocked
     /// Dependencies are done.
@@ -70,6 +73,7 @@ public enum TaskEvent: Sendable, Equatable {
         case .ciFailed: return "ci_failed"
         case .reviewFeedback: return "review_feedback"
         case .agentFeedback: return "agent_feedback"
+        case .budgetExceeded: return "budget_exceeded"
         case .blocked: return "blocked"
         case .unblocked: return "unblocked"
         case .waitForGate: return "wait_for_gate"

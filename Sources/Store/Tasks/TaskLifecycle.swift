@@ -125,6 +125,10 @@ public enum TaskLifecycle {
             }
             next.stage = stages[index - 1]
             next.status = .active
+        case .budgetExceeded:
+            try require(.active)
+            guard state.stage.isAgentStage else { throw refuse("only an agent stage spends a budget") }
+            next.status = .awaitingApproval
         case .reviewFeedback:
             try require(.active)
             guard state.stage == .merge else { throw refuse("only a merge applies the pull request's reviews") }

@@ -8,6 +8,9 @@ public struct AgentCommand: Sendable, Equatable {
     /// `stall_timeout`: how long the agent may print nothing before it is stopped and its stage
     /// retried as a transient failure. nil: the default (``defaultStallTimeout``); `.zero`: off.
     public var stallTimeout: Duration?
+    /// `budget`: arguments appended to whichever runner runs when a budget is configured, with
+    /// `{remaining_usd}` replaced by what is left (e.g. `["--max-budget-usd", "{remaining_usd}"]`).
+    public var budget: [String]?
     /// The user (and group) the agent runs as (`agents.<role>.user`, `group`), when not the
     /// orchestrator's own; resolved from names when the configuration is read.
     public var identity: ChildIdentity?
@@ -27,9 +30,11 @@ public struct AgentCommand: Sendable, Equatable {
 
     /// A role with several runners, in order (at least one).
     public init(
-        runners: [AgentRunner], timeout: Duration?, stallTimeout: Duration? = nil, identity: ChildIdentity? = nil
+        runners: [AgentRunner], timeout: Duration?, stallTimeout: Duration? = nil, budget: [String]? = nil,
+        identity: ChildIdentity? = nil
     ) {
         precondition(!runners.isEmpty, "an agent role needs a runner")
+        self.budget = budget
         self.runners = runners
         self.timeout = timeout
         self.stallTimeout = stallTimeout
@@ -47,6 +52,14 @@ public struct AgentCommand: Sendable, Equatable {
     public func runner(forTry attempt: Int) -> (index: Int, runner: AgentRunner) {
         let index = min(max(0, attempt), runners.count - 1)
         return (index, runners[index])
+    }
+
+    /// The `budget` arguments for `remaining` dollars (two decimals, never below 0.01); none
+    /// without a template or a limit.
+    public func budgetArguments(remaining: Double?) -> [String] {
+        guard let budget, let remaining else { return [] }
+        let amount = String(format: "%.2f", max(0.01, remaining))
+        return budget.map { $0.replacingOccurrences(of: "{remaining_usd}", with: amount) }
     }
 
     /// The stall timeout in effect: the configured one, the default, or nil when turned off.

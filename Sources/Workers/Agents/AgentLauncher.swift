@@ -66,6 +66,8 @@ public struct AgentLauncher: Sendable {
         public var format: any AgentOutputFormat = AgentOutputFormats.standard
         /// Which of the role's runners this is (0: the first).
         public var runner = 0
+        /// Appended to `command`, whichever runner and session it is (the budget's arguments).
+        public var trailingArguments: [String] = []
         /// Reaches the agent on stdin only.
         public var prompt: String
         public var directory: String
@@ -167,6 +169,9 @@ public struct AgentLauncher: Sendable {
 
     /// Runs the agent to its end (exit, timeout or cancellation of the calling task) and records it.
     public func run(_ request: Request) async throws -> Outcome {
+        var request = request
+        request.command += request.trailingArguments
+        request.trailingArguments = []
         // Old logs are the reaper's (`AgentLogRotation`, every replica), not each run's to delete.
         try FileManager.default.createDirectory(atPath: settings.logDirectory, withIntermediateDirectories: true)
         let stamp = Date().formatted(

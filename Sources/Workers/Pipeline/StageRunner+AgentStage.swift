@@ -16,7 +16,11 @@ extension StageRunner {
         if let resumed = try await resumeEarlierRun(task, repo: repo, jobID: outcome.context.job.id, logger: logger) {
             pushed = resumed
         } else {
-            switch try await runAgentAndPush(task, repo: repo, feedback: feedback, outcome: outcome, logger: logger) {
+            guard case .go(let remaining) = try await checkBudget(task, repo: repo, outcome: outcome, logger: logger)
+            else { return }
+            switch try await runAgentAndPush(
+                task, repo: repo, feedback: feedback, budget: remaining, outcome: outcome, logger: logger)
+            {
             case .pushed(let work):
                 pushed = work
             case .runFailed(let reason, let runID, let lesson):
@@ -131,7 +135,8 @@ extension StageRunner {
     /// pushes the branch at once — before anything else can fail — recording the commit and then
     /// the pushed head on the run, so a retry resumes from them.
     private func runAgentAndPush(
-        _ task: TaskRecord, repo: RepositorySettings, feedback: String?, outcome: StageOutcome, logger: Logger
+        _ task: TaskRecord, repo: RepositorySettings, feedback: String?, budget: Double?, outcome: StageOutcome,
+        logger: Logger
     ) async throws -> AgentRunResult {
         let stage = task.state.stage
         let role = stage == .review ? "reviewer" : "default"
@@ -146,7 +151,7 @@ extension StageRunner {
         let remote = try await workspace.remoteBranchHead(repo, workItem: task.workItem)
         let workspaceTime = clock.now - prepared
         let timeout = agent.timeout ?? settings.defaultAgentTimeout
-        let request = AgentLauncher.Request(
+        var request = AgentLauncher.Request(
             command: agent.command, timeout: timeout,
             prompt: prompt.build(task: task, stage: stage, worktree: worktree, feedback: feedback),
             directory: worktree,
@@ -158,6 +163,7 @@ extension StageRunner {
             ],
             workItem: task.workItem, jobID: outcome.context.job.id, stage: stage.rawValue, role: role,
             replicaID: outcome.context.lease.replicaID, stallTimeout: agent.effectiveStallTimeout)
+        request.trailingArguments = agent.budgetArguments(remaining: budget)
         let run = try await runTheRolesRunners(request, agent: agent, logger: logger)
         if run.cancelled { throw CancellationError() }
         // A silent agent is stuck, not wrong: its stage is tried again later (with backoff, counted

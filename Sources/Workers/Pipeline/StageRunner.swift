@@ -38,6 +38,8 @@ public struct StageRunner: Sendable {
         public var ciPollInterval: Duration
         /// The repository gates' kill switches.
         public var switches: GateSwitches
+        /// Spending limits checked before each agent run (`budgets:`).
+        public var budgets: BudgetLimits
 
         /// Creates settings.
         public init(
@@ -45,8 +47,10 @@ public struct StageRunner: Sendable {
             defaultAgentTimeout: Duration = .seconds(45 * 60),
             maxGateFailures: Int = 3, maxReviewRounds: Int = 3, promptTemplates: String? = nil,
             breaker: BreakerSettings = .init(),
-            gitea: GiteaSettings? = nil, ciPollInterval: Duration = .seconds(30), switches: GateSwitches = .init()
+            gitea: GiteaSettings? = nil, ciPollInterval: Duration = .seconds(30), switches: GateSwitches = .init(),
+            budgets: BudgetLimits = .init()
         ) {
+            self.budgets = budgets
             self.switches = switches
             self.breaker = breaker
             self.gitea = gitea
