@@ -25,8 +25,9 @@ if [ "$unit" = 1 ]; then
 fi
 
 # git: the pipeline and launcher tests drive real repositories; haproxy and docker-compose: the
-# packaging tests check deploy/haproxy.cfg and docker-compose.yml with them (no engine needed).
-ensure_packages git haproxy docker-compose
+# packaging tests check deploy/haproxy.cfg and docker-compose.yml with them (no engine needed);
+# curl: the live-output test follows a run's Server-Sent Events with it.
+ensure_packages git haproxy docker-compose curl
 
 trap throwaway_pg_stop EXIT
 if [ -z "${ORCH_TEST_DATABASE_URL:-}" ]; then

@@ -543,6 +543,71 @@ final class PipelineTests: DatabaseTestCase {
         XCTAssertTrue((resilience?["last_reason"] as? String ?? "").contains("printed nothing for 2s"))
     }
 
+    /// Live output (issue #15 item 4): an SSE client on replica B follows a run executing on
+    /// replica A — the events are in Postgres — from its first event to its result, in order and
+    /// without a gap, receiving the first before the run ends; the paged API serves the same.
+    func testAnSSEClientOnOneReplicaFollowsARunOnAnother() async throws {
+        let remote = try makeRemote()
+        let bases = try await start(
+            remote: remote, defaultAgentOptions: ["--stream", "--sleep", "3", "--heartbeat", "0.25"],
+            reviewerOptions: [], replicas: 2)
+        try await sendIssue(to: bases[0], labels: ["auto"])
+        let run = try await firstLiveRun()
+        let runner = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
+        let follower = bases[1 - runner]
+        let url = follower.appendingPathComponent("tasks/ORCH-98/runs/\(run.id)/events/stream")
+
+        // curl as the SSE client, its output timed as it arrives.
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-sN", "--max-time", "60", "-H", "Authorization: Bearer \(token)", url.absoluteString]
+        let pipe = Pipe()
+        curl.standardOutput = pipe
+        let chunks = Mutex<[(Date, String)]>([])
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if !data.isEmpty { chunks.withLock { $0.append((Date(), String(decoding: data, as: UTF8.self))) } }
+        }
+        try curl.run()
+        let ended = await waitUntil(timeout: .seconds(60)) { !curl.isRunning }
+        XCTAssertTrue(ended, "the stream ends after the run's last event")
+        pipe.fileHandleForReading.readabilityHandler = nil
+        let rest = pipe.fileHandleForReading.readDataToEndOfFile()
+        if !rest.isEmpty { chunks.withLock { $0.append((Date(), String(decoding: rest, as: UTF8.self))) } }
+        let received = chunks.withLock { $0 }
+        let text = received.map(\.1).joined()
+
+        let ids = text.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int($0.dropFirst(4)) }
+        let kinds = text.split(separator: "\n").filter { $0.hasPrefix("event: ") }.map { String($0.dropFirst(7)) }
+        XCTAssertEqual(ids, Array(1...max(1, ids.count)), "every event, in order, no gap")
+        XCTAssertEqual(kinds.first, "system", "from the first event (init, with the session)")
+        XCTAssertEqual(kinds.suffix(2), ["result", "end"], "to the result, then the end")
+        XCTAssertGreaterThan(kinds.filter { $0 == "assistant" }.count, 5, "the heartbeats in between")
+        let stored = try await database.pool.query(
+            "SELECT count(*)::int AS n FROM agent_run_events WHERE run_id = $1", [run.id]
+        ).first?.decode("n", as: Int.self)
+        XCTAssertEqual(stored, ids.count)
+
+        // Followed live: the first event arrived before the run ended.
+        let endedAt = try await AgentRunStore(pool: database.pool).run(id: run.id)?.endedAt
+        let first = try XCTUnwrap(received.first { $0.1.contains("event: system") }?.0)
+        XCTAssertLessThan(first, try XCTUnwrap(endedAt), "the client saw the run while it ran")
+
+        // The paged API, on the runner's replica this time.
+        var request = URLRequest(
+            url: bases[runner].appendingPathComponent("tasks/ORCH-98/runs/\(run.id)/events").appending(
+                queryItems: [URLQueryItem(name: "after", value: "2"), URLQueryItem(name: "limit", value: "3")]))
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let (data, _) = try await session.data(for: request)
+        let page = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        let seqs = (page?["events"] as? [[String: Any]])?.compactMap { $0["seq"] as? Int }
+        XCTAssertEqual(seqs, [3, 4, 5])
+        XCTAssertEqual(page?["next_after"] as? Int, 5)
+        XCTAssertEqual(page?["ended"] as? Bool, true)
+        let firstData = ((page?["events"] as? [[String: Any]])?.first?["data"]) as? [String: Any]
+        XCTAssertEqual(firstData?["type"] as? String, "assistant", "a JSON line is served as its object")
+    }
+
     /// Budgets (issue #15 item 6): a task whose runs used up `per_task_usd` waits for approval in
     /// its stage, with the figures, before the next agent runs; `/approve` lets it run once (the
     /// check applies again after), and each run gets what is left through the `budget` template.

@@ -138,7 +138,11 @@ def main(argv):
             if options["heartbeat"] > 0:
                 step = min(step, options["heartbeat"])
             time.sleep(max(step, 0))
-            if options["heartbeat"] > 0:
+            if options["heartbeat"] > 0 and options["stream"]:
+                # ts: when it was printed, for measuring how late followers see it.
+                emit({"type": "assistant", "session_id": session, "ts": time.time(),
+                      "message": {"role": "assistant", "content": [{"type": "text", "text": f"still working on {stage}"}]}})
+            elif options["heartbeat"] > 0:
                 print(f"example agent: still working on {stage}", flush=True)
 
     if options["transient"]:

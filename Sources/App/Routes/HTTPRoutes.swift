@@ -39,6 +39,7 @@ enum HTTPRoutes {
             .add(middleware: APIErrorMiddleware())
             .add(middleware: BearerTokenMiddleware(token: configuration.adminToken))
         admin.addRoutes(TaskRoutes(pool: pool, budgets: configuration.file.budgets).endpoints)
+        admin.addRoutes(RunEventRoutes(pool: pool).endpoints)
         admin.addRoutes(queueRoutes(pool: pool, configuration: configuration, fileOwnership: fileOwnership).endpoints)
         admin.addRoutes(
             LessonRoutes(lessons: LessonStore(pool: pool), enabled: configuration.lessons.enabled).endpoints)

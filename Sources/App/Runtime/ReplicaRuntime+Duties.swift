@@ -16,7 +16,7 @@ extension ReplicaRuntime {
                 pool: pool, replicaID: replicaID, heartbeatInterval: configuration.heartbeatInterval,
                 heartbeatTTL: configuration.heartbeatTTL, retention: configuration.jobRetention,
                 webhookRetention: configuration.webhookRetention, repairFirst: configuration.reconcileEnabled,
-                logger: logger)
+                agentEventRetention: configuration.agentLogRetention, logger: logger)
             duties.append(
                 AgentOrphans.duty(
                     pool: pool, interval: configuration.heartbeatInterval, staleAfter: configuration.heartbeatTTL,

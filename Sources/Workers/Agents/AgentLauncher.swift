@@ -128,11 +128,13 @@ public struct AgentLauncher: Sendable {
 
     let settings: Settings
     let runs: AgentRunStore
+    let events: RunEventRecorder
     let logger: Logger
 
     public init(settings: Settings, pool: ConnectionPool, logger: Logger) {
         self.settings = settings
         self.runs = AgentRunStore(pool: pool)
+        self.events = RunEventRecorder(store: AgentRunEventStore(pool: pool), logger: logger)
         self.logger = logger
     }
 
@@ -202,20 +204,33 @@ public struct AgentLauncher: Sendable {
             if let identity { try Ownership.change(request.directory, to: identity.userID, identity.groupID) }
             let runs = self.runs
             let startLog = log
-            termination = try await ChildProcess.run(
-                arguments: request.command,
-                environment: Self.environment(
-                    variables: request.variables, runID: runID, home: home, identity: identity),
-                directory: request.directory,
-                output: try OutputCapture(
-                    logPath: logPath, maxBytes: settings.maxLogBytes, tailBytes: settings.logTailBytes),
-                input: request.prompt, timeout: request.timeout, stallTimeout: request.stallTimeout,
-                grace: settings.terminationGrace, identity: identity
-            ) { pid in
-                let spawnedAt = Date()
-                try? await runs.started(
-                    id: runID, pid: Int(pid), processStart: ProcStat.startTime(pid: Int(pid)), at: spawnedAt)
-                startLog.info("agent started", metadata: ["agent.pid": "\(pid)", "agent.log": "\(logPath)"])
+            // What it prints is stored as it comes (live output), beside the log file.
+            let inbox = RunEventRecorder.Inbox()
+            let output = try OutputCapture(
+                logPath: logPath, maxBytes: settings.maxLogBytes, tailBytes: settings.logTailBytes,
+                onLines: { inbox.add($0) })
+            termination = try await withThrowingTaskGroup(of: ChildProcess.Termination?.self) { group in
+                group.addTask {
+                    await events.record(runID: runID, from: inbox)
+                    return nil
+                }
+                defer { inbox.finish() }
+                let ended = try await ChildProcess.run(
+                    arguments: request.command,
+                    environment: Self.environment(
+                        variables: request.variables, runID: runID, home: home, identity: identity),
+                    directory: request.directory, output: output,
+                    input: request.prompt, timeout: request.timeout, stallTimeout: request.stallTimeout,
+                    grace: settings.terminationGrace, identity: identity
+                ) { pid in
+                    let spawnedAt = Date()
+                    try? await runs.started(
+                        id: runID, pid: Int(pid), processStart: ProcStat.startTime(pid: Int(pid)), at: spawnedAt)
+                    startLog.info("agent started", metadata: ["agent.pid": "\(pid)", "agent.log": "\(logPath)"])
+                }
+                inbox.finish()
+                try await group.waitForAll()
+                return ended
             }
             if identity != nil { try Ownership.change(request.directory, to: geteuid(), getegid()) }
         } catch {

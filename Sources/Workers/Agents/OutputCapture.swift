@@ -21,19 +21,27 @@ final class OutputCapture: Sendable {
         var waiters: [CheckedContinuation<Void, Never>] = []
         /// When the child last wrote anything (or the capture was made): the stall watch's clock.
         var lastOutput = ContinuousClock.now
+        /// The unfinished last line, while lines are handed on (``onLines``).
+        var partial: [UInt8] = []
     }
+
+    /// Receives the child's output line by line as it comes (without the newline), when set:
+    /// called outside the capture's lock, on the thread that drained the pipe, so it must be quick.
+    private let onLines: (@Sendable ([String]) -> Void)?
 
     private let state: Mutex<State>
 
     /// Keeps the output in memory only (a command's: `CommandRunner`).
     init(headLimit: Int = BoundedOutput.commandHeadBytes, tailLimit: Int = BoundedOutput.commandTailBytes) {
         state = Mutex(State(output: BoundedOutput(headLimit: headLimit, tailLimit: tailLimit)))
+        onLines = nil
     }
 
     /// Appends the output to the file at `logPath` (created with mode 0600), at most `maxBytes`
     /// of it plus the marker: the first `maxBytes - tailBytes` at once, the last `tailBytes`
     /// (kept in memory meanwhile) when the child's output ends.
-    init(logPath: String, maxBytes: Int, tailBytes: Int) throws {
+    init(logPath: String, maxBytes: Int, tailBytes: Int, onLines: (@Sendable ([String]) -> Void)? = nil) throws {
+        self.onLines = onLines
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard log >= 0 else {
             throw ChildProcess.Failure(description: "cannot open log \(logPath): \(String(cString: strerror(errno)))")
@@ -57,19 +65,45 @@ final class OutputCapture: Sendable {
     var silence: Duration { ContinuousClock.now - state.withLock { $0.lastOutput } }
 
     fileprivate func append(_ bytes: UnsafeRawBufferPointer) {
-        state.withLock { state in
+        let lines = state.withLock { state -> [String] in
             state.lastOutput = ContinuousClock.now
             let toHead = state.output.append(bytes)
             if let log = state.log, toHead > 0 { Self.write(log, UnsafeRawBufferPointer(rebasing: bytes[..<toHead])) }
+            return onLines == nil ? [] : Self.completeLines(adding: bytes, to: &state.partial)
         }
+        if !lines.isEmpty { onLines?(lines) }
     }
+
+    /// The lines `bytes` completes, after what `partial` held; the rest stays in `partial` (cut at
+    /// ``maxLineBytes``, so one endless line costs bounded memory).
+    private static func completeLines(adding bytes: UnsafeRawBufferPointer, to partial: inout [UInt8]) -> [String] {
+        var lines: [String] = []
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                if partial.last == UInt8(ascii: "\r") { partial.removeLast() }
+                lines.append(String(decoding: partial, as: UTF8.self))
+                partial.removeAll(keepingCapacity: true)
+            } else if partial.count < maxLineBytes {
+                partial.append(byte)
+            }
+        }
+        return lines
+    }
+
+    /// The most of one line handed on (``onLines``); the rest of a longer line is dropped.
+    static let maxLineBytes = 64 << 10
 
     /// The pipe reached end of file or was closed: the log gets its marker and tail, and waiters
     /// go on.
     fileprivate func end() {
+        var last: String?
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             guard !state.ended else { return [] }
             state.ended = true
+            if !state.partial.isEmpty {
+                last = String(decoding: state.partial, as: UTF8.self)
+                state.partial = []
+            }
             if let log = state.log {
                 state.output.trailer.withUnsafeBytes { Self.write(log, $0) }
                 close(log)
@@ -78,6 +112,7 @@ final class OutputCapture: Sendable {
             defer { state.waiters = [] }
             return state.waiters
         }
+        if let last { onLines?([last]) }
         for waiter in waiters { waiter.resume() }
     }
 

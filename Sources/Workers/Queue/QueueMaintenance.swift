@@ -10,6 +10,8 @@ public enum QueueMaintenance {
     public static let strandedTaskDuty = "stranded-tasks"
     /// The name of the duty that deletes `merge_leases` rows whose holder no longer holds the lock.
     public static let mergeLeaseSweepDuty = "merge-lease-sweep"
+    /// The name of the duty that deletes stored agent output (`agent_run_events`) past retention.
+    public static let agentEventsPruneDuty = "agent-events-prune"
 
     /// The duties, for a `LeaderElector`.
     /// `repairFirst` (the reconciler is on) lets the stranded-task pass repair before it holds.
@@ -18,7 +20,7 @@ public enum QueueMaintenance {
     public static func duties(
         pool: ConnectionPool, replicaID: String, heartbeatInterval: Duration, heartbeatTTL: Duration,
         retention: Duration, webhookRetention: Duration = WebhookStore.defaultRetention, repairFirst: Bool = false,
-        logger: Logger
+        agentEventRetention: Duration = .seconds(14 * 86400), logger: Logger
     ) -> [LeaderDuty] {
         let jobs = JobStore(pool: pool)
         let webhooks = WebhookStore(pool: pool)
@@ -78,6 +80,12 @@ public enum QueueMaintenance {
                         "removed merge lease rows of holders that are gone", metadata: ["lease.count": "\(swept)"])
                 }
                 return swept
+            },
+            recorded(agentEventsPruneDuty, interval: .seconds(600)) {
+                // Agent output is kept as long as the runs' log files (ORCH_AGENT_LOG_RETENTION).
+                let pruned = try await AgentRunEventStore(pool: pool).prune(retention: agentEventRetention)
+                if pruned > 0 { logger.info("pruned stored agent output", metadata: ["event.count": "\(pruned)"]) }
+                return pruned
             },
             recorded(webhookPruneDuty, interval: .seconds(600)) {
                 let pruned = try await webhooks.prune(retention: webhookRetention)
