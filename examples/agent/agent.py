@@ -39,6 +39,8 @@ Options (in the agent's argv, from the orchestrator's configuration):
                             said on stderr
   --transient               fail like a rate-limited API call (exit 1, is_error result)
   --exit CODE               exit with CODE after doing the work
+  (Feedback in the prompt, on a stage tried again, is written to docs/tasks/<WI>/feedback-<stage>.md
+  and the result says "feedback addressed".)
   --dump DIR                write the prompt (prompt.txt, and prompt-<stage>-<run id>.txt), argv,
                             environment and process facts (pid, process group, open descriptors)
                             to DIR, and a line to stderr (for tests)
@@ -158,6 +160,12 @@ def main(argv):
         open(marker, "w").close()
         return True
 
+    # The feedback a stage tried again gets (the prompt's "## Feedback" section) is kept beside
+    # the stage's document and named in the result: what an agent does with it, in miniature.
+    feedback = prompt.split("\n## Feedback\n", 1)[1].strip() if "\n## Feedback\n" in prompt else ""
+    if feedback:
+        write(os.path.join(task_dir, f"feedback-{stage}.md"), feedback + "\n")
+
     skip = stage in options["fail"] or (stage in options["fail_once"] and once("failed"))
     summary = f"{stage} for {work_item}: nothing written (told to fail the gate)"
     if not skip:
@@ -182,7 +190,7 @@ def main(argv):
             # The run id makes each review a change of its own (the gate wants this run's review).
             write(os.path.join(task_dir, "review.md"),
                   f"{verdict}\n\nReviewed {work_item} (run {os.environ.get('ORCH_RUN_ID', '?')}).\n")
-        summary = f"{stage} for {work_item} done"
+        summary = f"{stage} for {work_item} done" + (" (feedback addressed)" if feedback else "")
 
     if options["stream"]:
         emit({"type": "assistant", "session_id": session,

@@ -47,7 +47,8 @@ public struct StagePrompt: Sendable {
         }
         if let feedback, !feedback.isEmpty {
             prompt +=
-                "\n## Feedback: the previous attempt of this stage did not pass its gate\n\n\(feedback.prefix(10_000))\n"
+                "\n## Feedback\n\nThis stage runs again because of what follows (its gate, the pull request's CI or "
+                + "reviewers, or a person's request). Address it.\n\n\(feedback.prefix(10_000))\n"
         }
         return prompt
     }
