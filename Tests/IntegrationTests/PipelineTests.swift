@@ -608,6 +608,35 @@ final class PipelineTests: DatabaseTestCase {
         XCTAssertEqual(firstData?["type"] as? String, "assistant", "a JSON line is served as its object")
     }
 
+    /// `/agent <text>` while an agent stage runs (issue #15 item 2): the run is not interrupted;
+    /// when it ends, the stage runs again with the text in its prompt, and the task goes on.
+    func testAnAgentCommentWhileTheStageRunsRunsItAgainWithTheText() async throws {
+        let remote = try makeRemote()
+        let dump = root.appendingPathComponent("dump")
+        let base = try await start(
+            remote: remote, defaultAgentOptions: ["--sleep", "2", "--dump", dump.path], reviewerOptions: [])[0]
+        try await sendIssue(to: base, labels: ["auto"])
+        let run = try await firstLiveRun()
+        XCTAssertEqual(run.stage, "analysis")
+        let answered = try await sendPlaneComment(
+            to: base, secret: secret, text: "/agent Mention the offline case in the spec.")
+        XCTAssertEqual(answered, 202)
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        XCTAssertTrue(done)
+
+        let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(Array(events.prefix(2)), ["agent_feedback", "stage_passed"], "\(events)")
+        let prompts = try FileManager.default.contentsOfDirectory(atPath: dump.path)
+            .filter { $0.hasPrefix("prompt-analysis-") }.sorted()
+        XCTAssertEqual(prompts.count, 2, "analysis ran again: \(prompts)")
+        let again = try prompts.map { try String(contentsOf: dump.appendingPathComponent($0), encoding: .utf8) }
+        XCTAssertEqual(
+            again.filter {
+                $0.contains("A person asked on the work item (dana): Mention the offline case in the spec.")
+            }
+            .count, 1)
+    }
+
     /// Budgets (issue #15 item 6): a task whose runs used up `per_task_usd` waits for approval in
     /// its stage, with the figures, before the next agent runs; `/approve` lets it run once (the
     /// check applies again after), and each run gets what is left through the `budget` template.

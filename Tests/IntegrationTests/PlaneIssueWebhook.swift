@@ -42,3 +42,24 @@ func sendPlaneIssue(
     let (_, response) = try await testURLSession().data(for: request)
     return (response as? HTTPURLResponse)?.statusCode
 }
+
+/// The fixture's Plane comment (by dana, on ORCH-98's issue) saying `text`, written now, signed
+/// with `secret` and posted to a replica at `base`; returns the HTTP status it answered.
+func sendPlaneComment(to base: URL, secret: String, text: String) async throws -> Int? {
+    var object =
+        try JSONSerialization.jsonObject(with: Data(try WebhookTests.fixture("plane/comment_created.json")))
+        as! [String: Any]
+    var data = object["data"] as! [String: Any]
+    data["id"] = UUID().uuidString.lowercased()
+    data["comment_html"] = "<p>\(text)</p>"
+    data["created_at"] = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    object["data"] = data
+    let body = Array(try JSONSerialization.data(withJSONObject: object))
+    var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
+    request.httpMethod = "POST"
+    request.httpBody = Data(body)
+    request.setValue(
+        WebhookSignature.hmacSHA256Hex(secret: secret, body: body), forHTTPHeaderField: "X-Plane-Signature")
+    let (_, response) = try await testURLSession().data(for: request)
+    return (response as? HTTPURLResponse)?.statusCode
+}

@@ -193,11 +193,17 @@ final class WebhookProcessingTests: DatabaseTestCase {
         let event = try await tasks.history(workItem: "ORCH-98").last?.event
         XCTAssertEqual(event, "agent_feedback")
 
-        // Now the stage runs: the command waits for its next approval.
+        // Now the stage runs: the request is kept for the stage's job, which runs it again when it ends.
         let running = try await deliver("plane", "issue_comment.created", try comment("/agent more", writtenAt: Date()))
+        XCTAssertEqual(running.1, "/agent kept for ORCH-98: its analysis stage runs again with it")
+        let kept = try await tasks.pendingFeedback(workItem: "ORCH-98", sources: ["plane_agent"]).map(\.body)
+        XCTAssertEqual(kept, ["more"])
+        // Past the agent stages there is nothing for it to do.
+        try await tasks.apply(.cancel, workItem: "ORCH-98", actor: "test")
+        let cancelled = try await deliver("plane", "issue_comment.created", try comment("/agent x", writtenAt: Date()))
         XCTAssertEqual(
-            running.1,
-            "/agent refused: it applies while the task awaits approval after an agent stage; ORCH-98 is active in analysis"
+            cancelled.1,
+            "/agent refused: it applies to an agent stage that runs or awaits approval; ORCH-98 is cancelled in analysis"
         )
     }
 

@@ -78,8 +78,14 @@ final class TaskLifecycleTests: XCTestCase {
             ])
         let bugMerge = TaskState(stage: .development, status: .awaitingApproval, track: .bug, auto: false)
         XCTAssertEqual(try TaskLifecycle.apply(.agentFeedback(feedback: ""), to: bugMerge).stage, .analysis)
+        // While the stage runs, its job ends with it: the same stage again, as a new visit.
         let active = TaskState(stage: .analysis, status: .active, track: .full, auto: false)
-        XCTAssertThrowsError(try TaskLifecycle.apply(.agentFeedback(feedback: ""), to: active))
+        let again = try TaskLifecycle.decide(.agentFeedback(feedback: "x"), from: active, visit: 3)
+        XCTAssertEqual(again.state, active)
+        XCTAssertEqual(
+            again.actions, [.enqueueStage(StageVisit(stage: .analysis, visit: 4), attempt: 0, feedback: "x")])
+        let merging = TaskState(stage: .merge, status: .active, track: .full, auto: false)
+        XCTAssertThrowsError(try TaskLifecycle.apply(.agentFeedback(feedback: ""), to: merging))
     }
 
     func testFailureRetryHoldAndGates() throws {

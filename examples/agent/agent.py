@@ -176,9 +176,13 @@ def main(argv):
                 os.remove(spec)
             os.symlink(options["spec_symlink"], spec)
         elif stage == "analysis":
-            write(os.path.join(task_dir, "spec.md"), f"# Spec for {work_item}\n\n{title}\n\nAcceptance: the behaviour described works.\n")
+            # Each document names its run, so a stage run again (feedback, /agent) changes it.
+            run = os.environ.get("ORCH_RUN_ID", "?")
+            write(os.path.join(task_dir, "spec.md"),
+                  f"# Spec for {work_item}\n\n{title}\n\nAcceptance: the behaviour described works.\n\n(run {run})\n")
         elif stage == "architecture":
-            write(os.path.join(task_dir, "design.md"), f"# Design for {work_item}\n\nOne small change, tested.\n")
+            run = os.environ.get("ORCH_RUN_ID", "?")
+            write(os.path.join(task_dir, "design.md"), f"# Design for {work_item}\n\nOne small change, tested.\n\n(run {run})\n")
         elif stage == "development":
             slug = work_item.lower().replace("-", "_")
             # Each run changes the code (a later round must commit something of its own to pass).

@@ -67,7 +67,10 @@ public enum TaskLifecycle {
         // A task that becomes active in a stage (a new stage, an approval, a retry, a gate
         // opened) starts a new visit with that stage's first job, exactly once.
         var nextVisit = visit
-        if startsVisit(from: (state.stage, state.status), to: (next.stage, next.status)) {
+        // `/agent` while the stage runs starts the same stage again, as a new visit.
+        var again = false
+        if case .agentFeedback = event, state.status == .active { again = true }
+        if again || startsVisit(from: (state.stage, state.status), to: (next.stage, next.status)) {
             nextVisit = visit + 1
             // Red CI's checks, or the reviewers' words, go to the development run it starts.
             actions.append(
@@ -115,6 +118,9 @@ public enum TaskLifecycle {
             try require(.active)
             guard state.stage == .merge else { throw refuse("only a merge waits for the pull request's CI") }
             next.stage = .development
+        case .agentFeedback where state.status == .active:
+            // The running agent stage's job ends with it: the stage runs again.
+            guard state.stage.isAgentStage else { throw refuse("/agent applies to an agent stage") }
         case .agentFeedback:
             // Awaiting approval of a stage means the stage before it has just passed: that one
             // runs again.

@@ -46,15 +46,38 @@ extension TaskStore {
         return effect
     }
 
-    /// The task's feedback not yet applied, oldest first.
-    public func pendingFeedback(workItem: String) async throws -> [TaskFeedback] {
+    /// The task's feedback not yet applied from `sources`, oldest first: the pull request's
+    /// (`gitea_review`, `gitea_comment`, for the merge stage) by default.
+    public func pendingFeedback(
+        workItem: String, sources: [String] = ["gitea_review", "gitea_comment"]
+    ) async throws -> [TaskFeedback] {
         try await pool.query(
             """
             SELECT \(TaskFeedback.columns) FROM task_feedback
-            WHERE task_id = (SELECT id FROM tasks WHERE work_item = $1) AND applied_at IS NULL ORDER BY id
+            WHERE task_id = (SELECT id FROM tasks WHERE work_item = $1) AND applied_at IS NULL
+              AND source = ANY($2::text[])
+            ORDER BY id
             """,
-            [workItem]
+            [workItem, PostgresArray(sources)]
         ).rows.map(TaskFeedback.init(row:))
+    }
+
+    /// Keeps a `/agent <text>` written while `workItem`'s agent stage runs, once per delivery: the
+    /// running stage's job runs the stage again with it when it ends. False when the delivery
+    /// was already recorded.
+    public func recordAgentFeedback(
+        workItem: String, author: String?, text: String, deliveryID: Int64
+    ) async throws
+        -> Bool
+    {
+        try await pool.query(
+            """
+            INSERT INTO task_feedback (task_id, source, kind, author, body, delivery_id)
+            SELECT id, 'plane_agent', 'comment', $2, $3, $4 FROM tasks WHERE work_item = $1
+            ON CONFLICT (delivery_id) DO NOTHING
+            """,
+            [workItem, author, text, deliveryID]
+        ).affectedRows == 1
     }
 
     /// Marks feedback applied, in the transaction of the transition that applied it.

@@ -31,6 +31,10 @@ extension StageRunner {
                         _ = try await LessonStore.recordAuto(lesson, task: task, on: connection)
                     }
                 }
+                if try await ranAgainForAgentRequests(task, outcome: outcome, agentRun: runID, alongside: recordLesson)
+                {
+                    return
+                }
                 try await outcome.apply(
                     .gateFailed(reason: reason, attempt: attempt), reason: String(reason.prefix(2000)), agentRun: runID,
                     alongside: recordLesson)
@@ -40,6 +44,10 @@ extension StageRunner {
         let head = pushed.head
         let recordHead: @Sendable (Connection) async throws -> Void = { connection in
             try await TaskStore.recordPush(workItem: task.workItem, repo: repo.repo, headSHA: head, on: connection)
+        }
+        // A person's `/agent` written while this run went on: the stage runs again with it instead.
+        if try await ranAgainForAgentRequests(task, outcome: outcome, agentRun: pushed.runID, alongside: recordHead) {
+            return
         }
         let verdict = try await gate.check(
             stage, workItem: task.workItem, worktree: pushed.worktree, repo: repo, base: pushed.base)

@@ -205,16 +205,27 @@ public struct WebhookProcessor: Sendable {
             guard !words.isEmpty else {
                 return (.processed, "/agent refused: say what the agent should do: /agent <text>")
             }
+            let request = String(words.prefix(Self.maxFeedbackLength))
+            if task.state.status == .active, task.state.stage.isAgentStage {
+                // Its agent may be at work: the stage's job runs it again with this when it ends.
+                let kept = try await tasks.recordAgentFeedback(
+                    workItem: task.workItem, author: event.actorName, text: request, deliveryID: deliveryID)
+                return (
+                    .processed,
+                    kept
+                        ? "/agent kept for \(task.workItem): its \(task.state.stage.rawValue) stage runs again with it"
+                        : "already recorded by another run of this delivery's job"
+                )
+            }
             guard task.state.status == .awaitingApproval else {
                 return (
                     .processed,
-                    "/agent refused: it applies while the task awaits approval after an agent stage; "
+                    "/agent refused: it applies to an agent stage that runs or awaits approval; "
                         + "\(task.workItem) is \(task.state.status.rawValue) in \(task.state.stage.rawValue)"
                 )
             }
             taskEvent = .agentFeedback(
-                feedback: "A person asked on the work item (\(event.actorName ?? "Plane")): "
-                    + String(words.prefix(Self.maxFeedbackLength)))
+                feedback: "A person asked on the work item (\(event.actorName ?? "Plane")): " + request)
         default: taskEvent = .cancel
         }
         let actor = "plane:\(event.actorName ?? "user")"
