@@ -13,19 +13,7 @@ ensure_packages git curl
 agents="${AGENTS:-10}"
 rate="${RATE:-200}"
 duration="${DURATION:-30}"
-pids=()
-work="$(mktemp -d /tmp/orch-bench-events.XXXXXX)"
-chmod 755 "$work"
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  throwaway_pg_stop
-  rm -rf "$work"
-}
-trap cleanup EXIT
-bench_database_and_binary
-
-python="$(command -v /usr/bin/python3 || command -v python3)"
+bench_setup events
 seed_bare_remote "$work/remote.git" "# bench events" >/dev/null
 heartbeat=$(awk -v r="$rate" 'BEGIN { printf "%.6f", 1 / r }')
 cat >"$work/config.yaml" <<YAML

@@ -16,19 +16,7 @@ ensure_packages git curl
 
 tasks="${TASKS:-20}"
 repos="${REPOS:-4}"
-pids=()
-work="$(mktemp -d /tmp/orch-bench-pipeline.XXXXXX)"
-chmod 755 "$work"
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  throwaway_pg_stop
-  rm -rf "$work"
-}
-trap cleanup EXIT
-bench_database_and_binary
-
-python="$(command -v /usr/bin/python3 || command -v python3)"
+bench_setup pipeline
 {
   echo "repos:"
   for r in $(seq 0 $((repos - 1))); do

@@ -33,6 +33,11 @@ func sendPlaneIssue(
     data.merge(fields) { $1 }
     object["data"] = data
     object["action"] = action
+    return try await postPlane(object, to: base, secret: secret)
+}
+
+/// Posts a Plane webhook body, signed with `secret`, to a replica at `base`; returns the status.
+private func postPlane(_ object: [String: Any], to base: URL, secret: String) async throws -> Int? {
     let body = Array(try JSONSerialization.data(withJSONObject: object))
     var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
     request.httpMethod = "POST"
@@ -54,12 +59,5 @@ func sendPlaneComment(to base: URL, secret: String, text: String) async throws -
     data["comment_html"] = "<p>\(text)</p>"
     data["created_at"] = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     object["data"] = data
-    let body = Array(try JSONSerialization.data(withJSONObject: object))
-    var request = URLRequest(url: base.appendingPathComponent("webhook/plane"))
-    request.httpMethod = "POST"
-    request.httpBody = Data(body)
-    request.setValue(
-        WebhookSignature.hmacSHA256Hex(secret: secret, body: body), forHTTPHeaderField: "X-Plane-Signature")
-    let (_, response) = try await testURLSession().data(for: request)
-    return (response as? HTTPURLResponse)?.statusCode
+    return try await postPlane(object, to: base, secret: secret)
 }

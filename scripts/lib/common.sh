@@ -177,3 +177,21 @@ bench_database_and_binary() {
   bin="$scratch/release/orchestrator"
   "$bin" migrate >/dev/null 2>&1
 }
+
+# bench_setup NAME: a benchmark's scratch folder ($work, mode 755 so agents under other users can
+# reach it), the processes it starts ($pids, stopped at exit with the throwaway PostgreSQL and the
+# folder), the database and release binary (bench_database_and_binary: $bin) and $python.
+bench_setup() {
+  pids=()
+  work="$(mktemp -d "/tmp/orch-bench-$1.XXXXXX")"
+  chmod 755 "$work"
+  trap bench_cleanup EXIT
+  bench_database_and_binary
+  python="$(command -v /usr/bin/python3 || command -v python3)"
+}
+bench_cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  throwaway_pg_stop
+  rm -rf "$work"
+}
