@@ -26,20 +26,20 @@ struct RunEventRoutes: Sendable {
             let query = request.uri.queryParameters
             let after = try Self.number(query.get("after"), name: "after") ?? 0
             let limit = min(Self.maxPage, max(1, try Self.number(query.get("limit"), name: "limit") ?? 500))
-            guard let run = try await events.run(Int64(runID), of: workItem) else {
+            guard let ended = try await events.hasEnded(Int64(runID), of: workItem) else {
                 throw APIError(.notFound, "no run \(runID) of task '\(workItem.prefix(64))'")
             }
             let page = try await events.events(runID: Int64(runID), after: after, limit: limit)
             let items = page.map(Self.json).joined(separator: ",")
             let body =
-                #"{"run":\#(runID),"ended":\#(run.ended),"events":[\#(items)],"next_after":\#(page.last?.seq ?? after)}"#
+                #"{"run":\#(runID),"ended":\#(ended),"events":[\#(items)],"next_after":\#(page.last?.seq ?? after)}"#
             return Response(
                 status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
         }
         routes.get("/tasks/:work_item/runs/:run/events/stream") { request, context -> Response in
             let (workItem, runID) = try Self.run(context)
-            guard try await events.run(Int64(runID), of: workItem) != nil else {
+            guard try await events.hasEnded(Int64(runID), of: workItem) != nil else {
                 throw APIError(.notFound, "no run \(runID) of task '\(workItem.prefix(64))'")
             }
             // A reconnecting EventSource sends the last id it saw.
@@ -71,7 +71,7 @@ struct RunEventRoutes: Sendable {
         try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
         while true {
             // Whether it had ended is read before the events, so none stored before the end is missed.
-            let ended = try await events.run(runID, of: workItem)?.ended ?? true
+            let ended = try await events.hasEnded(runID, of: workItem) ?? true
             let page = try await events.events(runID: runID, after: last, limit: maxPage)
             if !page.isEmpty {
                 var text = ""

@@ -56,19 +56,16 @@ public struct AgentRunEventStore: Sendable {
         }
     }
 
-    /// Whether the run belongs to `workItem` and, if so, whether it has ended; nil: no such run.
-    public func run(_ runID: Int64, of workItem: String) async throws -> (ended: Bool, events: Int)? {
+    /// Whether run `runID` of `workItem` has ended; nil when the task has no such run. (A
+    /// follower asks this every poll: one primary-key read.)
+    public func hasEnded(_ runID: Int64, of workItem: String) async throws -> Bool? {
         guard
             let row = try await pool.query(
-                """
-                SELECT ended_at IS NOT NULL AS ended,
-                       (SELECT count(*) FROM agent_run_events WHERE run_id = r.id)::int AS events
-                FROM agent_runs r WHERE id = $1 AND work_item = $2
-                """,
+                "SELECT ended_at IS NOT NULL AS ended FROM agent_runs WHERE id = $1 AND work_item = $2",
                 [runID, workItem]
             ).first
         else { return nil }
-        return (try row.decode("ended"), try row.decode("events"))
+        return try row.decode("ended")
     }
 
     /// Deletes the events of runs that ended longer than `retention` ago; returns how many.

@@ -63,6 +63,13 @@ struct RunEventRecorder: Sendable {
                     pending.append(Self.event(line))
                 }
             }
+            // A stopped run (STOP, shutdown): what it printed so far is stored once, outside the
+            // cancelled task; the rest is in its log file.
+            if Task.isCancelled {
+                let (store, batch, first) = (self.store, pending, next)
+                try? await Task { try await store.append(runID: runID, first: first, batch) }.value
+                return
+            }
             if !pending.isEmpty {
                 do {
                     try await store.append(runID: runID, first: next, pending)
