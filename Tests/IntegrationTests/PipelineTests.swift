@@ -334,6 +334,96 @@ final class PipelineTests: DatabaseTestCase {
         XCTAssertEqual(stages, ["analysis", "architecture", "development", "review"])
     }
 
+    /// SIGKILL mid-run (issue #15, items 2 and 4): the replica running a streaming analysis agent is
+    /// killed while a `/agent` request waits for that run. A follower of the run on the survivor
+    /// gets `end` once the leader closes the dead run (it never hangs), and the stage's job, handed
+    /// to the survivor, applies the kept request exactly once.
+    func testAKilledReplicasRunEndsItsFollowersAndItsKeptAgentRequestIsAppliedOnce() async throws {
+        let remote = try makeRemote()
+        let dump = root.appendingPathComponent("dump")
+        let bases = try await start(
+            remote: remote,
+            defaultAgentOptions: ["--stream", "--sleep", "4", "--heartbeat", "0.2", "--dump", dump.path],
+            reviewerOptions: [], replicas: 2)
+        try await sendIssue(to: bases[0], labels: ["auto"])
+        let run = try await firstLiveRun()
+        let victim = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
+        let survivor = bases[1 - victim]
+        let kept = try await sendPlaneComment(to: survivor, secret: secret, text: "/agent Mention the offline case.")
+        XCTAssertEqual(kept, 202)
+        let recorded = try await waitUntil(timeout: .seconds(20)) {
+            try await TaskStore(pool: self.database.pool).pendingFeedback(
+                workItem: "ORCH-98", sources: ["plane_agent"]
+            ).count == 1
+        }
+        XCTAssertTrue(recorded)
+        let eventsSeen = try await waitUntil(timeout: .seconds(20)) {
+            try await AgentRunEventStore(pool: self.database.pool).events(runID: run.id, after: 0, limit: 5).count >= 3
+        }
+        XCTAssertTrue(eventsSeen, "the run's output is stored while it runs")
+        servers[victim].signal(SIGKILL)
+
+        // The survivor's follower of the dead run: what was stored, then `end`.
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = [
+            "-sN", "--max-time", "60", "-H", "Authorization: Bearer \(token)",
+            survivor.appendingPathComponent("tasks/ORCH-98/runs/\(run.id)/events/stream").absoluteString,
+        ]
+        let pipe = Pipe()
+        curl.standardOutput = pipe
+        try curl.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        curl.waitUntilExit()
+        XCTAssertTrue(output.contains("event: end"), "the follower is released once the dead run is closed")
+        XCTAssertTrue(output.contains("event: system"), output)
+        let closed = try await AgentRunStore(pool: database.pool).run(id: run.id)
+        XCTAssertEqual(closed?.exitCode, -1)
+
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        XCTAssertTrue(done, "the task completed on the survivor")
+        let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(events.filter { $0 == "agent_feedback" }.count, 1, "applied once: \(events)")
+        let prompts = try FileManager.default.contentsOfDirectory(atPath: dump.path)
+            .filter { $0.hasPrefix("prompt-analysis-") }
+            .map { try String(contentsOf: dump.appendingPathComponent($0), encoding: .utf8) }
+        XCTAssertEqual(prompts.filter { $0.contains("Mention the offline case.") }.count, 1, "one run got it")
+    }
+
+    /// SIGSTOP past the TTL (issue #15 item 2): the paused replica's run ends after its job was
+    /// handed on; its stale job must not apply the kept `/agent` request — the job that holds the
+    /// stage now does, once.
+    func testAPausedReplicasStaleJobDoesNotApplyAKeptAgentRequest() async throws {
+        let remote = try makeRemote()
+        let bases = try await start(
+            remote: remote, defaultAgentOptions: ["--sleep", "4"], reviewerOptions: [], replicas: 2)
+        try await sendIssue(to: bases[0], labels: ["auto"])
+        let run = try await firstLiveRun()
+        let victim = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
+        let kept = try await sendPlaneComment(to: bases[1 - victim], secret: secret, text: "/agent Be brief.")
+        XCTAssertEqual(kept, 202)
+        let recorded = try await waitUntil(timeout: .seconds(20)) {
+            try await TaskStore(pool: self.database.pool).pendingFeedback(
+                workItem: "ORCH-98", sources: ["plane_agent"]
+            ).count == 1
+        }
+        XCTAssertTrue(recorded)
+        servers[victim].signal(SIGSTOP)
+        let runs = AgentRunStore(pool: database.pool)
+        let takenOver = try await waitUntil(timeout: .seconds(30)) {
+            try await runs.runs(workItem: "ORCH-98").contains { $0.id != run.id && $0.stage == "analysis" }
+        }
+        XCTAssertTrue(takenOver, "the other replica runs the paused replica's stage")
+        servers[victim].signal(SIGCONT)
+
+        let done = try await waitUntil(timeout: .seconds(120)) { try await self.task()?.state.status == .done }
+        XCTAssertTrue(done)
+        let events = try await TaskStore(pool: database.pool).history(workItem: "ORCH-98").map(\.event)
+        XCTAssertEqual(events.filter { $0 == "agent_feedback" }.count, 1, "applied once: \(events)")
+        let stale = try await runs.run(id: run.id)
+        XCTAssertNotEqual(stale?.outcome, "applied", "the paused run's outcome is not applied")
+    }
+
     func testAReplicaPausedPastTheTTLAppliesNothingStaleAndComesBackUnderANewID() async throws {
         let remote = try makeRemote()
         let bases = try await start(
