@@ -98,10 +98,7 @@ struct RunEventRoutes: Sendable {
 
     /// One event as JSON; `data` is the stored JSON as it is.
     static func json(_ event: AgentRunEventStore.Event) -> String {
-        let kind =
-            (try? JSONSerialization.data(withJSONObject: [event.kind])).map {
-                String(decoding: $0.dropFirst().dropLast(), as: UTF8.self)
-            } ?? "\"line\""
+        let kind = JSONText.quoted(event.kind)
         let at = event.at.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
         return #"{"seq":\#(event.seq),"at":"\#(at)","kind":\#(kind),"data":\#(event.data)}"#
     }

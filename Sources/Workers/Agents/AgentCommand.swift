@@ -44,9 +44,6 @@ public struct AgentCommand: Sendable, Equatable {
     /// The first runner's command.
     public var command: [String] { runners[0].command }
 
-    /// The first runner's resumed command (see ``AgentRunner/resuming(_:)``).
-    public func resuming(_ session: String) -> [String]? { runners[0].resuming(session) }
-
     /// The runner for a stage's `try` (0-based): the first for the first try, then the next, the
     /// last one for every try past the list.
     public func runner(forTry attempt: Int) -> (index: Int, runner: AgentRunner) {

@@ -95,9 +95,6 @@ struct RunEventRecorder: Sendable {
         {
             return .init(kind: (object["type"] as? String).map { String($0.prefix(64)) } ?? "json", json: trimmed)
         }
-        let text =
-            (try? JSONSerialization.data(withJSONObject: [line], options: [.withoutEscapingSlashes]))
-            .map { String(decoding: $0.dropFirst().dropLast(), as: UTF8.self) } ?? "\"\""
-        return .init(kind: "line", json: text)
+        return .init(kind: "line", json: JSONText.quoted(line))
     }
 }

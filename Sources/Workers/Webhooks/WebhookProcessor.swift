@@ -246,11 +246,14 @@ public struct WebhookProcessor: Sendable {
         }
     }
 
-    /// Why `actor` may not act on `repo`'s tasks (its `allowed_actors` does not name them), or nil
-    /// when they may. An event that names no actor is refused where a list is set.
-    static func refusal(of actor: PlaneActor?, by repo: RepositorySettings) -> String? {
+    /// Why `actor` (a Plane user or a Gitea user) may not act on `repo`'s tasks (its
+    /// `allowed_actors` does not name them), or nil when they may. An event that names no one
+    /// (`role`: actor, author) is refused where a list is set.
+    static func refusal(
+        of actor: (any WebhookActor)?, by repo: RepositorySettings, naming role: String = "actor"
+    ) -> String? {
         guard let allowed = repo.allowedActors else { return nil }
-        guard let actor else { return "the event names no actor and \(repo.repo) has allowed_actors" }
+        guard let actor else { return "the event names no \(role) and \(repo.repo) has allowed_actors" }
         return actor.isNamed(in: allowed) ? nil : "\(actor.label) is not in allowed_actors of \(repo.repo)"
     }
 
@@ -300,11 +303,10 @@ public struct WebhookProcessor: Sendable {
         guard kind == .approved || !text.isEmpty else {
             return (.processed, "empty \(kind.rawValue): nothing to apply")
         }
-        if let allowed = repos.first(where: { $0.repo == repo })?.allowedActors {
-            guard let author else { return (.ignored, "the event names no author and \(repo) has allowed_actors") }
-            guard author.isNamed(in: allowed) else {
-                return (.ignored, "\(author.label) is not in allowed_actors of \(repo)")
-            }
+        if let settings = repos.first(where: { $0.repo == repo }),
+            let refusal = Self.refusal(of: author, by: settings, naming: "author")
+        {
+            return (.ignored, refusal)
         }
         switch try await tasks.recordFeedback(
             repo: repo, number: number, kind: kind, source: source, author: author?.label,
