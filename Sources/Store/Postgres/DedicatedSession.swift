@@ -47,6 +47,25 @@ public final class DedicatedSession: Sendable {
         }
     }
 
+    /// Runs several statements in one round trip and returns one result per statement. After an
+    /// error a session left inside a transaction is closed, so the server rolls the transaction
+    /// back and releases its locks; the next call opens a new session.
+    func pipeline(_ statements: [(sql: String, parameters: [any PostgresEncodable])]) async throws -> [QueryResult] {
+        let texts = statements.map { (sql: $0.sql, parameters: $0.parameters.map(\.postgresText)) }
+        let raw = try await session()
+        do {
+            return try await withDeadline(raw) { try raw.execPipeline(texts) }
+        } catch {
+            if !raw.isIdleAndHealthy { drop(raw) }
+            throw error
+        }
+    }
+
+    /// Ends whatever this session holds: a transaction left open is rolled back by closing it.
+    func discard() {
+        if let raw = connection.withLock({ $0 }) { drop(raw) }
+    }
+
     /// Answers whether the server is reachable through this session (it reconnects if needed).
     public func ping() async throws {
         try await query("SELECT 1")

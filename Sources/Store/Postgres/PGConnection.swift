@@ -136,6 +136,71 @@ final class PGConnection: @unchecked Sendable {
         return try consume(result)
     }
 
+    /// Runs several parameterised statements in one round trip (libpq's pipeline mode, one sync at
+    /// the end) and returns one result per statement. Each is prepared once per session, as in
+    /// `exec`. On the first failing statement the server skips the rest up to the sync; that
+    /// statement's error is thrown once every result has been read, so the session stays usable.
+    func execPipeline(_ statements: [(sql: String, parameters: [String?])]) throws -> [QueryResult] {
+        guard let handle else { throw PostgresError(kind: .connectionLost, message: "connection is closed") }
+        guard PQenterPipelineMode(handle) == 1 else { throw connectionError() }
+        defer { _ = PQexitPipelineMode(handle) }
+        // What each result read back belongs to: a statement's prepare, or the statement itself.
+        var expected: [(index: Int, isPrepare: Bool)] = []
+        for (index, statement) in statements.enumerated() {
+            var name = preparedStatements[statement.sql]
+            if name == nil, preparedStatements.count < Self.preparedStatementLimit {
+                let newName = "orch_\(preparedStatements.count)"
+                guard PQsendPrepare(handle, newName, statement.sql, Int32(statement.parameters.count), nil) == 1 else {
+                    throw connectionError()
+                }
+                expected.append((index, true))
+                preparedStatements[statement.sql] = newName
+                name = newName
+            }
+            let cValues = statement.parameters.map { $0.map { strdup($0) } ?? nil }
+            defer { cValues.forEach { free($0) } }
+            let pointers: [UnsafePointer<CChar>?] = cValues.map { $0.map { UnsafePointer($0) } }
+            let sent = pointers.withUnsafeBufferPointer { buffer in
+                if let name {
+                    return PQsendQueryPrepared(
+                        handle, name, Int32(pointers.count), buffer.baseAddress, nil, nil, 0)
+                }
+                return PQsendQueryParams(
+                    handle, statement.sql, Int32(pointers.count), nil, buffer.baseAddress, nil, nil, 0)
+            }
+            guard sent == 1 else { throw connectionError() }
+            expected.append((index, false))
+        }
+        guard PQpipelineSync(handle) == 1 else { throw connectionError() }
+        var results: [QueryResult] = []
+        var firstError: (any Error)?
+        for owner in expected {
+            // Each command's results end with a NULL from PQgetResult.
+            guard let result = PQgetResult(handle) else { throw connectionError() }
+            while let extra = PQgetResult(handle) { PQclear(extra) }
+            if PQresultStatus(result) == PGRES_PIPELINE_ABORTED {
+                PQclear(result)
+                // A prepare the server skipped never happened: prepare it again next time.
+                if owner.isPrepare { preparedStatements[statements[owner.index].sql] = nil }
+                continue
+            }
+            do {
+                let value = try consume(result)
+                if !owner.isPrepare { results.append(value) }
+            } catch {
+                if owner.isPrepare { preparedStatements[statements[owner.index].sql] = nil }
+                firstError = firstError ?? error
+            }
+        }
+        // The sync's own result closes the pipeline.
+        guard let sync = PQgetResult(handle) else { throw connectionError() }
+        let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+        PQclear(sync)
+        guard synced else { throw connectionError() }
+        if let firstError { throw firstError }
+        return results
+    }
+
     /// Runs a script of one or more statements with the simple query protocol (no parameters).
     /// Only for trusted text: migration files and fixed statements, never input.
     func execSimple(_ sql: String) throws -> QueryResult {
