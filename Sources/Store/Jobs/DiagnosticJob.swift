@@ -40,4 +40,13 @@ public enum DiagnosticJob {
         public static let kind = "diag.record"
         public static let maxAttempts = 5
     }
+
+    /// `diag.inline`: like `diag.record`, but an inline kind (run inside the claim's transaction,
+    /// docs/architecture.md "Inline jobs"); with a `message` it throws it after recording, so the
+    /// failure path is exercised too.
+    public enum Inline: JobContract {
+        public typealias Payload = DiagnosticJob.Payload
+        public static let kind = "diag.inline"
+        public static let maxAttempts = 5
+    }
 }

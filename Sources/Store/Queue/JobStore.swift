@@ -153,10 +153,17 @@ public struct JobStore: Sendable {
     /// every call, which was a fifth of the server's work per batch. Only the claim statement,
     /// whose generic plan is known to be right, runs there. One connection per worker, outside
     /// the pool (docs/operations.md, sizing).
-    public func makeClaimSession(name: String, logger: Logger) -> DedicatedSession {
+    ///
+    /// A session that holds inline jobs (`finishAndClaim(held:…)`) is ended by the server when it
+    /// sits in a transaction longer than `holdLimit` (`idle_in_transaction_session_timeout`): a
+    /// paused replica cannot keep inline jobs locked past its lease.
+    public func makeClaimSession(name: String, holdLimit: Duration = .seconds(30), logger: Logger) -> DedicatedSession {
         DedicatedSession(
             configuration: pool.configuration, name: name, timeout: .seconds(30),
-            settings: ["SET plan_cache_mode = force_generic_plan"], logger: logger)
+            settings: [
+                "SET plan_cache_mode = force_generic_plan",
+                "SET idle_in_transaction_session_timeout = \(max(1, Int(holdLimit.seconds * 1000)))",
+            ], logger: logger)
     }
 
     /// Completes `finished` (jobs `replicaID` ran to success; fenced by attempt) and claims up to
@@ -188,19 +195,25 @@ public struct JobStore: Sendable {
     @discardableResult
     public func complete(_ leases: [JobLease]) async throws -> Set<Int64> {
         guard !leases.isEmpty else { return [] }
-        let result = try await pool.query(
-            """
-            UPDATE jobs j
-            SET status = 'completed', finished_at = now(), lease_expires_at = NULL
-            FROM unnest($1::bigint[], $2::text[], $3::int[]) AS f(id, replica, attempt)
-            WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = f.replica AND j.attempt = f.attempt
-            RETURNING j.id
-            """,
-            [
-                PostgresArray(leases.map(\.jobID)), PostgresArray(leases.map(\.replicaID)),
-                PostgresArray(leases.map(\.attempt)),
-            ])
+        let result = try await pool.query(Self.completeSQL, Self.completeParameters(leases))
         return Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
+    }
+
+    // `status COLLATE "C"`: found by primary key, never by walking jobs_running_idx (see
+    // completeAndClaimSQL).
+    static let completeSQL = """
+        UPDATE jobs j
+        SET status = 'completed', finished_at = clock_timestamp(), lease_expires_at = NULL
+        FROM unnest($1::bigint[], $2::text[], $3::int[]) AS f(id, replica, attempt)
+        WHERE j.id = f.id AND j.status COLLATE "C" = 'running' AND j.locked_by = f.replica AND j.attempt = f.attempt
+        RETURNING j.id
+        """
+
+    static func completeParameters(_ leases: [JobLease]) -> [any PostgresEncodable] {
+        [
+            PostgresArray(leases.map(\.jobID)), PostgresArray(leases.map(\.replicaID)),
+            PostgresArray(leases.map(\.attempt)),
+        ]
     }
 
     /// Completes a job inside the caller's transaction, as the first write of its outcome: throws

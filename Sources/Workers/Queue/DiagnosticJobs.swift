@@ -23,9 +23,17 @@ public enum DiagnosticJobs {
             try await diagnostics.recordExecution(
                 jobID: context.job.id, attempt: context.job.attempt, replicaID: replicaID, startedAt: started)
         }
+        registry.register(DiagnosticJob.Inline.kind, inline: true) { context in
+            let started = Date()
+            let payload = try DiagnosticJob.Inline.payload(of: context.job)
+            if let ms = payload.ms, ms > 0 { try await Task.sleep(for: .milliseconds(ms)) }
+            try await diagnostics.recordExecution(
+                jobID: context.job.id, attempt: context.job.attempt, replicaID: replicaID, startedAt: started)
+            if let message = payload.message { throw DiagnosticFailure(message: message) }
+        }
     }
 
-    /// The error a `diag.fail` job throws.
+    /// The error a `diag.fail` (or failing `diag.inline`) job throws.
     struct DiagnosticFailure: Error, CustomStringConvertible {
         let message: String
         var description: String { message }

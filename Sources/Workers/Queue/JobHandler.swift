@@ -62,15 +62,24 @@ public struct JobHandler: Sendable {
     /// marks it `failed`: the job, its error, and whether retrying could have helped (its
     /// attempts ran out) rather than not (a permanent error).
     let failedForGood: (@Sendable (Job, String, Bool, Connection) async throws -> Void)?
+    /// Run inside the claim's transaction (docs/architecture.md, "Inline jobs"): the job row is
+    /// written once, with its outcome, in the commit that also claims the next batch. For short
+    /// handlers that never write their own job row (they would wait on the claim's row lock);
+    /// an inline attempt is cut at half the lease.
+    public let isInline: Bool
 
-    /// Creates a handler; `failedForGood` (if any) runs in the transaction that fails a job for good.
+    /// Creates a handler; `failedForGood` (if any) runs in the transaction that fails a job for
+    /// good. An inline handler (`inline: true`) cannot have one: its failure is written in the
+    /// claim's transaction.
     public init(
-        kind: String, timeout: Duration = .seconds(300),
+        kind: String, timeout: Duration = .seconds(300), inline: Bool = false,
         failedForGood: (@Sendable (Job, String, Bool, Connection) async throws -> Void)? = nil,
         _ body: @escaping @Sendable (JobContext) async throws -> Void
     ) {
+        precondition(!inline || failedForGood == nil, "an inline job kind cannot have a failedForGood hook")
         self.kind = kind
         self.timeout = timeout
+        self.isInline = inline
         self.failedForGood = failedForGood
         self.body = body
     }
@@ -105,9 +114,10 @@ public struct JobRegistry: Sendable {
 
     /// Adds a handler built from a closure.
     public mutating func register(
-        _ kind: String, timeout: Duration = .seconds(300), _ body: @escaping @Sendable (JobContext) async throws -> Void
+        _ kind: String, timeout: Duration = .seconds(300), inline: Bool = false,
+        _ body: @escaping @Sendable (JobContext) async throws -> Void
     ) {
-        register(JobHandler(kind: kind, timeout: timeout, body))
+        register(JobHandler(kind: kind, timeout: timeout, inline: inline, body))
     }
 
     /// The handler for a kind.
@@ -115,6 +125,9 @@ public struct JobRegistry: Sendable {
 
     /// Registered kinds, sorted.
     public var kinds: [String] { handlers.keys.sorted() }
+
+    /// Kinds run inline, sorted.
+    public var inlineKinds: [String] { handlers.values.filter(\.isInline).map(\.kind).sorted() }
 }
 
 /// Thrown by a handler that cannot run now but should later (a circuit breaker is open, CI is

@@ -53,7 +53,7 @@ public final class QueueWorker: Service, Sendable {
         }
     }
 
-    private enum Outcome: Sendable {
+    enum Outcome: Sendable {
         case succeeded
         /// The handler's outcome transaction found the fence broken: nothing was applied.
         case superseded(String)
@@ -63,13 +63,13 @@ public final class QueueWorker: Service, Sendable {
         case stopped(StopReason)
     }
 
-    private let configuration: Configuration
+    let configuration: Configuration
     private let store: JobStore
-    private let registry: JobRegistry
+    let registry: JobRegistry
     private let listener: Listener?
-    private let logger: Logger
+    let logger: Logger
     private let finished = FinishedJobs()
-    private let metrics = JobMetrics()
+    let metrics = JobMetrics()
     /// How often job deadlines are checked; a timeout fires at most this late.
     static let timeoutResolution: Duration = .milliseconds(100)
     private let running: RunningJobs
@@ -131,7 +131,7 @@ public final class QueueWorker: Service, Sendable {
     }
 
     public func run() async throws {
-        let session = store.makeClaimSession(name: "claims", logger: logger)
+        let session = store.makeClaimSession(name: "claims", holdLimit: configuration.leaseDuration, logger: logger)
         await run(claimingOn: session)
         await session.close()
     }
@@ -195,6 +195,13 @@ public final class QueueWorker: Service, Sendable {
         var failures = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
         let batchSize = min(configuration.batchSize, JobStore.maximumClaimBatch)
         let batch = min(batchSize, configuration.maxConcurrency)
+        let inlineKinds = registry.inlineKinds
+        // Inline jobs run inside the claim's transaction (docs/architecture.md, "Inline jobs").
+        // `held` is the outcomes of the batch the session's open transaction holds, written by
+        // the next round trip; `inlineClaims` says whether to claim that way: after a batch that
+        // was all inline, until a batch comes back mixed.
+        var held: [JobStore.InlineResult]?
+        var inlineClaims = !inlineKinds.isEmpty
         for await _ in wakes {
             var queueExhausted = false
             while !Task.isCancelled {
@@ -215,29 +222,56 @@ public final class QueueWorker: Service, Sendable {
                 }
                 let limit =
                     queueExhausted || paused.load(ordering: .relaxed) ? 0 : min(max(free, 0), batchSize)
-                if done.isEmpty && limit == 0 { break }
+                if done.isEmpty && limit == 0 && held == nil { break }
                 let jobs: [Job]
+                // Completions go by the id they were claimed under; a replica that registered
+                // again completes nothing of its former life (those jobs were rescued).
+                let replicaID = identity.id
+                let stale = done.filter { $0.lease.replicaID != replicaID }
+                let current = done.filter { $0.lease.replicaID == replicaID }
+                if !stale.isEmpty { settle(stale, completed: []) }
                 do {
-                    // Completions go by the id they were claimed under; a replica that registered
-                    // again completes nothing of its former life (those jobs were rescued).
-                    let replicaID = identity.id
-                    let stale = done.filter { $0.lease.replicaID != replicaID }
-                    let current = done.filter { $0.lease.replicaID == replicaID }
-                    if !stale.isEmpty { settle(stale, completed: []) }
-                    let result = try await store.completeAndClaim(
-                        finished: current.map(\.lease), replicaID: replicaID, queue: configuration.queues[0],
-                        limit: limit, lease: configuration.leaseDuration, on: session)
-                    var claimed = result.claimed
-                    if claimed.count < limit, configuration.queues.count > 1 {
-                        claimed += try await store.claim(
-                            queues: Array(configuration.queues.dropFirst()), replicaID: replicaID,
-                            limit: limit - claimed.count, lease: configuration.leaseDuration)
+                    if held != nil || (inlineClaims && limit > 0) {
+                        let outcomes = held ?? []
+                        let holding = held != nil
+                        held = nil
+                        let result: JobStore.InlineClaim
+                        do {
+                            result = try await store.finishAndClaim(
+                                held: outcomes, holding: holding, finished: current.map(\.lease),
+                                replicaID: replicaID, queue: configuration.queues[0], limit: limit,
+                                lease: configuration.leaseDuration, inlineKinds: inlineKinds, on: session)
+                        } catch {
+                            if !outcomes.isEmpty { lostInline(outcomes, error: error) }
+                            throw error
+                        }
+                        settle(current, completed: result.completed)
+                        countInline(outcomes, written: result.written)
+                        failures.reset()
+                        if result.isHeld {
+                            claimedTotal.add(result.claimed.count, ordering: .relaxed)
+                            held = await runInline(result.claimed)
+                            if result.claimed.count < limit { queueExhausted = true }
+                            continue
+                        }
+                        if !result.claimed.isEmpty { inlineClaims = false }
+                        var claimed = result.claimed
+                        if claimed.count < limit, configuration.queues.count > 1 {
+                            claimed += try await store.claim(
+                                queues: Array(configuration.queues.dropFirst()), replicaID: replicaID,
+                                limit: limit - claimed.count, lease: configuration.leaseDuration)
+                        }
+                        jobs = claimed
+                    } else {
+                        jobs = try await claimLeased(current, replicaID: replicaID, limit: limit, session: session)
+                        if !inlineKinds.isEmpty, !jobs.isEmpty, jobs.allSatisfy({ inlineKinds.contains($0.kind) }) {
+                            inlineClaims = true
+                        }
                     }
-                    settle(current, completed: result.completed)
-                    jobs = claimed
                     failures.reset()
                 } catch {
-                    finished.putBack(done)
+                    // Settled ones are answered already; the rest are written by the next try.
+                    finished.putBack(current)
                     let delay = failures.next()
                     logger.warning(
                         "claim failed; backing off", metadata: ["db.error": "\(error)", "retry.delay": "\(delay)"])
@@ -259,6 +293,23 @@ public final class QueueWorker: Service, Sendable {
                 if jobs.count < limit { queueExhausted = true }
             }
         }
+    }
+
+    /// The classic claim: completes `current` and leases up to `limit` jobs, committed at once.
+    private func claimLeased(
+        _ current: [FinishedJobs.Entry], replicaID: String, limit: Int, session: DedicatedSession
+    ) async throws -> [Job] {
+        let result = try await store.completeAndClaim(
+            finished: current.map(\.lease), replicaID: replicaID, queue: configuration.queues[0],
+            limit: limit, lease: configuration.leaseDuration, on: session)
+        var claimed = result.claimed
+        if claimed.count < limit, configuration.queues.count > 1 {
+            claimed += try await store.claim(
+                queues: Array(configuration.queues.dropFirst()), replicaID: replicaID,
+                limit: limit - claimed.count, lease: configuration.leaseDuration)
+        }
+        settle(current, completed: result.completed)
+        return claimed
     }
 
     /// Frees the slots of written completions and tells their jobs the outcome.
