@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every benchmark in one run, on one throwaway PostgreSQL, printed as `name: value unit` lines:
 #   1. ../shared/bench/pg-limits.sh — the raw limits of this machine's PostgreSQL;
-#   2. the queue: drain (20,000 jobs, 5 workers × batch 10) and enqueue→claim latency at a steady
-#      500 jobs/s (`orchestrator bench queue`), with the drain's ratios to the raw limits;
+#   2. the queue: drain (20,000 jobs, 5 workers × batch 10; inline and leased jobs, median of 3)
+#      and enqueue→claim latency at a steady 500 jobs/s (`orchestrator bench queue`), with the
+#      drains' ratios to the raw limits;
 #   3. webhook ingest through the load balancer (scripts/fleet.sh: HAProxy, deploy/haproxy.cfg)
 #      with 1 and then 3 replicas, with the ratio to raw.insert_1row;
 #   4. per-stage overhead and the serial gate's hand-over (scripts/bench-pipeline.sh);
@@ -58,13 +59,22 @@ psql -X -q -c "DROP TABLE bench_claim1" >/dev/null
 raw_1tx_rows=$((done_rows / 5))
 figure raw.claim_done_1tx_counted "$raw_1tx_rows" jobs/s
 
-# 2. The queue.
-"$bin" bench queue --jobs 20000 --workers 5 --batch 10 >"$logs/queue-drain.txt"
-drain="$(awk '/^drained/ {print $4}' "$logs/queue-drain.txt")"
+# 2. The queue: inline no-op jobs (one write each: the queue's ceiling) and leased ones (claimed,
+# then completed: the pipeline's path), alternated three times; the median of each. A 20,000-job
+# drain lasts under a second here, so one run alone says little.
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+for run in 1 2 3; do
+  "$bin" bench queue --jobs 20000 --workers 5 --batch 10 >"$logs/queue-drain-$run.txt"
+  "$bin" bench queue --jobs 20000 --workers 5 --batch 10 --leased >"$logs/queue-drain-leased-$run.txt"
+done
+drain="$(cat "$logs"/queue-drain-[0-9].txt | awk '/^drained/ {print $4}' | median)"
+drain_leased="$(cat "$logs"/queue-drain-leased-[0-9].txt | awk '/^drained/ {print $4}' | median)"
 figure queue.drain "$drain" jobs/s
 figure queue.drain_over_raw.claim_then_done_2tx "$(ratio "$drain" "$raw_2tx")" x
 figure queue.drain_over_raw.claim_done_1tx "$(ratio "$drain" "${raw_1tx:-0}")" x
 figure queue.drain_over_raw.claim_done_1tx_counted "$(ratio "$drain" "$raw_1tx_rows")" x
+figure queue.drain_leased "$drain_leased" jobs/s
+figure queue.drain_leased_over_raw.claim_done_1tx "$(ratio "$drain_leased" "${raw_1tx:-0}")" x
 "$bin" bench queue --duration 20 --workers 5 --batch 10 --rate 500 >"$logs/queue-steady.txt"
 latency="$(grep 'enqueue→claim latency' "$logs/queue-steady.txt")"
 figure queue.enqueue_to_claim_p50 "$(sed -E 's/.*p50 ([0-9.]+).*/\1/' <<<"$latency")" ms

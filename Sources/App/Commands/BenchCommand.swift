@@ -16,6 +16,9 @@ struct BenchCommand: AsyncParsableCommand {
 
 /// `orchestrator bench queue`: no-op jobs through the real worker, claim path and completer.
 ///
+/// The no-op kind is inline (run inside the claim's transaction, one write per job) unless
+/// `--leased` asks for the leased path (claimed and committed, then completed: two writes).
+///
 /// `--jobs` mode enqueues N jobs, then W workers drain them; `--duration` mode runs one producer
 /// enqueueing at `--rate` jobs/s (one transaction each, like webhook-driven load) for S seconds
 /// while W workers consume. Latency is enqueue→claim from database timestamps (`claimed_at − run_at`).
@@ -42,6 +45,9 @@ struct QueueBenchCommand: AsyncParsableCommand {
 
     @Flag(help: "Keep the benchmark's job rows instead of deleting them.")
     var keep = false
+
+    @Flag(help: "Run leased jobs (claimed, then completed) instead of inline ones.")
+    var leased = false
 
     func validate() throws {
         guard jobs > 0, workers > 0, batch > 0, rate > 0 else {
@@ -75,7 +81,8 @@ struct QueueBenchCommand: AsyncParsableCommand {
         let host = ProcessInfo.processInfo.hostName
         let pid = Int(ProcessInfo.processInfo.processIdentifier)
         var registry = JobRegistry()
-        registry.register("bench.noop") { _ in }
+        let kind = leased ? "bench.leased" : "bench.noop"
+        registry.register(kind, inline: !leased) { _ in }
 
         let listener = Listener(pool: pool, logger: logger)
         var services: [any Service] = [ListenerService(listener: listener)]
@@ -105,7 +112,7 @@ struct QueueBenchCommand: AsyncParsableCommand {
         let clock = ContinuousClock()
         let mode = duration == nil ? "drain" : "steady"
         print(
-            "bench queue: mode=\(mode) workers=\(workers) batch=\(batch)"
+            "bench queue: mode=\(mode) path=\(leased ? "leased" : "inline") workers=\(workers) batch=\(batch)"
                 + (duration.map { " duration=\($0)s rate=\(rate)/s" } ?? " jobs=\(jobs)"))
 
         if duration == nil {
@@ -113,7 +120,7 @@ struct QueueBenchCommand: AsyncParsableCommand {
             var remaining = jobs
             while remaining > 0 {
                 let chunk = min(remaining, 5000)
-                try await store.enqueue(Array(repeating: NewJob(kind: "bench.noop", queue: queue), count: chunk))
+                try await store.enqueue(Array(repeating: NewJob(kind: kind, queue: queue), count: chunk))
                 remaining -= chunk
             }
             let enqueueSeconds = (clock.now - started).seconds
@@ -127,7 +134,7 @@ struct QueueBenchCommand: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             if let duration {
-                try await produce(store: store, queue: queue, seconds: duration)
+                try await produce(store: store, queue: queue, kind: kind, seconds: duration)
                 try await waitUntilDrained(statistics: statistics, queue: queue, limit: .seconds(30))
             } else {
                 try await waitUntilDrained(statistics: statistics, queue: queue, limit: .seconds(600))
@@ -160,14 +167,14 @@ struct QueueBenchCommand: AsyncParsableCommand {
     }
 
     /// One producer, one transaction per job, paced to `rate`.
-    private func produce(store: JobStore, queue: String, seconds: Double) async throws {
+    private func produce(store: JobStore, queue: String, kind: String, seconds: Double) async throws {
         let clock = ContinuousClock()
         let start = clock.now
         let end = start.advanced(by: .milliseconds(Int64(seconds * 1000)))
         let interval = 1.0 / rate
         var produced = 0
         while clock.now < end {
-            try await store.enqueue(NewJob(kind: "bench.noop", queue: queue))
+            try await store.enqueue(NewJob(kind: kind, queue: queue))
             produced += 1
             let due = start.advanced(by: .microseconds(Int64(Double(produced) * interval * 1_000_000)))
             if due > clock.now { try await clock.sleep(until: due) }
