@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The chaos run: three replicas behind HAProxy (scripts/fleet.sh's fleet, loopback only) process a
 # continuous stream of signed Plane webhooks and the pipeline tasks they create (the example agent,
-# its analysis, architecture and development runs slowed down by a second), while, over and over, one replica is SIGKILLed (and restarted once its
+# its analysis, architecture and development runs slowed down by a second) and a stream of inline
+# diag jobs, while, over and over, one replica is SIGKILLed (and restarted once its
 # jobs ran elsewhere), one is SIGSTOPped past the heartbeat TTL and resumed, PostgreSQL is
 # restarted once, and some deliveries are sent twice at once, to two replicas. It stops by itself
 # after DURATION seconds of chaos (default 240; `--short` = 45) plus the drain, then asserts and
 # prints:
 #   - every accepted delivery is stored once and processed (processed or ignored, none pending or
 #     failed), and every work item created has exactly one task;
-#   - every job finished or failed visibly: none running or queued once the tasks are done;
+#   - every job finished or failed visibly: none running or queued once the tasks are done, and
+#     every inline job completed, with its run recorded;
 #   - every task ended done, walked each stage once per visit (no stage passed twice in a row),
 #     and merged at most once (its merge commit once on the remote's main);
 #   - no two merges of one repository overlapped (the successful merge jobs' run intervals);
@@ -63,6 +65,9 @@ YAML
 unset ORCH_DATABASE_URL
 export ORCH_CONFIG="$work/config.yaml" ORCH_PLANE_WEBHOOK_SECRET="$secret" ORCH_ADMIN_TOKEN="$token"
 export ORCH_HEARTBEAT_INTERVAL=1s ORCH_HEARTBEAT_TTL=3s ORCH_LOG_LEVEL="${ORCH_LOG_LEVEL:-info}"
+# diag.inline: a stream of inline jobs (claimed, run and written in one transaction) beside the
+# pipeline's leased ones, through the same kills, pauses and restart.
+export ORCH_DIAGNOSTIC_JOBS=1
 export ORCH_LB_PORT="${ORCH_LB_PORT:-$(free_port)}" ORCH_FLEET_BASE_PORT="$(free_port 9)"
 ttl=3
 fleet_start 3
@@ -142,6 +147,10 @@ round=0
 while [ $SECONDS -lt $chaos_end ]; do
   round=$((round + 1))
   sleep 3
+  # Inline jobs just before the kill, so the victim is likely holding a batch of them.
+  qr "WITH i AS (INSERT INTO jobs (kind, payload) SELECT 'diag.inline', '{\"ms\": 300}' FROM generate_series(1, 40)
+                 RETURNING 1) SELECT count(*), pg_notify('orch_jobs', 'default') FROM i" >/dev/null || true
+  sleep 0.2
   # SIGKILL the replica running the most jobs (round robin when none runs any): its jobs must run
   # elsewhere; it comes back once they do.
   busiest="$(qr "SELECT r.name FROM jobs j JOIN replicas r ON r.id = j.locked_by
@@ -207,7 +216,7 @@ log "chaos over: $kills kills, $pauses pauses, PostgreSQL restarted $pg_restarte
 drain_deadline=$((SECONDS + ${DRAIN_SECONDS:-240}))
 while [ $SECONDS -lt $drain_deadline ]; do
   open="$(qr "SELECT count(*) FROM tasks WHERE status NOT IN ('done', 'failed', 'cancelled')")"
-  busy="$(qr "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running') AND kind IN ('run_stage', 'process_webhook')")"
+  busy="$(qr "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running') AND kind IN ('run_stage', 'process_webhook', 'diag.inline')")"
   pending="$(qr "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")"
   [ "$open" = "0" ] && [ "$busy" = "0" ] && [ "$pending" = "0" ] && break
   sleep 1
@@ -235,6 +244,12 @@ q "SELECT format('  not done: %s %s/%s: %s', t.work_item, t.stage, t.status,
 check "jobs still running" "$(q "SELECT count(*) FROM jobs WHERE status = 'running'")" "0"
 check "pipeline jobs still queued" \
   "$(q "SELECT count(*) FROM jobs WHERE status = 'queued' AND kind IN ('run_stage', 'process_webhook')")" "0"
+inline="$(q "SELECT count(*) FROM jobs WHERE kind = 'diag.inline'")"
+check "inline jobs not completed (of $inline)" \
+  "$(q "SELECT count(*) FROM jobs WHERE kind = 'diag.inline' AND status <> 'completed'")" "0"
+check "inline jobs completed without a recorded run" "$(q "
+  SELECT count(*) FROM jobs j WHERE j.kind = 'diag.inline' AND j.status = 'completed'
+  AND NOT EXISTS (SELECT 1 FROM diag_executions e WHERE e.job_id = j.id)")" "0"
 check "jobs failed without a visible error" \
   "$(q "SELECT count(*) FROM jobs WHERE status = 'failed' AND coalesce(last_error, '') = ''")" "0"
 check "stages passed twice in a row (one visit applied twice)" "$(q "
@@ -260,6 +275,8 @@ check "overlapping merges of one repository" "$(q "
   SELECT count(*) FROM merges a JOIN merges b ON a.repo = b.repo AND a.id < b.id
   WHERE a.claimed_at < b.finished_at AND b.claimed_at < a.finished_at")" "0"
 echo "kills: $kills  pauses: $pauses  postgres restarts: $pg_restarted  work items: $created  deliveries accepted: $accepted"
+echo "inline jobs: $inline, runs recorded $(q "SELECT count(*) FROM diag_executions e JOIN jobs j ON j.id = e.job_id
+  WHERE j.kind = 'diag.inline'") (a batch rolled back by a kill, pause or restart runs again)"
 if [ ${#failovers[@]} -gt 0 ]; then
   printf '%s\n' "${failovers[@]}" | sort -n | awk '{ a[NR] = $1 } END {
     printf "failover (kill → its jobs running elsewhere): %d kills with jobs, min %.2f s, median %.2f s, max %.2f s\n",
