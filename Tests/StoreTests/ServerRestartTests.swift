@@ -49,4 +49,38 @@ final class ServerRestartTests: DatabaseTestCase {
             group.cancelAll()
         }
     }
+
+    /// An inline batch held across a server restart: its commit fails, nothing of it is written,
+    /// and its jobs are queued as they were, claimable again on a new session.
+    func testAnInlineBatchHeldAcrossARestartIsRolledBackUntouched() async throws {
+        let jobs = JobStore(pool: database.pool)
+        try await ReplicaStore(pool: database.pool).register(
+            id: "replica-a", name: "replica-a", host: "test", pid: 1, role: "worker")
+        let ids = try await jobs.enqueue(Array(repeating: NewJob(kind: "fast", queue: "inline"), count: 3))
+            .compactMap { $0 }
+        let session = jobs.makeClaimSession(name: "claims", logger: testLogger)
+        defer { Task { await session.close() } }
+        func claim(_ held: [JobStore.InlineResult], holding: Bool, limit: Int) async throws -> JobStore.InlineClaim {
+            try await jobs.finishAndClaim(
+                held: held, holding: holding, finished: [], replicaID: "replica-a", queue: "inline", limit: limit,
+                lease: .seconds(30), inlineKinds: ["fast"], on: session)
+        }
+        let held = try await claim([], holding: false, limit: 10)
+        XCTAssertTrue(held.isHeld)
+        XCTAssertEqual(held.claimed.map(\.id), ids)
+
+        try await restartServer()
+
+        do {
+            _ = try await claim(held.claimed.map { .init(job: $0, outcome: .completed) }, holding: true, limit: 10)
+            XCTFail("the commit of a batch held across the restart must fail")
+        } catch {}
+        // The next call opens a new session; the jobs are there, untouched, and are written once.
+        let again = try await claim([], holding: false, limit: 10)
+        XCTAssertEqual(again.claimed.map(\.id), ids)
+        XCTAssertEqual(again.claimed.map(\.attempt), [1, 1, 1])
+        let written = try await claim(
+            again.claimed.map { .init(job: $0, outcome: .completed) }, holding: true, limit: 0)
+        XCTAssertEqual(written.written, Set(ids))
+    }
 }
