@@ -142,4 +142,35 @@ final class InlineJobFailoverTests: DatabaseTestCase {
         }
         XCTAssertTrue(later, "inline jobs enqueued after the resume complete")
     }
+
+    /// SIGTERM with a backlog of inline jobs: the worker writes the batch it holds and claims no
+    /// more (inline jobs take no running slot, so a full worker is no reason to stop claiming).
+    func testSIGTERMStopsClaimingInlineJobsAndWritesTheBatchHeld() async throws {
+        let leaving = try start("inline-leaving", ["ORCH_SHUTDOWN_GRACE": "500ms"])
+        _ = try await waitUntil(timeout: .seconds(30)) { try await replicaID(named: "inline-leaving") != nil }
+        let ids = try await enqueueInline(3000, ms: 50)
+        let started = try await waitUntil(timeout: .seconds(20)) {
+            try await database.pool.query(
+                "SELECT count(*) AS n FROM jobs WHERE kind = 'diag.inline' AND status = 'completed'"
+            ).first!.decode("n", as: Int.self) >= 20
+        }
+        XCTAssertTrue(started, "the replica runs the backlog")
+        leaving.signal(SIGTERM)
+        let exited = await leaving.waitForExit(timeout: .seconds(10))
+        XCTAssertTrue(exited, "exits soon after SIGTERM, without draining the backlog")
+        XCTAssertEqual(leaving.process.terminationStatus, 0)
+        let states = try await database.pool.query(
+            "SELECT status, count(*) AS n FROM jobs WHERE id = ANY($1::bigint[]) GROUP BY status", [PostgresArray(ids)]
+        ).rows.map { (try $0.decode("status", as: String.self), try $0.decode("n", as: Int.self)) }
+        let byStatus = Dictionary(uniqueKeysWithValues: states)
+        XCTAssertEqual(Set(byStatus.keys).subtracting(["queued", "completed"]), [], "\(byStatus)")
+        XCTAssertGreaterThan(byStatus["queued"] ?? 0, 1000, "the backlog is left for the others: \(byStatus)")
+        let unwritten = try await database.pool.query(
+            """
+            SELECT count(*) AS n FROM jobs j WHERE j.id = ANY($1::bigint[]) AND j.status = 'queued'
+            AND EXISTS (SELECT 1 FROM diag_executions e WHERE e.job_id = j.id)
+            """, [PostgresArray(ids)]
+        ).first!.decode("n", as: Int.self)
+        XCTAssertEqual(unwritten, 0, "every job it ran was written before it exited")
+    }
 }

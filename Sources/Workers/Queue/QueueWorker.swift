@@ -75,6 +75,8 @@ public final class QueueWorker: Service, Sendable {
     private let running: RunningJobs
     private let claimedTotal = Atomic<Int>(0)
     private let paused = Atomic<Bool>(false)
+    /// Set by graceful shutdown: claim nothing more, only write what finishes.
+    private let stopping = Atomic<Bool>(false)
     /// Whose claims these are; shared with the heartbeat, which renews it after a replica comes back.
     public let identity: ReplicaIdentity
 
@@ -180,6 +182,7 @@ public final class QueueWorker: Service, Sendable {
             await withGracefulShutdownHandler {
                 await self.claimLoop(wakes: wakes, wake: wake, session: session, group: &group)
             } onGracefulShutdown: {
+                self.stopping.store(true, ordering: .relaxed)
                 wake.finish()
             }
             await self.drain()
@@ -220,8 +223,11 @@ public final class QueueWorker: Service, Sendable {
                         free = configuration.maxConcurrency - (runningCount - done.count)
                     } while free < batch && ContinuousClock.now < deadline && !Task.isCancelled
                 }
-                let limit =
-                    queueExhausted || paused.load(ordering: .relaxed) ? 0 : min(max(free, 0), batchSize)
+                // Shutting down, nothing more is claimed: a worker busy with leased jobs would
+                // stop for want of free slots, but inline jobs take none.
+                let claiming =
+                    !queueExhausted && !paused.load(ordering: .relaxed) && !stopping.load(ordering: .relaxed)
+                let limit = claiming ? min(max(free, 0), batchSize) : 0
                 if done.isEmpty && limit == 0 && held == nil { break }
                 let jobs: [Job]
                 // Completions go by the id they were claimed under; a replica that registered
