@@ -68,10 +68,10 @@ final class InlineJobFailoverTests: DatabaseTestCase {
         return replicas
     }
 
-    func testAReplicaKilledWhileHoldingAnInlineBatchLosesNothingAndTheOtherWritesEachJobOnce() async throws {
-        // A long TTL: only the closed connection can free the batch, never a lease or a timeout.
-        let replicas = try await startPair(["ORCH_HEARTBEAT_TTL": "20s"])
-        let ids = try await enqueueInline(4, ms: 4000)
+    /// Waits until a replica holds an inline batch: (its process, its id, the other replica's id).
+    private func holder(
+        of replicas: [String: (OrchestratorProcess, String)]
+    ) async throws -> (OrchestratorProcess, String, String) {
         var holding: [String] = []
         let held = try await waitUntil(timeout: .seconds(20)) {
             holding = try await holders()
@@ -80,14 +80,25 @@ final class InlineJobFailoverTests: DatabaseTestCase {
         XCTAssertTrue(held, "a replica holds the inline batch")
         let victimID = try XCTUnwrap(holding.first)
         let (victim, _) = try XCTUnwrap(replicas[victimID])
-        let survivorID = try XCTUnwrap(replicas.keys.first { $0 != victimID })
-        victim.signal(SIGKILL)
+        return (victim, victimID, try XCTUnwrap(replicas.keys.first { $0 != victimID }))
+    }
 
-        let done = try await waitUntil(timeout: .seconds(30)) {
+    private func waitUntilCompleted(_ ids: [Int64]) async throws -> Bool {
+        try await waitUntil(timeout: .seconds(30)) {
             var finished = 0
             for id in ids where try await jobs.job(id: id)?.status == .completed { finished += 1 }
             return finished == ids.count
         }
+    }
+
+    func testAReplicaKilledWhileHoldingAnInlineBatchLosesNothingAndTheOtherWritesEachJobOnce() async throws {
+        // A long TTL: only the closed connection can free the batch, never a lease or a timeout.
+        let replicas = try await startPair(["ORCH_HEARTBEAT_TTL": "20s"])
+        let ids = try await enqueueInline(4, ms: 4000)
+        let (victim, victimID, survivorID) = try await holder(of: replicas)
+        victim.signal(SIGKILL)
+
+        let done = try await waitUntilCompleted(ids)
         XCTAssertTrue(done, "every job completed after the kill")
         for id in ids {
             let job = try await jobs.job(id: id)!
@@ -104,22 +115,10 @@ final class InlineJobFailoverTests: DatabaseTestCase {
         // TTL 3 s: the server ends a claim session idle in its transaction after 3 s.
         let replicas = try await startPair([:])
         let ids = try await enqueueInline(2, ms: 1200)
-        var holding: [String] = []
-        let held = try await waitUntil(timeout: .seconds(20)) {
-            holding = try await holders()
-            return !holding.isEmpty
-        }
-        XCTAssertTrue(held, "a replica holds the inline batch")
-        let victimID = try XCTUnwrap(holding.first)
-        let (victim, _) = try XCTUnwrap(replicas[victimID])
-        let survivorID = try XCTUnwrap(replicas.keys.first { $0 != victimID })
+        let (victim, _, survivorID) = try await holder(of: replicas)
         victim.signal(SIGSTOP)
 
-        let done = try await waitUntil(timeout: .seconds(30)) {
-            var finished = 0
-            for id in ids where try await jobs.job(id: id)?.status == .completed { finished += 1 }
-            return finished == ids.count
-        }
+        let done = try await waitUntilCompleted(ids)
         XCTAssertTrue(done, "the survivor ran the paused replica's batch")
         victim.signal(SIGCONT)
         // Resumed, the paused replica's handlers end and it tries to commit their outcomes.
@@ -134,12 +133,7 @@ final class InlineJobFailoverTests: DatabaseTestCase {
             XCTAssertEqual(job.attempt, 1)
         }
         // And it works on: a new batch is run and written.
-        let more = try await enqueueInline(4, ms: 0)
-        let later = try await waitUntil(timeout: .seconds(30)) {
-            var finished = 0
-            for id in more where try await jobs.job(id: id)?.status == .completed { finished += 1 }
-            return finished == more.count
-        }
+        let later = try await waitUntilCompleted(try await enqueueInline(4, ms: 0))
         XCTAssertTrue(later, "inline jobs enqueued after the resume complete")
     }
 

@@ -66,35 +66,32 @@ final class ClaimPlanTests: DatabaseTestCase {
             FROM generate_series(1, 20000) g
             """)
         let session = JobStore(pool: database.pool).makeClaimSession(name: "claims", logger: testLogger)
-        try await session.query("PREPARE inline_plan(text, text) AS " + JobStore.inlineClaimSQL[10])
-        let claim = try await session.query("EXPLAIN EXECUTE inline_plan('replica-a', 'plan')")
-            .rows.map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
+        // The generic plan a claim session keeps for `sql`, executed with `arguments`.
+        func plan(_ name: String, _ types: String, _ sql: String, _ arguments: String) async throws -> String {
+            try await session.query("PREPARE \(name)(\(types)) AS \(sql)")
+            return try await session.query("EXPLAIN EXECUTE \(name)(\(arguments))")
+                .rows.map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
+        }
+        let claim = try await plan("inline_plan", "text, text", JobStore.inlineClaimSQL[10], "'replica-a', 'plan'")
         XCTAssertTrue(claim.contains("jobs_claim_idx"), "the inline claim walks the claim index:\n\(claim)")
         XCTAssertFalse(claim.contains("Seq Scan on jobs"), "no scan of the whole table:\n\(claim)")
         XCTAssertFalse(claim.contains("Hash Join"), "no hash of the whole table:\n\(claim)")
-        try await session.query(
-            "PREPARE outcome_plan(text, bigint[], int[], text[], float8[], timestamptz[], text[], int[]) AS "
-                + JobStore.inlineOutcomesSQL)
-        let outcomes = try await session.query(
-            "EXPLAIN EXECUTE outcome_plan('replica-a', '{2,4}', '{1,1}', '{completed,completed}', '{NULL,NULL}', "
-                + "'{NULL,NULL}', '{NULL,NULL}', '{0,0}')"
-        ).rows.map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
-        XCTAssertTrue(outcomes.contains("jobs_pkey"), "outcomes find their rows by primary key:\n\(outcomes)")
-        XCTAssertFalse(outcomes.contains("Seq Scan on jobs"), "no scan of the whole table:\n\(outcomes)")
-        try await session.query("PREPARE completed_plan(text, bigint[]) AS " + JobStore.inlineCompletedSQL)
-        let completed = try await session.query("EXPLAIN EXECUTE completed_plan('replica-a', '{2,4}')")
-            .rows.map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
-        XCTAssertTrue(completed.contains("jobs_pkey"), "a batch that all succeeded too:\n\(completed)")
-        XCTAssertFalse(completed.contains("jobs_claim_idx"), "no walk of the backlog:\n\(completed)")
-        XCTAssertFalse(outcomes.contains("jobs_claim_idx"), "no walk of the backlog:\n\(outcomes)")
-        try await session.query("PREPARE lease_plan(text, bigint[], float8) AS " + JobStore.inlineLeaseSQL)
-        let lease = try await session.query("EXPLAIN EXECUTE lease_plan('replica-a', '{2,4}', 30)")
-            .rows.map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
-        XCTAssertTrue(lease.contains("jobs_pkey"), "a mixed batch is leased by primary key:\n\(lease)")
-        XCTAssertFalse(lease.contains("jobs_claim_idx"), "no walk of the backlog:\n\(lease)")
-        try await session.query("PREPARE complete_plan(bigint[], text[], int[]) AS " + JobStore.completeSQL)
-        let leased = try await session.query("EXPLAIN EXECUTE complete_plan('{2,4}', '{a,a}', '{1,1}')")
-            .rows.map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
+        let outcomes = try await plan(
+            "outcome_plan", "text, bigint[], int[], text[], float8[], timestamptz[], text[], int[]",
+            JobStore.inlineOutcomesSQL,
+            "'replica-a', '{2,4}', '{1,1}', '{completed,completed}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', '{0,0}'"
+        )
+        let completed = try await plan(
+            "completed_plan", "text, bigint[]", JobStore.inlineCompletedSQL, "'replica-a', '{2,4}'")
+        let lease = try await plan(
+            "lease_plan", "text, bigint[], float8", JobStore.inlineLeaseSQL, "'replica-a', '{2,4}', 30")
+        for (what, plan) in [("outcomes", outcomes), ("a batch that all succeeded", completed), ("a lease", lease)] {
+            XCTAssertTrue(plan.contains("jobs_pkey"), "\(what): by primary key:\n\(plan)")
+            XCTAssertFalse(plan.contains("jobs_claim_idx"), "\(what): no walk of the backlog:\n\(plan)")
+            XCTAssertFalse(plan.contains("Seq Scan on jobs"), "\(what): no scan of the whole table:\n\(plan)")
+        }
+        let leased = try await plan(
+            "complete_plan", "bigint[], text[], int[]", JobStore.completeSQL, "'{2,4}', '{a,a}', '{1,1}'")
         XCTAssertTrue(leased.contains("jobs_pkey"), "leased completions by primary key:\n\(leased)")
         XCTAssertFalse(leased.contains("jobs_running_idx"), "no walk of the running index:\n\(leased)")
         await session.close()

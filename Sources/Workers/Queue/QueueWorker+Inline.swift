@@ -43,20 +43,8 @@ extension QueueWorker {
         }
         let context = JobContext(
             job: job, lease: JobLease(jobID: job.id, replicaID: identity.id, attempt: job.attempt), baseLogger: logger)
-        do {
-            try await handler.body(context)
-            return .succeeded
-        } catch let error as PermanentJobFailure {
-            return .threw(error.description, retryable: false)
-        } catch let postponed as JobPostponed {
-            return .postponed(postponed)
-        } catch let error as any RetryClassifiedError {
-            return .threw(String(describing: error), retryable: error.isRetryable)
-        } catch is CancellationError where Task.isCancelled {
-            return .timedOut
-        } catch {
-            return .threw(String(describing: error), retryable: true)
-        }
+        // Cancelled means cut by the batch's deadline.
+        return await Self.run(handler, context) ?? .timedOut
     }
 
     /// What an inline job's outcome writes: the same retry and backoff rules as a leased job's.

@@ -389,24 +389,7 @@ public final class QueueWorker: Service, Sendable {
         let context = JobContext(job: job, lease: lease, baseLogger: logger)
         let started = ContinuousClock.now
         let outcome = await withTaskGroup(of: Outcome?.self) { group -> Outcome in
-            group.addTask {
-                do {
-                    try await handler.body(context)
-                    return .succeeded
-                } catch let lost as JobFenceLost {
-                    return .superseded(lost.description)
-                } catch let error as PermanentJobFailure {
-                    return .threw(error.description, retryable: false)
-                } catch let postponed as JobPostponed {
-                    return .postponed(postponed)
-                } catch let error as any RetryClassifiedError {
-                    return .threw(String(describing: error), retryable: error.isRetryable)
-                } catch is CancellationError where Task.isCancelled {
-                    return nil
-                } catch {
-                    return .threw(String(describing: error), retryable: true)
-                }
-            }
+            group.addTask { await Self.run(handler, context) }
             group.addTask {
                 switch await signal.wait() {
                 case .timedOut: return .timedOut
@@ -424,6 +407,27 @@ public final class QueueWorker: Service, Sendable {
         }
         log(.debug, "job finished", ["job.outcome": "\(outcome)", "job.duration": "\(ContinuousClock.now - started)"])
         await record(outcome, job: job, lease: lease, completion: context.completion, wake: wake, log: log)
+    }
+
+    /// Runs a handler and classifies how it ended; nil when it ended because its task was
+    /// cancelled (the caller knows why: a stop signal, a timeout, the worker's end).
+    static func run(_ handler: JobHandler, _ context: JobContext) async -> Outcome? {
+        do {
+            try await handler.body(context)
+            return .succeeded
+        } catch let lost as JobFenceLost {
+            return .superseded(lost.description)
+        } catch let error as PermanentJobFailure {
+            return .threw(error.description, retryable: false)
+        } catch let postponed as JobPostponed {
+            return .postponed(postponed)
+        } catch let error as any RetryClassifiedError {
+            return .threw(String(describing: error), retryable: error.isRetryable)
+        } catch is CancellationError where Task.isCancelled {
+            return nil
+        } catch {
+            return .threw(String(describing: error), retryable: true)
+        }
     }
 
     private func record(
