@@ -22,7 +22,7 @@ final class MultiReplicaTests: DatabaseTestCase {
         try await super.tearDown()
     }
 
-    private func start(_ name: String, _ environment: [String: String] = [:]) throws -> OrchestratorProcess {
+    func start(_ name: String, _ environment: [String: String] = [:]) throws -> OrchestratorProcess {
         let process = try OrchestratorProcess(name: name, databaseURL: database.url, environment: environment)
         processes.append(process)
         return process

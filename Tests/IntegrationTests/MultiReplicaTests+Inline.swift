@@ -5,31 +5,8 @@ import XCTest
 
 /// Inline jobs (docs/architecture.md, "Inline jobs") on real replicas: a replica killed or paused
 /// while it holds a batch loses nothing and writes nothing; the other replica runs the batch and
-/// writes each job once.
-final class InlineJobFailoverTests: DatabaseTestCase {
-    var processes: [OrchestratorProcess] = []
-    var jobs: JobStore!
-
-    override var databaseMaxConnections: Int { 12 }
-
-    override func setUp() async throws {
-        try await super.setUp()
-        jobs = JobStore(pool: database.pool)
-        try await DiagnosticStore(pool: database.pool).prepare()
-    }
-
-    override func tearDown() async throws {
-        await OrchestratorProcess.stopAll(processes, testFailed: testRun?.hasSucceeded == false)
-        processes = []
-        try await super.tearDown()
-    }
-
-    private func start(_ name: String, _ environment: [String: String] = [:]) throws -> OrchestratorProcess {
-        let process = try OrchestratorProcess(name: name, databaseURL: database.url, environment: environment)
-        processes.append(process)
-        return process
-    }
-
+/// writes each job once. (`MultiReplicaTests` starts and stops the processes.)
+extension MultiReplicaTests {
     private func replicaID(named name: String) async throws -> String? {
         try await database.pool.query(
             "SELECT id FROM replicas WHERE name = $1 AND stopped_at IS NULL ORDER BY started_at DESC LIMIT 1", [name]
