@@ -45,6 +45,9 @@ extension JobStore {
         public var claimed: [Job]
         /// The claimed jobs are inline and the session's transaction stays open until the next call.
         public var isHeld: Bool
+        /// Why a mixed batch could not be leased after the rest of the call was committed: its
+        /// jobs were rolled back to the queue untouched, and `claimed` is empty.
+        public var leaseError: String?
     }
 
     // Locks the next batch and returns it with the attempt each job will be written with. The
@@ -190,8 +193,11 @@ extension JobStore {
                     throw PostgresError(kind: .server, message: "a locked job changed before it was leased")
                 }
             } catch {
+                // The outcomes and completions above are committed already: report them, and the
+                // batch (rolled back by closing the session) as not claimed.
                 session.discard()
-                throw error
+                return InlineClaim(
+                    completed: completed, written: written, claimed: [], isHeld: false, leaseError: "\(error)")
             }
         }
         return InlineClaim(completed: completed, written: written, claimed: claimed, isHeld: held)

@@ -253,6 +253,11 @@ public final class QueueWorker: Service, Sendable {
                         }
                         settle(current, completed: result.completed)
                         countInline(outcomes, written: result.written)
+                        if let error = result.leaseError {
+                            logger.warning(
+                                "claimed batch could not be leased; it is back in the queue untouched",
+                                metadata: ["db.error": "\(error)"])
+                        }
                         failures.reset()
                         if result.isHeld {
                             claimedTotal.add(result.claimed.count, ordering: .relaxed)
