@@ -75,6 +75,7 @@ figure queue.drain_over_raw.claim_done_1tx "$(ratio "$drain" "${raw_1tx:-0}")" x
 figure queue.drain_over_raw.claim_done_1tx_counted "$(ratio "$drain" "$raw_1tx_rows")" x
 figure queue.drain_leased "$drain_leased" jobs/s
 figure queue.drain_leased_over_raw.claim_done_1tx "$(ratio "$drain_leased" "${raw_1tx:-0}")" x
+figure queue.drain_leased_over_raw.claim_done_1tx_counted "$(ratio "$drain_leased" "$raw_1tx_rows")" x
 "$bin" bench queue --duration 20 --workers 5 --batch 10 --rate 500 >"$logs/queue-steady.txt"
 latency="$(grep 'enqueue→claim latency' "$logs/queue-steady.txt")"
 figure queue.enqueue_to_claim_p50 "$(sed -E 's/.*p50 ([0-9.]+).*/\1/' <<<"$latency")" ms
