@@ -133,6 +133,23 @@ final class PipelineTests: DatabaseTestCase {
         return try XCTUnwrap(live)
     }
 
+    /// Waits for the first live run, sends `text` as a Plane comment to the replica not running it,
+    /// and waits until the request is kept for that run. Returns the run and the index of the
+    /// replica running it.
+    private func keepAgentRequestWhileARunIsLive(_ text: String, bases: [URL]) async throws -> (AgentRun, Int) {
+        let run = try await firstLiveRun()
+        let victim = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
+        let kept = try await sendPlaneComment(to: bases[1 - victim], secret: secret, text: text)
+        XCTAssertEqual(kept, 202)
+        let recorded = try await waitUntil(timeout: .seconds(20)) {
+            try await TaskStore(pool: self.database.pool).pendingFeedback(
+                workItem: "ORCH-98", sources: ["plane_agent"]
+            ).count == 1
+        }
+        XCTAssertTrue(recorded)
+        return (run, victim)
+    }
+
     private func task() async throws -> TaskRecord? {
         try await TaskStore(pool: database.pool).task(workItem: "ORCH-98")
     }
@@ -346,17 +363,9 @@ final class PipelineTests: DatabaseTestCase {
             defaultAgentOptions: ["--stream", "--sleep", "4", "--heartbeat", "0.2", "--dump", dump.path],
             reviewerOptions: [], replicas: 2)
         try await sendIssue(to: bases[0], labels: ["auto"])
-        let run = try await firstLiveRun()
-        let victim = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
+        let (run, victim) = try await keepAgentRequestWhileARunIsLive(
+            "/agent Mention the offline case.", bases: bases)
         let survivor = bases[1 - victim]
-        let kept = try await sendPlaneComment(to: survivor, secret: secret, text: "/agent Mention the offline case.")
-        XCTAssertEqual(kept, 202)
-        let recorded = try await waitUntil(timeout: .seconds(20)) {
-            try await TaskStore(pool: self.database.pool).pendingFeedback(
-                workItem: "ORCH-98", sources: ["plane_agent"]
-            ).count == 1
-        }
-        XCTAssertTrue(recorded)
         let eventsSeen = try await waitUntil(timeout: .seconds(20)) {
             try await AgentRunEventStore(pool: self.database.pool).events(runID: run.id, after: 0, limit: 5).count >= 3
         }
@@ -398,16 +407,7 @@ final class PipelineTests: DatabaseTestCase {
         let bases = try await start(
             remote: remote, defaultAgentOptions: ["--sleep", "4"], reviewerOptions: [], replicas: 2)
         try await sendIssue(to: bases[0], labels: ["auto"])
-        let run = try await firstLiveRun()
-        let victim = try XCTUnwrap(servers.firstIndex { run.replicaID.hasPrefix($0.name + "-") })
-        let kept = try await sendPlaneComment(to: bases[1 - victim], secret: secret, text: "/agent Be brief.")
-        XCTAssertEqual(kept, 202)
-        let recorded = try await waitUntil(timeout: .seconds(20)) {
-            try await TaskStore(pool: self.database.pool).pendingFeedback(
-                workItem: "ORCH-98", sources: ["plane_agent"]
-            ).count == 1
-        }
-        XCTAssertTrue(recorded)
+        let (run, victim) = try await keepAgentRequestWhileARunIsLive("/agent Be brief.", bases: bases)
         servers[victim].signal(SIGSTOP)
         let runs = AgentRunStore(pool: database.pool)
         let takenOver = try await waitUntil(timeout: .seconds(30)) {

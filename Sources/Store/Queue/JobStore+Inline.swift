@@ -105,11 +105,14 @@ extension JobStore {
 
     // The common case, a held batch that all succeeded: no outcome arrays to unpack.
     static let inlineCompletedSQL = """
-        UPDATE jobs
-        SET status = 'completed', attempt = attempt + 1, locked_by = $1, claimed_at = now(), lease_expires_at = NULL,
-            finished_at = clock_timestamp()
-        WHERE id = ANY($2::bigint[]) AND status COLLATE "C" = 'queued'
-        RETURNING id
+        WITH written AS (
+            UPDATE jobs
+            SET status = 'completed', attempt = attempt + 1, locked_by = $1, claimed_at = now(),
+                lease_expires_at = NULL, finished_at = clock_timestamp()
+            WHERE id = ANY($2::bigint[]) AND status COLLATE "C" = 'queued'
+            RETURNING id
+        )
+        SELECT coalesce(array_agg(id), '{}') AS written FROM written
         """
 
     /// One round trip: writes the outcomes of the batch held (if `holding`), completes `finished`
@@ -167,11 +170,7 @@ extension JobStore {
         var written: Set<Int64> = []
         var completed: Set<Int64> = []
         if let outcomesAt {
-            let result = results[outcomesAt]
-            written =
-                result.columns.contains("written")
-                ? Set(try result.first?.decode("written", as: PostgresIntegerArray.self).values ?? [])
-                : Set(try result.rows.map { try $0.decode("id", as: Int64.self) })
+            written = Set(try results[outcomesAt].first?.decode("written", as: PostgresIntegerArray.self).values ?? [])
         }
         if let completionsAt {
             completed = Set(try results[completionsAt].rows.map { try $0.decode("id", as: Int64.self) })

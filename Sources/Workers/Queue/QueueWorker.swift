@@ -266,13 +266,7 @@ public final class QueueWorker: Service, Sendable {
                             continue
                         }
                         if !result.claimed.isEmpty { inlineClaims = false }
-                        var claimed = result.claimed
-                        if claimed.count < limit, configuration.queues.count > 1 {
-                            claimed += try await store.claim(
-                                queues: Array(configuration.queues.dropFirst()), replicaID: replicaID,
-                                limit: limit - claimed.count, lease: configuration.leaseDuration)
-                        }
-                        jobs = claimed
+                        jobs = try await fillFromOtherQueues(result.claimed, limit: limit, replicaID: replicaID)
                     } else {
                         jobs = try await claimLeased(current, replicaID: replicaID, limit: limit, session: session)
                         if !inlineKinds.isEmpty, !jobs.isEmpty, jobs.allSatisfy({ inlineKinds.contains($0.kind) }) {
@@ -313,14 +307,18 @@ public final class QueueWorker: Service, Sendable {
         let result = try await store.completeAndClaim(
             finished: current.map(\.lease), replicaID: replicaID, queue: configuration.queues[0],
             limit: limit, lease: configuration.leaseDuration, on: session)
-        var claimed = result.claimed
-        if claimed.count < limit, configuration.queues.count > 1 {
-            claimed += try await store.claim(
-                queues: Array(configuration.queues.dropFirst()), replicaID: replicaID,
-                limit: limit - claimed.count, lease: configuration.leaseDuration)
-        }
+        let claimed = try await fillFromOtherQueues(result.claimed, limit: limit, replicaID: replicaID)
         settle(current, completed: result.completed)
         return claimed
+    }
+
+    /// Tops up a claim from the first queue with leased jobs from the others, in their order.
+    private func fillFromOtherQueues(_ claimed: [Job], limit: Int, replicaID: String) async throws -> [Job] {
+        guard claimed.count < limit, configuration.queues.count > 1 else { return claimed }
+        return claimed
+            + (try await store.claim(
+                queues: Array(configuration.queues.dropFirst()), replicaID: replicaID, limit: limit - claimed.count,
+                lease: configuration.leaseDuration))
     }
 
     /// Frees the slots of written completions and tells their jobs the outcome.
