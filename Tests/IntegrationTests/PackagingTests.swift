@@ -174,4 +174,29 @@ final class PackagingTests: XCTestCase {
         let ignored = try text(".dockerignore")
         XCTAssertTrue(ignored.contains(".build/") && ignored.contains(".git/") && ignored.contains(".env"))
     }
+
+    /// The operations guide (issue #14 item 6) answers every question the issue lists, and names
+    /// every kill switch the README documents.
+    func testTheOperationsGuideCoversEveryTopicAndEveryKillSwitch() throws {
+        let guide = try text("docs/operations.md")
+        let headings = Set(guide.split(separator: "\n").filter { $0.hasPrefix("#") }.map(String.init))
+        for heading in [
+            "## Sizing: database connections and disk", "## Scaling replicas up and down",
+            "## Rolling upgrades and migrations", "### What a migration may do while older replicas run",
+            "## PostgreSQL connection poolers (PgBouncer)", "## Managed PostgreSQL", "## TLS to PostgreSQL",
+            "## Backups", "## Kill switches", "## Reading /queue, /metrics and the Prometheus series",
+            "### A replica stuck", "### A repository frozen", "### A task held", "### The breaker open",
+            "### The disk watchdog firing",
+        ] {
+            XCTAssertTrue(headings.contains(heading), "docs/operations.md has \(heading)")
+        }
+        for term in ["sslmode", "pool_mode = session", "LISTEN", "advisory", "idle in transaction"] {
+            XCTAssertTrue(guide.contains(term), "docs/operations.md explains \(term)")
+        }
+        let switches = try readmeVariables().filter { $0.hasSuffix("_ENABLED") }
+        XCTAssertFalse(switches.isEmpty)
+        for name in switches.sorted() {
+            XCTAssertTrue(guide.contains(name), "the kill switch \(name) is in docs/operations.md")
+        }
+    }
 }
